@@ -1,0 +1,207 @@
+/**
+ * The wire contract between the orchestrator and `fem-agent`: names of exchanges and queues, and
+ * the JSON messages with their schemas. The agent imports this module and nothing else of the
+ * server, so it must stay free of ORM, GraphQL and configuration imports.
+ */
+import { z } from "zod";
+
+/** Version carried by every message as `v`; bump it when a message changes incompatibly. */
+export const WIRE_VERSION = 1;
+
+export const EXCHANGES = {
+  /** Direct exchange: routing key `<nodeId>.run` / `<nodeId>.control` reaches one node's queues. */
+  dispatch: "fem.dispatch",
+  /** Topic exchange the agents publish to, routing key `node.<nodeId>.<type>`. */
+  nodeEvents: "fem.node-events",
+  /** Fanout for live events between orchestrator instances (subscriptions). */
+  live: "fem.live",
+  /** Where rejected and poison messages go. */
+  deadLetter: "fem.dead-letter",
+} as const;
+
+/** Exchange types; whoever declares an exchange uses these so declarations never conflict. */
+export const EXCHANGE_TYPES = {
+  [EXCHANGES.dispatch]: "direct",
+  [EXCHANGES.nodeEvents]: "topic",
+  [EXCHANGES.live]: "fanout",
+  [EXCHANGES.deadLetter]: "topic",
+} as const;
+
+export const QUEUES = {
+  /** Competing-consumer queue of every orchestrator instance. */
+  nodeEvents: "fem.orchestrator.node-events",
+  deadLetters: "fem.dead-letters",
+} as const;
+
+/** Deliveries of one message before the broker dead-letters it (quorum queue `x-delivery-limit`). */
+export const DELIVERY_LIMIT = 5;
+
+/** Every queue of a node starts with this prefix, so one permission pattern covers them. */
+export function nodeQueuePrefix(nodeId: string): string {
+  return `fem.node.${nodeId}.`;
+}
+
+export function nodeQueueNames(nodeId: string): { runs: string; control: string } {
+  const prefix = nodeQueuePrefix(nodeId);
+  return { runs: `${prefix}runs`, control: `${prefix}control` };
+}
+
+export function dispatchRoutingKey(nodeId: string, kind: "run" | "control"): string {
+  return `${nodeId}.${kind}`;
+}
+
+export function nodeEventRoutingKey(nodeId: string, type: string): string {
+  return `node.${nodeId}.${type}`;
+}
+
+/** Options of durable work queues; the orchestrator and the agent must declare them identically. */
+export const durableQueueOptions = {
+  durable: true,
+  arguments: {
+    "x-queue-type": "quorum",
+    "x-delivery-limit": DELIVERY_LIMIT,
+    "x-dead-letter-exchange": EXCHANGES.deadLetter,
+  },
+} as const;
+
+export const NODE_ID_PATTERN = /^[a-z0-9][a-z0-9-]{1,62}$/;
+
+const nodeId = z.string().regex(NODE_ID_PATTERN);
+const uuid = z.string().uuid();
+const isoTime = z.string().datetime({ offset: true });
+const attempt = z.number().int().min(1);
+
+export const RUN_STATES = ["PENDING", "QUEUED", "ACCEPTED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED"] as const;
+export type RunStateName = (typeof RUN_STATES)[number];
+export const TERMINAL_STATES: readonly RunStateName[] = ["SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED"];
+export const FAILURE_REASONS = ["EXIT_CODE", "TIMEOUT", "LAUNCH_ERROR", "NODE_LOST", "OUT_OF_MEMORY", "REJECTED_BY_NODE"] as const;
+export type FailureReasonName = (typeof FAILURE_REASONS)[number];
+export const LOG_STREAMS = ["STDOUT", "STDERR", "SYSTEM"] as const;
+export type LogStreamName = (typeof LOG_STREAMS)[number];
+
+export function isTerminal(state: RunStateName): boolean {
+  return TERMINAL_STATES.includes(state);
+}
+
+/** Largest log line text the agent sends; longer lines are split. */
+export const MAX_LOG_LINE_CHARS = 16_384;
+/** Most lines in one `run.logs` message. */
+export const MAX_LINES_PER_BATCH = 2_000;
+
+// ── orchestrator → agent ────────────────────────────────────────────────────────────────────────
+
+export const runDispatchSchema = z.object({
+  type: z.literal("run.dispatch"),
+  v: z.literal(WIRE_VERSION),
+  runId: uuid,
+  attempt,
+  nodeId,
+  workflowId: uuid,
+  taskId: uuid,
+  tool: z.object({ name: z.string().min(1), version: z.string().min(1) }),
+  /** Full argv: `argv[0]` is the executable; never passed through a shell. */
+  argv: z.array(z.string()).min(1),
+  /** The only environment the process gets (besides what the agent adds: none). */
+  env: z.record(z.string(), z.string()),
+  timeoutSeconds: z.number().int().positive().nullable(),
+  /** Sandbox-relative path of a small JSON file the run may write as its result. */
+  resultFile: z.string().nullable(),
+  /** Output globs the tool declares (for release later). */
+  outputs: z.array(z.string()),
+});
+export type RunDispatch = z.infer<typeof runDispatchSchema>;
+
+export const runCancelSchema = z.object({
+  type: z.literal("run.cancel"),
+  v: z.literal(WIRE_VERSION),
+  runId: uuid,
+  attempt,
+  nodeId,
+  reason: z.string().max(1_000),
+});
+export type RunCancel = z.infer<typeof runCancelSchema>;
+
+export const nodeMessageSchema = z.discriminatedUnion("type", [runDispatchSchema, runCancelSchema]);
+export type NodeMessage = z.infer<typeof nodeMessageSchema>;
+
+// ── agent → orchestrator ────────────────────────────────────────────────────────────────────────
+
+export const usageSchema = z.object({
+  wallMs: z.number().nonnegative(),
+  cpuUserMs: z.number().nonnegative(),
+  cpuSystemMs: z.number().nonnegative(),
+  peakRssBytes: z.number().nonnegative(),
+  logBytes: z.number().nonnegative(),
+  outputBytes: z.number().nonnegative(),
+});
+export type UsageReport = z.infer<typeof usageSchema>;
+
+export const runStateEventSchema = z.object({
+  type: z.literal("run.state"),
+  v: z.literal(WIRE_VERSION),
+  nodeId,
+  runId: uuid,
+  attempt,
+  state: z.enum(["ACCEPTED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]),
+  at: isoTime,
+  exitCode: z.number().int().nullable().optional(),
+  failureReason: z.enum(FAILURE_REASONS).nullable().optional(),
+  message: z.string().max(4_000).nullable().optional(),
+  usage: usageSchema.nullable().optional(),
+  /** Parsed content of the run's result file, when it wrote one. */
+  result: z.unknown().optional(),
+});
+export type RunStateEvent = z.infer<typeof runStateEventSchema>;
+
+export const logLineSchema = z.object({
+  seq: z.number().int().min(1),
+  stream: z.enum(LOG_STREAMS),
+  at: isoTime,
+  text: z.string().max(MAX_LOG_LINE_CHARS),
+});
+export type LogLineWire = z.infer<typeof logLineSchema>;
+
+export const runLogsEventSchema = z.object({
+  type: z.literal("run.logs"),
+  v: z.literal(WIRE_VERSION),
+  nodeId,
+  runId: uuid,
+  attempt,
+  lines: z.array(logLineSchema).min(1).max(MAX_LINES_PER_BATCH),
+});
+export type RunLogsEvent = z.infer<typeof runLogsEventSchema>;
+
+export const healthSchema = z.object({
+  cpus: z.number().int().nonnegative(),
+  loadAvg1: z.number().nonnegative(),
+  memoryTotalBytes: z.number().nonnegative(),
+  memoryFreeBytes: z.number().nonnegative(),
+  diskFreeBytes: z.number().nonnegative().nullable(),
+  gpus: z.number().int().nonnegative(),
+  agentVersion: z.string().max(100),
+});
+export type Health = z.infer<typeof healthSchema>;
+
+export const heartbeatEventSchema = z.object({
+  type: z.literal("node.heartbeat"),
+  v: z.literal(WIRE_VERSION),
+  nodeId,
+  at: isoTime,
+  capacity: z.number().int().positive(),
+  launchers: z.array(z.string()).max(20),
+  health: healthSchema,
+  /** Runs the agent is executing right now. */
+  activeRuns: z.array(z.object({ runId: uuid, attempt })).max(10_000),
+});
+export type HeartbeatEvent = z.infer<typeof heartbeatEventSchema>;
+
+export const nodeEventSchema = z.discriminatedUnion("type", [runStateEventSchema, runLogsEventSchema, heartbeatEventSchema]);
+export type NodeEvent = z.infer<typeof nodeEventSchema>;
+
+/** Parses a message body; returns the problems as one readable sentence instead of throwing. */
+export function parseMessage<T>(schema: z.ZodType<T>, content: unknown): { ok: true; value: T } | { ok: false; error: string } {
+  const result = schema.safeParse(content);
+  if (result.success) return { ok: true, value: result.data };
+  const error = result.error.issues.map((i) => `${i.path.join(".") || "(message)"}: ${i.message}`).join("; ");
+  return { ok: false, error };
+}
