@@ -1,0 +1,5 @@
+/** Every migration in order; MikroORM runs them from this list (no directory scanning). */
+import type { MigrationObject } from "@mikro-orm/core";
+import { Migration20261128181629 } from "./Migration20261128181629.js";
+
+export const migrationsList: MigrationObject[] = [{ name: "Migration20261128181629", class: Migration20261128181629 }];

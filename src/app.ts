@@ -1,0 +1,118 @@
+/**
+ * Wires one orchestrator instance: database, broker, outbox relay, ingestion, heartbeat sweep,
+ * live events and the GraphQL server. `stop()` tears them down in order and is safe to call twice.
+ */
+import type { Orm } from "./db/orm.js";
+import { migrate } from "./db/orm.js";
+import { connectDatabase, ServiceUnreachableError } from "./db/connect.js";
+import type { OrchestratorConfig } from "./config.js";
+import { toError } from "./errors.js";
+import { createSchema } from "./graphql/schema.js";
+import { startGraphQLServer } from "./graphql/server.js";
+import { createLiveEvents } from "./live/live-events.js";
+import { createPubSub, type PubSub } from "./live/pubsub.js";
+import type { Logger } from "./logger.js";
+import { createBroker, type Broker } from "./messaging/broker.js";
+import { createRelay, type Relay } from "./messaging/relay.js";
+import { maskUrl } from "./messaging/topology.js";
+import { sweepSilentNodes } from "./nodes/heartbeat.js";
+import { ChangeSet } from "./runs/change-set.js";
+import { createIngestion, type Ingestion } from "./runs/ingestion.js";
+
+export interface Orchestrator {
+  url: string;
+  wsUrl: string;
+  orm: Orm;
+  pubsub: PubSub;
+  relay: Relay;
+  ingestion: Ingestion;
+  stop(): Promise<void>;
+}
+
+async function connectBroker(config: OrchestratorConfig, logger: Logger): Promise<Broker> {
+  const options = { amqpUrl: config.amqpUrl, instanceId: config.instanceId, ingestPrefetch: config.ingestPrefetch, publishTimeoutMs: config.publishTimeoutMs };
+  try {
+    return await withTimeout(createBroker(options, logger), 15_000, "connecting to RabbitMQ timed out");
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    throw new ServiceUnreachableError(
+      `RabbitMQ is not reachable at ${maskUrl(config.amqpUrl)} (${e.code ?? e.message?.split("\n")[0]}). Start it: docker-compose up -d rabbitmq, or rabbitmq-server -detached; or set AMQP_URL.`,
+      { cause: err },
+    );
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, timeoutMs: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), timeoutMs))),
+  ]);
+}
+
+export async function createOrchestrator(config: OrchestratorConfig, logger: Logger): Promise<Orchestrator> {
+  const teardown: { name: string; run: () => Promise<void> }[] = [];
+  const onStop = (name: string, run: () => Promise<void>) => teardown.unshift({ name, run });
+  async function stop(): Promise<void> {
+    while (teardown.length > 0) {
+      const step = teardown.shift()!;
+      await step.run().catch((err: unknown) => logger.warn("shutdown step failed", { step: step.name, error: toError(err).message }));
+    }
+  }
+
+  try {
+    const orm = await connectDatabase({ databaseUrl: config.databaseUrl });
+    onStop("database", () => orm.close(true));
+    if (config.migrateOnStart) {
+      const applied = await migrate(orm);
+      if (applied.length > 0) logger.info("applied migrations", { applied });
+    }
+    const broker = await connectBroker(config, logger);
+    onStop("broker", () => broker.stop());
+
+    const pubsub = createPubSub(config.subscriberBufferSize);
+    const live = createLiveEvents(config.instanceId, pubsub, broker);
+    const relay = createRelay(orm, broker, { pollMs: config.relayPollMs, batchSize: config.relayBatchSize }, logger);
+    onStop("relay", () => relay.stop());
+    const ingestion = createIngestion({
+      orm,
+      live,
+      logger,
+      maxResultBytes: config.maxResultBytes,
+      maxBatch: config.ingestPrefetch,
+      onCommitted: (changes) => changes.outboxWritten && relay.wake(),
+    });
+    onStop("ingestion", () => ingestion.drain(5_000));
+    await broker.consumeLive((content) => live.receive(content));
+    await broker.consumeNodeEvents((delivery) => ingestion.accept(delivery));
+
+    const sweep = setInterval(() => {
+      const changes = new ChangeSet();
+      sweepSilentNodes(orm.em.fork(), config.heartbeatIntervalMs * config.missedHeartbeats, changes)
+        .then(() => live.announce(changes))
+        .catch((err: unknown) => logger.warn("heartbeat sweep failed", { error: toError(err).message }));
+    }, config.heartbeatIntervalMs);
+    onStop("heartbeat sweep", async () => clearInterval(sweep));
+
+    const schema = await createSchema();
+    const server = await startGraphQLServer(
+      schema,
+      {
+        orm,
+        pubsub,
+        live,
+        wakeRelay: () => relay.wake(),
+        declareNodeQueues: (nodeId) => broker.ensureNodeQueues(nodeId),
+        subscriberBufferSize: config.subscriberBufferSize,
+      },
+      { host: config.host, port: config.port, maxRequestBytes: config.maxRequestBytes },
+      logger,
+    );
+    onStop("graphql server", () => server.stop());
+    logger.info("orchestrator ready", { url: server.url, instanceId: config.instanceId });
+    return { url: server.url, wsUrl: server.wsUrl, orm, pubsub, relay, ingestion, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

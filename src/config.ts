@@ -1,0 +1,113 @@
+/**
+ * The orchestrator's configuration: parsed once from the environment (the only reader of
+ * `process.env`), every problem listed at once.
+ */
+import { randomUUID } from "node:crypto";
+import { z } from "zod";
+import type { LogLevel } from "./logger.js";
+
+export interface OrchestratorConfig {
+  /** PostgreSQL connection URL. @default postgres://postgres@127.0.0.1:5432/fem */
+  databaseUrl: string;
+  /** RabbitMQ URL; its path is the vhost. @default amqp://guest:guest@127.0.0.1:5672 */
+  amqpUrl: string;
+  /** @default 4000 */
+  port: number;
+  /** @default 127.0.0.1 */
+  host: string;
+  /** Apply pending migrations at start. @default true */
+  migrateOnStart: boolean;
+  /** Unique per process; names this instance's live-events queue. */
+  instanceId: string;
+  /** Expected interval of agent heartbeats. @default 5_000 // 5 seconds */
+  heartbeatIntervalMs: number;
+  /** Heartbeats a node may miss before it is OFFLINE. @default 3 */
+  missedHeartbeats: number;
+  /** Poll interval of the outbox relay when nothing wakes it. @default 500 */
+  relayPollMs: number;
+  /** Outbox rows published per relay transaction. @default 500 */
+  relayBatchSize: number;
+  /** Broker publish confirm timeout. @default 10_000 // 10 seconds */
+  publishTimeoutMs: number;
+  /** Node events consumed at once (prefetch). @default 200 */
+  ingestPrefetch: number;
+  /** Most events buffered for one subscriber before it is cut off. @default 1_000 */
+  subscriberBufferSize: number;
+  /** Bound on graceful shutdown before forcing exit. @default 15_000 */
+  shutdownTimeoutMs: number;
+  /** Largest JSON result a run may return. @default 65_536 */
+  maxResultBytes: number;
+  /** Largest HTTP request body. @default 1_048_576 */
+  maxRequestBytes: number;
+  /** @default info */
+  logLevel: LogLevel;
+}
+
+const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
+const int = (min: number) => z.coerce.number().int().min(min);
+
+const schema = z.object({
+  DATABASE_URL: z.string().url().default("postgres://postgres@127.0.0.1:5432/fem"),
+  AMQP_URL: z.string().regex(/^amqps?:\/\//, "must start with amqp:// or amqps://").default("amqp://guest:guest@127.0.0.1:5672"),
+  PORT: int(0).max(65_535).default(4000),
+  HOST: z.string().min(1).default("127.0.0.1"),
+  FEM_MIGRATE_ON_START: bool.default(true),
+  FEM_INSTANCE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/).optional(),
+  FEM_HEARTBEAT_INTERVAL_MS: int(50).default(5_000),
+  FEM_MISSED_HEARTBEATS: int(1).default(3),
+  FEM_RELAY_POLL_MS: int(10).default(500),
+  FEM_RELAY_BATCH_SIZE: int(1).max(10_000).default(500),
+  FEM_PUBLISH_TIMEOUT_MS: int(100).default(10_000),
+  FEM_INGEST_PREFETCH: int(1).max(10_000).default(200),
+  FEM_SUBSCRIBER_BUFFER_SIZE: int(10).default(1_000),
+  FEM_SHUTDOWN_TIMEOUT_MS: int(100).default(15_000),
+  FEM_MAX_RESULT_BYTES: int(1).default(65_536),
+  FEM_MAX_REQUEST_BYTES: int(1_024).default(1_048_576),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+});
+
+export type ConfigResult = { ok: true; config: OrchestratorConfig } | { ok: false; problems: string[] };
+
+/** Parses `env` (blank values count as unset); never throws. */
+export function parseConfig(env: Record<string, string | undefined>): ConfigResult {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const result = schema.safeParse(cleaned);
+  if (!result.success) {
+    return { ok: false, problems: result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`) };
+  }
+  const e = result.data;
+  return {
+    ok: true,
+    config: {
+      databaseUrl: e.DATABASE_URL,
+      amqpUrl: e.AMQP_URL,
+      port: e.PORT,
+      host: e.HOST,
+      migrateOnStart: e.FEM_MIGRATE_ON_START,
+      instanceId: e.FEM_INSTANCE_ID ?? randomUUID(),
+      heartbeatIntervalMs: e.FEM_HEARTBEAT_INTERVAL_MS,
+      missedHeartbeats: e.FEM_MISSED_HEARTBEATS,
+      relayPollMs: e.FEM_RELAY_POLL_MS,
+      relayBatchSize: e.FEM_RELAY_BATCH_SIZE,
+      publishTimeoutMs: e.FEM_PUBLISH_TIMEOUT_MS,
+      ingestPrefetch: e.FEM_INGEST_PREFETCH,
+      subscriberBufferSize: e.FEM_SUBSCRIBER_BUFFER_SIZE,
+      shutdownTimeoutMs: e.FEM_SHUTDOWN_TIMEOUT_MS,
+      maxResultBytes: e.FEM_MAX_RESULT_BYTES,
+      maxRequestBytes: e.FEM_MAX_REQUEST_BYTES,
+      logLevel: e.LOG_LEVEL,
+    },
+  };
+}
+
+/** Reads the process environment. */
+export function loadConfig(): ConfigResult {
+  return parseConfig(process.env);
+}
+
+/** Environment overrides for tests and scripts, applied over defaults. */
+export function configWith(overrides: Partial<OrchestratorConfig>): OrchestratorConfig {
+  const base = parseConfig({});
+  if (!base.ok) throw new Error(`default configuration is invalid: ${base.problems.join("; ")}`);
+  return { ...base.config, ...overrides };
+}

@@ -1,0 +1,39 @@
+/**
+ * Raw SQL for the hot paths (ingestion, outbox, logs), run on an EntityManager so it joins the
+ * EntityManager's transaction. Placeholders are `?`; pass arrays through `json(...)` and unpack
+ * them in SQL (`jsonb_array_elements_text(?::jsonb)`, `jsonb_to_recordset(?::jsonb)`), because
+ * the query builder would otherwise expand an array into a list of placeholders.
+ */
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { UnavailableError } from "../errors.js";
+
+export type Row = Record<string, unknown>;
+
+export async function query<T = Row>(em: EntityManager, sql: string, params: unknown[] = []): Promise<T[]> {
+  try {
+    return (await em.execute(sql, params, "all")) as T[];
+  } catch (err) {
+    throw translateDbError(err);
+  }
+}
+
+/** Encodes a value as a JSON string parameter. */
+export function json(value: unknown): string {
+  return JSON.stringify(value);
+}
+
+const transientCodes = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004"]);
+
+/** True when the error means PostgreSQL is away or restarting (the request may be retried). */
+export function isTransientDbError(err: unknown): boolean {
+  const code = (err as { code?: string } | null)?.code;
+  if (code && transientCodes.has(code)) return true;
+  const message = err instanceof Error ? err.message : String(err);
+  return /Connection terminated|connect ECONNREFUSED|timeout exceeded when trying to connect|Knex: Timeout acquiring a connection/i.test(message);
+}
+
+/** Turns driver errors that mean "database away" into UnavailableError; leaves others as they are. */
+export function translateDbError(err: unknown): unknown {
+  if (isTransientDbError(err)) return new UnavailableError("the database is unavailable; try again shortly", err);
+  return err;
+}

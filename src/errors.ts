@@ -1,0 +1,58 @@
+/**
+ * The one catalogue of errors a client may see. Services throw these; the GraphQL layer turns
+ * them into `extensions.code`, and the broker handler decides retry vs dead letter by `code`.
+ */
+export type ErrorCode = "BAD_USER_INPUT" | "NOT_FOUND" | "CONFLICT" | "UNAUTHENTICATED" | "FORBIDDEN" | "UNAVAILABLE" | "INTERNAL";
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  /** Extra machine-readable facts, e.g. `{ argument: "count" }`; shown to clients. */
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "AppError";
+    this.code = code;
+    this.details = details;
+  }
+
+  /** True when the client may see the message (everything except INTERNAL). */
+  get isPublic(): boolean {
+    return this.code !== "INTERNAL";
+  }
+}
+
+export class BadInputError extends AppError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super("BAD_USER_INPUT", message, details);
+  }
+
+  static field(field: string, message: string, extra: Record<string, unknown> = {}): BadInputError {
+    return new BadInputError(`${field}: ${message}`, { field, ...extra });
+  }
+}
+
+export class NotFoundError extends AppError {
+  static entity(entity: string, id: string): NotFoundError {
+    return new NotFoundError("NOT_FOUND", `${entity} ${JSON.stringify(id)} does not exist`, { entity, id });
+  }
+}
+
+export class ConflictError extends AppError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super("CONFLICT", message, details);
+  }
+}
+
+/** A dependency (database, broker) is away; the request may be retried. */
+export class UnavailableError extends AppError {
+  constructor(message: string, cause?: unknown) {
+    super("UNAVAILABLE", message, {}, { cause });
+  }
+}
+
+/** Turns anything thrown into an Error, keeping the original as `cause`. */
+export function toError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  return new Error(typeof thrown === "string" ? thrown : JSON.stringify(thrown), { cause: thrown });
+}

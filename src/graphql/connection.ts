@@ -1,0 +1,60 @@
+/** Relay-style connections: `edges { cursor node }`, `nodes`, `pageInfo`. Cursors are opaque base64url JSON. */
+import { Field, ObjectType, type ClassType } from "type-graphql";
+import { BadInputError } from "../errors.js";
+
+@ObjectType()
+export class PageInfo {
+  @Field(() => Boolean) hasNextPage!: boolean;
+  @Field(() => String, { nullable: true }) endCursor!: string | null;
+}
+
+export interface ConnectionShape<T> {
+  edges: { cursor: string; node: T }[];
+  nodes: T[];
+  pageInfo: PageInfo;
+}
+
+export function ConnectionType<T extends object>(Item: ClassType<T>, name: string): ClassType<ConnectionShape<T>> {
+  @ObjectType(`${name}Edge`)
+  class Edge {
+    @Field(() => String) cursor!: string;
+    @Field(() => Item) node!: T;
+  }
+
+  @ObjectType(`${name}Connection`)
+  class Connection {
+    @Field(() => [Edge]) edges!: Edge[];
+    @Field(() => [Item], { description: "The items of `edges`, for clients that do not need cursors." }) nodes!: T[];
+    @Field(() => PageInfo) pageInfo!: PageInfo;
+  }
+  return Connection;
+}
+
+export function encodeCursor(value: unknown): string {
+  return Buffer.from(JSON.stringify(value)).toString("base64url");
+}
+
+/** Decodes a cursor made by `encodeCursor`; a damaged one is BAD_USER_INPUT. */
+export function decodeCursor<T>(cursor: string | null | undefined, check: (value: unknown) => value is T): T | null {
+  if (cursor == null) return null;
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+    if (check(value)) return value;
+  } catch {
+    // fall through to the error below
+  }
+  throw BadInputError.field("after", "is not a cursor this API returned");
+}
+
+export function connection<T>(items: T[], hasNextPage: boolean, cursorOf: (item: T) => unknown): ConnectionShape<T> {
+  const edges = items.map((node) => ({ cursor: encodeCursor(cursorOf(node)), node }));
+  return { edges, nodes: items, pageInfo: { hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
+}
+
+/** Page size: `first` within 1..max, default `fallback`. */
+export function pageSize(first: number | null | undefined, fallback: number, max: number): number {
+  if (first == null) return fallback;
+  if (!Number.isInteger(first) || first < 1 || first > max) throw BadInputError.field("first", `must be from 1 to ${max}`);
+  return first;
+}
+

@@ -1,0 +1,118 @@
+/**
+ * In-process publish/subscribe with a bounded queue per subscriber: a subscriber that stops reading
+ * is cut off with an error once `bufferSize` events wait, so it can never grow memory without bound.
+ */
+import { AppError } from "../errors.js";
+
+export interface Subscriber<T> extends AsyncIterableIterator<T> {
+  return(): Promise<IteratorResult<T>>;
+}
+
+export interface PubSub {
+  publish(topic: string, payload: unknown): void;
+  /** @param bufferSize events held for this subscriber before it is cut off */
+  subscribe<T = unknown>(topic: string, bufferSize?: number): Subscriber<T>;
+  /** Calls `listener` for every event of `topic` until the returned function is called. */
+  listen(topic: string, listener: (payload: unknown) => void): () => void;
+  subscriberCount(topic: string): number;
+  /** Resolves once `topic` has at least `count` subscribers; rejects after `timeoutMs`. */
+  waitForSubscribers(topic: string, count: number, timeoutMs: number): Promise<void>;
+}
+
+export class SlowSubscriberError extends AppError {
+  constructor(bufferSize: number) {
+    super("UNAVAILABLE", `subscription cancelled: more than ${bufferSize} events were waiting to be read; resubscribe (log subscriptions resume with afterSeq)`);
+  }
+}
+
+export function createPubSub(defaultBufferSize: number): PubSub {
+  const listeners = new Map<string, Set<(payload: unknown) => void>>();
+  const watchers = new Set<() => void>();
+
+  function listen(topic: string, listener: (payload: unknown) => void): () => void {
+    let set = listeners.get(topic);
+    if (!set) listeners.set(topic, (set = new Set()));
+    set.add(listener);
+    for (const watch of [...watchers]) watch();
+    return () => {
+      set!.delete(listener);
+      if (set!.size === 0) listeners.delete(topic);
+    };
+  }
+
+  return {
+    publish(topic, payload) {
+      const set = listeners.get(topic);
+      if (!set) return;
+      for (const listener of [...set]) listener(payload);
+    },
+
+    listen,
+
+    subscribe<T>(topic: string, bufferSize = defaultBufferSize): Subscriber<T> {
+      const queue: T[] = [];
+      let waiting: { resolve: (r: IteratorResult<T>) => void; reject: (e: Error) => void } | null = null;
+      let failure: Error | null = null;
+      let done = false;
+      const unlisten = listen(topic, (payload) => {
+        if (done || failure) return;
+        if (waiting) {
+          const w = waiting;
+          waiting = null;
+          w.resolve({ value: payload as T, done: false });
+        } else if (queue.length >= bufferSize) {
+          failure = new SlowSubscriberError(bufferSize);
+          queue.length = 0;
+          unlisten();
+        } else {
+          queue.push(payload as T);
+        }
+      });
+      const finish = async (): Promise<IteratorResult<T>> => {
+        done = true;
+        unlisten();
+        queue.length = 0;
+        if (waiting) waiting.resolve({ value: undefined, done: true });
+        waiting = null;
+        return { value: undefined, done: true };
+      };
+      return {
+        next() {
+          if (queue.length > 0) return Promise.resolve({ value: queue.shift()!, done: false });
+          if (failure) return Promise.reject(failure);
+          if (done) return Promise.resolve({ value: undefined, done: true });
+          return new Promise((resolve, reject) => (waiting = { resolve, reject }));
+        },
+        return: finish,
+        throw: async (err: unknown) => {
+          await finish();
+          throw err;
+        },
+        [Symbol.asyncIterator]() {
+          return this;
+        },
+      };
+    },
+
+    subscriberCount(topic) {
+      return listeners.get(topic)?.size ?? 0;
+    },
+
+    waitForSubscribers(topic, count, timeoutMs) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if ((listeners.get(topic)?.size ?? 0) < count) return;
+          clearTimeout(timer);
+          watchers.delete(check);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          watchers.delete(check);
+          reject(new Error(`no ${count} subscriber(s) on ${topic} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        watchers.add(check);
+        check();
+      });
+    },
+  };
+}

@@ -1,0 +1,9 @@
+/** Names of in-process topics that subscriptions listen on. */
+export const topics = {
+  run: (runId: string) => `run:${runId}`,
+  workflow: (workflowId: string) => `workflow:${workflowId}`,
+  runLogs: (runId: string) => `logs:${runId}`,
+  taskLogs: (taskId: string) => `taskLogs:${taskId}`,
+  node: (nodeId: string) => `node:${nodeId}`,
+  allNodes: "node:*",
+} as const;

@@ -1,0 +1,146 @@
+/**
+ * Follows the log lines of one or more runs: replays stored lines after a cursor, then continues
+ * with live lines, with no gap and no duplicate at the seam. It listens before it reads, keeps a
+ * bounded buffer of live lines, and goes back to the database whenever it sees a gap or its buffer
+ * overflowed, so a slow reader costs bounded memory and still gets every line in order.
+ */
+import type { PubSub } from "../live/pubsub.js";
+import type { LogChange } from "../runs/change-set.js";
+import type { LogStream } from "../runs/run-state.js";
+import type { StoredLogLine } from "./log.service.js";
+
+export interface LogBatchPayload {
+  runId: string;
+  lines: StoredLogLine[];
+}
+
+export interface FollowOptions {
+  topic: string;
+  pubsub: PubSub;
+  /** Runs to replay from the start (cursor per run). */
+  cursors: Map<string, number>;
+  read(runId: string, afterSeq: number, limit: number): Promise<StoredLogLine[]>;
+  /** Lines per batch read from the database. @default 1_000 */
+  pageLines?: number;
+  /** Live lines buffered per follower before it falls back to the database. @default 10_000 */
+  bufferLines?: number;
+  /** Re-check interval while a gap is open (a line published before a broker outage). @default 1_000 */
+  gapRecheckMs?: number;
+}
+
+interface Cursor {
+  lastSeq: number;
+  buffer: Map<number, StoredLogLine>;
+  /** The database may hold lines this follower has not delivered. */
+  needsRead: boolean;
+}
+
+export function followLogs(options: FollowOptions): AsyncIterableIterator<LogBatchPayload> {
+  const pageLines = options.pageLines ?? 1_000;
+  const bufferLines = options.bufferLines ?? 10_000;
+  const gapRecheckMs = options.gapRecheckMs ?? 1_000;
+  const cursors = new Map<string, Cursor>();
+  for (const [runId, afterSeq] of options.cursors) cursors.set(runId, { lastSeq: afterSeq, buffer: new Map(), needsRead: true });
+  let buffered = 0;
+  let done = false;
+  let wake: (() => void) | null = null;
+
+  const unlisten = options.pubsub.listen(options.topic, (payload) => {
+    const change = payload as LogChange;
+    let cursor = cursors.get(change.runId);
+    if (!cursor) cursors.set(change.runId, (cursor = { lastSeq: 0, buffer: new Map(), needsRead: true }));
+    for (const line of change.lines) {
+      if (line.seq <= cursor.lastSeq || cursor.buffer.has(line.seq)) continue;
+      if (buffered >= bufferLines) {
+        // Over budget: forget live lines; the database has them.
+        for (const c of cursors.values()) c.needsRead = c.needsRead || c.buffer.size > 0;
+        for (const c of cursors.values()) c.buffer.clear();
+        buffered = 0;
+        cursor.needsRead = true;
+        break;
+      }
+      cursor.buffer.set(line.seq, { runId: change.runId, seq: line.seq, stream: line.stream as LogStream, at: new Date(line.at), text: line.text });
+      buffered += 1;
+    }
+    wake?.();
+  });
+
+  function takeContiguous(runId: string, cursor: Cursor): LogBatchPayload | null {
+    const lines: StoredLogLine[] = [];
+    while (lines.length < pageLines) {
+      const line = cursor.buffer.get(cursor.lastSeq + 1);
+      if (!line) break;
+      cursor.buffer.delete(line.seq);
+      buffered -= 1;
+      cursor.lastSeq = line.seq;
+      lines.push(line);
+    }
+    return lines.length > 0 ? { runId, lines } : null;
+  }
+
+  function accept(runId: string, cursor: Cursor, stored: StoredLogLine[]): LogBatchPayload | null {
+    const lines: StoredLogLine[] = [];
+    for (const line of stored) {
+      if (line.seq !== cursor.lastSeq + 1) break;
+      cursor.lastSeq = line.seq;
+      lines.push(line);
+    }
+    for (const seq of [...cursor.buffer.keys()]) {
+      if (seq <= cursor.lastSeq) {
+        cursor.buffer.delete(seq);
+        buffered -= 1;
+      }
+    }
+    return lines.length > 0 ? { runId, lines } : null;
+  }
+
+  async function next(): Promise<IteratorResult<LogBatchPayload>> {
+    while (!done) {
+      for (const [runId, cursor] of cursors) {
+        const live = takeContiguous(runId, cursor);
+        if (live) return { value: live, done: false };
+        if (!cursor.needsRead && cursor.buffer.size === 0) continue;
+        cursor.needsRead = false;
+        const stored = await options.read(runId, cursor.lastSeq, pageLines);
+        if (done) break;
+        const batch = accept(runId, cursor, stored);
+        if (batch) {
+          // A full page means more may be stored.
+          cursor.needsRead = stored.length >= pageLines;
+          return { value: batch, done: false };
+        }
+      }
+      if (done) break;
+      const gapOpen = [...cursors.values()].some((c) => c.buffer.size > 0);
+      await new Promise<void>((resolve) => {
+        const timer = gapOpen ? setTimeout(resolve, gapRecheckMs) : null;
+        wake = () => {
+          if (timer) clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = null;
+      if (gapOpen) for (const c of cursors.values()) if (c.buffer.size > 0) c.needsRead = true;
+    }
+    return { value: undefined, done: true };
+  }
+
+  const stop = async (): Promise<IteratorResult<LogBatchPayload>> => {
+    done = true;
+    unlisten();
+    wake?.();
+    return { value: undefined, done: true };
+  };
+
+  return {
+    next,
+    return: stop,
+    throw: async (err: unknown) => {
+      await stop();
+      throw err;
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}

@@ -1,0 +1,114 @@
+/**
+ * The outbox relay: publishes unsent outbox rows with publisher confirms and marks them sent in the
+ * same transaction that locked them (`FOR UPDATE SKIP LOCKED`), so several relays can run at once
+ * without publishing a row twice, and a crash between publish and commit re-publishes the same
+ * message id at most (the agent ignores a run attempt it already has).
+ */
+import type { MikroORM } from "@mikro-orm/postgresql";
+import { json, query } from "../db/sql.js";
+import { toError } from "../errors.js";
+import type { Logger } from "../logger.js";
+import type { Broker } from "./broker.js";
+
+export interface RelayOptions {
+  pollMs: number;
+  batchSize: number;
+}
+
+export interface Relay {
+  /** Asks the relay to look for rows now (after a commit that wrote some). */
+  wake(): void;
+  /** Publishes what is pending now; resolves with the number of rows sent. */
+  runOnce(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+interface OutboxRow {
+  id: string;
+  message_id: string;
+  exchange: string;
+  routing_key: string;
+  payload: unknown;
+}
+
+export function createRelay(orm: MikroORM, broker: Pick<Broker, "publishDispatch" | "ensureNodeQueues">, options: RelayOptions, logger: Logger): Relay {
+  let stopped = false;
+  let timer: NodeJS.Timeout | null = null;
+  let current: Promise<unknown> = Promise.resolve();
+  let wakeRequested = false;
+  let failures = 0;
+
+  async function runOnce(): Promise<number> {
+    let sent = 0;
+    let unconfirmed: string | null = null;
+    await orm.em.fork().transactional(async (em) => {
+      const rows = await query<OutboxRow>(
+        em,
+        `select id, message_id, exchange, routing_key, payload from outbox
+         where sent_at is null order by id limit ? for update skip locked`,
+        [options.batchSize],
+      );
+      if (rows.length === 0) return;
+      const nodes = new Set(rows.map((r) => r.routing_key.split(".")[0]));
+      for (const nodeId of nodes) await broker.ensureNodeQueues(nodeId);
+      const results = await Promise.allSettled(rows.map((r) => broker.publishDispatch(r.routing_key, r.payload, r.message_id)));
+      const ok = rows.filter((_, i) => results[i].status === "fulfilled").map((r) => r.id);
+      const failed = rows.filter((_, i) => results[i].status === "rejected");
+      if (ok.length > 0) {
+        await query(em, `update outbox set sent_at = now(), attempts = attempts + 1 where id in (select value::bigint from jsonb_array_elements_text(?::jsonb))`, [json(ok)]);
+      }
+      if (failed.length > 0) {
+        const reason = toError((results.find((r) => r.status === "rejected") as PromiseRejectedResult).reason).message;
+        await query(
+          em,
+          `update outbox set attempts = attempts + 1, last_error = ? where id in (select value::bigint from jsonb_array_elements_text(?::jsonb))`,
+          [reason, json(failed.map((r) => r.id))],
+        );
+        unconfirmed = reason;
+      }
+      sent = ok.length;
+    });
+    // Confirmed rows are committed as sent; the others wait for the next round (with backoff).
+    if (unconfirmed) throw new Error(`some outbox messages were not confirmed: ${unconfirmed}`);
+    return sent;
+  }
+
+  function schedule(delayMs: number): void {
+    if (stopped) return;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(tick, delayMs);
+  }
+
+  function tick(): void {
+    timer = null;
+    wakeRequested = false;
+    current = runOnce()
+      .then((sent) => {
+        failures = 0;
+        // A full batch means more may be waiting.
+        schedule(sent >= options.batchSize || wakeRequested ? 0 : options.pollMs);
+      })
+      .catch((err: unknown) => {
+        failures += 1;
+        const backoffMs = Math.min(5_000, options.pollMs * 2 ** Math.min(failures, 6));
+        if (failures === 1 || failures % 20 === 0) logger.warn("outbox relay failed; retrying", { error: toError(err).message, backoffMs });
+        schedule(backoffMs);
+      });
+  }
+
+  schedule(0);
+
+  return {
+    wake() {
+      wakeRequested = true;
+      if (timer) schedule(0);
+    },
+    runOnce,
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      timer = null;
+      await current.catch(() => undefined);
+    },
+  };
+}

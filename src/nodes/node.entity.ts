@@ -1,0 +1,84 @@
+import { Entity, Enum, PrimaryKey, Property } from "@mikro-orm/core";
+import { GraphQLJSONObject } from "graphql-scalars";
+import { Field, Float, ID, Int, ObjectType, registerEnumType } from "type-graphql";
+
+export enum NodeAdminState {
+  ACTIVE = "ACTIVE",
+  DRAINING = "DRAINING",
+  DISABLED = "DISABLED",
+}
+
+export enum Connectivity {
+  ONLINE = "ONLINE",
+  OFFLINE = "OFFLINE",
+}
+
+registerEnumType(NodeAdminState, { name: "NodeAdminState" });
+registerEnumType(Connectivity, { name: "Connectivity" });
+
+@ObjectType({ description: "Last health report an agent sent with its heartbeat." })
+export class NodeHealth {
+  @Field(() => Int) cpus!: number;
+  @Field(() => Float) loadAvg1!: number;
+  @Field(() => Float) memoryTotalBytes!: number;
+  @Field(() => Float) memoryFreeBytes!: number;
+  @Field(() => Float, { nullable: true }) diskFreeBytes!: number | null;
+  @Field(() => Int) gpus!: number;
+  @Field(() => String) agentVersion!: string;
+}
+
+/** One Federated Data Node. */
+@Entity({ tableName: "node" })
+@ObjectType({ description: "A Federated Data Node: a site whose data never leaves it." })
+export class Node {
+  @PrimaryKey({ type: "text" })
+  @Field(() => ID)
+  id!: string;
+
+  @Property({ type: "text", nullable: true })
+  @Field(() => String, { nullable: true })
+  name: string | null = null;
+
+  @Property({ type: "json" })
+  @Field(() => GraphQLJSONObject)
+  labels: Record<string, string> = {};
+
+  @Property({ type: "integer" })
+  @Field(() => Int, { description: "Most runs the node executes at once." })
+  capacity: number = 1;
+
+  @Property({ type: "json" })
+  @Field(() => [String])
+  launchers: string[] = ["process"];
+
+  @Property({ type: "json" })
+  @Field(() => [String], { description: "Tools (name or name@version) the node accepts; empty means any." })
+  allowedTools: string[] = [];
+
+  @Enum({ items: () => NodeAdminState, type: "text" })
+  @Field(() => NodeAdminState)
+  adminState: NodeAdminState = NodeAdminState.ACTIVE;
+
+  @Enum({ items: () => Connectivity, type: "text" })
+  @Field(() => Connectivity)
+  connectivity: Connectivity = Connectivity.OFFLINE;
+
+  @Property({ type: "datetime", nullable: true })
+  @Field(() => Date, { nullable: true })
+  lastHeartbeatAt: Date | null = null;
+
+  @Property({ type: "json", nullable: true })
+  @Field(() => NodeHealth, { nullable: true })
+  health: NodeHealth | null = null;
+
+  @Property({ type: "text", hidden: true })
+  credentialHash!: string;
+
+  @Property({ type: "datetime" })
+  @Field(() => Date)
+  createdAt: Date = new Date();
+
+  @Property({ type: "datetime", onUpdate: () => new Date() })
+  @Field(() => Date)
+  updatedAt: Date = new Date();
+}

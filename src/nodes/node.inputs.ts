@@ -1,0 +1,29 @@
+import { GraphQLJSONObject } from "graphql-scalars";
+import { Field, ID, InputType, Int, ObjectType } from "type-graphql";
+import { ConnectionType } from "../graphql/connection.js";
+import { Connectivity, Node, NodeAdminState } from "./node.entity.js";
+
+@InputType()
+export class RegisterNodeInput {
+  @Field(() => ID, { description: "Slug: 2-63 lowercase letters, digits and '-'." }) id!: string;
+  @Field(() => String, { nullable: true }) name?: string | null;
+  @Field(() => GraphQLJSONObject, { nullable: true }) labels?: Record<string, unknown> | null;
+  @Field(() => Int, { nullable: true, description: "Most runs at once. Default 1." }) capacity?: number | null;
+  @Field(() => [String], { nullable: true, description: "Default [\"process\"]." }) launchers?: string[] | null;
+  @Field(() => [String], { nullable: true, description: "Tools (name or name@version) the node accepts; empty = any." }) allowedTools?: string[] | null;
+}
+
+@InputType()
+export class NodeFilter {
+  @Field(() => NodeAdminState, { nullable: true }) adminState?: NodeAdminState | null;
+  @Field(() => Connectivity, { nullable: true }) connectivity?: Connectivity | null;
+  @Field(() => GraphQLJSONObject, { nullable: true, description: "Nodes carrying all of these labels." }) labels?: Record<string, unknown> | null;
+}
+
+@ObjectType()
+export class NodeRegistration {
+  @Field(() => Node) node!: Node;
+  @Field(() => String, { description: "Shown once: the node's agent authenticates with it." }) credential!: string;
+}
+
+export const NodeConnection = ConnectionType(Node, "Node");

@@ -1,0 +1,56 @@
+import { Arg, Ctx, ID, Int, Mutation, Query, Resolver, Root, Subscription } from "type-graphql";
+import type { Context } from "../graphql/context.js";
+import { connection, decodeCursor, pageSize } from "../graphql/connection.js";
+import { topics } from "../live/topics.js";
+import { Node, NodeAdminState } from "./node.entity.js";
+import { NodeConnection, NodeFilter, NodeRegistration, RegisterNodeInput } from "./node.inputs.js";
+import { getNode, listNodes, registerNode, setNodeAdminState, validateNodeId } from "./node.service.js";
+import { ChangeSet } from "../runs/change-set.js";
+import { nodeSnapshot } from "./heartbeat.js";
+
+@Resolver(() => Node)
+export class NodeResolver {
+  @Query(() => Node, { description: "One node; NOT_FOUND when it does not exist." })
+  async node(@Arg("id", () => ID) id: string, @Ctx() ctx: Context): Promise<Node> {
+    validateNodeId("id", id);
+    return getNode(ctx.orm.em.fork(), id);
+  }
+
+  @Query(() => NodeConnection)
+  async nodes(
+    @Ctx() ctx: Context,
+    @Arg("filter", () => NodeFilter, { nullable: true }) filter?: NodeFilter | null,
+    @Arg("first", () => Int, { nullable: true }) first?: number | null,
+    @Arg("after", () => String, { nullable: true }) after?: string | null,
+  ) {
+    const cursor = decodeCursor(after, (v): v is string => typeof v === "string");
+    const { nodes, hasNextPage } = await listNodes(ctx.orm.em.fork(), filter ?? {}, pageSize(first, 50, 500), cursor);
+    return connection(nodes, hasNextPage, (n) => n.id);
+  }
+
+  @Mutation(() => NodeRegistration, { description: "Registers a node; the credential is returned only here." })
+  async registerNode(@Arg("input", () => RegisterNodeInput) input: RegisterNodeInput, @Ctx() ctx: Context): Promise<NodeRegistration> {
+    const result = await registerNode(ctx.orm.em.fork(), input);
+    // The relay declares queues before dispatching too; this makes them exist before the agent starts.
+    await ctx.declareNodeQueues(result.node.id).catch(() => undefined);
+    const changes = new ChangeSet();
+    changes.nodes.set(result.node.id, nodeSnapshot(result.node));
+    ctx.commit(changes);
+    return result;
+  }
+
+  @Mutation(() => Node, { description: "ACTIVE takes work; DRAINING finishes what runs and takes nothing new; DISABLED takes nothing." })
+  async setNodeAdminState(@Arg("id", () => ID) id: string, @Arg("state", () => NodeAdminState) state: NodeAdminState, @Ctx() ctx: Context): Promise<Node> {
+    const { node, changes } = await setNodeAdminState(ctx.orm.em.fork(), id, state);
+    ctx.commit(changes);
+    return node;
+  }
+
+  @Subscription(() => Node, {
+    description: "Changes of one node (or of every node when nodeId is omitted): heartbeats, connectivity, admin state.",
+    subscribe: ({ args, context }) => (context as Context).pubsub.subscribe(args.nodeId ? topics.node(args.nodeId as string) : topics.allNodes),
+  })
+  nodeUpdated(@Root() node: Node, @Arg("nodeId", () => ID, { nullable: true }) _nodeId?: string | null): Node {
+    return node;
+  }
+}

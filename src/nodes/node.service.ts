@@ -1,0 +1,109 @@
+/** Registering, reading and administering nodes. Framework-free: throws AppErrors only. */
+import { createHash, randomBytes } from "node:crypto";
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { UniqueConstraintViolationException } from "@mikro-orm/core";
+import { NODE_ID_PATTERN } from "../messaging/contracts.js";
+import { BadInputError, ConflictError, NotFoundError } from "../errors.js";
+import { query } from "../db/sql.js";
+import { ChangeSet } from "../runs/change-set.js";
+import { Connectivity, Node, NodeAdminState } from "./node.entity.js";
+import { nodeRowToSnapshot } from "./heartbeat.js";
+
+export const KNOWN_LAUNCHERS = ["process", "docker", "podman", "singularity"] as const;
+
+export interface RegisterNodeData {
+  id: string;
+  name?: string | null;
+  labels?: Record<string, unknown> | null;
+  capacity?: number | null;
+  launchers?: string[] | null;
+  allowedTools?: string[] | null;
+}
+
+export interface NodeFilter {
+  adminState?: NodeAdminState | null;
+  connectivity?: Connectivity | null;
+  /** Every label given must match. */
+  labels?: Record<string, unknown> | null;
+}
+
+const TOOL_REF = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}(@[A-Za-z0-9][A-Za-z0-9._+-]{0,49})?$/;
+
+export function validateLabels(field: string, labels: Record<string, unknown> | null | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(labels ?? {})) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/.test(key)) throw BadInputError.field(`${field}.${key}`, "label keys are 1-63 letters, digits, '.', '_', '/', '-'");
+    if (typeof value !== "string" || value.length > 256) throw BadInputError.field(`${field}.${key}`, "label values are strings of at most 256 characters");
+    out[key] = value;
+  }
+  return out;
+}
+
+export function validateNodeId(field: string, id: string): void {
+  if (!NODE_ID_PATTERN.test(id)) {
+    throw BadInputError.field(field, `${JSON.stringify(id)} is not a node id (2-63 lowercase letters, digits and '-', starting with a letter or digit)`);
+  }
+}
+
+/** Generates a node credential; only its sha256 is stored. */
+function newCredential(): { credential: string; hash: string } {
+  const credential = `fem_node_${randomBytes(24).toString("base64url")}`;
+  return { credential, hash: createHash("sha256").update(credential).digest("hex") };
+}
+
+export async function registerNode(em: EntityManager, data: RegisterNodeData): Promise<{ node: Node; credential: string }> {
+  validateNodeId("id", data.id);
+  const capacity = data.capacity ?? 1;
+  if (!Number.isInteger(capacity) || capacity < 1 || capacity > 1_000) throw BadInputError.field("capacity", "must be an integer from 1 to 1000");
+  const launchers = data.launchers ?? ["process"];
+  if (launchers.length === 0) throw BadInputError.field("launchers", "name at least one launcher");
+  for (const l of launchers) {
+    if (!(KNOWN_LAUNCHERS as readonly string[]).includes(l)) throw BadInputError.field("launchers", `unknown launcher ${JSON.stringify(l)}; known: ${KNOWN_LAUNCHERS.join(", ")}`);
+  }
+  for (const t of data.allowedTools ?? []) {
+    if (!TOOL_REF.test(t)) throw BadInputError.field("allowedTools", `${JSON.stringify(t)} is not a tool name or name@version`);
+  }
+  if (data.name != null && data.name.length > 200) throw BadInputError.field("name", "at most 200 characters");
+  const node = new Node();
+  node.id = data.id;
+  node.name = data.name ?? null;
+  node.labels = validateLabels("labels", data.labels);
+  node.capacity = capacity;
+  node.launchers = [...new Set(launchers)];
+  node.allowedTools = [...new Set(data.allowedTools ?? [])];
+  const { credential, hash } = newCredential();
+  node.credentialHash = hash;
+  try {
+    await em.persistAndFlush(node);
+  } catch (err) {
+    if (err instanceof UniqueConstraintViolationException) throw new ConflictError(`node ${JSON.stringify(data.id)} is already registered`, { id: data.id });
+    throw err;
+  }
+  return { node, credential };
+}
+
+export async function getNode(em: EntityManager, id: string): Promise<Node> {
+  const node = await em.findOne(Node, { id });
+  if (!node) throw NotFoundError.entity("Node", id);
+  return node;
+}
+
+export async function listNodes(em: EntityManager, filter: NodeFilter, first: number, afterId: string | null): Promise<{ nodes: Node[]; hasNextPage: boolean }> {
+  const where: Record<string, unknown> = {};
+  if (filter.adminState) where.adminState = filter.adminState;
+  if (filter.connectivity) where.connectivity = filter.connectivity;
+  if (afterId) where.id = { $gt: afterId };
+  if (filter.labels && Object.keys(filter.labels).length > 0) where.labels = validateLabels("filter.labels", filter.labels);
+  const nodes = await em.find(Node, where, { orderBy: { id: "asc" }, limit: first + 1 });
+  return { nodes: nodes.slice(0, first), hasNextPage: nodes.length > first };
+}
+
+/** Sets a node's admin state; returns the node and the change to announce. */
+export async function setNodeAdminState(em: EntityManager, id: string, state: NodeAdminState): Promise<{ node: Node; changes: ChangeSet }> {
+  validateNodeId("id", id);
+  const rows = await query(em, `update node set admin_state = ?, updated_at = now() where id = ? returning *`, [state, id]);
+  if (rows.length === 0) throw NotFoundError.entity("Node", id);
+  const changes = new ChangeSet();
+  changes.nodes.set(id, nodeRowToSnapshot(rows[0]));
+  return { node: await getNode(em.fork(), id), changes };
+}

@@ -1,0 +1,42 @@
+/** What a transaction changed, collected while it runs and announced as live events after commit. */
+import type { RunRecord } from "./run.mapper.js";
+import type { RunState } from "./run-state.js";
+
+export interface TaskChange {
+  id: string;
+  workflowId: string;
+  state: RunState;
+}
+
+export interface WorkflowChange {
+  id: string;
+  state: RunState;
+}
+
+export interface LogChange {
+  runId: string;
+  taskId: string;
+  workflowId: string;
+  lines: { seq: number; stream: string; at: string; text: string }[];
+}
+
+/** A node as it travels in live events (dates as ISO strings once serialised). */
+export type NodeSnapshot = Record<string, unknown> & { id: string };
+
+export class ChangeSet {
+  readonly nodes = new Map<string, NodeSnapshot>();
+  readonly runs = new Map<string, RunRecord>();
+  readonly tasks = new Map<string, TaskChange>();
+  readonly workflows = new Map<string, WorkflowChange>();
+  readonly logs: LogChange[] = [];
+  /** Set when new outbox rows were written, so the relay should wake up. */
+  outboxWritten = false;
+
+  addRuns(runs: RunRecord[]): void {
+    for (const run of runs) this.runs.set(run.id, run);
+  }
+
+  get isEmpty(): boolean {
+    return this.nodes.size === 0 && this.runs.size === 0 && this.tasks.size === 0 && this.workflows.size === 0 && this.logs.length === 0;
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * Consumes node events in batches: one transaction stores every log line, state report and
+ * heartbeat of a batch, then the batch is acknowledged and announced live. Malformed messages are
+ * dead-lettered at once; a batch that fails is retried message by message, so one poison message
+ * cannot hold back the others (the broker dead-letters it after its delivery limit).
+ */
+import type { MikroORM } from "@mikro-orm/postgresql";
+import { nodeEventSchema, parseMessage, type HeartbeatEvent, type NodeEvent, type RunLogsEvent, type RunStateEvent } from "../messaging/contracts.js";
+import type { Delivery } from "../messaging/broker.js";
+import { toError } from "../errors.js";
+import type { Logger } from "../logger.js";
+import type { LiveEvents } from "../live/live-events.js";
+import { storeLogBatches } from "../logs/log.service.js";
+import { recordHeartbeats } from "../nodes/heartbeat.js";
+import { refreshTasks } from "../workflows/progress.js";
+import { ChangeSet } from "./change-set.js";
+import { applyReportedStates } from "./transitions.js";
+
+export interface IngestionDeps {
+  orm: MikroORM;
+  live: LiveEvents;
+  logger: Logger;
+  maxResultBytes: number;
+  /** Most messages handled in one transaction. */
+  maxBatch: number;
+  /** Called after each committed batch (tests and the relay use it). */
+  onCommitted?: (changes: ChangeSet) => void;
+}
+
+export interface Ingestion {
+  /** Hands one delivery to the batcher. */
+  accept(delivery: Delivery): void;
+  /** Resolves when everything accepted so far has been handled (bounded by `timeoutMs`). */
+  drain(timeoutMs: number): Promise<void>;
+  /** Messages handled so far, by outcome. */
+  stats(): { stored: number; deadLettered: number; retried: number };
+}
+
+interface Parsed {
+  delivery: Delivery;
+  event: NodeEvent;
+}
+
+export function createIngestion(deps: IngestionDeps): Ingestion {
+  let buffer: Parsed[] = [];
+  let running: Promise<void> | null = null;
+  const counts = { stored: 0, deadLettered: 0, retried: 0 };
+
+  function validate(delivery: Delivery): Parsed | null {
+    const parsed = parseMessage(nodeEventSchema, delivery.content);
+    let problem = parsed.ok ? null : parsed.error;
+    if (parsed.ok) {
+      const expected = `node.${parsed.value.nodeId}.${parsed.value.type}`;
+      if (delivery.routingKey !== expected) problem = `routing key ${delivery.routingKey} does not match ${expected}`;
+    }
+    if (problem !== null || !parsed.ok) {
+      counts.deadLettered += 1;
+      deps.logger.warn("dead-lettering an invalid node event", { messageId: delivery.messageId, routingKey: delivery.routingKey, problem });
+      delivery.deadLetter(new Error(problem ?? "invalid"));
+      return null;
+    }
+    return { delivery, event: parsed.value };
+  }
+
+  async function handle(batch: Parsed[]): Promise<void> {
+    const changes = new ChangeSet();
+    const states: RunStateEvent[] = [];
+    const logs: RunLogsEvent[] = [];
+    const heartbeats: HeartbeatEvent[] = [];
+    for (const { event } of batch) {
+      if (event.type === "run.state") states.push(event);
+      else if (event.type === "run.logs") logs.push(event);
+      else heartbeats.push(event);
+    }
+    await deps.orm.em.fork().transactional(async (em) => {
+      // Lines first: a run's last lines are stored no later than its terminal state.
+      await storeLogBatches(em, logs, changes);
+      const changed = await applyReportedStates(em, states, changes, { maxResultBytes: deps.maxResultBytes });
+      await refreshTasks(em, changed.map((r) => r.taskId), changes);
+      await recordHeartbeats(em, heartbeats, changes, deps.logger);
+    });
+    for (const { delivery } of batch) delivery.ack();
+    counts.stored += batch.length;
+    deps.live.announce(changes);
+    deps.onCommitted?.(changes);
+  }
+
+  async function flush(): Promise<void> {
+    while (buffer.length > 0) {
+      const batch = buffer.slice(0, deps.maxBatch);
+      buffer = buffer.slice(batch.length);
+      try {
+        await handle(batch);
+      } catch (err) {
+        if (batch.length === 1) {
+          counts.retried += 1;
+          deps.logger.warn("node event failed; the broker will redeliver it", { messageId: batch[0].delivery.messageId, error: toError(err).message });
+          batch[0].delivery.retry(toError(err));
+          continue;
+        }
+        for (const item of batch) {
+          try {
+            await handle([item]);
+          } catch (itemErr) {
+            counts.retried += 1;
+            deps.logger.warn("node event failed; the broker will redeliver it", { messageId: item.delivery.messageId, error: toError(itemErr).message });
+            item.delivery.retry(toError(itemErr));
+          }
+        }
+      }
+    }
+  }
+
+  function schedule(): void {
+    if (running) return;
+    running = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(flush)
+      .finally(() => {
+        running = null;
+        if (buffer.length > 0) schedule();
+      });
+  }
+
+  return {
+    accept(delivery) {
+      const parsed = validate(delivery);
+      if (!parsed) return;
+      buffer.push(parsed);
+      schedule();
+    },
+
+    async drain(timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      while ((running || buffer.length > 0) && Date.now() < deadline) {
+        await Promise.race([running, new Promise((r) => setTimeout(r, 50))]);
+      }
+    },
+
+    stats: () => ({ ...counts }),
+  };
+}

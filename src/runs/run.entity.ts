@@ -1,0 +1,109 @@
+import { Entity, Index, ManyToOne, PrimaryKey, Property, Unique } from "@mikro-orm/core";
+import { GraphQLJSON, GraphQLJSONObject } from "graphql-scalars";
+import { Field, ID, Int, ObjectType } from "type-graphql";
+import { Node } from "../nodes/node.entity.js";
+import { Task } from "../workflows/task.entity.js";
+import { Workflow } from "../workflows/workflow.entity.js";
+import { FailureReason, RunState } from "./run-state.js";
+
+/** One attempt of one task on one node; carries the state machine, logs and accounting. */
+@Entity({ tableName: "run" })
+@Unique({ properties: ["taskId", "nodeId", "attempt"] })
+@Index({ properties: ["nodeId", "state"] })
+@ObjectType({ description: "One attempt of one task on one node." })
+export class Run {
+  @PrimaryKey({ type: "uuid" })
+  @Field(() => ID)
+  id!: string;
+
+  @ManyToOne(() => Task, { mapToPk: true, fieldName: "task_id", deleteRule: "cascade" })
+  @Index()
+  taskId!: string;
+
+  @ManyToOne(() => Workflow, { mapToPk: true, fieldName: "workflow_id", deleteRule: "cascade" })
+  @Index()
+  workflowId!: string;
+
+  @ManyToOne(() => Node, { mapToPk: true, fieldName: "node_id" })
+  nodeId!: string;
+
+  @Property({ type: "integer" })
+  @Field(() => Int, { description: "1 for the first attempt; the fencing token of every transition." })
+  attempt: number = 1;
+
+  @Property({ type: "text" })
+  @Field(() => RunState)
+  state: RunState = RunState.PENDING;
+
+  @Property({ type: "text", nullable: true })
+  @Field(() => FailureReason, { nullable: true })
+  failureReason: FailureReason | null = null;
+
+  @Property({ type: "integer", nullable: true })
+  @Field(() => Int, { nullable: true })
+  exitCode: number | null = null;
+
+  @Property({ type: "text", nullable: true })
+  @Field(() => String, { nullable: true, description: "Why the run ended as it did, in words." })
+  message: string | null = null;
+
+  @Property({ type: "json" })
+  @Field(() => [String], { description: "The exact argv the node executes; argv[0] is the executable." })
+  argv: string[] = [];
+
+  @Property({ type: "json" })
+  @Field(() => GraphQLJSONObject)
+  env: Record<string, string> = {};
+
+  @Property({ type: "integer", nullable: true })
+  @Field(() => Int, { nullable: true })
+  timeoutSeconds: number | null = null;
+
+  @Property({ type: "datetime" })
+  @Field(() => Date)
+  createdAt: Date = new Date();
+
+  @Property({ type: "datetime", nullable: true })
+  @Field(() => Date, { nullable: true })
+  queuedAt: Date | null = null;
+
+  @Property({ type: "datetime", nullable: true })
+  @Field(() => Date, { nullable: true })
+  acceptedAt: Date | null = null;
+
+  @Property({ type: "datetime", nullable: true })
+  @Field(() => Date, { nullable: true })
+  startedAt: Date | null = null;
+
+  @Property({ type: "datetime", nullable: true })
+  @Field(() => Date, { nullable: true })
+  finishedAt: Date | null = null;
+
+  @Property({ type: "double", nullable: true })
+  wallMs: number | null = null;
+
+  @Property({ type: "double", nullable: true })
+  cpuUserMs: number | null = null;
+
+  @Property({ type: "double", nullable: true })
+  cpuSystemMs: number | null = null;
+
+  @Property({ type: "double", nullable: true })
+  peakRssBytes: number | null = null;
+
+  @Property({ type: "double", nullable: true })
+  outputBytes: number | null = null;
+
+  /** Bytes of log text stored so far (maintained by ingestion). */
+  @Property({ type: "double" })
+  logBytes: number = 0;
+
+  /** Log lines stored so far. */
+  @Property({ type: "integer" })
+  @Field(() => Int)
+  logLineCount: number = 0;
+
+  @Property({ type: "json", nullable: true })
+  @Field(() => GraphQLJSON, { nullable: true, description: "The small JSON result the run wrote, if any." })
+  result: unknown = null;
+}

@@ -1,0 +1,143 @@
+/**
+ * The run state machine on the database: every transition is a compare-and-set on (state,
+ * attempt), so a duplicate or late message, or one for an older attempt, changes nothing.
+ */
+import type { EntityManager } from "@mikro-orm/postgresql";
+import type { RunStateEvent } from "../messaging/contracts.js";
+import { json, query } from "../db/sql.js";
+import type { ChangeSet } from "./change-set.js";
+import { enqueueCancel } from "./dispatch.js";
+import { rowToRun, type RunRecord } from "./run.mapper.js";
+import { RunState } from "./run-state.js";
+
+/** States a reported state may be entered from. */
+const allowedFrom: Record<RunStateEvent["state"], RunState[]> = {
+  ACCEPTED: [RunState.QUEUED],
+  RUNNING: [RunState.QUEUED, RunState.ACCEPTED],
+  SUCCEEDED: [RunState.QUEUED, RunState.ACCEPTED, RunState.RUNNING],
+  FAILED: [RunState.QUEUED, RunState.ACCEPTED, RunState.RUNNING],
+  CANCELLED: [RunState.QUEUED, RunState.ACCEPTED, RunState.RUNNING],
+};
+
+export interface TransitionOptions {
+  maxResultBytes: number;
+}
+
+/**
+ * Applies node-reported states in order. Returns the runs that changed. A terminal report for a
+ * run that already ended (e.g. cancelled here first) still fills in its usage and exit code; a
+ * start report for a run cancelled here re-sends the cancel to the node.
+ */
+export async function applyReportedStates(
+  em: EntityManager,
+  events: RunStateEvent[],
+  changes: ChangeSet,
+  options: TransitionOptions,
+): Promise<RunRecord[]> {
+  const changed: RunRecord[] = [];
+  const recancel: { id: string; attempt: number; nodeId: string }[] = [];
+  for (const event of events) {
+    const row = await casUpdate(em, event, options);
+    if (row) {
+      changed.push(row);
+      continue;
+    }
+    const current = await lateReport(em, event);
+    if (current === RunState.CANCELLED && (event.state === "ACCEPTED" || event.state === "RUNNING")) {
+      recancel.push({ id: event.runId, attempt: event.attempt, nodeId: event.nodeId });
+    }
+  }
+  await enqueueCancel(em, recancel, "the run was cancelled", changes);
+  changes.addRuns(changed);
+  return changed;
+}
+
+async function casUpdate(em: EntityManager, event: RunStateEvent, options: TransitionOptions): Promise<RunRecord | null> {
+  const sets: string[] = ["state = ?"];
+  const params: unknown[] = [event.state];
+  if (event.state === "ACCEPTED") {
+    sets.push("accepted_at = ?");
+    params.push(event.at);
+  } else if (event.state === "RUNNING") {
+    sets.push("started_at = ?", "accepted_at = coalesce(accepted_at, ?)");
+    params.push(event.at, event.at);
+  } else {
+    sets.push("finished_at = ?", "exit_code = ?", "failure_reason = ?", "message = ?", "result = ?::jsonb");
+    params.push(event.at, event.exitCode ?? null, event.failureReason ?? null, event.message ?? null, resultJson(event.result, options));
+    sets.push(...usageSets(event, params));
+  }
+  params.push(event.runId, event.attempt, event.nodeId, json(allowedFrom[event.state]));
+  const rows = await query(
+    em,
+    `update run set ${sets.join(", ")}
+     where id = ? and attempt = ? and node_id = ? and state in (select value from jsonb_array_elements_text(?::jsonb))
+     returning *`,
+    params,
+  );
+  return rows.length > 0 ? rowToRun(rows[0]) : null;
+}
+
+function usageSets(event: RunStateEvent, params: unknown[]): string[] {
+  const usage = event.usage;
+  if (!usage) return [];
+  params.push(usage.wallMs, usage.cpuUserMs, usage.cpuSystemMs, usage.peakRssBytes, usage.outputBytes);
+  return ["wall_ms = ?", "cpu_user_ms = ?", "cpu_system_ms = ?", "peak_rss_bytes = ?", "output_bytes = ?"];
+}
+
+function resultJson(result: unknown, options: TransitionOptions): string | null {
+  if (result === undefined || result === null) return null;
+  const text = JSON.stringify(result);
+  return Buffer.byteLength(text) <= options.maxResultBytes ? text : null;
+}
+
+/** Handles a report the CAS refused; returns the run's current state (null if unknown). */
+async function lateReport(em: EntityManager, event: RunStateEvent): Promise<RunState | null> {
+  if (event.state === "ACCEPTED" || event.state === "RUNNING" || !event.usage) {
+    const rows = await query<{ state: RunState }>(em, `select state from run where id = ? and attempt = ? and node_id = ?`, [
+      event.runId,
+      event.attempt,
+      event.nodeId,
+    ]);
+    return rows[0]?.state ?? null;
+  }
+  const params: unknown[] = [];
+  const sets = usageSets(event, params);
+  const rows = await query<{ state: RunState }>(
+    em,
+    `update run set ${sets.join(", ")}, exit_code = coalesce(exit_code, ?)
+     where id = ? and attempt = ? and node_id = ? and wall_ms is null and state in ('CANCELLED','FAILED')
+     returning state`,
+    [...params, event.exitCode ?? null, event.runId, event.attempt, event.nodeId],
+  );
+  return rows[0]?.state ?? null;
+}
+
+/**
+ * Cancels the given runs where they are not yet terminal (compare-and-set, so cancel and a finishing
+ * run cannot both win) and asks their nodes to stop the ones already dispatched.
+ */
+export async function cancelRuns(em: EntityManager, runIds: string[], reason: string, changes: ChangeSet): Promise<RunRecord[]> {
+  if (runIds.length === 0) return [];
+  const rows = await query(
+    em,
+    `with target as (
+       select id, state as previous from run
+       where id in (select value::uuid from jsonb_array_elements_text(?::jsonb))
+         and state in ('PENDING','QUEUED','ACCEPTED','RUNNING')
+       for update
+     )
+     update run r set state = 'CANCELLED', finished_at = now(), message = ?
+     from target where r.id = target.id
+     returning r.*, target.previous`,
+    [json(runIds), reason],
+  );
+  const cancelled = rows.map((row) => {
+    const { previous, ...rest } = row;
+    return { run: rowToRun(rest), previous: previous as RunState };
+  });
+  const dispatched = cancelled.filter((c) => c.previous !== RunState.PENDING).map((c) => c.run);
+  await enqueueCancel(em, dispatched.map((r) => ({ id: r.id, attempt: r.attempt, nodeId: r.nodeId })), reason, changes);
+  const runs = cancelled.map((c) => c.run);
+  changes.addRuns(runs);
+  return runs;
+}

@@ -1,0 +1,33 @@
+import { Arg, Ctx, ID, Int, Mutation, Query, Resolver } from "type-graphql";
+import type { Context } from "../graphql/context.js";
+import { connection, decodeCursor, pageSize } from "../graphql/connection.js";
+import { Tool } from "./tool.entity.js";
+import { RegisterToolInput, ToolConnection } from "./tool.inputs.js";
+import { getTool, listTools, registerTool } from "./tool.service.js";
+
+type ToolCursor = { name: string; version: string };
+const isToolCursor = (v: unknown): v is ToolCursor =>
+  typeof v === "object" && v !== null && typeof (v as ToolCursor).name === "string" && typeof (v as ToolCursor).version === "string";
+
+@Resolver(() => Tool)
+export class ToolResolver {
+  @Query(() => Tool, { description: "A tool by id or by `name@version`." })
+  async tool(@Arg("id", () => ID) id: string, @Ctx() ctx: Context): Promise<Tool> {
+    return getTool(ctx.orm.em.fork(), id);
+  }
+
+  @Query(() => ToolConnection)
+  async tools(
+    @Ctx() ctx: Context,
+    @Arg("first", () => Int, { nullable: true }) first?: number | null,
+    @Arg("after", () => String, { nullable: true }) after?: string | null,
+  ) {
+    const { tools, hasNextPage } = await listTools(ctx.orm.em.fork(), pageSize(first, 50, 500), decodeCursor(after, isToolCursor));
+    return connection(tools, hasNextPage, (t) => ({ name: t.name, version: t.version }));
+  }
+
+  @Mutation(() => Tool, { description: "Registers an immutable tool version; CONFLICT if name@version exists." })
+  async registerTool(@Arg("input", () => RegisterToolInput) input: RegisterToolInput, @Ctx() ctx: Context): Promise<Tool> {
+    return registerTool(ctx.orm.em.fork(), input);
+  }
+}

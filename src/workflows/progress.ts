@@ -1,0 +1,161 @@
+/**
+ * Derives task state from its runs (latest attempt per node, under the task's success policy) and
+ * workflow state from its tasks; releases or skips dependent tasks when a task ends. Every step is
+ * a fixed number of statements for any number of tasks.
+ */
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { json, query } from "../db/sql.js";
+import { enqueueDispatch } from "../runs/dispatch.js";
+import type { ChangeSet } from "../runs/change-set.js";
+import { rowToRun } from "../runs/run.mapper.js";
+import { isTerminalState, RunState } from "../runs/run-state.js";
+
+const activeOrder = [RunState.RUNNING, RunState.ACCEPTED, RunState.QUEUED, RunState.PENDING];
+
+/** State of a task whose latest runs are in `states`, when `minSucceeded` of them must succeed. */
+export function deriveTaskState(states: RunState[], minSucceeded: number | null): RunState {
+  if (states.length === 0) return RunState.SKIPPED;
+  const needed = Math.min(minSucceeded ?? states.length, states.length);
+  const succeeded = states.filter((s) => s === RunState.SUCCEEDED).length;
+  if (succeeded >= needed) return RunState.SUCCEEDED;
+  const open = states.filter((s) => !isTerminalState(s));
+  if (succeeded + open.length >= needed) {
+    if (succeeded > 0 && open.every((s) => s === RunState.PENDING || s === RunState.QUEUED)) return RunState.RUNNING;
+    return activeOrder.find((s) => open.includes(s)) ?? RunState.RUNNING;
+  }
+  const lost = states.filter((s) => s !== RunState.SUCCEEDED && isTerminalState(s));
+  if (lost.every((s) => s === RunState.SKIPPED)) return RunState.SKIPPED;
+  if (lost.every((s) => s === RunState.CANCELLED || s === RunState.SKIPPED)) return RunState.CANCELLED;
+  return RunState.FAILED;
+}
+
+/** State of a workflow whose tasks are in `states`. */
+export function deriveWorkflowState(states: RunState[]): RunState {
+  if (states.length === 0) return RunState.SUCCEEDED;
+  if (states.every(isTerminalState)) {
+    if (states.every((s) => s === RunState.SUCCEEDED)) return RunState.SUCCEEDED;
+    if (states.includes(RunState.FAILED)) return RunState.FAILED;
+    if (states.includes(RunState.CANCELLED)) return RunState.CANCELLED;
+    return states.includes(RunState.SUCCEEDED) ? RunState.FAILED : RunState.SKIPPED;
+  }
+  const open = states.filter((s) => !isTerminalState(s));
+  if (open.some((s) => s === RunState.RUNNING)) return RunState.RUNNING;
+  if (states.some(isTerminalState)) return RunState.RUNNING;
+  return activeOrder.find((s) => open.includes(s)) ?? RunState.RUNNING;
+}
+
+interface TaskRow {
+  id: string;
+  workflow_id: string;
+  state: RunState;
+  min_succeeded: number | null;
+  depends_on_ids: string[];
+  states: RunState[] | null;
+}
+
+/** Recomputes the given tasks, then their dependents and workflows; records changes. */
+export async function refreshTasks(em: EntityManager, taskIds: Iterable<string>, changes: ChangeSet): Promise<void> {
+  let pending = [...new Set(taskIds)];
+  const workflowIds = new Set<string>();
+  // Each round settles one layer of the graph; a skip can cascade through many layers.
+  while (pending.length > 0) {
+    const rows = await query<TaskRow>(
+      em,
+      `select t.id, t.workflow_id, t.state, t.min_succeeded, t.depends_on_ids,
+         (select array_agg(lr.state) from (
+            select distinct on (r.node_id) r.state from run r where r.task_id = t.id order by r.node_id, r.attempt desc
+          ) lr) as states
+       from task t where t.id in (select value::uuid from jsonb_array_elements_text(?::jsonb))
+       for update of t`,
+      [json(pending)],
+    );
+    const updates: { id: string; state: RunState }[] = [];
+    const ended: TaskRow[] = [];
+    for (const row of rows) {
+      workflowIds.add(row.workflow_id);
+      const next = deriveTaskState(row.states ?? [], row.min_succeeded);
+      if (next === row.state) continue;
+      updates.push({ id: row.id, state: next });
+      changes.tasks.set(row.id, { id: row.id, workflowId: row.workflow_id, state: next });
+      if (isTerminalState(next)) ended.push(row);
+    }
+    await writeTaskStates(em, updates);
+    pending = await settleDependents(em, ended, changes);
+  }
+  await refreshWorkflows(em, workflowIds, changes);
+}
+
+async function writeTaskStates(em: EntityManager, updates: { id: string; state: RunState }[]): Promise<void> {
+  if (updates.length === 0) return;
+  await query(
+    em,
+    `update task t set state = x.state,
+       finished_at = case when x.state in ('SUCCEEDED','FAILED','CANCELLED','SKIPPED') then coalesce(t.finished_at, now()) else null end
+     from jsonb_to_recordset(?::jsonb) as x(id uuid, state text) where t.id = x.id`,
+    [json(updates)],
+  );
+}
+
+/**
+ * For tasks that just ended, releases dependents whose dependencies all succeeded (PENDING runs
+ * become QUEUED and are dispatched) and skips dependents of a task that did not succeed.
+ * Returns the dependents whose state must be recomputed.
+ */
+async function settleDependents(em: EntityManager, ended: TaskRow[], changes: ChangeSet): Promise<string[]> {
+  if (ended.length === 0) return [];
+  const dependents = await query<{ id: string; deps: RunState[] }>(
+    em,
+    `select t.id, (select array_agg(d.state) from task d
+                   where d.id in (select value::uuid from jsonb_array_elements_text(t.depends_on_ids))) as deps
+     from task t
+     where t.workflow_id in (select value::uuid from jsonb_array_elements_text(?::jsonb))
+       and t.state = 'PENDING'
+       and exists (select 1 from jsonb_array_elements_text(t.depends_on_ids) d
+                   where d.value in (select value from jsonb_array_elements_text(?::jsonb)))`,
+    [json([...new Set(ended.map((t) => t.workflow_id))]), json(ended.map((t) => t.id))],
+  );
+  const release = dependents.filter((d) => d.deps.every((s) => s === RunState.SUCCEEDED)).map((d) => d.id);
+  const skip = dependents.filter((d) => d.deps.some((s) => isTerminalState(s) && s !== RunState.SUCCEEDED)).map((d) => d.id);
+  if (release.length > 0) {
+    const released = await query(
+      em,
+      `update run set state = 'QUEUED', queued_at = now()
+       where state = 'PENDING' and task_id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) returning *`,
+      [json(release)],
+    );
+    changes.addRuns(released.map(rowToRun));
+    await enqueueDispatch(em, released.map((r) => r.id as string), changes);
+  }
+  if (skip.length > 0) {
+    const skipped = await query(
+      em,
+      `update run set state = 'SKIPPED', finished_at = now(), message = 'an upstream task did not succeed'
+       where state = 'PENDING' and task_id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) returning *`,
+      [json(skip)],
+    );
+    changes.addRuns(skipped.map(rowToRun));
+  }
+  return [...release, ...skip];
+}
+
+async function refreshWorkflows(em: EntityManager, workflowIds: Set<string>, changes: ChangeSet): Promise<void> {
+  if (workflowIds.size === 0) return;
+  const rows = await query<{ id: string; state: RunState; states: RunState[] }>(
+    em,
+    `select w.id, w.state, (select array_agg(t.state) from task t where t.workflow_id = w.id) as states
+     from workflow w where w.id in (select value::uuid from jsonb_array_elements_text(?::jsonb))`,
+    [json([...workflowIds])],
+  );
+  const updates = rows
+    .map((row) => ({ id: row.id, previous: row.state, state: deriveWorkflowState(row.states ?? []) }))
+    .filter((u) => u.state !== u.previous);
+  if (updates.length === 0) return;
+  await query(
+    em,
+    `update workflow w set state = x.state,
+       finished_at = case when x.state in ('SUCCEEDED','FAILED','CANCELLED','SKIPPED') then coalesce(w.finished_at, now()) else null end
+     from jsonb_to_recordset(?::jsonb) as x(id uuid, state text) where w.id = x.id`,
+    [json(updates.map(({ id, state }) => ({ id, state })))],
+  );
+  for (const u of updates) changes.workflows.set(u.id, { id: u.id, state: u.state });
+}

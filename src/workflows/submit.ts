@@ -1,0 +1,221 @@
+/**
+ * Accepting a workflow: the whole graph is validated and every run's argv built before anything is
+ * stored; then the workflow, its tasks, runs and dispatch messages commit in one transaction.
+ */
+import { createHash, randomUUID } from "node:crypto";
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { UniqueConstraintViolationException } from "@mikro-orm/core";
+import { BadInputError, ConflictError } from "../errors.js";
+import { Node, NodeAdminState } from "../nodes/node.entity.js";
+import { validateLabels, validateNodeId } from "../nodes/node.service.js";
+import { ChangeSet } from "../runs/change-set.js";
+import { enqueueDispatch } from "../runs/dispatch.js";
+import { Run } from "../runs/run.entity.js";
+import { RunState } from "../runs/run-state.js";
+import { buildArgv } from "../tools/command.js";
+import { Tool } from "../tools/tool.entity.js";
+import { parseToolRef } from "../tools/tool.service.js";
+import { validateGraph } from "./graph.js";
+import { Task } from "./task.entity.js";
+import { Workflow } from "./workflow.entity.js";
+
+export interface TaskData {
+  key: string;
+  tool: string;
+  nodes?: string[] | null;
+  nodeSelector?: Record<string, unknown> | null;
+  params?: Record<string, unknown> | null;
+  nodeParams?: { node: string; params: Record<string, unknown> }[] | null;
+  dependsOn?: string[] | null;
+  priority?: number | null;
+  timeoutSeconds?: number | null;
+  minSucceeded?: number | null;
+}
+
+export interface SubmitWorkflowData {
+  name?: string | null;
+  idempotencyKey?: string | null;
+  tasks: TaskData[];
+}
+
+export const MAX_TASKS = 10_000;
+
+/** Canonical JSON (sorted keys) so equal submissions hash equally. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined && v !== null);
+    return `{${entries.sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function contentHash(data: SubmitWorkflowData): string {
+  return createHash("sha256").update(canonical({ name: data.name, tasks: data.tasks })).digest("hex");
+}
+
+async function loadTools(em: EntityManager, tasks: TaskData[]): Promise<Map<string, Tool>> {
+  const refs = new Map<string, { name: string; version: string }>();
+  tasks.forEach((t, i) => {
+    const ref = parseToolRef(t.tool);
+    if (!ref) throw BadInputError.field(`tasks[${i}].tool`, `${JSON.stringify(t.tool)} is not a tool reference (name@version)`, { tool: t.tool });
+    refs.set(t.tool, ref);
+  });
+  const found = await em.find(Tool, { $or: [...refs.values()].map((r) => ({ name: r.name, version: r.version })) });
+  const byRef = new Map(found.map((tool) => [tool.ref, tool]));
+  tasks.forEach((t, i) => {
+    if (!byRef.has(t.tool)) throw BadInputError.field(`tasks[${i}].tool`, `unknown tool ${JSON.stringify(t.tool)}`, { tool: t.tool });
+  });
+  return byRef;
+}
+
+async function loadNodes(em: EntityManager, tasks: TaskData[]): Promise<Node[]> {
+  const usesSelector = tasks.some((t) => t.nodeSelector);
+  const ids = [...new Set(tasks.flatMap((t) => t.nodes ?? []))];
+  return usesSelector ? em.find(Node, {}) : em.find(Node, { id: { $in: ids } });
+}
+
+function targetNodes(task: TaskData, i: number, nodes: Map<string, Node>, tool: Tool): Node[] {
+  const field = `tasks[${i}]`;
+  if (Boolean(task.nodes?.length) === Boolean(task.nodeSelector)) throw BadInputError.field(field, "give either nodes or nodeSelector");
+  let targets: Node[];
+  if (task.nodes?.length) {
+    targets = [...new Set(task.nodes)].map((id) => {
+      validateNodeId(`${field}.nodes`, id);
+      const node = nodes.get(id);
+      if (!node) throw BadInputError.field(`${field}.nodes`, `unknown node ${JSON.stringify(id)}`, { node: id });
+      if (node.adminState !== NodeAdminState.ACTIVE) throw BadInputError.field(`${field}.nodes`, `node ${JSON.stringify(id)} is ${node.adminState} and takes no new work`, { node: id });
+      return node;
+    });
+  } else {
+    const selector = validateLabels(`${field}.nodeSelector`, task.nodeSelector);
+    targets = [...nodes.values()]
+      .filter((n) => n.adminState === NodeAdminState.ACTIVE && Object.entries(selector).every(([k, v]) => n.labels[k] === v))
+      .sort((a, b) => (a.id < b.id ? -1 : 1));
+    if (targets.length === 0) throw BadInputError.field(`${field}.nodeSelector`, "no active node matches the selector", { nodeSelector: selector });
+  }
+  for (const node of targets) {
+    if (node.allowedTools.length > 0 && !node.allowedTools.includes(tool.name) && !node.allowedTools.includes(tool.ref)) {
+      throw BadInputError.field(`${field}.tool`, `node ${JSON.stringify(node.id)} does not accept tool ${tool.ref}`, { node: node.id, tool: tool.ref });
+    }
+    if (!node.launchers.includes(tool.launcher)) {
+      throw BadInputError.field(`${field}.tool`, `node ${JSON.stringify(node.id)} has no ${tool.launcher} launcher`, { node: node.id, tool: tool.ref });
+    }
+  }
+  return targets;
+}
+
+function checkNumbers(task: TaskData, i: number, targetCount: number): void {
+  const field = `tasks[${i}]`;
+  if (task.priority != null && (!Number.isInteger(task.priority) || Math.abs(task.priority) > 1_000_000)) throw BadInputError.field(`${field}.priority`, "must be an integer within ±1000000");
+  if (task.timeoutSeconds != null && (!Number.isInteger(task.timeoutSeconds) || task.timeoutSeconds < 1)) throw BadInputError.field(`${field}.timeoutSeconds`, "must be a positive integer");
+  if (task.minSucceeded != null && (!Number.isInteger(task.minSucceeded) || task.minSucceeded < 1 || task.minSucceeded > targetCount)) {
+    throw BadInputError.field(`${field}.minSucceeded`, `must be from 1 to the number of target nodes (${targetCount})`);
+  }
+}
+
+export interface SubmitResult {
+  workflow: Workflow;
+  /** False when an earlier submission with the same idempotency key was returned. */
+  created: boolean;
+  changes: ChangeSet;
+}
+
+export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData, submittedBy: string | null): Promise<SubmitResult> {
+  if (data.tasks.length === 0) throw BadInputError.field("tasks", "a workflow needs at least one task");
+  if (data.tasks.length > MAX_TASKS) throw BadInputError.field("tasks", `at most ${MAX_TASKS} tasks per workflow`);
+  if (data.name != null && data.name.length > 200) throw BadInputError.field("name", "at most 200 characters");
+  if (data.idempotencyKey != null && (data.idempotencyKey.length < 1 || data.idempotencyKey.length > 200)) throw BadInputError.field("idempotencyKey", "1-200 characters");
+  validateGraph(data.tasks);
+  const hash = contentHash(data);
+  const existing = await findByIdempotencyKey(em, data.idempotencyKey ?? null, hash);
+  if (existing) return { workflow: existing, created: false, changes: new ChangeSet() };
+
+  const tools = await loadTools(em, data.tasks);
+  const nodes = new Map((await loadNodes(em, data.tasks)).map((n) => [n.id, n]));
+  const workflow = new Workflow();
+  workflow.id = randomUUID();
+  workflow.name = data.name ?? null;
+  workflow.idempotencyKey = data.idempotencyKey ?? null;
+  workflow.contentHash = hash;
+  workflow.submittedBy = submittedBy;
+  const taskIds = new Map(data.tasks.map((t) => [t.key, randomUUID()]));
+  const tasks: Task[] = [];
+  const runs: Run[] = [];
+  data.tasks.forEach((input, i) => {
+    const tool = tools.get(input.tool)!;
+    const targets = targetNodes(input, i, nodes, tool);
+    checkNumbers(input, i, targets.length);
+    const overrides = new Map<string, Record<string, unknown>>();
+    for (const [j, np] of (input.nodeParams ?? []).entries()) {
+      if (!targets.some((n) => n.id === np.node)) throw BadInputError.field(`tasks[${i}].nodeParams[${j}].node`, `node ${JSON.stringify(np.node)} is not a target of task ${JSON.stringify(input.key)}`, { node: np.node });
+      overrides.set(np.node, np.params);
+    }
+    const hasDeps = (input.dependsOn ?? []).length > 0;
+    const task = new Task();
+    Object.assign(task, {
+      id: taskIds.get(input.key)!,
+      workflowId: workflow.id,
+      key: input.key,
+      toolId: tool.id,
+      params: input.params ?? {},
+      nodeParams: Object.fromEntries(overrides),
+      nodeIds: targets.map((n) => n.id),
+      dependsOnIds: [...new Set(input.dependsOn ?? [])].map((k) => taskIds.get(k)!),
+      priority: input.priority ?? 0,
+      timeoutSeconds: input.timeoutSeconds ?? null,
+      minSucceeded: input.minSucceeded ?? null,
+      state: hasDeps ? RunState.PENDING : RunState.QUEUED,
+    });
+    tasks.push(task);
+    for (const node of targets) {
+      const params = { ...(input.params ?? {}), ...(overrides.get(node.id) ?? {}) };
+      const run = new Run();
+      Object.assign(run, {
+        id: randomUUID(),
+        taskId: task.id,
+        workflowId: workflow.id,
+        nodeId: node.id,
+        attempt: 1,
+        state: hasDeps ? RunState.PENDING : RunState.QUEUED,
+        queuedAt: hasDeps ? null : new Date(),
+        argv: buildArgv(tool.executable, tool.args, params, `tasks[${i}].params`),
+        env: tool.env,
+        timeoutSeconds: input.timeoutSeconds ?? tool.timeoutSeconds,
+      });
+      runs.push(run);
+    }
+  });
+  workflow.state = tasks.every((t) => t.state === RunState.PENDING) ? RunState.PENDING : RunState.QUEUED;
+
+  const changes = new ChangeSet();
+  try {
+    await em.transactional(async (tem) => {
+      tem.persist(workflow);
+      tem.persist(tasks);
+      tem.persist(runs);
+      await tem.flush();
+      await enqueueDispatch(tem, runs.filter((r) => r.state === RunState.QUEUED).map((r) => r.id), changes);
+    });
+  } catch (err) {
+    // Two submissions with one key raced; the loser returns the winner's workflow.
+    if (err instanceof UniqueConstraintViolationException && data.idempotencyKey) {
+      const winner = await findByIdempotencyKey(em.fork(), data.idempotencyKey, hash);
+      if (winner) return { workflow: winner, created: false, changes: new ChangeSet() };
+    }
+    throw err;
+  }
+  changes.addRuns(runs.map((r) => ({ ...r })));
+  changes.workflows.set(workflow.id, { id: workflow.id, state: workflow.state });
+  return { workflow, created: true, changes };
+}
+
+async function findByIdempotencyKey(em: EntityManager, key: string | null, hash: string): Promise<Workflow | null> {
+  if (!key) return null;
+  const existing = await em.findOne(Workflow, { idempotencyKey: key });
+  if (!existing) return null;
+  if (existing.contentHash !== hash) {
+    throw new ConflictError(`idempotency key ${JSON.stringify(key)} was used for a different workflow (${existing.id})`, { workflowId: existing.id });
+  }
+  return existing;
+}

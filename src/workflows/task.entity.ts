@@ -1,0 +1,68 @@
+import { Entity, Index, ManyToOne, PrimaryKey, Property, Unique } from "@mikro-orm/core";
+import { GraphQLJSONObject } from "graphql-scalars";
+import { Field, ID, Int, ObjectType } from "type-graphql";
+import { RunState } from "../runs/run-state.js";
+import { Tool } from "../tools/tool.entity.js";
+import { Workflow } from "./workflow.entity.js";
+
+/** One vertex of a workflow: a tool fanned out over nodes. */
+@Entity({ tableName: "task" })
+@Unique({ properties: ["workflowId", "key"] })
+@ObjectType({ description: "One vertex of a workflow: a tool with parameters, run on one or more nodes." })
+export class Task {
+  @PrimaryKey({ type: "uuid" })
+  @Field(() => ID)
+  id!: string;
+
+  @ManyToOne(() => Workflow, { mapToPk: true, fieldName: "workflow_id", deleteRule: "cascade" })
+  workflowId!: string;
+
+  @Property({ type: "text" })
+  @Field(() => String)
+  key!: string;
+
+  @ManyToOne(() => Tool, { mapToPk: true, fieldName: "tool_id" })
+  @Index()
+  toolId!: string;
+
+  @Property({ type: "json" })
+  @Field(() => GraphQLJSONObject)
+  params: Record<string, unknown> = {};
+
+  /** Per-node overrides: node id → params. */
+  @Property({ type: "json" })
+  nodeParams: Record<string, Record<string, unknown>> = {};
+
+  /** Ids of the nodes this task targets (resolved from ids or a label selector at submit time). */
+  @Property({ type: "json" })
+  nodeIds: string[] = [];
+
+  /** Ids of tasks of the same workflow this one waits for. */
+  @Property({ type: "json" })
+  dependsOnIds: string[] = [];
+
+  @Property({ type: "integer" })
+  @Field(() => Int)
+  priority: number = 0;
+
+  @Property({ type: "integer", nullable: true })
+  @Field(() => Int, { nullable: true })
+  timeoutSeconds: number | null = null;
+
+  /** Runs that must succeed for the task to succeed; null means all. */
+  @Property({ type: "integer", nullable: true })
+  @Field(() => Int, { nullable: true, description: "Runs that must succeed; null means all of them." })
+  minSucceeded: number | null = null;
+
+  @Property({ type: "text" })
+  @Field(() => RunState)
+  state: RunState = RunState.QUEUED;
+
+  @Property({ type: "datetime" })
+  @Field(() => Date)
+  createdAt: Date = new Date();
+
+  @Property({ type: "datetime", nullable: true })
+  @Field(() => Date, { nullable: true })
+  finishedAt: Date | null = null;
+}

@@ -1,0 +1,50 @@
+import { Arg, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from "type-graphql";
+import type { Context } from "../graphql/context.js";
+import { Node } from "../nodes/node.entity.js";
+import { Run } from "../runs/run.entity.js";
+import { Tool } from "../tools/tool.entity.js";
+import { Task } from "./task.entity.js";
+import { Workflow } from "./workflow.entity.js";
+import { cancelTask, getTask } from "./workflow.service.js";
+
+@Resolver(() => Task)
+export class TaskResolver {
+  @Query(() => Task)
+  async task(@Arg("id", () => ID) id: string, @Ctx() ctx: Context): Promise<Task> {
+    return getTask(ctx.orm.em.fork(), id);
+  }
+
+  @Mutation(() => Task, { description: "Cancels the task's unfinished runs; dependents are skipped." })
+  async cancelTask(@Arg("id", () => ID) id: string, @Ctx() ctx: Context): Promise<Task> {
+    const { task, changes } = await cancelTask(ctx.orm.em.fork(), id);
+    ctx.commit(changes);
+    return task;
+  }
+
+  @FieldResolver(() => Workflow)
+  async workflow(@Root() task: Task, @Ctx() ctx: Context): Promise<Workflow> {
+    return (await ctx.loaders.workflow.load(task.workflowId))!;
+  }
+
+  @FieldResolver(() => Tool)
+  async tool(@Root() task: Task, @Ctx() ctx: Context): Promise<Tool> {
+    return (await ctx.loaders.tool.load(task.toolId))!;
+  }
+
+  @FieldResolver(() => [Task])
+  async dependsOn(@Root() task: Task, @Ctx() ctx: Context): Promise<Task[]> {
+    const tasks = await ctx.loaders.task.loadMany(task.dependsOnIds);
+    return tasks.filter((t): t is Task => t instanceof Task);
+  }
+
+  @FieldResolver(() => [Node], { description: "The nodes the task runs on." })
+  async nodes(@Root() task: Task, @Ctx() ctx: Context): Promise<Node[]> {
+    const nodes = await ctx.loaders.node.loadMany(task.nodeIds);
+    return nodes.filter((n): n is Node => n instanceof Node);
+  }
+
+  @FieldResolver(() => [Run], { description: "Every attempt on every node, by node then attempt." })
+  async runs(@Root() task: Task, @Ctx() ctx: Context): Promise<Run[]> {
+    return ctx.loaders.runsOfTask.load(task.id);
+  }
+}

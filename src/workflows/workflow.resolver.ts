@@ -1,0 +1,64 @@
+import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from "type-graphql";
+import type { Context } from "../graphql/context.js";
+import { connection, decodeCursor, pageSize } from "../graphql/connection.js";
+import type { WorkflowEventPayload } from "../live/live-events.js";
+import { topics } from "../live/topics.js";
+import { Task } from "./task.entity.js";
+import { submitWorkflow } from "./submit.js";
+import { Workflow } from "./workflow.entity.js";
+import { SubmitWorkflowInput, WorkflowConnection, WorkflowEvent, WorkflowFilter } from "./workflow.inputs.js";
+import { cancelWorkflow, checkUuid, getWorkflow, listWorkflows } from "./workflow.service.js";
+
+type WorkflowCursor = { at: string; id: string };
+const isWorkflowCursor = (v: unknown): v is WorkflowCursor =>
+  typeof v === "object" && v !== null && typeof (v as WorkflowCursor).at === "string" && typeof (v as WorkflowCursor).id === "string";
+
+@Resolver(() => Workflow)
+export class WorkflowResolver {
+  @Query(() => Workflow)
+  async workflow(@Arg("id", () => ID) id: string, @Ctx() ctx: Context): Promise<Workflow> {
+    return getWorkflow(ctx.orm.em.fork(), id);
+  }
+
+  @Query(() => WorkflowConnection, { description: "Newest first." })
+  async workflows(
+    @Ctx() ctx: Context,
+    @Arg("filter", () => WorkflowFilter, { nullable: true }) filter?: WorkflowFilter | null,
+    @Arg("first", () => Int, { nullable: true }) first?: number | null,
+    @Arg("after", () => String, { nullable: true }) after?: string | null,
+  ) {
+    const cursor = decodeCursor(after, isWorkflowCursor);
+    const page = await listWorkflows(ctx.orm.em.fork(), filter ?? {}, pageSize(first, 50, 500), cursor && { submittedAt: new Date(cursor.at), id: cursor.id });
+    return connection(page.workflows, page.hasNextPage, (w) => ({ at: w.submittedAt.toISOString(), id: w.id }));
+  }
+
+  @Mutation(() => Workflow, { description: "Validates the whole graph and accepts it atomically, or stores nothing." })
+  async submitWorkflow(@Arg("input", () => SubmitWorkflowInput) input: SubmitWorkflowInput, @Ctx() ctx: Context): Promise<Workflow> {
+    const result = await submitWorkflow(ctx.orm.em.fork(), input, null);
+    ctx.commit(result.changes);
+    return result.workflow;
+  }
+
+  @Mutation(() => Workflow, { description: "Cancels every run not yet finished; running processes are killed on their nodes." })
+  async cancelWorkflow(@Arg("id", () => ID) id: string, @Ctx() ctx: Context): Promise<Workflow> {
+    const { workflow, changes } = await cancelWorkflow(ctx.orm.em.fork(), id);
+    ctx.commit(changes);
+    return workflow;
+  }
+
+  @FieldResolver(() => [Task], { description: "The whole graph, loaded in batches." })
+  async tasks(@Root() workflow: Workflow, @Ctx() ctx: Context): Promise<Task[]> {
+    return ctx.loaders.tasksOfWorkflow.load(workflow.id);
+  }
+
+  @Subscription(() => WorkflowEvent, {
+    description: "State changes of the workflow, its tasks and its runs.",
+    subscribe: ({ args, context }) => {
+      checkUuid("workflowId", args.workflowId as string);
+      return (context as Context).pubsub.subscribe(topics.workflow(args.workflowId as string));
+    },
+  })
+  workflowEvents(@Root() event: WorkflowEventPayload, @Arg("workflowId", () => ID) _workflowId: string): WorkflowEvent {
+    return event as WorkflowEvent;
+  }
+}

@@ -1,0 +1,69 @@
+/** Real `fem-agent` processes for tests. */
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { waitUntil, withTimeout } from "./wait.js";
+
+export const AGENT_BIN = fileURLToPath(new URL("../../src/agent/main.js", import.meta.url));
+
+export interface AgentOptions {
+  nodeId: string;
+  amqpUrl: string;
+  sandboxDir: string;
+  capacity: number;
+  heartbeatIntervalMs: number;
+  env?: Record<string, string>;
+}
+
+export interface AgentProcess {
+  child: ChildProcess;
+  output(): string;
+  /** SIGTERM, then SIGKILL after 10 s. */
+  stop(): Promise<void>;
+  /** SIGKILL, as a crash would. */
+  kill9(): Promise<void>;
+}
+
+export async function spawnAgent(options: AgentOptions): Promise<AgentProcess> {
+  const child = spawn(process.execPath, [AGENT_BIN], {
+    env: {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      AMQP_URL: options.amqpUrl,
+      FEM_NODE_ID: options.nodeId,
+      FEM_SANDBOX_DIR: options.sandboxDir,
+      FEM_CAPACITY: String(options.capacity),
+      FEM_HEARTBEAT_INTERVAL_MS: String(options.heartbeatIntervalMs),
+      FEM_KILL_GRACE_MS: "1000",
+      FEM_SHUTDOWN_GRACE_MS: "2000",
+      ...options.env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const agent: AgentProcess = {
+    child,
+    output: () => output,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGTERM");
+      await withTimeout(exited, 10_000, `agent ${options.nodeId} to exit`).catch(() => {
+        child.kill("SIGKILL");
+        return exited;
+      });
+    },
+    async kill9() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGKILL");
+      await withTimeout(exited, 10_000, `agent ${options.nodeId} to die`);
+    },
+  };
+  await waitUntil(() => /ready/.test(output) || (child.exitCode !== null && Promise.reject(new Error(output))), 20_000, `agent ${options.nodeId} to be ready`).catch(
+    async (err: unknown) => {
+      await agent.stop();
+      throw new Error(`agent ${options.nodeId} did not start: ${(err as Error).message}\n${output}`);
+    },
+  );
+  return agent;
+}

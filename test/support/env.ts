@@ -1,0 +1,93 @@
+/** Everything a suite needs: its own database, its own vhost, an orchestrator, agents; all disposed. */
+import "reflect-metadata";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createOrchestrator, type Orchestrator } from "../../src/app.js";
+import { configWith, type OrchestratorConfig } from "../../src/config.js";
+import { createLogger, type LogLevel } from "../../src/logger.js";
+import { createTestVhost, type TestVhost } from "./broker.js";
+import { createTestDatabase, type TestDatabase } from "./database.js";
+import { gqlOk } from "./graphql.js";
+import { spawnAgent, type AgentOptions, type AgentProcess } from "./agent.js";
+
+export interface TestEnv {
+  db: TestDatabase;
+  vhost: TestVhost;
+  orchestrator: Orchestrator;
+  config: OrchestratorConfig;
+  sandboxRoot: string;
+  agents: AgentProcess[];
+  /** Starts a real `fem-agent` process for `nodeId` on this suite's vhost. */
+  startAgent(nodeId: string, options?: Partial<AgentOptions>): Promise<AgentProcess>;
+  /** Registers nodes over GraphQL. */
+  registerNodes(ids: string[], capacity?: number): Promise<void>;
+  /** Runs raw SQL on the suite's database. */
+  sql<T = Record<string, unknown>>(query: string, params?: unknown[]): Promise<T[]>;
+  dispose(): Promise<void>;
+}
+
+const level = (process.env.TEST_LOG_LEVEL ?? "silent") as LogLevel;
+
+export async function createTestEnv(overrides: Partial<OrchestratorConfig> = {}): Promise<TestEnv> {
+  const db = await createTestDatabase();
+  const vhost = await createTestVhost();
+  const sandboxRoot = await mkdtemp(join(tmpdir(), "fem-test-"));
+  const config = configWith({
+    databaseUrl: db.url,
+    amqpUrl: vhost.url,
+    port: 0,
+    heartbeatIntervalMs: 500,
+    missedHeartbeats: 3,
+    relayPollMs: 100,
+    logLevel: level,
+    ...overrides,
+  });
+  let orchestrator: Orchestrator;
+  try {
+    orchestrator = await createOrchestrator(config, createLogger(level));
+  } catch (err) {
+    await db.drop();
+    await vhost.drop();
+    throw err;
+  }
+  const agents: AgentProcess[] = [];
+  const env: TestEnv = {
+    db,
+    vhost,
+    orchestrator,
+    config,
+    sandboxRoot,
+    agents,
+    async startAgent(nodeId, options = {}) {
+      const agent = await spawnAgent({
+        nodeId,
+        amqpUrl: vhost.url,
+        sandboxDir: join(sandboxRoot, nodeId),
+        capacity: 2,
+        heartbeatIntervalMs: 300,
+        ...options,
+      });
+      agents.push(agent);
+      return agent;
+    },
+    async registerNodes(ids, capacity = 2) {
+      for (const id of ids) {
+        await gqlOk(orchestrator.url, `mutation($input: RegisterNodeInput!) { registerNode(input: $input) { node { id } } }`, {
+          input: { id, capacity, labels: { site: id } },
+        });
+      }
+    },
+    async sql(query, params = []) {
+      return (await orchestrator.orm.em.fork().getConnection().execute(query, params, "all")) as never;
+    },
+    async dispose() {
+      await Promise.all(agents.map((a) => a.stop()));
+      await orchestrator.stop();
+      await db.drop();
+      await vhost.drop();
+      await rm(sandboxRoot, { recursive: true, force: true });
+    },
+  };
+  return env;
+}

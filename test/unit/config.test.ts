@@ -1,0 +1,37 @@
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { parseConfig } from "../../src/config.js";
+
+const test = suite("configuration");
+
+test("uses defaults when nothing is set", () => {
+  const result = parseConfig({});
+  assert.ok(result.ok);
+  if (result.ok) {
+    assert.is(result.config.port, 4000);
+    assert.is(result.config.host, "127.0.0.1");
+    assert.is(result.config.migrateOnStart, true);
+  }
+});
+
+test("lists every problem at once", () => {
+  const result = parseConfig({ PORT: "seventy", AMQP_URL: "http://nope", FEM_MISSED_HEARTBEATS: "0", FEM_MIGRATE_ON_START: "maybe" });
+  assert.not.ok(result.ok);
+  if (!result.ok) {
+    assert.is(result.problems.length, 4, result.problems.join("\n"));
+    assert.ok(result.problems.some((p) => p.startsWith("PORT")));
+    assert.ok(result.problems.some((p) => p.startsWith("AMQP_URL")));
+  }
+});
+
+test("reads values and treats blanks as unset", () => {
+  const result = parseConfig({ PORT: "5000", HOST: "", FEM_MIGRATE_ON_START: "false" });
+  assert.ok(result.ok);
+  if (result.ok) {
+    assert.is(result.config.port, 5000);
+    assert.is(result.config.host, "127.0.0.1");
+    assert.is(result.config.migrateOnStart, false);
+  }
+});
+
+test.run();
