@@ -1,0 +1,26 @@
+/** Raw publishing to the node-events exchange, as an agent (or a broken client) would. */
+import amqp from "amqplib";
+import { EXCHANGES, nodeEventRoutingKey } from "../../src/messaging/contracts.js";
+
+export interface EventPublisher {
+  publish(event: Record<string, unknown> & { nodeId: string; type: string }, routingKey?: string): Promise<void>;
+  publishRaw(body: Buffer, routingKey: string, contentType?: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function createEventPublisher(url: string): Promise<EventPublisher> {
+  const connection = await amqp.connect(url);
+  const channel = await connection.createConfirmChannel();
+  const send = (body: Buffer, routingKey: string, contentType: string) =>
+    new Promise<void>((resolve, reject) =>
+      channel.publish(EXCHANGES.nodeEvents, routingKey, body, { persistent: true, contentType }, (err) => (err ? reject(err) : resolve())),
+    );
+  return {
+    publish: (event, routingKey) => send(Buffer.from(JSON.stringify(event)), routingKey ?? nodeEventRoutingKey(event.nodeId, event.type), "application/json"),
+    publishRaw: (body, routingKey, contentType = "application/json") => send(body, routingKey, contentType),
+    async close() {
+      await channel.close().catch(() => undefined);
+      await connection.close().catch(() => undefined);
+    },
+  };
+}
