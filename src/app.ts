@@ -4,7 +4,8 @@
  */
 import type { Orm } from "./db/orm.js";
 import { migrate } from "./db/orm.js";
-import { connectDatabase, ServiceUnreachableError } from "./db/connect.js";
+import { connectDatabase } from "./db/connect.js";
+import { rabbitmqUnreachable } from "./unreachable.js";
 import type { OrchestratorConfig } from "./config.js";
 import { toError } from "./errors.js";
 import { createSchema } from "./graphql/schema.js";
@@ -14,7 +15,6 @@ import { createPubSub, type PubSub } from "./live/pubsub.js";
 import type { Logger } from "./logger.js";
 import { createBroker, type Broker } from "./messaging/broker.js";
 import { createRelay, type Relay } from "./messaging/relay.js";
-import { maskUrl } from "./messaging/topology.js";
 import { sweepSilentNodes } from "./nodes/heartbeat.js";
 import { ChangeSet } from "./runs/change-set.js";
 import { createIngestion, type Ingestion } from "./runs/ingestion.js";
@@ -34,11 +34,7 @@ async function connectBroker(config: OrchestratorConfig, logger: Logger): Promis
   try {
     return await withTimeout(createBroker(options, logger), 15_000, "connecting to RabbitMQ timed out");
   } catch (err) {
-    const e = err as { code?: string; message?: string };
-    throw new ServiceUnreachableError(
-      `RabbitMQ is not reachable at ${maskUrl(config.amqpUrl)} (${e.code ?? e.message?.split("\n")[0]}). Start it: docker-compose up -d rabbitmq, or rabbitmq-server -detached; or set AMQP_URL.`,
-      { cause: err },
-    );
+    throw rabbitmqUnreachable(config.amqpUrl, err);
   }
 }
 

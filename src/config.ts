@@ -100,9 +100,14 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
   };
 }
 
-/** Reads the process environment. */
-export function loadConfig(): ConfigResult {
-  return parseConfig(process.env);
+/** Reads the process environment; `defaults` fill what it leaves unset (used by the demo). */
+export function loadConfig(defaults: Record<string, string> = {}): ConfigResult {
+  return parseConfig({ ...defaults, ...Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== undefined && v !== "")) });
+}
+
+/** The PATH of this process, for child processes that need to find `node` (demo agents). */
+export function inheritedPath(): string {
+  return process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin";
 }
 
 /** Environment overrides for tests and scripts, applied over defaults. */

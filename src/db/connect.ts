@@ -1,20 +1,8 @@
 /** Connects to PostgreSQL with a one-line, actionable error when it is away. */
+export { ServiceUnreachableError } from "../unreachable.js";
 import { MikroORM } from "@mikro-orm/postgresql";
-import { maskUrl } from "../messaging/topology.js";
+import { postgresUnreachable } from "../unreachable.js";
 import { createOrm, type Orm, type OrmOptions } from "./orm.js";
-
-/** A required service is unreachable; `message` is one line telling how to start it. */
-export class ServiceUnreachableError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "ServiceUnreachableError";
-  }
-}
-
-function reason(err: unknown): string {
-  const e = err as { code?: string; message?: string };
-  return e.code ?? e.message?.split("\n")[0] ?? String(err);
-}
 
 async function ping(orm: Orm): Promise<void> {
   await orm.em.getConnection().execute("select 1");
@@ -41,10 +29,7 @@ export async function connectDatabase(options: OrmOptions): Promise<Orm> {
   } catch (err) {
     await orm.close(true).catch(() => undefined);
     if ((err as { code?: string }).code !== "3D000") {
-      throw new ServiceUnreachableError(
-        `PostgreSQL is not reachable at ${maskUrl(options.databaseUrl)} (${reason(err)}). Start it: docker-compose up -d postgres, or pg_ctlcluster <version> main start; or set DATABASE_URL.`,
-        { cause: err },
-      );
+      throw postgresUnreachable(options.databaseUrl, err);
     }
   }
   await createDatabase(options.databaseUrl);

@@ -1,5 +1,6 @@
 /**
- * Announces committed changes as live events: delivered to this instance's subscribers at once and
+ * Announces committed changes (runs, then tasks, then workflows, so a workflow's final event
+ * comes last) as live events: delivered to this instance's subscribers at once and
  * to every other orchestrator instance through the live-events fanout.
  */
 import type { Broker } from "../messaging/broker.js";
@@ -54,16 +55,16 @@ export function createLiveEvents(instanceId: string, pubsub: PubSub, broker: Pic
       pubsub.publish(topics.node(node.id), node);
       pubsub.publish(topics.allNodes, node);
     }
-    for (const workflow of message.workflows) {
-      pubsub.publish(topics.workflow(workflow.id), event(workflow.id, "WORKFLOW", workflow.state, null, null, null, at));
-    }
-    for (const task of message.tasks) {
-      pubsub.publish(topics.workflow(task.workflowId), event(task.workflowId, "TASK", task.state, task.id, null, null, at));
-    }
     for (const raw of message.runs) {
       const run = reviveRun(raw);
       pubsub.publish(topics.run(run.id), run);
       pubsub.publish(topics.workflow(run.workflowId), event(run.workflowId, "RUN", run.state, run.taskId, run.id, run, at));
+    }
+    for (const task of message.tasks) {
+      pubsub.publish(topics.workflow(task.workflowId), event(task.workflowId, "TASK", task.state, task.id, null, null, at));
+    }
+    for (const workflow of message.workflows) {
+      pubsub.publish(topics.workflow(workflow.id), event(workflow.id, "WORKFLOW", workflow.state, null, null, null, at));
     }
     for (const logs of message.logs) {
       pubsub.publish(topics.runLogs(logs.runId), logs);
@@ -81,7 +82,7 @@ export function createLiveEvents(instanceId: string, pubsub: PubSub, broker: Pic
           origin: instanceId,
           at: new Date().toISOString(),
           nodes: [...changes.nodes.values()],
-          runs: [...changes.runs.values()],
+          runs: changes.runs,
           tasks: [...changes.tasks.values()],
           workflows: [...changes.workflows.values()],
           logs: changes.logs,

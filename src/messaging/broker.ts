@@ -2,9 +2,10 @@
  * The orchestrator's connection to RabbitMQ: declares the topology, publishes with bounded confirm
  * waits, declares per-node queues on demand and exposes the two subscriptions.
  */
+import amqp from "amqplib";
 import rascal from "rascal";
 import { dispatchRoutingKey, durableQueueOptions, EXCHANGES, nodeQueueNames } from "./contracts.js";
-import { maskUrl, orchestratorTopology, PUBLICATIONS, SUBSCRIPTIONS, vhostOf, type TopologyOptions } from "./topology.js";
+import { maskUrl, orchestratorTopology, PUBLICATIONS, SUBSCRIPTIONS, type TopologyOptions } from "./topology.js";
 import { toError } from "../errors.js";
 import type { Logger } from "../logger.js";
 
@@ -33,7 +34,6 @@ export interface Broker {
 type Subscription = Awaited<ReturnType<rascal.BrokerAsPromised["subscribe"]>>;
 
 export async function createBroker(options: TopologyOptions, logger: Logger): Promise<Broker> {
-  const vhost = vhostOf(options.amqpUrl);
   const config = rascal.withDefaultConfig(orchestratorTopology(options) as rascal.BrokerConfig);
   const broker = await rascal.BrokerAsPromised.create(config);
   broker.on("error", (err: unknown) => logger.warn("broker error", { error: toError(err).message }));
@@ -62,18 +62,24 @@ export async function createBroker(options: TopologyOptions, logger: Logger): Pr
         clearTimeout(timer);
         reject(toError(err));
       });
+      session.on("return", () => {
+        // Unroutable: a node's queue vanished. Forget what was declared so it is declared again.
+        declaredNodes.clear();
+        logger.error("a dispatched message had no queue to go to", { messageId, routingKey });
+      });
     });
   }
 
   async function ensureNodeQueues(nodeId: string): Promise<void> {
     if (declaredNodes.has(nodeId)) return;
-    const connection = (await broker.connect(vhost)) as unknown as import("amqplib").ChannelModel;
+    // rascal's topology is fixed at start; per-node queues are declared on a short-lived connection.
+    const connection = await amqp.connect(options.amqpUrl, { noDelay: true, timeout: 10_000 });
     connection.on("error", () => undefined);
     try {
       const channel = await connection.createChannel();
       const names = nodeQueueNames(nodeId);
-      await channel.assertQueue(names.runs, durableQueueOptions as never);
-      await channel.assertQueue(names.control, durableQueueOptions as never);
+      await channel.assertQueue(names.runs, durableQueueOptions);
+      await channel.assertQueue(names.control, durableQueueOptions);
       await channel.bindQueue(names.runs, EXCHANGES.dispatch, dispatchRoutingKey(nodeId, "run"));
       await channel.bindQueue(names.control, EXCHANGES.dispatch, dispatchRoutingKey(nodeId, "control"));
       await channel.close();

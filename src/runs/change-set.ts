@@ -25,7 +25,8 @@ export type NodeSnapshot = Record<string, unknown> & { id: string };
 
 export class ChangeSet {
   readonly nodes = new Map<string, NodeSnapshot>();
-  readonly runs = new Map<string, RunRecord>();
+  /** Every transition, in order (a run may change twice in one batch: ACCEPTED, then RUNNING). */
+  readonly runs: RunRecord[] = [];
   readonly tasks = new Map<string, TaskChange>();
   readonly workflows = new Map<string, WorkflowChange>();
   readonly logs: LogChange[] = [];
@@ -33,10 +34,10 @@ export class ChangeSet {
   outboxWritten = false;
 
   addRuns(runs: RunRecord[]): void {
-    for (const run of runs) this.runs.set(run.id, run);
+    this.runs.push(...runs);
   }
 
   get isEmpty(): boolean {
-    return this.nodes.size === 0 && this.runs.size === 0 && this.tasks.size === 0 && this.workflows.size === 0 && this.logs.length === 0;
+    return this.nodes.size === 0 && this.runs.length === 0 && this.tasks.size === 0 && this.workflows.size === 0 && this.logs.length === 0;
   }
 }

@@ -1,0 +1,221 @@
+/**
+ * `npm run demo`: an orchestrator, two local agents (hospital-a, hospital-b), a sample tool and a
+ * federated workflow, with state changes and log lines printed live. Uses its own database
+ * (fem_demo, recreated each time) and leaves nothing running.
+ */
+import "reflect-metadata";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import amqp from "amqplib";
+import { createClient } from "graphql-ws";
+import WebSocket from "ws";
+import { createOrchestrator, type Orchestrator } from "../src/app.js";
+import { inheritedPath, loadConfig } from "../src/config.js";
+import { rabbitmqUnreachable, ServiceUnreachableError } from "../src/unreachable.js";
+import { createLogger } from "../src/logger.js";
+import { nodeQueueNames } from "../src/messaging/contracts.js";
+import { resetDatabase } from "./demo-support.js";
+
+const NODES = [
+  { id: "hospital-a", values: "4.1,5.3,6.2,5.8,4.9" },
+  { id: "hospital-b", values: "7.0,6.4,7.7" },
+];
+const WORKFLOW_TIMEOUT_MS = 60_000;
+const toolScript = fileURLToPath(new URL("./sample-tools/local-stats.js", import.meta.url));
+const agentBin = fileURLToPath(new URL("../src/agent/main.js", import.meta.url));
+
+const time = () => new Date().toISOString().slice(11, 23);
+const say = (line: string) => console.log(line);
+
+async function gql(url: string, query: string, variables: Record<string, unknown> = {}): Promise<any> {
+  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query, variables }), signal: AbortSignal.timeout(15_000) });
+  const body = (await res.json()) as { data?: any; errors?: { message: string; extensions?: { code?: string } }[] };
+  if (body.errors?.length) throw Object.assign(new Error(body.errors.map((e) => e.message).join("; ")), { code: body.errors[0].extensions?.code });
+  return body.data;
+}
+
+/** Empties the demo nodes' queues, so work left by an interrupted demo does not run now. */
+async function purgeDemoQueues(amqpUrl: string): Promise<void> {
+  const connection = await amqp.connect(amqpUrl);
+  try {
+    const channel = await connection.createChannel();
+    channel.on("error", () => undefined);
+    for (const node of NODES) {
+      for (const queue of Object.values(nodeQueueNames(node.id))) await channel.purgeQueue(queue).catch(() => undefined);
+    }
+    await channel.close().catch(() => undefined);
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
+
+function startAgent(nodeId: string, amqpUrl: string, sandboxDir: string): { child: ChildProcess; ready: Promise<void> } {
+  const child = spawn(process.execPath, [agentBin], {
+    env: { PATH: inheritedPath(), AMQP_URL: amqpUrl, FEM_NODE_ID: nodeId, FEM_SANDBOX_DIR: sandboxDir, FEM_CAPACITY: "2", FEM_HEARTBEAT_INTERVAL_MS: "1000" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`agent ${nodeId} did not start within 20 s:\n${output}`)), 20_000);
+    const onData = (d: Buffer) => {
+      output += d.toString();
+      if (/ready/.test(output)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`agent ${nodeId} exited (${code}):\n${output}`));
+    });
+  });
+  ready.catch(() => undefined);
+  return { child, ready };
+}
+
+async function stopAgent(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function main(): Promise<number> {
+  const parsed = loadConfig({ DATABASE_URL: "postgres://postgres@127.0.0.1:5432/fem_demo", LOG_LEVEL: "warn" });
+  if (!parsed.ok) {
+    for (const p of parsed.problems) console.error(`fem demo: ${p}`);
+    return 1;
+  }
+  const config = parsed.config;
+  const sandboxRoot = mkdtempSync(join(tmpdir(), "fem-demo-"));
+  const agents: ChildProcess[] = [];
+  let orchestrator: Orchestrator | null = null;
+  let client: ReturnType<typeof createClient> | null = null;
+  try {
+    await resetDatabase(config.databaseUrl);
+    await purgeDemoQueues(config.amqpUrl).catch((err: unknown) => {
+      throw rabbitmqUnreachable(config.amqpUrl, err);
+    });
+    orchestrator = await createOrchestrator(config, createLogger(config.logLevel));
+    const url = orchestrator.url;
+    say(`FEM demo: orchestrator at ${url}`);
+
+    for (const node of NODES) {
+      await gql(url, `mutation($input: RegisterNodeInput!) { registerNode(input: $input) { node { id } } }`, {
+        input: { id: node.id, name: `Demo ${node.id}`, capacity: 2, labels: { kind: "hospital" } },
+      });
+    }
+    const started = NODES.map((n) => startAgent(n.id, config.amqpUrl, join(sandboxRoot, n.id)));
+    agents.push(...started.map((s) => s.child));
+    await Promise.all(started.map((s) => s.ready));
+    say(`agents running: ${NODES.map((n) => n.id).join(", ")}`);
+
+    await gql(url, `mutation($input: RegisterToolInput!) { registerTool(input: $input) { id } }`, {
+      input: {
+        name: "local-stats",
+        version: "1.0.0",
+        executable: process.execPath,
+        args: [
+          { id: "script", type: "STRING", position: 0, default: toolScript },
+          { id: "site", type: "STRING", position: 1, prefix: "--site", required: true },
+          { id: "values", type: "STRING", position: 2, prefix: "--values", required: true },
+          { id: "delayMs", type: "INT", position: 3, prefix: "--delay-ms", default: 250 },
+        ],
+        timeoutSeconds: 60,
+        resultFile: "result.json",
+      },
+    });
+    say("tool registered: local-stats@1.0.0 (count, sum and mean of a node's local values)");
+
+    const submitted = await gql(url, `mutation($input: SubmitWorkflowInput!) { submitWorkflow(input: $input) { id tasks { runs { id node { id } } } } }`, {
+      input: {
+        name: "federated mean (demo)",
+        idempotencyKey: `demo-${Date.now()}`,
+        tasks: [
+          {
+            key: "local-stats",
+            tool: "local-stats@1.0.0",
+            nodeSelector: { kind: "hospital" },
+            params: { values: "" },
+            nodeParams: NODES.map((n) => ({ node: n.id, params: { site: n.id, values: n.values } })),
+          },
+        ],
+      },
+    });
+    const workflowId: string = submitted.submitWorkflow.id;
+    const runs: { id: string; node: { id: string } }[] = submitted.submitWorkflow.tasks[0].runs;
+    const nodeOfRun = new Map(runs.map((r) => [r.id, r.node.id]));
+    say(`workflow ${workflowId} submitted: one task on ${runs.length} nodes; following it live\n`);
+
+    client = createClient({ url: orchestrator.wsUrl, webSocketImpl: WebSocket, retryAttempts: 0 });
+    const finished = new Promise<string>((resolve, reject) => {
+      client!.subscribe(
+        { query: `subscription($id: ID!) { workflowEvents(workflowId: $id) { kind state runId } }`, variables: { id: workflowId } },
+        {
+          next: ({ data }) => {
+            const e = (data as any).workflowEvents;
+            if (e.kind === "RUN") say(`${time()}  ${nodeOfRun.get(e.runId)?.padEnd(10)} run      ${e.state}`);
+            if (e.kind === "TASK") say(`${time()}  ${"".padEnd(10)} task     ${e.state}`);
+            if (e.kind === "WORKFLOW") {
+              say(`${time()}  ${"".padEnd(10)} workflow ${e.state}`);
+              if (["SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED"].includes(e.state)) resolve(e.state);
+            }
+          },
+          error: reject,
+          complete: () => undefined,
+        },
+      );
+    });
+    for (const run of runs) {
+      client.subscribe(
+        { query: `subscription($id: ID!) { runLogs(runId: $id, afterSeq: 0) { lines { seq stream text } } }`, variables: { id: run.id } },
+        {
+          next: ({ data }) => {
+            for (const line of (data as any).runLogs.lines) say(`${time()}  ${run.node.id.padEnd(10)} ${String(line.stream).padEnd(6)} ${line.text}`);
+          },
+          error: () => undefined,
+          complete: () => undefined,
+        },
+      );
+    }
+    // The workflow may have finished before the subscription started: check the stored state too.
+    const state = await Promise.race([
+      finished,
+      new Promise<string>((_, reject) => setTimeout(() => reject(new Error(`workflow did not finish within ${WORKFLOW_TIMEOUT_MS / 1000} s`)), WORKFLOW_TIMEOUT_MS)),
+    ]);
+    await new Promise((r) => setTimeout(r, 300));
+    const result = await gql(url, `query($id: ID!) { workflow(id: $id) { state tasks { runs { node { id } state exitCode result usage { wallMs cpuUserMs cpuSystemMs peakRssBytes logBytes } } } } }`, { id: workflowId });
+    say("\nrun usage:");
+    say(`  ${"node".padEnd(12)}${"state".padEnd(11)}${"exit".padEnd(6)}${"wall ms".padEnd(10)}${"cpu ms".padEnd(9)}${"peak MiB".padEnd(10)}${"log bytes".padEnd(11)}result`);
+    let totalSum = 0;
+    let totalCount = 0;
+    for (const r of result.workflow.tasks[0].runs) {
+      const u = r.usage;
+      const cpu = (u.cpuUserMs ?? 0) + (u.cpuSystemMs ?? 0);
+      say(`  ${r.node.id.padEnd(12)}${r.state.padEnd(11)}${String(r.exitCode).padEnd(6)}${String(Math.round(u.wallMs ?? 0)).padEnd(10)}${String(Math.round(cpu)).padEnd(9)}${((u.peakRssBytes ?? 0) / 1048576).toFixed(1).padEnd(10)}${String(u.logBytes ?? 0).padEnd(11)}${JSON.stringify(r.result)}`);
+      totalSum += r.result?.sum ?? 0;
+      totalCount += r.result?.count ?? 0;
+    }
+    if (totalCount > 0) say(`\nfederated mean over ${totalCount} values on ${NODES.length} nodes: ${(totalSum / totalCount).toFixed(3)} (no value left its node)`);
+    say(`\nworkflow ${state}. GraphQL API: ${url} (stopped now; run \`npm start\` to keep one up)`);
+    return state === "SUCCEEDED" ? 0 : 1;
+  } catch (err) {
+    if (err instanceof ServiceUnreachableError) console.error(`fem demo: ${err.message}`);
+    else console.error(`fem demo failed: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  } finally {
+    await client?.dispose();
+    await Promise.all(agents.map(stopAgent));
+    await orchestrator?.stop();
+    rmSync(sandboxRoot, { recursive: true, force: true });
+  }
+}
+
+process.exit(await main());
