@@ -1,0 +1,77 @@
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { createTestVhost, type TestVhost } from "../support/broker.js";
+import { adminDatabaseUrl } from "../support/database.js";
+
+const run = promisify(execFile);
+const DEMO = fileURLToPath(new URL("../../scripts/demo.js", import.meta.url));
+const test = suite("npm run demo");
+let vhost: TestVhost;
+const databaseName = `fem_demo_test_${process.pid}`;
+
+function databaseUrl(): string {
+  const url = new URL(adminDatabaseUrl());
+  url.pathname = `/${databaseName}`;
+  return url.toString();
+}
+
+async function demo(env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [DEMO], { env: { PATH: process.env.PATH ?? "", PORT: "0", ...env }, timeout: 120_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === "number" ? e.code : 1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
+  }
+}
+
+test.before(async () => {
+  vhost = await createTestVhost("fem_demo");
+});
+
+test.after(async () => {
+  await vhost?.drop();
+  await run("psql", [adminDatabaseUrl(), "-c", `drop database if exists "${databaseName}" with (force)`]).catch(() => undefined);
+});
+
+test("runs the federated workflow on two agents, printing states, log lines and usage, and exits 0", async () => {
+  const result = await demo({ DATABASE_URL: databaseUrl(), AMQP_URL: vhost.url });
+  assert.is(result.code, 0, result.stdout + result.stderr);
+  for (const pattern of [/hospital-a\s+run\s+RUNNING/, /hospital-b\s+run\s+SUCCEEDED/, /hospital-a\s+STDOUT\s+hospital-a: value 5\/5 read/, /run usage:/, /federated mean over 8 values on 2 nodes: 5\.925/, /workflow SUCCEEDED/, /http:\/\/.*\/graphql/]) {
+    assert.match(result.stdout, pattern);
+  }
+});
+
+test("says in one line how to start RabbitMQ when it is unreachable, and exits non-zero", async () => {
+  const result = await demo({ DATABASE_URL: databaseUrl(), AMQP_URL: "amqp://guest:guest@127.0.0.1:1" });
+  assert.is.not(result.code, 0);
+  const lines = result.stderr.trim().split("\n");
+  assert.is(lines.length, 1, result.stderr);
+  assert.match(lines[0], /RabbitMQ is not reachable at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1.*rabbitmq-server -detached/);
+});
+
+test("says in one line how to start PostgreSQL when it is unreachable, and exits non-zero", async () => {
+  const result = await demo({ DATABASE_URL: "postgres://postgres@127.0.0.1:1/fem_demo", AMQP_URL: vhost.url });
+  assert.is.not(result.code, 0);
+  const lines = result.stderr.trim().split("\n");
+  assert.is(lines.length, 1, result.stderr);
+  assert.match(lines[0], /PostgreSQL is not reachable at postgres:\/\/postgres@127\.0\.0\.1:1\/fem_demo.*pg_ctlcluster/);
+});
+
+test("the orchestrator itself says in one line how to start RabbitMQ when it is unreachable", async () => {
+  const main = fileURLToPath(new URL("../../src/main.js", import.meta.url));
+  const result = await run(process.execPath, [main], { env: { PATH: process.env.PATH ?? "", PORT: "0", DATABASE_URL: databaseUrl(), AMQP_URL: "amqp://127.0.0.1:1" }, timeout: 60_000 }).then(
+    (r) => ({ code: 0, stderr: r.stderr }),
+    (e: { code?: number; stderr?: string }) => ({ code: e.code ?? 1, stderr: e.stderr ?? "" }),
+  );
+  assert.is.not(result.code, 0);
+  const lines = result.stderr.trim().split("\n").filter((l) => !l.startsWith("{"));
+  assert.is(lines.length, 1, result.stderr);
+  assert.match(lines[0], /RabbitMQ is not reachable/);
+  assert.not.match(result.stderr, /\n\s+at /, "no stack trace");
+});
+
+test.run();
