@@ -1,0 +1,139 @@
+/**
+ * `fem-agent` as a library: wires the journal, the broker, the outbox, the intake, runs and
+ * heartbeats, and owns the start-up and shutdown order. `main.ts` is a thin wrapper around it.
+ */
+import fs from "node:fs/promises";
+import { setTimeout as delay } from "node:timers/promises";
+import { connectAgentBroker, type AgentBroker } from "./broker.js";
+import type { AgentConfig } from "./config.js";
+import { createHeartbeat } from "./heartbeat.js";
+import { createIntake, type Intake } from "./intake.js";
+import { openJournal, type Journal } from "./journal.js";
+import { createStderrLogger, type AgentLogger } from "./log.js";
+import { createOutbox, type Outbox } from "./outbox.js";
+import { recoverPreviousRuns } from "./recovery.js";
+import { startRun } from "./run.js";
+import { createProcessTreeSampler, type ProcessTreeSampler } from "./usage.js";
+
+export interface AgentDeps {
+  /** @default stderr lines prefixed "fem-agent" */
+  log?: AgentLogger;
+  /** Bound on the first connection to RabbitMQ. @default 10_000 */
+  connectTimeoutMs?: number;
+  /** Bound on publishing what is still queued when stopping. @default 10_000 */
+  flushTimeoutMs?: number;
+}
+
+export interface Agent {
+  /** Opens the journal, connects (throws `BrokerConnectError` when RabbitMQ cannot be reached), recovers, then consumes. */
+  start(): Promise<void>;
+  /**
+   * Stops taking work, waits up to `shutdownGraceMs` (default: the config's) for active runs, cancels
+   * the rest ("agent shut down"), flushes events and disconnects. Safe to call twice.
+   */
+  stop(options?: { shutdownGraceMs?: number }): Promise<void>;
+  activeRunCount(): number;
+  /** SIGKILLs every active run's process group at once, for a forced exit (they are reported NODE_LOST on the next start). */
+  abort(): void;
+}
+
+interface Started {
+  journal: Journal;
+  broker: AgentBroker;
+  outbox: Outbox;
+  sampler: ProcessTreeSampler;
+  intake: Intake;
+  heartbeat: { stop(): void };
+}
+
+export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
+  const log = deps.log ?? createStderrLogger();
+  let starting: Promise<Started> | null = null;
+  let stopping: Promise<void> | null = null;
+  let intake: Intake | null = null;
+
+  async function start(): Promise<Started> {
+    await fs.mkdir(config.sandboxDir, { recursive: true });
+    const journal = await openJournal(config.sandboxDir, { log });
+    let broker: AgentBroker;
+    try {
+      broker = await connectAgentBroker(
+        { amqpUrl: config.amqpUrl, nodeId: config.nodeId, capacity: config.capacity, connectTimeoutMs: deps.connectTimeoutMs },
+        { log },
+      );
+    } catch (err) {
+      await journal.stop();
+      throw err;
+    }
+    const outbox = createOutbox({ nodeId: config.nodeId }, { publish: broker.publish, log });
+    const sampler = createProcessTreeSampler();
+    await recoverPreviousRuns(journal, outbox, { nodeId: config.nodeId }, { log });
+    const runSettings = {
+      nodeId: config.nodeId,
+      sandboxDir: config.sandboxDir,
+      killGraceMs: config.killGraceMs,
+      logBatchMs: config.logBatchMs,
+      logBatchBytes: config.logBatchBytes,
+      searchPath: config.executableSearchPath,
+    };
+    intake = createIntake(
+      { nodeId: config.nodeId, capacity: config.capacity, allowedTools: config.allowedTools },
+      { journal, outbox, log, startRun: (dispatch) => startRun(dispatch, runSettings, { outbox, journal, sampler, log }) },
+    );
+    const active = intake;
+    const heartbeat = createHeartbeat(
+      { nodeId: config.nodeId, capacity: config.capacity, launchers: config.launchers, sandboxDir: config.sandboxDir, intervalMs: config.heartbeatIntervalMs },
+      { send: (event) => void outbox.send(event), activeRuns: () => active.activeRuns(), log },
+    );
+    const started: Started = { journal, broker, outbox, sampler, intake, heartbeat };
+    try {
+      // Control first, so a cancel is never stuck behind the runs it targets.
+      await broker.consume("control", (delivery) => active.onDelivery("control", delivery));
+      await broker.consume("runs", (delivery) => active.onDelivery("runs", delivery));
+    } catch (err) {
+      await shutdown(started, 0);
+      throw new Error("cannot start consuming the node's queues", { cause: err });
+    }
+    return started;
+  }
+
+  async function shutdown(s: Started, shutdownGraceMs: number): Promise<void> {
+    s.intake.close();
+    const cancellingRuns = s.broker.cancel("runs");
+    // Rascal sends basic.cancel from its channel-operation queue on a later tick. Requeueing after
+    // it, on the same channel, keeps the broker from redelivering the held messages to us again.
+    await delay(100);
+    await s.intake.requeueHeld();
+    await cancellingRuns;
+    if (!(await s.intake.waitIdle(shutdownGraceMs))) {
+      log.info(`cancelling ${s.intake.activeCount()} run(s) still active after ${shutdownGraceMs} ms`);
+      s.intake.cancelAll("agent shut down");
+      // Cancelled runs need the kill grace, then up to 2 s for their output to close.
+      await s.intake.waitIdle(config.killGraceMs + 5_000);
+    }
+    await s.broker.cancel("control");
+    s.heartbeat.stop();
+    await s.outbox.stop({ flushTimeoutMs: deps.flushTimeoutMs ?? 10_000 });
+    s.sampler.stop();
+    await s.broker.stop();
+    await s.journal.stop();
+  }
+
+  return {
+    async start() {
+      if (stopping) throw new Error("the agent was stopped");
+      starting ??= start();
+      await starting;
+    },
+    stop(options = {}) {
+      stopping ??= (async () => {
+        if (!starting) return;
+        const started = await starting.catch(() => null);
+        if (started) await shutdown(started, options.shutdownGraceMs ?? config.shutdownGraceMs);
+      })();
+      return stopping;
+    },
+    activeRunCount: () => intake?.activeCount() ?? 0,
+    abort: () => intake?.abortAll(),
+  };
+}

@@ -1,0 +1,303 @@
+/**
+ * The agent's whole RabbitMQ topology and its connection, wrapped so that the rest of the agent
+ * sees three things only: confirmed publishing, deliveries with ack/dead-letter, and `stop()`.
+ */
+import rascal from "rascal";
+import {
+  EXCHANGES,
+  EXCHANGE_TYPES,
+  QUEUES,
+  dispatchRoutingKey,
+  durableQueueOptions,
+  nodeQueueNames,
+  type NodeEvent,
+} from "../messaging/contracts.js";
+import { maskUrl } from "./config.js";
+import { toError, type AgentLogger } from "./log.js";
+
+export type SubscriptionName = "runs" | "control";
+
+/** One delivered message; exactly one of its settle methods should be called. */
+export interface Delivery {
+  content: unknown;
+  redelivered: boolean;
+  ack(): Promise<void>;
+  /** Rejects without requeue, so the queue dead-letters it. */
+  deadLetter(reason: string): Promise<void>;
+  /** Returns the message to its queue for another consumer or a later start. */
+  requeue(): Promise<void>;
+}
+
+export interface AgentBroker {
+  /** Resolves once the broker confirmed the event; rejects on error, timeout or lost connection. */
+  publish(event: NodeEvent, target: { routingKey: string; messageId: string }): Promise<void>;
+  /** Starts consuming; resolves when the consumer is registered (bounded by the connect timeout). */
+  consume(name: SubscriptionName, onDelivery: (delivery: Delivery) => void): Promise<void>;
+  /** Stops consuming from one subscription; never throws. */
+  cancel(name: SubscriptionName): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface AgentBrokerSettings {
+  amqpUrl: string;
+  nodeId: string;
+  capacity: number;
+  /** Bound on the first connection and on registering a consumer. @default 10_000 */
+  connectTimeoutMs?: number;
+}
+
+/** Thrown when the first connection or the topology declaration fails; `code` is the cause's code. */
+export class BrokerConnectError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "BrokerConnectError";
+  }
+}
+
+const PUBLICATION = "events";
+const PUBLISH_TIMEOUT_MS = 10_000;
+const SUBSCRIPTION_CLOSE_TIMEOUT_MS = 5_000;
+const SHUTDOWN_TIMEOUT_MS = 5_000;
+
+/** The rascal definition of the agent's vhost (exported so tests can inspect it). */
+export function buildBrokerConfig(settings: AgentBrokerSettings): Record<string, unknown> {
+  const queues = nodeQueueNames(settings.nodeId);
+  const durableExchange = (name: keyof typeof EXCHANGE_TYPES) => ({ type: EXCHANGE_TYPES[name], options: { durable: true } });
+  const vhost = {
+    connection: {
+      url: settings.amqpUrl,
+      socketOptions: { noDelay: true, timeout: settings.connectTimeoutMs ?? 10_000 },
+      retry: { strategy: "exponential", min: 500, max: 5_000, factor: 2 },
+    },
+    publicationChannelPools: { confirmPool: { max: 50 } },
+    exchanges: {
+      [EXCHANGES.dispatch]: durableExchange(EXCHANGES.dispatch),
+      [EXCHANGES.nodeEvents]: durableExchange(EXCHANGES.nodeEvents),
+      [EXCHANGES.deadLetter]: durableExchange(EXCHANGES.deadLetter),
+    },
+    queues: {
+      [queues.runs]: { options: durableQueueOptions },
+      [queues.control]: { options: durableQueueOptions },
+    },
+    bindings: {
+      runs: { source: EXCHANGES.dispatch, destination: queues.runs, destinationType: "queue", bindingKey: dispatchRoutingKey(settings.nodeId, "run") },
+      control: { source: EXCHANGES.dispatch, destination: queues.control, destinationType: "queue", bindingKey: dispatchRoutingKey(settings.nodeId, "control") },
+    },
+    publications: {
+      [PUBLICATION]: { exchange: EXCHANGES.nodeEvents, confirm: true, timeout: PUBLISH_TIMEOUT_MS, options: { persistent: true } },
+    },
+    subscriptions: {
+      runs: subscription(queues.runs, settings.capacity),
+      control: subscription(queues.control, 20),
+    },
+  };
+  return { vhosts: { [vhostName(settings.amqpUrl)]: vhost } };
+}
+
+function subscription(queue: string, prefetch: number): Record<string, unknown> {
+  return {
+    queue,
+    prefetch,
+    closeTimeout: SUBSCRIPTION_CLOSE_TIMEOUT_MS,
+    contentType: "application/json",
+    retry: { strategy: "exponential", min: 500, max: 5_000, factor: 2 },
+  };
+}
+
+function vhostName(amqpUrl: string): string {
+  const pathname = new URL(amqpUrl).pathname;
+  return pathname === "" || pathname === "/" ? "/" : decodeURIComponent(pathname.slice(1));
+}
+
+/** Connects, declares the topology and returns the broker; throws `BrokerConnectError` within the timeout. */
+export async function connectAgentBroker(settings: AgentBrokerSettings, deps: { log: AgentLogger }): Promise<AgentBroker> {
+  const { log } = deps;
+  const connectTimeoutMs = settings.connectTimeoutMs ?? 10_000;
+  const broker = await createRascalBroker(settings, connectTimeoutMs);
+  let lostAt: number | null = null;
+  let errorLoggedAt = 0;
+  broker.on("error", (err: unknown) => {
+    // While disconnected, rascal reports every failed reconnection; one line per 30 s is enough.
+    if (lostAt !== null && Date.now() - errorLoggedAt < 30_000) return;
+    errorLoggedAt = Date.now();
+    log.warn(`broker: ${toError(err).message}`);
+  });
+  broker.on("disconnect", () => {
+    if (lostAt !== null) return;
+    lostAt = Date.now();
+    log.warn(`lost the connection to RabbitMQ at ${maskUrl(settings.amqpUrl)}; reconnecting`);
+  });
+  broker.on("vhost_initialised", () => {
+    if (lostAt === null) return;
+    log.info(`reconnected to RabbitMQ after ${Date.now() - lostAt} ms`);
+    lostAt = null;
+  });
+  broker.on("blocked", (reason: unknown) => log.warn(`RabbitMQ blocked the connection: ${String(reason)}`));
+
+  const sessions = new Map<SubscriptionName, RascalSession>();
+  let returnedWarnedAt = 0;
+  let stopping: Promise<void> | null = null;
+
+  async function publish(event: NodeEvent, target: { routingKey: string; messageId: string }): Promise<void> {
+    const session = await broker.publish(PUBLICATION, event, { routingKey: target.routingKey, options: { messageId: target.messageId } });
+    await new Promise<void>((resolve, reject) => {
+      // Rascal holds a publish while disconnected; abort it so the outbox, which keeps order, retries.
+      const guard = setTimeout(() => fail(new Error(`no confirm within ${PUBLISH_TIMEOUT_MS + 5_000} ms`)), PUBLISH_TIMEOUT_MS + 5_000);
+      function fail(err: Error): void {
+        clearTimeout(guard);
+        session.abort();
+        reject(err);
+      }
+      session.on("success", () => {
+        clearTimeout(guard);
+        resolve();
+      });
+      session.on("error", (err: unknown) => fail(toError(err)));
+      session.on("close", () => fail(new Error("channel closed before the broker confirmed")));
+      session.on("paused", () => fail(new Error("not connected to RabbitMQ")));
+      session.on("return", () => {
+        if (Date.now() - returnedWarnedAt < 60_000) return;
+        returnedWarnedAt = Date.now();
+        log.warn(`RabbitMQ could not route ${target.routingKey} (is the orchestrator's ${QUEUES.nodeEvents} queue declared?)`);
+      });
+    });
+  }
+
+  async function consume(name: SubscriptionName, onDelivery: (delivery: Delivery) => void): Promise<void> {
+    const session = await broker.subscribe(name);
+    sessions.set(name, session);
+    session.on("error", (err: unknown) => log.warn(`subscription ${name}: ${toError(err).message}`));
+    session.on("cancelled", (err: unknown) => log.warn(`subscription ${name}: ${toError(err).message}; resubscribing`));
+    session.on("invalid_content", (err: unknown, _message: unknown, ackOrNack: AckOrNack) => {
+      log.warn(`subscription ${name}: dead-lettering a message that is not JSON (${toError(err).message})`);
+      ackOrNack(toError(err), { strategy: "nack" }, () => undefined);
+    });
+    const registered = waitForEvent(session, "subscribed", connectTimeoutMs);
+    session.on("message", (message: RascalMessage, content: unknown, ackOrNack: AckOrNack) => {
+      onDelivery(toDelivery(message, content, ackOrNack));
+    });
+    await registered;
+  }
+
+  async function cancel(name: SubscriptionName): Promise<void> {
+    const session = sessions.get(name);
+    if (!session) return;
+    sessions.delete(name);
+    // With unacknowledged messages and a closeTimeout, rascal rejects after closing the channel.
+    await bounded(session.cancel(), SUBSCRIPTION_CLOSE_TIMEOUT_MS + 2_000).catch((err: unknown) => log.warn(`cancelling ${name}: ${toError(err).message}`));
+  }
+
+  async function stop(): Promise<void> {
+    stopping ??= (async () => {
+      for (const name of [...sessions.keys()]) await cancel(name);
+      await bounded(broker.shutdown(), SHUTDOWN_TIMEOUT_MS).catch((err: unknown) => log.warn(`broker shutdown: ${toError(err).message}`));
+    })();
+    return stopping;
+  }
+
+  return { publish, consume, cancel, stop };
+}
+
+async function createRascalBroker(settings: AgentBrokerSettings, connectTimeoutMs: number): Promise<RascalBroker> {
+  const { BrokerAsPromised, withDefaultConfig } = rascal as unknown as RascalModule;
+  const creating = BrokerAsPromised.create(withDefaultConfig(buildBrokerConfig(settings)));
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new BrokerConnectError(`no answer within ${connectTimeoutMs} ms`, "ETIMEDOUT")), connectTimeoutMs);
+  });
+  try {
+    return await Promise.race([creating, timedOut]);
+  } catch (err) {
+    // A failed or late creation still holds a broker (and rascal's keep-alive timer): shut it down.
+    creating.then((late) => late.shutdown()).catch((failure: unknown) => brokerOf(failure)?.shutdown().catch(() => undefined));
+    if (err instanceof BrokerConnectError) throw err;
+    const error = toError(err);
+    throw new BrokerConnectError(error.message, errorCode(error), { cause: error });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function brokerOf(err: unknown): RascalBroker | undefined {
+  if (typeof err !== "object" || err === null) return undefined;
+  const key = (err as { broker?: unknown }).broker;
+  return typeof key === "symbol" ? ((err as Record<symbol, RascalBroker | undefined>)[key] ?? undefined) : undefined;
+}
+
+function errorCode(err: Error): string {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === "string") return code;
+  if (/ACCESS_REFUSED|403/.test(err.message)) return "ACCESS_REFUSED";
+  // A missing vhost (or one the user may not use) closes the connection instead of opening it.
+  if (/NOT_ALLOWED|vhost|Expected ConnectionOpenOk/i.test(err.message)) return "NOT_ALLOWED";
+  if (/PRECONDITION_FAILED|406/.test(err.message)) return "PRECONDITION_FAILED";
+  return typeof code === "number" ? String(code) : "UNKNOWN";
+}
+
+function toDelivery(message: RascalMessage, content: unknown, ackOrNack: AckOrNack): Delivery {
+  const settle = (err: Error | undefined, recovery: Record<string, unknown> | undefined) =>
+    new Promise<void>((resolve, reject) => {
+      const done = (failure?: unknown) => (failure ? reject(toError(failure)) : resolve());
+      if (err) ackOrNack(err, recovery, done);
+      else ackOrNack(done);
+    });
+  return {
+    content,
+    redelivered: message.fields?.redelivered === true,
+    ack: () => settle(undefined, undefined),
+    deadLetter: (reason) => settle(new Error(reason), { strategy: "nack" }),
+    requeue: () => settle(new Error("requeued"), { strategy: "nack", requeue: true }),
+  };
+}
+
+/** Rejects when `promise` has not settled within `timeoutMs`. */
+async function bounded<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function waitForEvent(emitter: RascalSession, event: string, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no "${event}" within ${timeoutMs} ms`)), timeoutMs);
+    emitter.once(event, () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+// @types/rascal lags rascal 21; these are the few shapes the agent uses.
+type AckOrNack = (...args: unknown[]) => void;
+interface RascalMessage {
+  fields?: { redelivered?: boolean };
+}
+interface Emitter {
+  on(event: string, listener: (...args: never[]) => void): unknown;
+  once(event: string, listener: (...args: never[]) => void): unknown;
+}
+interface RascalSession extends Emitter {
+  cancel(): Promise<void>;
+}
+interface RascalPublication extends Emitter {
+  abort(): void;
+}
+interface RascalBroker extends Emitter {
+  publish(name: string, content: unknown, overrides: Record<string, unknown>): Promise<RascalPublication>;
+  subscribe(name: string): Promise<RascalSession>;
+  shutdown(): Promise<void>;
+}
+interface RascalModule {
+  BrokerAsPromised: { create(config: unknown): Promise<RascalBroker> };
+  withDefaultConfig(config: unknown): unknown;
+}

@@ -1,0 +1,175 @@
+/**
+ * The agent's settings: the only place of the agent that reads `process.env`. Every setting is an environment variable and a flag; flags win.
+ */
+import path from "node:path";
+import { NODE_ID_PATTERN } from "../messaging/contracts.js";
+
+/** Launchers this agent build can run work with. */
+export const IMPLEMENTED_LAUNCHERS = ["process"] as const;
+
+export interface AgentConfig {
+  /** Broker URL; its path is the vhost. @default "amqp://guest:guest@127.0.0.1:5672" */
+  amqpUrl: string;
+  nodeId: string;
+  /** Absolute directory holding the journal and one sandbox per run. @default "./fem-sandbox" */
+  sandboxDir: string;
+  /** Most runs executing at once. @default 2 */
+  capacity: number;
+  /** @default 5_000 // 5 seconds */
+  heartbeatIntervalMs: number;
+  /** Longest a log line waits before its batch is sent. @default 100 */
+  logBatchMs: number;
+  /** Size at which a log batch is sent at once. @default 65_536 */
+  logBatchBytes: number;
+  /** Time between SIGTERM and SIGKILL on timeout, cancel and shutdown. @default 5_000 */
+  killGraceMs: number;
+  /** Time a shutdown waits for active runs before cancelling them. @default 30_000 */
+  shutdownGraceMs: number;
+  /** @default ["process"] */
+  launchers: string[];
+  /** `name` or `name@version` entries; empty means every tool is allowed. @default [] */
+  allowedTools: string[];
+  /** Directories searched for an `argv[0]` without a slash (the agent's own PATH). */
+  executableSearchPath: string[];
+}
+
+export type ParsedAgentConfig = { ok: true; config: AgentConfig } | { ok: false; problems: string[] };
+
+interface Setting {
+  env: string;
+  flag: string;
+  describe: string;
+}
+
+const SETTINGS = {
+  amqpUrl: { env: "AMQP_URL", flag: "--amqp-url", describe: "broker URL, the path is the vhost (default amqp://guest:guest@127.0.0.1:5672)" },
+  nodeId: { env: "FEM_NODE_ID", flag: "--node-id", describe: "this node's id (required)" },
+  sandboxDir: { env: "FEM_SANDBOX_DIR", flag: "--sandbox-dir", describe: "journal and run sandboxes (default ./fem-sandbox)" },
+  capacity: { env: "FEM_CAPACITY", flag: "--capacity", describe: "most concurrent runs (default 2)" },
+  heartbeatIntervalMs: { env: "FEM_HEARTBEAT_INTERVAL_MS", flag: "--heartbeat-interval-ms", describe: "default 5000" },
+  logBatchMs: { env: "FEM_LOG_BATCH_MS", flag: "--log-batch-ms", describe: "default 100" },
+  logBatchBytes: { env: "FEM_LOG_BATCH_BYTES", flag: "--log-batch-bytes", describe: "default 65536" },
+  killGraceMs: { env: "FEM_KILL_GRACE_MS", flag: "--kill-grace-ms", describe: "SIGTERM to SIGKILL delay (default 5000)" },
+  shutdownGraceMs: { env: "FEM_SHUTDOWN_GRACE_MS", flag: "--shutdown-grace-ms", describe: "wait for runs on shutdown (default 30000)" },
+  launchers: { env: "FEM_LAUNCHERS", flag: "--launchers", describe: "comma list (default process)" },
+  allowedTools: { env: "FEM_ALLOWED_TOOLS", flag: "--allowed-tools", describe: "comma list of name or name@version (default: all)" },
+} satisfies Record<string, Setting>;
+
+type SettingName = keyof typeof SETTINGS;
+
+/** One line per setting, for `--help`. */
+export function agentUsage(): string {
+  const lines = Object.values(SETTINGS).map((s) => `  ${s.flag.padEnd(24)} ${s.env.padEnd(26)} ${s.describe}`);
+  return ["usage: fem-agent [flags]   (each flag also an environment variable; flags win)", ...lines].join("\n");
+}
+
+/**
+ * Parses the environment and the command-line arguments (without `node` and the script) into a
+ * config, listing every problem found instead of stopping at the first.
+ */
+export function parseAgentConfig(env: Readonly<Record<string, string | undefined>>, argv: readonly string[]): ParsedAgentConfig {
+  const problems: string[] = [];
+  const flags = parseFlags(argv, problems);
+  const raw = (name: SettingName): string | undefined => {
+    const value = flags.get(SETTINGS[name].flag) ?? env[SETTINGS[name].env];
+    return value === undefined || value.trim() === "" ? undefined : value.trim();
+  };
+  const label = (name: SettingName): string => `${SETTINGS[name].env} / ${SETTINGS[name].flag}`;
+  const integer = (name: SettingName, fallback: number, min: number, max: number): number => {
+    const value = raw(name);
+    if (value === undefined) return fallback;
+    const parsed = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+    if (!Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
+      problems.push(`${label(name)} must be an integer from ${min} to ${max}, got "${value}"`);
+      return fallback;
+    }
+    return parsed;
+  };
+
+  const amqpUrl = raw("amqpUrl") ?? "amqp://guest:guest@127.0.0.1:5672";
+  checkAmqpUrl(amqpUrl, label("amqpUrl"), problems);
+  const nodeId = raw("nodeId") ?? "";
+  if (nodeId === "") problems.push(`${label("nodeId")} is required`);
+  else if (!NODE_ID_PATTERN.test(nodeId)) problems.push(`${label("nodeId")} must match ${NODE_ID_PATTERN}, got "${nodeId}"`);
+  const launchers = list(raw("launchers") ?? "process");
+  for (const launcher of launchers) {
+    if (!(IMPLEMENTED_LAUNCHERS as readonly string[]).includes(launcher)) {
+      problems.push(`${label("launchers")}: launcher "${launcher}" is not available (this agent offers ${IMPLEMENTED_LAUNCHERS.join(", ")})`);
+    }
+  }
+  if (launchers.length === 0) problems.push(`${label("launchers")} must name at least one launcher`);
+  const allowedTools = list(raw("allowedTools") ?? "");
+  for (const tool of allowedTools) {
+    if (!/^[^@\s]+(@[^@\s]+)?$/.test(tool)) problems.push(`${label("allowedTools")}: "${tool}" is not "name" or "name@version"`);
+  }
+
+  const config: AgentConfig = {
+    amqpUrl,
+    nodeId,
+    sandboxDir: path.resolve(raw("sandboxDir") ?? "./fem-sandbox"),
+    capacity: integer("capacity", 2, 1, 1_000),
+    heartbeatIntervalMs: integer("heartbeatIntervalMs", 5_000, 100, 3_600_000),
+    logBatchMs: integer("logBatchMs", 100, 1, 60_000),
+    logBatchBytes: integer("logBatchBytes", 65_536, 1_024, 16 * 1024 * 1024),
+    killGraceMs: integer("killGraceMs", 5_000, 0, 600_000),
+    shutdownGraceMs: integer("shutdownGraceMs", 30_000, 0, 86_400_000),
+    launchers,
+    allowedTools,
+    executableSearchPath: (env.PATH ?? "").split(path.delimiter).filter((dir) => dir !== ""),
+  };
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, config };
+}
+
+/** The URL with its password replaced by `***`, for messages. */
+export function maskUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== "") parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return url.replace(/:[^:@/]*@/, ":***@");
+  }
+}
+
+function parseFlags(argv: readonly string[], problems: string[]): Map<string, string> {
+  const known = new Set(Object.values(SETTINGS).map((s) => s.flag));
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i] ?? "";
+    const eq = arg.indexOf("=");
+    const flag = eq >= 0 ? arg.slice(0, eq) : arg;
+    if (!known.has(flag)) {
+      problems.push(`unknown argument "${arg}" (see --help)`);
+      continue;
+    }
+    const value = eq >= 0 ? arg.slice(eq + 1) : argv[i + 1];
+    if (eq < 0) i += 1;
+    if (value === undefined || (eq < 0 && value.startsWith("--"))) {
+      problems.push(`${flag} needs a value`);
+      if (eq < 0 && value !== undefined) i -= 1;
+      continue;
+    }
+    flags.set(flag, value);
+  }
+  return flags;
+}
+
+function checkAmqpUrl(url: string, label: string, problems: string[]): void {
+  try {
+    const parsed = new URL(url);
+    if (parsed.protocol !== "amqp:" && parsed.protocol !== "amqps:") {
+      problems.push(`${label} must start with amqp:// or amqps://, got "${maskUrl(url)}"`);
+    }
+  } catch {
+    problems.push(`${label} is not a valid URL: "${maskUrl(url)}"`);
+  }
+}
+
+function list(value: string): string[] {
+  return value.split(",").map((item) => item.trim()).filter((item) => item !== "");
+}
+
+/** Parses this process's environment and the given command-line arguments. */
+export function loadAgentConfig(argv: readonly string[]): ParsedAgentConfig {
+  return parseAgentConfig(process.env, argv);
+}

@@ -1,0 +1,81 @@
+/** Periodic `node.heartbeat` events: capacity, launchers, machine health and the runs in progress. */
+import fs from "node:fs/promises";
+import os from "node:os";
+import { WIRE_VERSION, type HeartbeatEvent, type Health } from "../messaging/contracts.js";
+import { toError, type AgentLogger } from "./log.js";
+
+/** Reported in every heartbeat; bump with the package version. */
+export const AGENT_VERSION = "0.1.0";
+
+export interface HeartbeatSettings {
+  nodeId: string;
+  capacity: number;
+  launchers: string[];
+  sandboxDir: string;
+  intervalMs: number;
+}
+
+export interface HeartbeatDeps {
+  send: (event: HeartbeatEvent) => void;
+  activeRuns: () => { runId: string; attempt: number }[];
+  log: AgentLogger;
+}
+
+/** Sends one heartbeat at once and then one every `intervalMs`. */
+export function createHeartbeat(settings: HeartbeatSettings, deps: HeartbeatDeps): { stop(): void } {
+  let stopped = false;
+  let timer: NodeJS.Timeout | null = null;
+
+  async function beat(): Promise<void> {
+    try {
+      const health = await readHealth(settings.sandboxDir);
+      if (stopped) return;
+      deps.send({
+        type: "node.heartbeat",
+        v: WIRE_VERSION,
+        nodeId: settings.nodeId,
+        at: new Date().toISOString(),
+        capacity: settings.capacity,
+        launchers: settings.launchers,
+        health,
+        activeRuns: deps.activeRuns().slice(0, 10_000),
+      });
+    } catch (err) {
+      deps.log.warn(`heartbeat: ${toError(err).message}`);
+    }
+  }
+
+  function schedule(): void {
+    if (stopped) return;
+    timer = setTimeout(() => void beat().finally(schedule), settings.intervalMs);
+  }
+
+  void beat().finally(schedule);
+  return {
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      timer = null;
+    },
+  };
+}
+
+/** Health figures of this machine; `diskFreeBytes` is null when the sandbox's file system cannot be read. */
+export async function readHealth(sandboxDir: string): Promise<Health> {
+  let diskFreeBytes: number | null = null;
+  try {
+    const stat = await fs.statfs(sandboxDir);
+    diskFreeBytes = stat.bavail * stat.bsize;
+  } catch {
+    diskFreeBytes = null;
+  }
+  return {
+    cpus: os.cpus().length,
+    loadAvg1: Math.max(0, os.loadavg()[0] ?? 0),
+    memoryTotalBytes: os.totalmem(),
+    memoryFreeBytes: os.freemem(),
+    diskFreeBytes,
+    gpus: 0,
+    agentVersion: AGENT_VERSION,
+  };
+}

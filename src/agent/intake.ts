@@ -1,0 +1,235 @@
+/**
+ * Decides what happens to each delivered node message: validation, duplicates, the tool allow-list,
+ * capacity (a delivery waits un-acked for a free slot), acceptance (journal, then ack) and cancels.
+ */
+import { nodeMessageSchema, parseMessage, type RunCancel, type RunDispatch, type RunStateEvent } from "../messaging/contracts.js";
+import type { Delivery, SubscriptionName } from "./broker.js";
+import { stateEvent, zeroUsage, type RunRef } from "./events.js";
+import type { Journal, RunRecord } from "./journal.js";
+import { toError, type AgentLogger } from "./log.js";
+import type { Outbox } from "./outbox.js";
+import type { ActiveRun } from "./run.js";
+
+export interface IntakeSettings {
+  nodeId: string;
+  capacity: number;
+  /** `name` or `name@version`; empty allows every tool. */
+  allowedTools: readonly string[];
+}
+
+export interface IntakeDeps {
+  journal: Journal;
+  outbox: Outbox;
+  log: AgentLogger;
+  startRun: (dispatch: RunDispatch) => ActiveRun;
+}
+
+export interface Intake {
+  onDelivery(source: SubscriptionName, delivery: Delivery): void;
+  activeRuns(): RunRef[];
+  activeCount(): number;
+  /** Stops taking work: deliveries waiting for a slot, and any later one, are held un-acked. */
+  close(): void;
+  /** Returns every held delivery to the queue, and any later one at once (call once the consumer is cancelled). */
+  requeueHeld(): Promise<void>;
+  /** Resolves true when no run is active, or false after `timeoutMs`. */
+  waitIdle(timeoutMs: number): Promise<boolean>;
+  cancelAll(reason: string): void;
+  /** SIGKILLs every active run's process group at once. */
+  abortAll(): void;
+}
+
+interface Slot {
+  ref: RunRef;
+  run: ActiveRun | null;
+  /** A cancel that arrived while the run was being journaled. */
+  pendingCancel: string | null;
+}
+
+interface Waiting {
+  dispatch: RunDispatch;
+  delivery: Delivery;
+}
+
+/** Delay before a delivery whose acceptance could not be journaled goes back to the queue. */
+const JOURNAL_FAILURE_REQUEUE_DELAY_MS = 1_000;
+
+export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake {
+  const { journal, outbox, log } = deps;
+  const slots = new Map<string, Slot>();
+  const waiting: Waiting[] = [];
+  let idleWaiters: (() => void)[] = [];
+  let closed = false;
+  let requeueAtOnce = false;
+  const parked: Delivery[] = [];
+
+  const keyOf = (ref: RunRef) => `${ref.runId}:${ref.attempt}`;
+  const tagOf = (ref: RunRef) => `run ${ref.runId}#${ref.attempt}`;
+
+  function settle(delivery: Delivery, how: "ack" | "requeue", what: string): Promise<void> {
+    const action = how === "ack" ? delivery.ack() : delivery.requeue();
+    return action.catch((err: unknown) => log.warn(`cannot ${how} ${what}: ${toError(err).message} (the broker will redeliver it)`));
+  }
+
+  function deadLetter(delivery: Delivery, reason: string): void {
+    log.warn(`dead-lettering a message: ${reason}`);
+    delivery.deadLetter(reason).catch((err: unknown) => log.warn(`cannot dead-letter: ${toError(err).message}`));
+  }
+
+  function onDelivery(source: SubscriptionName, delivery: Delivery): void {
+    if (closed) {
+      if (requeueAtOnce) void settle(delivery, "requeue", "a message delivered during shutdown");
+      else parked.push(delivery);
+      return;
+    }
+    const parsed = parseMessage(nodeMessageSchema, delivery.content);
+    if (!parsed.ok) return deadLetter(delivery, `invalid node message on ${source}: ${parsed.error}`);
+    const message = parsed.value;
+    if (message.nodeId !== settings.nodeId) return deadLetter(delivery, `${message.type} for node ${message.nodeId} reached node ${settings.nodeId}`);
+    if (message.type === "run.cancel") {
+      handleCancel(message).then(
+        () => settle(delivery, "ack", `cancel of ${tagOf(message)}`),
+        (err: unknown) => {
+          log.error(`cancel of ${tagOf(message)}: ${toError(err).message}`);
+          setTimeout(() => void settle(delivery, "requeue", "a cancel"), JOURNAL_FAILURE_REQUEUE_DELAY_MS);
+        },
+      );
+      return;
+    }
+    if (source !== "runs") return deadLetter(delivery, `run.dispatch of ${tagOf(message)} arrived on the ${source} queue`);
+    handleDispatch(message, delivery);
+  }
+
+  function handleDispatch(dispatch: RunDispatch, delivery: Delivery): void {
+    const record = journal.get(dispatch.runId, dispatch.attempt);
+    if (record) return void resolveKnown(record, dispatch, delivery);
+    if (!toolAllowed(dispatch.tool)) {
+      const tool = `${dispatch.tool.name}@${dispatch.tool.version}`;
+      const message = `tool ${tool} is not allowed on node ${settings.nodeId} (FEM_ALLOWED_TOOLS)`;
+      log.warn(`${tagOf(dispatch)}: ${message}`);
+      return void reportWithoutRunning(dispatch, delivery, failed(dispatch, "REJECTED_BY_NODE", message));
+    }
+    if (slots.size < settings.capacity) void accept(dispatch, delivery);
+    else waiting.push({ dispatch, delivery });
+  }
+
+  function toolAllowed(tool: RunDispatch["tool"]): boolean {
+    if (settings.allowedTools.length === 0) return true;
+    return settings.allowedTools.some((entry) => entry === tool.name || entry === `${tool.name}@${tool.version}`);
+  }
+
+  async function resolveKnown(record: RunRecord, dispatch: RunDispatch, delivery: Delivery): Promise<void> {
+    const cancelledBeforeDispatch = record.cancelReason !== null && !record.accepted && record.terminal === null && !record.reported;
+    if (cancelledBeforeDispatch) {
+      const terminal = stateEvent(settings.nodeId, dispatch, "CANCELLED", { exitCode: null, message: record.cancelReason, usage: zeroUsage() });
+      return reportWithoutRunning(dispatch, delivery, terminal);
+    }
+    log.info(`${tagOf(dispatch)}: duplicate delivery, acknowledged and not run again`);
+    await settle(delivery, "ack", `duplicate of ${tagOf(dispatch)}`);
+  }
+
+  async function reportWithoutRunning(ref: RunRef, delivery: Delivery, terminal: RunStateEvent): Promise<void> {
+    try {
+      await journal.append({ event: "finished", ...ref, at: terminal.at, terminal });
+    } catch (err) {
+      log.error(`${tagOf(ref)}: ${toError(err).message}`);
+      setTimeout(() => void settle(delivery, "requeue", tagOf(ref)), JOURNAL_FAILURE_REQUEUE_DELAY_MS);
+      return;
+    }
+    await settle(delivery, "ack", tagOf(ref));
+    void outbox.send(terminal).then((sent) => {
+      if (sent) journal.append({ event: "reported", ...ref, at: new Date().toISOString() }).catch(() => undefined);
+    });
+  }
+
+  async function accept(dispatch: RunDispatch, delivery: Delivery): Promise<void> {
+    const key = keyOf(dispatch);
+    const slot: Slot = { ref: { runId: dispatch.runId, attempt: dispatch.attempt }, run: null, pendingCancel: null };
+    slots.set(key, slot);
+    try {
+      await journal.append({ event: "accepted", ...slot.ref, at: new Date().toISOString() });
+    } catch (err) {
+      log.error(`${tagOf(dispatch)}: cannot journal its acceptance, so it is not taken: ${toError(err).message}`);
+      release(key);
+      setTimeout(() => void settle(delivery, "requeue", tagOf(dispatch)), JOURNAL_FAILURE_REQUEUE_DELAY_MS);
+      return;
+    }
+    // Acked only now that it is durably recorded, so a redelivery is recognised as a duplicate.
+    await settle(delivery, "ack", tagOf(dispatch));
+    void outbox.send(stateEvent(settings.nodeId, dispatch, "ACCEPTED"));
+    slot.run = deps.startRun(dispatch);
+    if (slot.pendingCancel !== null) slot.run.cancel(slot.pendingCancel);
+    void slot.run.done.then(() => release(key));
+  }
+
+  function release(key: string): void {
+    slots.delete(key);
+    while (!closed && slots.size < settings.capacity && waiting.length > 0) {
+      const next = waiting.shift();
+      if (next) handleDispatch(next.dispatch, next.delivery);
+    }
+    if (slots.size === 0) idleWaiters = wakeAll(idleWaiters);
+  }
+
+  async function handleCancel(cancel: RunCancel): Promise<void> {
+    const key = keyOf(cancel);
+    const reason = cancel.reason || "cancelled";
+    const slot = slots.get(key);
+    if (slot) {
+      log.info(`${tagOf(cancel)}: cancelling (${reason})`);
+      if (slot.run) slot.run.cancel(reason);
+      else slot.pendingCancel = reason;
+      return;
+    }
+    const record = journal.get(cancel.runId, cancel.attempt);
+    if (record) return; // finished, lost or already cancelled: nothing to stop
+    await journal.append({ event: "cancelled", ...cancel, at: new Date().toISOString(), reason });
+    const index = waiting.findIndex((w) => keyOf(w.dispatch) === key);
+    const held = index >= 0 ? waiting.splice(index, 1)[0] : undefined;
+    if (held) handleDispatch(held.dispatch, held.delivery);
+    else log.info(`${tagOf(cancel)}: cancelled before its dispatch arrived; it will not run`);
+  }
+
+  function failed(ref: RunRef, reason: "REJECTED_BY_NODE", message: string): RunStateEvent {
+    return stateEvent(settings.nodeId, ref, "FAILED", { failureReason: reason, exitCode: null, message, usage: zeroUsage() });
+  }
+
+  return {
+    onDelivery,
+    activeRuns: () => [...slots.values()].map((slot) => slot.ref),
+    activeCount: () => slots.size,
+    close() {
+      closed = true;
+    },
+    async requeueHeld() {
+      closed = true;
+      requeueAtOnce = true;
+      const held = [...waiting.splice(0, waiting.length).map((w) => w.delivery), ...parked.splice(0, parked.length)];
+      await Promise.all(held.map((delivery) => settle(delivery, "requeue", "a delivery held during shutdown")));
+    },
+    waitIdle(timeoutMs) {
+      if (slots.size === 0) return Promise.resolve(true);
+      return new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), timeoutMs);
+        idleWaiters.push(() => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+    },
+    cancelAll(reason) {
+      for (const slot of slots.values()) {
+        if (slot.run) slot.run.cancel(reason);
+        else slot.pendingCancel = reason;
+      }
+    },
+    abortAll() {
+      for (const slot of slots.values()) slot.run?.abort();
+    },
+  };
+}
+
+function wakeAll(waiters: (() => void)[]): (() => void)[] {
+  for (const wake of waiters) wake();
+  return [];
+}

@@ -1,0 +1,198 @@
+/**
+ * The agent's local, durable memory of runs: an append-only JSON-lines file, fsynced before an
+ * append resolves. It decides duplicates, remembers early cancels and finds runs a previous agent
+ * process left behind.
+ */
+import fs from "node:fs/promises";
+import path from "node:path";
+import type { RunStateEvent } from "../messaging/contracts.js";
+import { errorCode, toError, type AgentLogger } from "./log.js";
+
+export type JournalEntry =
+  | { event: "accepted"; runId: string; attempt: number; at: string }
+  | { event: "started"; runId: string; attempt: number; at: string; pid: number; startTicks: number | null }
+  | { event: "finished"; runId: string; attempt: number; at: string; terminal: RunStateEvent }
+  | { event: "reported"; runId: string; attempt: number; at: string }
+  | { event: "cancelled"; runId: string; attempt: number; at: string; reason: string };
+
+/** What the journal knows of one (runId, attempt). */
+export interface RunRecord {
+  runId: string;
+  attempt: number;
+  accepted: boolean;
+  pid: number | null;
+  /** Start time of the run's main process in clock ticks since boot, to detect pid reuse. */
+  startTicks: number | null;
+  /** The terminal event, once the run finished. */
+  terminal: RunStateEvent | null;
+  /** True once the broker confirmed the terminal event. */
+  reported: boolean;
+  cancelReason: string | null;
+  lastAt: string;
+}
+
+export interface Journal {
+  get(runId: string, attempt: number): RunRecord | undefined;
+  records(): RunRecord[];
+  /** Records the entry in memory at once and resolves when it is on disk. */
+  append(entry: JournalEntry): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Records of reported runs older than this are dropped when the journal is compacted. */
+const RETENTION_MS = 30 * 24 * 3600 * 1000;
+
+/** Opens (creating if needed) `<dir>/journal.jsonl`, compacting it when it has grown. */
+export async function openJournal(dir: string, deps: { log: AgentLogger; now?: () => Date }): Promise<Journal> {
+  const filePath = path.join(dir, "journal.jsonl");
+  await fs.mkdir(dir, { recursive: true });
+  const { records, lineCount } = await load(filePath, deps.log);
+  if (lineCount > 2 * records.size + 1_000) await compact(filePath, records, (deps.now ?? (() => new Date()))());
+  const handle = await fs.open(filePath, "a");
+
+  let pending: { line: string; resolve: () => void; reject: (err: Error) => void }[] = [];
+  let writing: Promise<void> | null = null;
+  let stopped = false;
+
+  // Group commit: every append waiting while a write is in flight shares the next write and fsync.
+  async function writeLoop(): Promise<void> {
+    while (pending.length > 0) {
+      const batch = pending;
+      pending = [];
+      try {
+        await handle.write(batch.map((p) => p.line).join(""));
+        await handle.datasync();
+        for (const p of batch) p.resolve();
+      } catch (err) {
+        const error = new Error(`cannot write the journal ${filePath}`, { cause: toError(err) });
+        for (const p of batch) p.reject(error);
+      }
+    }
+    writing = null;
+  }
+
+  return {
+    get: (runId, attempt) => records.get(key(runId, attempt)),
+    records: () => [...records.values()],
+    append(entry) {
+      if (stopped) return Promise.reject(new Error("the journal is closed"));
+      const k = key(entry.runId, entry.attempt);
+      const previous = records.get(k);
+      const snapshot = previous ? { ...previous } : undefined;
+      apply(records, entry);
+      return new Promise<void>((resolve, reject) => {
+        const undo = (err: Error) => {
+          // What is not on disk must not be remembered: a redelivery would pass for a duplicate.
+          if (snapshot) records.set(k, snapshot);
+          else records.delete(k);
+          reject(err);
+        };
+        pending.push({ line: `${JSON.stringify(entry)}\n`, resolve, reject: undo });
+        writing ??= writeLoop();
+      });
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await writing;
+      await handle.close().catch(() => undefined);
+    },
+  };
+}
+
+function key(runId: string, attempt: number): string {
+  return `${runId}:${attempt}`;
+}
+
+async function load(filePath: string, log: AgentLogger): Promise<{ records: Map<string, RunRecord>; lineCount: number }> {
+  const records = new Map<string, RunRecord>();
+  let text = "";
+  try {
+    text = await fs.readFile(filePath, "utf8");
+  } catch (err) {
+    if (errorCode(err) !== "ENOENT") throw new Error(`cannot read the journal ${filePath}`, { cause: toError(err) });
+  }
+  const lines = text.split("\n").filter((line) => line.trim() !== "");
+  let skipped = 0;
+  for (const line of lines) {
+    try {
+      const entry = JSON.parse(line) as JournalEntry;
+      if (typeof entry?.runId !== "string" || typeof entry.attempt !== "number") throw new Error("not an entry");
+      apply(records, entry);
+    } catch {
+      // A crash during an append can leave a torn last line; nothing after it was acknowledged.
+      skipped += 1;
+    }
+  }
+  if (skipped > 0) log.warn(`journal ${filePath}: skipped ${skipped} unreadable line(s)`);
+  return { records, lineCount: lines.length };
+}
+
+function apply(records: Map<string, RunRecord>, entry: JournalEntry): void {
+  const k = key(entry.runId, entry.attempt);
+  const record = records.get(k) ?? {
+    runId: entry.runId,
+    attempt: entry.attempt,
+    accepted: false,
+    pid: null,
+    startTicks: null,
+    terminal: null,
+    reported: false,
+    cancelReason: null,
+    lastAt: entry.at,
+  };
+  record.lastAt = entry.at;
+  switch (entry.event) {
+    case "accepted":
+      record.accepted = true;
+      break;
+    case "started":
+      record.pid = entry.pid;
+      record.startTicks = entry.startTicks;
+      break;
+    case "finished":
+      record.terminal = entry.terminal;
+      break;
+    case "reported":
+      record.reported = true;
+      break;
+    case "cancelled":
+      record.cancelReason = entry.reason;
+      break;
+  }
+  records.set(k, record);
+}
+
+/** Rewrites the journal with the fewest entries that rebuild the same records, atomically. */
+async function compact(filePath: string, records: Map<string, RunRecord>, now: Date): Promise<void> {
+  const lines: string[] = [];
+  for (const [k, r] of records) {
+    if (r.reported && now.getTime() - Date.parse(r.lastAt) > RETENTION_MS) {
+      records.delete(k);
+      continue;
+    }
+    const base = { runId: r.runId, attempt: r.attempt, at: r.lastAt };
+    const entries: JournalEntry[] = [];
+    if (r.reported) {
+      // A reported run only needs to be known, so that a redelivery is recognised as a duplicate.
+      entries.push({ ...base, event: "reported" });
+    } else {
+      if (r.cancelReason !== null) entries.push({ ...base, event: "cancelled", reason: r.cancelReason });
+      if (r.accepted) entries.push({ ...base, event: "accepted" });
+      if (r.pid !== null) entries.push({ ...base, event: "started", pid: r.pid, startTicks: r.startTicks });
+      if (r.terminal) entries.push({ ...base, event: "finished", terminal: r.terminal });
+    }
+    for (const entry of entries) lines.push(`${JSON.stringify(entry)}\n`);
+  }
+  const tmpPath = `${filePath}.compacting`;
+  const tmp = await fs.open(tmpPath, "w");
+  try {
+    await tmp.write(lines.join(""));
+    await tmp.sync();
+  } finally {
+    await tmp.close();
+  }
+  await fs.rename(tmpPath, filePath);
+  const dir = await fs.open(path.dirname(filePath), "r");
+  await dir.sync().finally(() => dir.close());
+}

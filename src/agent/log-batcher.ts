@@ -1,0 +1,120 @@
+/**
+ * Turns a run's stdout/stderr bytes and the agent's SYSTEM notes into numbered log lines, sent in
+ * `run.logs` batches bounded by size, line count and time.
+ */
+import { StringDecoder } from "node:string_decoder";
+import { MAX_LINES_PER_BATCH, MAX_LOG_LINE_CHARS, WIRE_VERSION, type LogLineWire, type LogStreamName, type RunLogsEvent } from "../messaging/contracts.js";
+
+export interface LogBatcherSettings {
+  nodeId: string;
+  runId: string;
+  attempt: number;
+  /** A batch is sent once its lines reach this many bytes (approximate JSON size). */
+  maxBatchBytes: number;
+  /** A line waits at most this long before its batch is sent. */
+  maxBatchMs: number;
+}
+
+export interface LogBatcher {
+  /** Bytes of a stream; complete lines are numbered now, a partial line waits for its newline. */
+  write(stream: "STDOUT" | "STDERR", chunk: Buffer): void;
+  /** The stream ended: its partial line, if any, becomes a line. */
+  end(stream: "STDOUT" | "STDERR"): void;
+  /** A line written by the agent itself. */
+  system(text: string): void;
+  /** Sends every pending line now (call before the run's terminal state). */
+  flush(): void;
+  /** Bytes of log text handed to `send` so far (UTF-8). */
+  logBytes(): number;
+  /** Drops any later line; call after the last `flush`. */
+  stop(): void;
+}
+
+/** Rough JSON overhead of one line (seq, stream, at, quotes and braces). */
+const LINE_OVERHEAD_BYTES = 80;
+
+/** Creates a batcher that hands each batch to `send` in order. */
+export function createLogBatcher(settings: LogBatcherSettings, deps: { send: (event: RunLogsEvent) => void; now?: () => Date }): LogBatcher {
+  const now = deps.now ?? (() => new Date());
+  const decoders = { STDOUT: new StringDecoder("utf8"), STDERR: new StringDecoder("utf8") };
+  const partial = { STDOUT: "", STDERR: "" };
+  let pending: LogLineWire[] = [];
+  let pendingBytes = 0;
+  let nextSeq = 1;
+  let sentBytes = 0;
+  let timer: NodeJS.Timeout | null = null;
+  let stopped = false;
+
+  function add(stream: LogStreamName, text: string): void {
+    // After the terminal state nothing may follow, so late lines are dropped.
+    if (stopped) return;
+    for (const piece of splitLongLine(text)) {
+      pending.push({ seq: nextSeq, stream, at: now().toISOString(), text: piece });
+      nextSeq += 1;
+      pendingBytes += Buffer.byteLength(piece) + LINE_OVERHEAD_BYTES;
+      if (pendingBytes >= settings.maxBatchBytes || pending.length >= MAX_LINES_PER_BATCH) flush();
+    }
+    if (pending.length > 0 && !timer) timer = setTimeout(flush, settings.maxBatchMs);
+  }
+
+  function take(stream: "STDOUT" | "STDERR", text: string): void {
+    const lines = (partial[stream] + text).split("\n");
+    partial[stream] = lines.pop() ?? "";
+    for (const line of lines) add(stream, line.endsWith("\r") ? line.slice(0, -1) : line);
+    // A line with no newline in sight is cut at the limit rather than held without bound.
+    while (partial[stream].length >= MAX_LOG_LINE_CHARS) {
+      const cut = safeCut(partial[stream], MAX_LOG_LINE_CHARS);
+      add(stream, partial[stream].slice(0, cut));
+      partial[stream] = partial[stream].slice(cut);
+    }
+  }
+
+  function flush(): void {
+    if (timer) clearTimeout(timer);
+    timer = null;
+    if (pending.length === 0) return;
+    const lines = pending;
+    pending = [];
+    pendingBytes = 0;
+    for (const line of lines) sentBytes += Buffer.byteLength(line.text);
+    deps.send({ type: "run.logs", v: WIRE_VERSION, nodeId: settings.nodeId, runId: settings.runId, attempt: settings.attempt, lines });
+  }
+
+  return {
+    write: (stream, chunk) => take(stream, decoders[stream].write(chunk)),
+    end(stream) {
+      take(stream, decoders[stream].end());
+      if (partial[stream] !== "") add(stream, partial[stream]);
+      partial[stream] = "";
+    },
+    system: (text) => {
+      for (const line of text.split("\n")) add("SYSTEM", line);
+    },
+    flush,
+    logBytes: () => sentBytes,
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      timer = null;
+    },
+  };
+}
+
+/** Splits a line into pieces of at most `MAX_LOG_LINE_CHARS` UTF-16 units, never inside a surrogate pair. */
+export function splitLongLine(text: string): string[] {
+  if (text.length <= MAX_LOG_LINE_CHARS) return [text];
+  const pieces: string[] = [];
+  let rest = text;
+  while (rest.length > MAX_LOG_LINE_CHARS) {
+    const cut = safeCut(rest, MAX_LOG_LINE_CHARS);
+    pieces.push(rest.slice(0, cut));
+    rest = rest.slice(cut);
+  }
+  if (rest !== "") pieces.push(rest);
+  return pieces;
+}
+
+function safeCut(text: string, limit: number): number {
+  const code = text.charCodeAt(limit - 1);
+  return code >= 0xd800 && code <= 0xdbff ? limit - 1 : limit;
+}

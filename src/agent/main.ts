@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+/**
+ * The `fem-agent` command: parses the configuration, starts the agent, and shuts it down in order
+ * on SIGTERM/SIGINT (a second signal kills the runs and exits at once).
+ */
+import { createAgent } from "./agent.js";
+import { BrokerConnectError } from "./broker.js";
+import { agentUsage, loadAgentConfig, maskUrl, type AgentConfig } from "./config.js";
+import { createStderrLogger, toError } from "./log.js";
+
+const RABBITMQ_HINT = "start it (e.g. docker-compose up -d rabbitmq, or rabbitmq-server -detached)";
+const UNREACHABLE_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ECONNRESET"]);
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(`${agentUsage()}\n`);
+    return;
+  }
+  const parsed = loadAgentConfig(argv);
+  if (!parsed.ok) {
+    for (const problem of parsed.problems) process.stderr.write(`fem-agent: ${problem}\n`);
+    process.exit(1);
+  }
+  const config = parsed.config;
+  const log = createStderrLogger();
+  const agent = createAgent(config, { log });
+
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals > 1) {
+      log.warn(`${signal} again: killing ${agent.activeRunCount()} run(s) and exiting now`);
+      agent.abort();
+      process.exit(1);
+    }
+    log.info(`${signal}: shutting down (${agent.activeRunCount()} active run(s); a second signal exits at once)`);
+    agent.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error(`shutdown failed: ${toError(err).stack ?? String(err)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+
+  try {
+    await agent.start();
+  } catch (err) {
+    if (signals > 0) return;
+    process.stderr.write(`${startFailureLine(config, err)}\n`);
+    process.exit(1);
+  }
+  if (signals > 0) return;
+  process.stdout.write(`fem-agent ${config.nodeId} ready (capacity ${config.capacity}, sandbox ${config.sandboxDir}, broker ${maskUrl(config.amqpUrl)})\n`);
+}
+
+/** One line, no stack: what failed and what to do about it. */
+function startFailureLine(config: AgentConfig, err: unknown): string {
+  const url = maskUrl(config.amqpUrl);
+  if (err instanceof BrokerConnectError) {
+    if (UNREACHABLE_CODES.has(err.code)) return `fem-agent: cannot reach RabbitMQ at ${url} (${err.code}) — ${RABBITMQ_HINT}`;
+    if (err.code === "ACCESS_REFUSED") return `fem-agent: RabbitMQ at ${url} refused the login (ACCESS_REFUSED) — check the user and password in AMQP_URL`;
+    if (err.code === "NOT_ALLOWED") {
+      return `fem-agent: RabbitMQ at ${url} refused the vhost "${vhostOf(config.amqpUrl)}" (NOT_ALLOWED) — create it (rabbitmqctl add_vhost) or grant the user permissions on it`;
+    }
+    return `fem-agent: cannot set up RabbitMQ at ${url} (${err.code}): ${oneLine(err.message)}`;
+  }
+  const error = toError(err);
+  const cause = error.cause instanceof Error ? `: ${oneLine(error.cause.message)}` : "";
+  return `fem-agent: cannot start: ${oneLine(error.message)}${cause}`;
+}
+
+function vhostOf(amqpUrl: string): string {
+  const pathname = new URL(amqpUrl).pathname;
+  return pathname.length > 1 ? decodeURIComponent(pathname.slice(1)) : "/";
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, " ").trim();
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`fem-agent: ${toError(err).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,269 @@
+/**
+ * Executes one accepted run with the `process` launcher: sandbox, launch, logs, usage, timeout and
+ * cancel, then exactly one terminal `run.state` event after all of the run's log lines.
+ */
+import { performance } from "node:perf_hooks";
+import type { Readable } from "node:stream";
+import type { FailureReasonName, RunDispatch, RunStateEvent, UsageReport } from "../messaging/contracts.js";
+import { displayArgv, stateEvent, zeroUsage, type RunRef } from "./events.js";
+import type { Journal } from "./journal.js";
+import { killProcessGroup, launchProcess, type LaunchedProcess, type ProcessExit } from "./launcher.js";
+import { createLogBatcher, type LogBatcher } from "./log-batcher.js";
+import { toError, type AgentLogger } from "./log.js";
+import type { Outbox } from "./outbox.js";
+import { measureOutputBytes, prepareRunDir, readResultFile } from "./sandbox.js";
+import { readStartTicks, type ProcessTreeSampler } from "./usage.js";
+
+export interface RunSettings {
+  nodeId: string;
+  sandboxDir: string;
+  killGraceMs: number;
+  logBatchMs: number;
+  logBatchBytes: number;
+  searchPath: readonly string[];
+}
+
+export interface RunDeps {
+  outbox: Outbox;
+  journal: Journal;
+  sampler: ProcessTreeSampler;
+  log: AgentLogger;
+}
+
+export interface ActiveRun extends RunRef {
+  /** Stops the run (SIGTERM to its group, SIGKILL after the grace) and reports it CANCELLED with `reason`. */
+  cancel(reason: string): void;
+  /** Resolves once the terminal state is journaled and queued for publishing; never rejects. */
+  done: Promise<void>;
+  /** SIGKILLs the run's process group at once, for a forced exit of the agent. */
+  abort(): void;
+}
+
+/** Bound on waiting for stdout/stderr to close once the main process exited and its group was killed. */
+const STREAM_CLOSE_TIMEOUT_MS = 2_000;
+const MAX_TIMER_MS = 2_147_483_647;
+
+type StopReason = { kind: "cancel"; message: string } | { kind: "timeout" };
+interface Outcome {
+  state: RunStateEvent["state"];
+  exitCode: number | null;
+  failureReason?: FailureReasonName;
+  message?: string;
+  result?: unknown;
+  usage: Omit<UsageReport, "logBytes">;
+}
+
+/** Starts executing a run that is already journaled as accepted and reported ACCEPTED. */
+export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: RunDeps): ActiveRun {
+  const ref: RunRef = { runId: dispatch.runId, attempt: dispatch.attempt };
+  const tag = `run ${dispatch.runId}#${dispatch.attempt}`;
+  const batcher = createLogBatcher(
+    { nodeId: settings.nodeId, runId: ref.runId, attempt: ref.attempt, maxBatchBytes: settings.logBatchBytes, maxBatchMs: settings.logBatchMs },
+    { send: (event) => void deps.outbox.send(event) },
+  );
+  let stopReason: StopReason | null = null;
+  let pid: number | null = null;
+  let exited = false;
+  let finished = false;
+  let agentSentKill = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  let timeoutTimer: NodeJS.Timeout | undefined;
+
+  function signalGroup(signal: NodeJS.Signals): void {
+    if (pid === null) return;
+    try {
+      killProcessGroup(pid, signal);
+    } catch (err) {
+      deps.log.warn(`${tag}: ${toError(err).message}`);
+    }
+  }
+
+  function terminate(): void {
+    if (pid === null || exited || killTimer) return;
+    batcher.system("sending SIGTERM to the process group");
+    signalGroup("SIGTERM");
+    killTimer = setTimeout(() => {
+      agentSentKill = true;
+      batcher.system(`still running ${settings.killGraceMs} ms after SIGTERM: sending SIGKILL to the process group`);
+      signalGroup("SIGKILL");
+    }, settings.killGraceMs);
+  }
+
+  async function execute(): Promise<Outcome> {
+    let runDir: string;
+    try {
+      runDir = await prepareRunDir(settings.sandboxDir, ref.runId, ref.attempt);
+    } catch (err) {
+      return launchFailed(`cannot create the run's sandbox: ${toError(err).message}`);
+    }
+    if (stopReason?.kind === "cancel") return cancelledBeforeStart(stopReason.message);
+    batcher.system(`starting: ${displayArgv(dispatch.argv)}`);
+    let child: LaunchedProcess;
+    try {
+      child = await launchProcess({ argv: dispatch.argv, env: dispatch.env, cwd: runDir, searchPath: settings.searchPath });
+    } catch (err) {
+      return launchFailed(toError(err).message);
+    }
+    pid = child.pid;
+    const startedAtMs = performance.now();
+    const tree = deps.sampler.track(child.pid);
+    deps.journal.append({ event: "started", ...ref, at: new Date().toISOString(), pid: child.pid, startTicks: readStartTicks(child.pid) }).catch((err: unknown) => {
+      deps.log.error(`${tag}: ${toError(err).message}`);
+    });
+    void deps.outbox.send(stateEvent(settings.nodeId, ref, "RUNNING"));
+    if (dispatch.timeoutSeconds !== null) armTimeout(Date.now() + dispatch.timeoutSeconds * 1000);
+    if (stopReason) terminate();
+    const output = readOutput([child.stdout, child.stderr], batcher, deps.outbox);
+
+    const exit = await child.exited;
+    tree.exited();
+    exited = true;
+    const wallMs = Math.round(performance.now() - startedAtMs);
+    clearTimeout(timeoutTimer);
+    clearTimeout(killTimer);
+    const sigkillFromAgent = agentSentKill;
+    // Whatever the outcome, nothing the run started may outlive it.
+    signalGroup("SIGKILL");
+    if (!(await output.closed(STREAM_CLOSE_TIMEOUT_MS))) {
+      batcher.system(`output still open ${STREAM_CLOSE_TIMEOUT_MS} ms after the process exited (a process left the run's group?): stopped reading`);
+    }
+    batcher.end("STDOUT");
+    batcher.end("STDERR");
+    const outcome = classify(exit, sigkillFromAgent);
+    batcher.system(describeExit(exit));
+    const result = await readResultFile(runDir, dispatch.resultFile);
+    if (result.kind === "problem") batcher.system(result.message);
+    const { cpuUserMs, cpuSystemMs, peakRssBytes } = tree.finish();
+    const outputBytes = await measureOutputBytes(runDir);
+    return {
+      ...outcome,
+      ...(result.kind === "result" ? { result: result.value } : {}),
+      usage: { wallMs, cpuUserMs, cpuSystemMs, peakRssBytes, outputBytes },
+    };
+  }
+
+  /** Node timers overflow past ~24.8 days, so a longer timeout is armed in steps. */
+  function armTimeout(deadlineMs: number): void {
+    const leftMs = deadlineMs - Date.now();
+    timeoutTimer = leftMs > MAX_TIMER_MS ? setTimeout(() => armTimeout(deadlineMs), MAX_TIMER_MS) : setTimeout(onTimeout, Math.max(0, leftMs));
+  }
+
+  function onTimeout(): void {
+    if (stopReason || exited) return;
+    stopReason = { kind: "timeout" };
+    batcher.system(`timed out after ${dispatch.timeoutSeconds} s`);
+    terminate();
+  }
+
+  function classify(exit: ProcessExit, sigkillFromAgent: boolean): Omit<Outcome, "usage"> {
+    const exitCode = exit.code;
+    if (stopReason?.kind === "cancel") return { state: "CANCELLED", exitCode, message: stopReason.message };
+    if (stopReason?.kind === "timeout") {
+      return { state: "FAILED", failureReason: "TIMEOUT", exitCode, message: `timed out after ${dispatch.timeoutSeconds} s` };
+    }
+    if (exit.signal === "SIGKILL" && !sigkillFromAgent) {
+      return { state: "FAILED", failureReason: "OUT_OF_MEMORY", exitCode, message: "killed by SIGKILL that the agent did not send (likely the OOM killer)" };
+    }
+    if (exit.signal) return { state: "FAILED", failureReason: "EXIT_CODE", exitCode, message: `killed by signal ${exit.signal}` };
+    if (exitCode === 0) return { state: "SUCCEEDED", exitCode };
+    return { state: "FAILED", failureReason: "EXIT_CODE", exitCode, message: `exited with code ${exitCode}` };
+  }
+
+  function launchFailed(message: string): Outcome {
+    batcher.system(message);
+    return { state: "FAILED", failureReason: "LAUNCH_ERROR", exitCode: null, message, usage: withoutLogBytes(zeroUsage()) };
+  }
+
+  function cancelledBeforeStart(message: string): Outcome {
+    batcher.system("not started");
+    return { state: "CANCELLED", exitCode: null, message, usage: withoutLogBytes(zeroUsage()) };
+  }
+
+  async function finish(outcome: Outcome): Promise<void> {
+    finished = true;
+    // Every log line goes to the outbox before the terminal state, which the outbox keeps in order.
+    batcher.flush();
+    batcher.stop();
+    const { state, usage, ...extra } = outcome;
+    const terminal = stateEvent(settings.nodeId, ref, state, { ...extra, usage: { ...usage, logBytes: batcher.logBytes() } });
+    try {
+      await deps.journal.append({ event: "finished", ...ref, at: terminal.at, terminal });
+    } catch (err) {
+      deps.log.error(`${tag}: ${toError(err).message}`);
+    }
+    void deps.outbox.send(terminal).then((sent) => {
+      if (sent) deps.journal.append({ event: "reported", ...ref, at: new Date().toISOString() }).catch(() => undefined);
+    });
+  }
+
+  const done = execute()
+    .catch((err: unknown): Outcome => {
+      deps.log.error(`${tag}: agent error: ${toError(err).stack ?? String(err)}`);
+      signalGroup("SIGKILL");
+      const message = `agent error while running: ${toError(err).message}`;
+      batcher.system(message);
+      return { state: "FAILED", failureReason: pid === null ? "LAUNCH_ERROR" : "NODE_LOST", exitCode: null, message, usage: withoutLogBytes(zeroUsage()) };
+    })
+    .then(finish);
+
+  return {
+    ...ref,
+    done,
+    cancel(reason) {
+      if (stopReason || exited || finished) return;
+      stopReason = { kind: "cancel", message: reason };
+      batcher.system(`cancelled: ${reason}`);
+      terminate();
+    },
+    abort() {
+      agentSentKill = true;
+      signalGroup("SIGKILL");
+    },
+  };
+}
+
+function withoutLogBytes(usage: UsageReport): Omit<UsageReport, "logBytes"> {
+  const { logBytes: _logBytes, ...rest } = usage;
+  return rest;
+}
+
+function describeExit(exit: ProcessExit): string {
+  return exit.signal ? `process killed by signal ${exit.signal}` : `process exited with code ${exit.code}`;
+}
+
+/** Feeds stdout/stderr to the batcher, pausing both while the outbox is congested. */
+function readOutput(streams: [Readable, Readable], batcher: LogBatcher, outbox: Outbox): { closed(timeoutMs: number): Promise<boolean> } {
+  const names = ["STDOUT", "STDERR"] as const;
+  let paused = false;
+  const closed = streams.map(
+    (stream, i) =>
+      new Promise<void>((resolve) => {
+        stream.on("data", (chunk: Buffer) => {
+          batcher.write(names[i] ?? "STDOUT", chunk);
+          if (paused || !outbox.congested()) return;
+          paused = true;
+          for (const s of streams) s.pause();
+          void outbox.whenUncongested().then(() => {
+            paused = false;
+            for (const s of streams) s.resume();
+          });
+        });
+        stream.on("error", () => undefined);
+        stream.once("close", resolve);
+      }),
+  );
+  return {
+    async closed(timeoutMs) {
+      // The run is over: read what is left even if the outbox is congested.
+      for (const s of streams) s.resume();
+      let timer: NodeJS.Timeout | undefined;
+      const inTime = await Promise.race([
+        Promise.all(closed).then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+      ]);
+      clearTimeout(timer);
+      if (!inTime) for (const s of streams) s.destroy();
+      return inTime;
+    },
+  };
+}

@@ -1,0 +1,61 @@
+/** A run's working directory: created fresh, read back for the result file and the output size. */
+import fs from "node:fs/promises";
+import path from "node:path";
+import { errorCode, toError } from "./log.js";
+
+/** Largest result file the agent parses. */
+export const MAX_RESULT_BYTES = 1024 * 1024;
+
+/** Creates `<sandboxDir>/runs/<runId>-<attempt>/`, removing any leftover of the same name. */
+export async function prepareRunDir(sandboxDir: string, runId: string, attempt: number): Promise<string> {
+  const dir = path.join(sandboxDir, "runs", `${runId}-${attempt}`);
+  await fs.rm(dir, { recursive: true, force: true });
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+export type ResultRead = { kind: "none" } | { kind: "result"; value: unknown } | { kind: "problem"; message: string };
+
+/** Reads and parses the run's result file, confined to its directory and capped at `MAX_RESULT_BYTES`. */
+export async function readResultFile(runDir: string, resultFile: string | null): Promise<ResultRead> {
+  if (resultFile === null || resultFile === "") return { kind: "none" };
+  const target = path.resolve(runDir, resultFile);
+  const outside = { kind: "problem", message: `result file ${resultFile} is outside the run's sandbox; ignored` } as const;
+  if (path.isAbsolute(resultFile) || !target.startsWith(runDir + path.sep)) return outside;
+  try {
+    // A symbolic link inside the sandbox may still point out of it.
+    const real = await fs.realpath(target);
+    if (!real.startsWith((await fs.realpath(runDir)) + path.sep)) return outside;
+    const stat = await fs.stat(real);
+    if (!stat.isFile()) return { kind: "problem", message: `result file ${resultFile} is not a regular file; ignored` };
+    if (stat.size > MAX_RESULT_BYTES) {
+      return { kind: "problem", message: `result file ${resultFile} has ${stat.size} bytes, more than ${MAX_RESULT_BYTES}; ignored` };
+    }
+    const text = await fs.readFile(real, "utf8");
+    try {
+      return { kind: "result", value: JSON.parse(text) as unknown };
+    } catch (err) {
+      return { kind: "problem", message: `result file ${resultFile} is not valid JSON (${toError(err).message}); no result reported` };
+    }
+  } catch (err) {
+    if (errorCode(err) === "ENOENT") return { kind: "none" };
+    return { kind: "problem", message: `cannot read result file ${resultFile}: ${toError(err).message}` };
+  }
+}
+
+/** Total size of the regular files under `dir` (symbolic links are not followed). */
+export async function measureOutputBytes(dir: string): Promise<number> {
+  let total = 0;
+  let entries: import("node:fs").Dirent[];
+  try {
+    entries = await fs.readdir(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const entry of entries) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) total += await measureOutputBytes(full);
+    else if (entry.isFile()) total += await fs.lstat(full).then((s) => s.size, () => 0);
+  }
+  return total;
+}
