@@ -6,14 +6,14 @@ export type ErrorCode = "BAD_USER_INPUT" | "NOT_FOUND" | "CONFLICT" | "UNAUTHENT
 
 export class AppError extends Error {
   readonly code: ErrorCode;
-  /** Extra machine-readable facts, e.g. `{ argument: "count" }`; shown to clients. */
-  readonly details: Record<string, unknown>;
+  /** Machine-readable facts, e.g. `{ argument: "count" }`; shown to clients in `extensions`. (Not named `details`: uvu reads that name from thrown errors.) */
+  readonly facts: Record<string, unknown>;
 
   constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
     super(message, options);
     this.name = "AppError";
     this.code = code;
-    this.details = details;
+    this.facts = details;
   }
 
   /** True when the client may see the message (everything except INTERNAL). */

@@ -20,7 +20,7 @@ export function createErrorFormatter(logger: Logger) {
     const original = translateDbError(unwrap(error));
     const base = { locations: formatted.locations, path: formatted.path };
     if (original instanceof AppError && original.isPublic) {
-      return { ...base, message: original.message, extensions: { ...original.details, code: original.code } };
+      return { ...base, message: original.message, extensions: { ...original.facts, code: original.code } };
     }
     const code = formatted.extensions?.code;
     if (typeof code === "string" && inputCodes.has(code)) {

@@ -30,7 +30,7 @@ function describe(value: unknown): string {
 
 /**
  * argv = [executable, ...arguments in template order]. Throws BadInputError naming the argument
- * (`details.argument`) for unknown, missing or mistyped parameters.
+ * (`facts.argument`) for unknown, missing or mistyped parameters.
  * @param where prefix of the error's field, e.g. `tasks[0].params`
  */
 export function buildArgv(executable: string, args: ToolArg[], params: Record<string, unknown>, where: string): string[] {

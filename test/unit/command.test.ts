@@ -19,7 +19,7 @@ function expectBadInput(fn: () => unknown, argument: string, pattern: RegExp): v
   } catch (err) {
     assert.instance(err, AppError);
     assert.is((err as AppError).code, "BAD_USER_INPUT");
-    assert.is((err as AppError).details.argument, argument);
+    assert.is((err as AppError).facts.argument, argument);
     assert.match((err as AppError).message, pattern);
     return;
   }

@@ -30,7 +30,7 @@ test("orders a diamond topologically", () => {
 test("names the tasks of a cycle", () => {
   const err = problem(() => validateGraph([{ key: "a", dependsOn: ["c"] }, { key: "b", dependsOn: ["a"] }, { key: "c", dependsOn: ["b"] }]));
   assert.match(err.message, /cycle: a → c → b → a/);
-  assert.equal(err.details.cycle, ["a", "c", "b", "a"]);
+  assert.equal(err.facts.cycle, ["a", "c", "b", "a"]);
 });
 
 test("names an unknown dependency, a self-dependency and a duplicate key", () => {
