@@ -1,5 +1,9 @@
 /** Every migration in order; MikroORM runs them from this list (no directory scanning). */
 import type { MigrationObject } from "@mikro-orm/core";
 import { Migration20261128181629 } from "./Migration20261128181629.js";
+import { Migration20261128183512 } from "./Migration20261128183512_scheduling.js";
 
-export const migrationsList: MigrationObject[] = [{ name: "Migration20261128181629", class: Migration20261128181629 }];
+export const migrationsList: MigrationObject[] = [
+  { name: "Migration20261128181629", class: Migration20261128181629 },
+  { name: "Migration20261128183512_scheduling", class: Migration20261128183512 },
+];

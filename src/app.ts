@@ -15,9 +15,9 @@ import { createPubSub, type PubSub } from "./live/pubsub.js";
 import type { Logger } from "./logger.js";
 import { createBroker, type Broker } from "./messaging/broker.js";
 import { createRelay, type Relay } from "./messaging/relay.js";
-import { sweepSilentNodes } from "./nodes/heartbeat.js";
-import { ChangeSet } from "./runs/change-set.js";
+import { createNodeSweeper } from "./nodes/sweeper.js";
 import { createIngestion, type Ingestion } from "./runs/ingestion.js";
+import { createScheduler } from "./runs/scheduler.js";
 
 export interface Orchestrator {
   url: string;
@@ -70,25 +70,34 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     const live = createLiveEvents(config.instanceId, pubsub, broker);
     const relay = createRelay(orm, broker, { pollMs: config.relayPollMs, batchSize: config.relayBatchSize }, logger);
     onStop("relay", () => relay.stop());
+    const scheduler = createScheduler(orm, { pollMs: config.schedulerPollMs, batchSize: config.relayBatchSize }, () => relay.wake(), logger);
+    onStop("scheduler", () => scheduler.stop());
     const ingestion = createIngestion({
       orm,
       live,
       logger,
       maxResultBytes: config.maxResultBytes,
       maxBatch: config.ingestPrefetch,
-      onCommitted: (changes) => changes.outboxWritten && relay.wake(),
+      onCommitted: (changes) => {
+        if (changes.outboxWritten) relay.wake();
+        if (changes.schedule) scheduler.wake();
+      },
     });
     onStop("ingestion", () => ingestion.drain(5_000));
     await broker.consumeLive((content) => live.receive(content));
     await broker.consumeNodeEvents((delivery) => ingestion.accept(delivery));
 
-    const sweep = setInterval(() => {
-      const changes = new ChangeSet();
-      sweepSilentNodes(orm.em.fork(), config.heartbeatIntervalMs * config.missedHeartbeats, changes)
-        .then(() => live.announce(changes))
-        .catch((err: unknown) => logger.warn("heartbeat sweep failed", { error: toError(err).message }));
-    }, config.heartbeatIntervalMs);
-    onStop("heartbeat sweep", async () => clearInterval(sweep));
+    const sweeper = createNodeSweeper(
+      orm,
+      { intervalMs: config.heartbeatIntervalMs, offlineAfterMs: config.heartbeatIntervalMs * config.missedHeartbeats, lostAfterMs: config.nodeLostAfterMs },
+      (changes) => {
+        live.announce(changes);
+        if (changes.outboxWritten) relay.wake();
+        if (changes.schedule) scheduler.wake();
+      },
+      logger,
+    );
+    onStop("node sweep", () => sweeper.stop());
 
     const schema = await createSchema();
     const server = await startGraphQLServer(
@@ -98,6 +107,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
         pubsub,
         live,
         wakeRelay: () => relay.wake(),
+        wakeScheduler: () => scheduler.wake(),
         declareNodeQueues: (nodeId) => broker.ensureNodeQueues(nodeId),
         subscriberBufferSize: config.subscriberBufferSize,
       },

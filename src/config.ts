@@ -25,6 +25,10 @@ export interface OrchestratorConfig {
   missedHeartbeats: number;
   /** Poll interval of the outbox relay when nothing wakes it. @default 500 */
   relayPollMs: number;
+  /** Poll interval of the scheduler when nothing wakes it (retries with backoff). @default 500 */
+  schedulerPollMs: number;
+  /** Time without heartbeats after which a node's accepted and running runs fail with NODE_LOST. @default 60_000 */
+  nodeLostAfterMs: number;
   /** Outbox rows published per relay transaction. @default 500 */
   relayBatchSize: number;
   /** Broker publish confirm timeout. @default 10_000 // 10 seconds */
@@ -56,6 +60,8 @@ const schema = z.object({
   FEM_HEARTBEAT_INTERVAL_MS: int(50).default(5_000),
   FEM_MISSED_HEARTBEATS: int(1).default(3),
   FEM_RELAY_POLL_MS: int(10).default(500),
+  FEM_SCHEDULER_POLL_MS: int(10).default(500),
+  FEM_NODE_LOST_AFTER_MS: int(100).default(60_000),
   FEM_RELAY_BATCH_SIZE: int(1).max(10_000).default(500),
   FEM_PUBLISH_TIMEOUT_MS: int(100).default(10_000),
   FEM_INGEST_PREFETCH: int(1).max(10_000).default(200),
@@ -89,6 +95,8 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
       missedHeartbeats: e.FEM_MISSED_HEARTBEATS,
       relayPollMs: e.FEM_RELAY_POLL_MS,
       relayBatchSize: e.FEM_RELAY_BATCH_SIZE,
+      schedulerPollMs: e.FEM_SCHEDULER_POLL_MS,
+      nodeLostAfterMs: e.FEM_NODE_LOST_AFTER_MS,
       publishTimeoutMs: e.FEM_PUBLISH_TIMEOUT_MS,
       ingestPrefetch: e.FEM_INGEST_PREFETCH,
       subscriberBufferSize: e.FEM_SUBSCRIBER_BUFFER_SIZE,

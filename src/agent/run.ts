@@ -11,7 +11,7 @@ import { killProcessGroup, launchProcess, type LaunchedProcess, type ProcessExit
 import { createLogBatcher, type LogBatcher } from "./log-batcher.js";
 import { toError, type AgentLogger } from "./log.js";
 import type { Outbox } from "./outbox.js";
-import { measureOutputBytes, prepareRunDir, readResultFile } from "./sandbox.js";
+import { measureOutputBytes, prepareRunDir, readResultFile, writeInputsFile } from "./sandbox.js";
 import { readStartTicks, type ProcessTreeSampler } from "./usage.js";
 
 export interface RunSettings {
@@ -93,6 +93,7 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     let runDir: string;
     try {
       runDir = await prepareRunDir(settings.sandboxDir, ref.runId, ref.attempt);
+      await writeInputsFile(runDir, dispatch.upstream);
     } catch (err) {
       return launchFailed(`cannot create the run's sandbox: ${toError(err).message}`);
     }

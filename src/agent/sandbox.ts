@@ -1,6 +1,7 @@
 /** A run's working directory: created fresh, read back for the result file and the output size. */
 import fs from "node:fs/promises";
 import path from "node:path";
+import { INPUTS_FILE, type RunDispatch } from "../messaging/contracts.js";
 import { errorCode, toError } from "./log.js";
 
 /** Largest result file the agent parses. */
@@ -12,6 +13,14 @@ export async function prepareRunDir(sandboxDir: string, runId: string, attempt: 
   await fs.rm(dir, { recursive: true, force: true });
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   return dir;
+}
+
+/** Writes the results of upstream runs to `INPUTS_FILE` in the run's directory (nothing when none). */
+export async function writeInputsFile(runDir: string, upstream: RunDispatch["upstream"]): Promise<void> {
+  if (upstream.length === 0) return;
+  const byTask: Record<string, { nodeId: string; runId: string; result: unknown }[]> = {};
+  for (const u of upstream) (byTask[u.taskKey] ??= []).push({ nodeId: u.nodeId, runId: u.runId, result: u.result });
+  await fs.writeFile(path.join(runDir, INPUTS_FILE), JSON.stringify({ upstream: byTask }), { mode: 0o600 });
 }
 
 export type ResultRead = { kind: "none" } | { kind: "result"; value: unknown } | { kind: "problem"; message: string };

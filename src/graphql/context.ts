@@ -17,6 +17,8 @@ export interface AppServices {
   live: LiveEvents;
   /** Wakes the outbox relay after a commit that wrote messages. */
   wakeRelay(): void;
+  /** Wakes the scheduler after a commit that made runs ready or freed slots. */
+  wakeScheduler(): void;
   /** Registers a node's queues on the broker right away (best effort). */
   declareNodeQueues(nodeId: string): Promise<void>;
   subscriberBufferSize: number;
@@ -75,6 +77,7 @@ export function createContext(services: AppServices, cache: boolean): Context {
     commit(changes) {
       services.live.announce(changes);
       if (changes.outboxWritten) services.wakeRelay();
+      if (changes.schedule) services.wakeScheduler();
     },
   };
 }

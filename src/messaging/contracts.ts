@@ -108,6 +108,11 @@ export const runDispatchSchema = z.object({
   resultFile: z.string().nullable(),
   /** Output globs the tool declares (for release later). */
   outputs: z.array(z.string()),
+  /**
+   * Results of the successful runs of the tasks this one depends on. The agent writes them to
+   * `INPUTS_FILE` in the run's sandbox before it starts the process.
+   */
+  upstream: z.array(z.object({ taskKey: z.string(), nodeId, runId: uuid, result: z.unknown() })).default([]),
 });
 export type RunDispatch = z.infer<typeof runDispatchSchema>;
 
@@ -120,6 +125,9 @@ export const runCancelSchema = z.object({
   reason: z.string().max(1_000),
 });
 export type RunCancel = z.infer<typeof runCancelSchema>;
+
+/** Sandbox-relative file holding `{ "upstream": { <taskKey>: [{ nodeId, runId, result }] } }`. */
+export const INPUTS_FILE = "fem-inputs.json";
 
 export const nodeMessageSchema = z.discriminatedUnion("type", [runDispatchSchema, runCancelSchema]);
 export type NodeMessage = z.infer<typeof nodeMessageSchema>;

@@ -7,6 +7,7 @@
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { json, query } from "../db/sql.js";
 import { toError } from "../errors.js";
+import { createLoop } from "../loop.js";
 import type { Logger } from "../logger.js";
 import type { Broker } from "./broker.js";
 
@@ -32,12 +33,6 @@ interface OutboxRow {
 }
 
 export function createRelay(orm: MikroORM, broker: Pick<Broker, "publishDispatch" | "ensureNodeQueues">, options: RelayOptions, logger: Logger): Relay {
-  let stopped = false;
-  let timer: NodeJS.Timeout | null = null;
-  let current: Promise<unknown> = Promise.resolve();
-  let wakeRequested = false;
-  let failures = 0;
-
   async function runOnce(): Promise<number> {
     let sent = 0;
     let unconfirmed: string | null = null;
@@ -73,42 +68,7 @@ export function createRelay(orm: MikroORM, broker: Pick<Broker, "publishDispatch
     return sent;
   }
 
-  function schedule(delayMs: number): void {
-    if (stopped) return;
-    if (timer) clearTimeout(timer);
-    timer = setTimeout(tick, delayMs);
-  }
+  const loop = createLoop({ name: "outbox relay", intervalMs: options.pollMs, logger, pass: async () => (await runOnce()) >= options.batchSize });
 
-  function tick(): void {
-    timer = null;
-    wakeRequested = false;
-    current = runOnce()
-      .then((sent) => {
-        failures = 0;
-        // A full batch means more may be waiting.
-        schedule(sent >= options.batchSize || wakeRequested ? 0 : options.pollMs);
-      })
-      .catch((err: unknown) => {
-        failures += 1;
-        const backoffMs = Math.min(5_000, options.pollMs * 2 ** Math.min(failures, 6));
-        if (failures === 1 || failures % 20 === 0) logger.warn("outbox relay failed; retrying", { error: toError(err).message, backoffMs });
-        schedule(backoffMs);
-      });
-  }
-
-  schedule(0);
-
-  return {
-    wake() {
-      wakeRequested = true;
-      if (timer) schedule(0);
-    },
-    runOnce,
-    async stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      timer = null;
-      await current.catch(() => undefined);
-    },
-  };
+  return { wake: loop.wake, runOnce, stop: loop.stop };
 }

@@ -8,6 +8,10 @@ import { query } from "../db/sql.js";
 import { ChangeSet } from "../runs/change-set.js";
 import { Connectivity, Node, NodeAdminState } from "./node.entity.js";
 import { nodeRowToSnapshot } from "./heartbeat.js";
+import { enqueueCancel } from "../runs/dispatch.js";
+import { scheduleRetries } from "../runs/retries.js";
+import { rowToRun } from "../runs/run.mapper.js";
+import { refreshTasks } from "../workflows/progress.js";
 
 export const KNOWN_LAUNCHERS = ["process", "docker", "podman", "singularity"] as const;
 
@@ -98,12 +102,34 @@ export async function listNodes(em: EntityManager, filter: NodeFilter, first: nu
   return { nodes: nodes.slice(0, first), hasNextPage: nodes.length > first };
 }
 
-/** Sets a node's admin state; returns the node and the change to announce. */
+/**
+ * Sets a node's admin state. DRAINING: the scheduler starts nothing new there; what runs finishes.
+ * DISABLED: runs handed to the node and not finished fail with NODE_LOST (retried per policy) and the
+ * agent is told to stop them; runs still waiting stay queued until the node is ACTIVE again.
+ */
 export async function setNodeAdminState(em: EntityManager, id: string, state: NodeAdminState): Promise<{ node: Node; changes: ChangeSet }> {
   validateNodeId("id", id);
-  const rows = await query(em, `update node set admin_state = ?, updated_at = now() where id = ? returning *`, [state, id]);
-  if (rows.length === 0) throw NotFoundError.entity("Node", id);
   const changes = new ChangeSet();
-  changes.nodes.set(id, nodeRowToSnapshot(rows[0]));
+  await em.transactional(async (tem) => {
+    const rows = await query(tem, `update node set admin_state = ?, updated_at = now() where id = ? returning *`, [state, id]);
+    if (rows.length === 0) throw NotFoundError.entity("Node", id);
+    changes.nodes.set(id, nodeRowToSnapshot(rows[0]));
+    if (state === NodeAdminState.DISABLED) {
+      const failed = (
+        await query(
+          tem,
+          `update run set state = 'FAILED', failure_reason = 'NODE_LOST', finished_at = now(), message = 'node ' || node_id || ' was disabled by an administrator'
+           where node_id = ? and dispatched_at is not null and state in ('QUEUED', 'ACCEPTED', 'RUNNING')
+           returning *`,
+          [id],
+        )
+      ).map(rowToRun);
+      changes.addRuns(failed);
+      await enqueueCancel(tem, failed.map((r) => ({ id: r.id, attempt: r.attempt, nodeId: r.nodeId })), "the node was disabled", changes);
+      await scheduleRetries(tem, failed, changes);
+      await refreshTasks(tem, failed.map((r) => r.taskId), changes);
+    }
+    changes.schedule = true;
+  });
   return { node: await getNode(em.fork(), id), changes };
 }

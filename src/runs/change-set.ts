@@ -32,9 +32,12 @@ export class ChangeSet {
   readonly logs: LogChange[] = [];
   /** Set when new outbox rows were written, so the relay should wake up. */
   outboxWritten = false;
+  /** Set when runs became ready or slots freed, so the scheduler should look again. */
+  schedule = false;
 
   addRuns(runs: RunRecord[]): void {
     this.runs.push(...runs);
+    if (runs.length > 0) this.schedule = true;
   }
 
   get isEmpty(): boolean {

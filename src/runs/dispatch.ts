@@ -5,8 +5,8 @@ import { json, query } from "../db/sql.js";
 import type { ChangeSet } from "./change-set.js";
 
 /**
- * Queues one `run.dispatch` message per run, built in SQL from the run, its task and its tool
- * (one statement whatever the number of runs).
+ * Queues one `run.dispatch` message per run, built in SQL from the run, its task, its tool and the
+ * results of its upstream tasks' successful runs (one statement whatever the number of runs).
  */
 export async function enqueueDispatch(em: EntityManager, runIds: string[], changes: ChangeSet): Promise<void> {
   if (runIds.length === 0) return;
@@ -19,7 +19,14 @@ export async function enqueueDispatch(em: EntityManager, runIds: string[], chang
          'workflowId', r.workflow_id, 'taskId', r.task_id,
          'tool', jsonb_build_object('name', tl.name, 'version', tl.version),
          'argv', r.argv, 'env', r.env, 'timeoutSeconds', r.timeout_seconds,
-         'resultFile', tl.result_file, 'outputs', tl.outputs),
+         'resultFile', tl.result_file, 'outputs', tl.outputs,
+         'upstream', coalesce((
+           select jsonb_agg(jsonb_build_object('taskKey', ut.key, 'nodeId', ur.node_id, 'runId', ur.id, 'result', ur.result) order by ut.key, ur.node_id)
+           from task ut join run ur on ur.task_id = ut.id
+           where ut.id in (select value::uuid from jsonb_array_elements_text(t.depends_on_ids))
+             and ur.state = 'SUCCEEDED'
+             and ur.attempt = (select max(x.attempt) from run x where x.task_id = ur.task_id and x.node_id = ur.node_id)
+         ), '[]'::jsonb)),
        now(), 0
      from run r join task t on t.id = r.task_id join tool tl on tl.id = t.tool_id
      where r.id in (select value::uuid from jsonb_array_elements_text(?::jsonb))

@@ -12,8 +12,10 @@ import type { Logger } from "../logger.js";
 import type { LiveEvents } from "../live/live-events.js";
 import { storeLogBatches } from "../logs/log.service.js";
 import { recordHeartbeats } from "../nodes/heartbeat.js";
+import { reconcileActiveRuns } from "../nodes/lost-runs.js";
 import { refreshTasks } from "../workflows/progress.js";
 import { ChangeSet } from "./change-set.js";
+import { scheduleRetries } from "./retries.js";
 import { applyReportedStates } from "./transitions.js";
 
 export interface IngestionDeps {
@@ -76,8 +78,10 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
       // Lines first: a run's last lines are stored no later than its terminal state.
       await storeLogBatches(em, logs, changes);
       const changed = await applyReportedStates(em, states, changes, { maxResultBytes: deps.maxResultBytes });
-      await refreshTasks(em, changed.map((r) => r.taskId), changes);
+      await scheduleRetries(em, changed, changes);
       await recordHeartbeats(em, heartbeats, changes, deps.logger);
+      const adopted = await reconcileActiveRuns(em, heartbeats, changes);
+      await refreshTasks(em, [...changed, ...adopted].map((r) => r.taskId), changes);
     });
     for (const { delivery } of batch) delivery.ack();
     counts.stored += batch.length;

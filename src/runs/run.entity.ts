@@ -10,6 +10,7 @@ import { FailureReason, RunState } from "./run-state.js";
 @Entity({ tableName: "run" })
 @Unique({ properties: ["taskId", "nodeId", "attempt"] })
 @Index({ properties: ["nodeId", "state"] })
+@Index({ name: "run_waiting_idx", expression: "create index run_waiting_idx on run (node_id) where state = 'QUEUED' and dispatched_at is null" })
 @ObjectType({ description: "One attempt of one task on one node." })
 export class Run {
   @PrimaryKey({ type: "uuid" })
@@ -66,6 +67,16 @@ export class Run {
   @Property({ type: "datetime", nullable: true })
   @Field(() => Date, { nullable: true })
   queuedAt: Date | null = null;
+
+  /** When the scheduler handed the run to its node's queue (null: waiting for a slot). */
+  @Property({ type: "datetime", nullable: true })
+  @Field(() => Date, { nullable: true, description: "When the run was handed to its node's queue; null while it waits for a free slot." })
+  dispatchedAt: Date | null = null;
+
+  /** A retry waits until this time (backoff). */
+  @Property({ type: "datetime", nullable: true })
+  @Field(() => Date, { nullable: true, description: "A retry is not dispatched before this time (backoff)." })
+  notBefore: Date | null = null;
 
   @Property({ type: "datetime", nullable: true })
   @Field(() => Date, { nullable: true })

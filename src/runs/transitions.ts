@@ -128,14 +128,15 @@ export async function cancelRuns(em: EntityManager, runIds: string[], reason: st
      )
      update run r set state = 'CANCELLED', finished_at = now(), message = ?
      from target where r.id = target.id
-     returning r.*, target.previous`,
+     returning r.*, target.previous, (target.previous <> 'PENDING' and r.dispatched_at is not null) as on_node`,
     [json(runIds), reason],
   );
   const cancelled = rows.map((row) => {
-    const { previous, ...rest } = row;
-    return { run: rowToRun(rest), previous: previous as RunState };
+    const { previous: _previous, on_node, ...rest } = row;
+    return { run: rowToRun(rest), onNode: on_node === true };
   });
-  const dispatched = cancelled.filter((c) => c.previous !== RunState.PENDING).map((c) => c.run);
+  // Only runs already handed to a node need a message; the others never leave the database.
+  const dispatched = cancelled.filter((c) => c.onNode).map((c) => c.run);
   await enqueueCancel(em, dispatched.map((r) => ({ id: r.id, attempt: r.attempt, nodeId: r.nodeId })), reason, changes);
   const runs = cancelled.map((c) => c.run);
   changes.addRuns(runs);

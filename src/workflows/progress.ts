@@ -1,11 +1,10 @@
 /**
  * Derives task state from its runs (latest attempt per node, under the task's success policy) and
- * workflow state from its tasks; releases or skips dependent tasks when a task ends. Every step is
+ * workflow state from its tasks; releases (for the scheduler) or skips dependent tasks when a task ends. Every step is
  * a fixed number of statements for any number of tasks.
  */
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { json, query } from "../db/sql.js";
-import { enqueueDispatch } from "../runs/dispatch.js";
 import type { ChangeSet } from "../runs/change-set.js";
 import { rowToRun } from "../runs/run.mapper.js";
 import { isTerminalState, RunState } from "../runs/run-state.js";
@@ -98,7 +97,7 @@ async function writeTaskStates(em: EntityManager, updates: { id: string; state: 
 
 /**
  * For tasks that just ended, releases dependents whose dependencies all succeeded (PENDING runs
- * become QUEUED and are dispatched) and skips dependents of a task that did not succeed.
+ * become QUEUED for the scheduler) and skips dependents of a task that did not succeed.
  * Returns the dependents whose state must be recomputed.
  */
 async function settleDependents(em: EntityManager, ended: TaskRow[], changes: ChangeSet): Promise<string[]> {
@@ -124,7 +123,6 @@ async function settleDependents(em: EntityManager, ended: TaskRow[], changes: Ch
       [json(release)],
     );
     changes.addRuns(released.map(rowToRun));
-    await enqueueDispatch(em, released.map((r) => r.id as string), changes);
   }
   if (skip.length > 0) {
     const skipped = await query(

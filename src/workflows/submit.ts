@@ -1,6 +1,7 @@
 /**
  * Accepting a workflow: the whole graph is validated and every run's argv built before anything is
- * stored; then the workflow, its tasks, runs and dispatch messages commit in one transaction.
+ * stored; then the workflow, its tasks and runs commit in one transaction, and the scheduler hands
+ * ready runs to their nodes.
  */
 import { createHash, randomUUID } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
@@ -9,13 +10,13 @@ import { BadInputError, ConflictError } from "../errors.js";
 import { Node, NodeAdminState } from "../nodes/node.entity.js";
 import { validateLabels, validateNodeId } from "../nodes/node.service.js";
 import { ChangeSet } from "../runs/change-set.js";
-import { enqueueDispatch } from "../runs/dispatch.js";
 import { Run } from "../runs/run.entity.js";
 import { RunState } from "../runs/run-state.js";
 import { buildArgv } from "../tools/command.js";
 import { Tool } from "../tools/tool.entity.js";
 import { parseToolRef } from "../tools/tool.service.js";
 import { validateGraph } from "./graph.js";
+import { validateRetryPolicy, type RetryPolicyInput } from "./retry-policy.js";
 import { Task } from "./task.entity.js";
 import { Workflow } from "./workflow.entity.js";
 
@@ -30,6 +31,7 @@ export interface TaskData {
   priority?: number | null;
   timeoutSeconds?: number | null;
   minSucceeded?: number | null;
+  retry?: RetryPolicyInput | null;
 }
 
 export interface SubmitWorkflowData {
@@ -164,6 +166,7 @@ export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData
       dependsOnIds: [...new Set(input.dependsOn ?? [])].map((k) => taskIds.get(k)!),
       priority: input.priority ?? 0,
       timeoutSeconds: input.timeoutSeconds ?? null,
+      retry: validateRetryPolicy(`tasks[${i}].retry`, input.retry),
       minSucceeded: input.minSucceeded ?? null,
       state: hasDeps ? RunState.PENDING : RunState.QUEUED,
     });
@@ -195,7 +198,6 @@ export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData
       tem.persist(tasks);
       tem.persist(runs);
       await tem.flush();
-      await enqueueDispatch(tem, runs.filter((r) => r.state === RunState.QUEUED).map((r) => r.id), changes);
     });
   } catch (err) {
     // Two submissions with one key raced; the loser returns the winner's workflow.

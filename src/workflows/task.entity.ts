@@ -2,6 +2,7 @@ import { Entity, Index, ManyToOne, PrimaryKey, Property, Unique } from "@mikro-o
 import { GraphQLJSONObject } from "graphql-scalars";
 import { Field, ID, Int, ObjectType } from "type-graphql";
 import { RunState } from "../runs/run-state.js";
+import { defaultRetryPolicy, RetryPolicy } from "./retry-policy.js";
 import { Tool } from "../tools/tool.entity.js";
 import { Workflow } from "./workflow.entity.js";
 
@@ -48,6 +49,10 @@ export class Task {
   @Property({ type: "integer", nullable: true })
   @Field(() => Int, { nullable: true })
   timeoutSeconds: number | null = null;
+
+  @Property({ type: "json" })
+  @Field(() => RetryPolicy)
+  retry: RetryPolicy = defaultRetryPolicy();
 
   /** Runs that must succeed for the task to succeed; null means all. */
   @Property({ type: "integer", nullable: true })

@@ -5,6 +5,7 @@ import { Run } from "../runs/run.entity.js";
 import { Tool } from "../tools/tool.entity.js";
 import { Task } from "./task.entity.js";
 import { Workflow } from "./workflow.entity.js";
+import { retryTask } from "./retry-task.js";
 import { cancelTask, getTask } from "./workflow.service.js";
 
 @Resolver(() => Task)
@@ -17,6 +18,13 @@ export class TaskResolver {
   @Mutation(() => Task, { description: "Cancels the task's unfinished runs; dependents are skipped." })
   async cancelTask(@Arg("id", () => ID) id: string, @Ctx() ctx: Context): Promise<Task> {
     const { task, changes } = await cancelTask(ctx.orm.em.fork(), id);
+    ctx.commit(changes);
+    return task;
+  }
+
+  @Mutation(() => Task, { description: "Runs a finished task again (a new attempt on each node), then everything downstream of it." })
+  async retryTask(@Arg("id", () => ID) id: string, @Ctx() ctx: Context): Promise<Task> {
+    const { task, changes } = await retryTask(ctx.orm.em.fork(), id);
     ctx.commit(changes);
     return task;
   }

@@ -4,6 +4,7 @@ import { ConnectionType } from "../graphql/connection.js";
 import type { WorkflowEventKind } from "../live/live-events.js";
 import { Run } from "../runs/run.entity.js";
 import { RunState } from "../runs/run-state.js";
+import { RetryPolicyInput } from "./retry-policy.js";
 import { Workflow } from "./workflow.entity.js";
 
 @InputType()
@@ -24,6 +25,7 @@ export class TaskInput {
   @Field(() => Int, { nullable: true }) priority?: number | null;
   @Field(() => Int, { nullable: true, description: "Overrides the tool's timeout." }) timeoutSeconds?: number | null;
   @Field(() => Int, { nullable: true, description: "Runs that must succeed (k of n); default all." }) minSucceeded?: number | null;
+  @Field(() => RetryPolicyInput, { nullable: true, description: "Default: no retry." }) retry?: RetryPolicyInput | null;
 }
 
 @InputType()

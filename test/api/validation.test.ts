@@ -3,6 +3,7 @@ import * as assert from "uvu/assert";
 import { createTestEnv, type TestEnv } from "../support/env.js";
 import { gql, gqlOk, type GqlResult } from "../support/graphql.js";
 import { REGISTER_TOOL, SUBMIT } from "../support/fixtures.js";
+import { waitUntil } from "../support/wait.js";
 
 const test = suite("API input validation");
 let env: TestEnv;
@@ -137,8 +138,11 @@ test("accepts a valid workflow with per-node arguments and builds each run's arg
   assert.equal(byNode["site-a"], ["stats", "all.csv", "--count", "2"]);
   assert.equal(byNode["site-b"], ["stats", "b.csv", "--count", "2"]);
   assert.ok(runs.every((r) => r.state === "QUEUED"));
-  const [row] = await env.sql<{ n: string }>(`select count(*) n from outbox where payload->>'type' = 'run.dispatch'`);
-  assert.is(Number(row.n), 2);
+  await waitUntil(
+    async () => Number((await env.sql<{ n: string }>(`select count(*) n from outbox where payload->>'type' = 'run.dispatch'`))[0].n) === 2,
+    10_000,
+    "the scheduler to dispatch both runs",
+  );
 });
 
 test.run();

@@ -1,0 +1,88 @@
+/**
+ * Runs on nodes that went silent: after a grace period their accepted and running runs fail with
+ * NODE_LOST (and are retried per policy); a brief disconnect shorter than the grace kills nothing.
+ * When the node comes back and reports such a run still alive, the run is adopted instead of
+ * being run twice.
+ */
+import type { EntityManager } from "@mikro-orm/postgresql";
+import type { HeartbeatEvent } from "../messaging/contracts.js";
+import { json, query } from "../db/sql.js";
+import type { ChangeSet } from "../runs/change-set.js";
+import { enqueueCancel } from "../runs/dispatch.js";
+import { rowToRun, type RunRecord } from "../runs/run.mapper.js";
+
+/** Fails ACCEPTED/RUNNING runs of nodes silent for longer than `lostAfterMs`. One statement. */
+export async function failRunsOfLostNodes(em: EntityManager, lostAfterMs: number, changes: ChangeSet): Promise<RunRecord[]> {
+  const rows = await query(
+    em,
+    `update run r set state = 'FAILED', failure_reason = 'NODE_LOST', finished_at = now(),
+       message = 'node ' || r.node_id || ' sent no heartbeat for ' || (?::int / 1000) || ' s'
+     from node n
+     where n.id = r.node_id and r.state in ('ACCEPTED', 'RUNNING')
+       and (n.last_heartbeat_at is null or n.last_heartbeat_at < now() - (? * interval '1 millisecond'))
+     returning r.*`,
+    [lostAfterMs, lostAfterMs],
+  );
+  const lost = rows.map(rowToRun);
+  changes.addRuns(lost);
+  return lost;
+}
+
+interface Reported {
+  id: string;
+  attempt: number;
+  node_id: string;
+  task_id: string;
+  state: string;
+  failure_reason: string | null;
+  newer_started: boolean;
+}
+
+/**
+ * Reconciles the runs a node says are alive: a run failed as NODE_LOST whose retry has not started
+ * is adopted (back to RUNNING; the waiting retry is withdrawn); one that was superseded by a started
+ * retry, or cancelled here, is told to stop. Returns the adopted runs.
+ */
+export async function reconcileActiveRuns(em: EntityManager, heartbeats: HeartbeatEvent[], changes: ChangeSet): Promise<RunRecord[]> {
+  const reported = heartbeats.flatMap((hb) => hb.activeRuns.map((r) => ({ run_id: r.runId, attempt: r.attempt, node_id: hb.nodeId })));
+  if (reported.length === 0) return [];
+  const rows = await query<Reported>(
+    em,
+    `select r.id, r.attempt, r.node_id, r.task_id, r.state, r.failure_reason,
+       exists (select 1 from run n where n.task_id = r.task_id and n.node_id = r.node_id and n.attempt > r.attempt
+               and n.state not in ('PENDING', 'QUEUED')) as newer_started
+     from jsonb_to_recordset(?::jsonb) as x(run_id uuid, attempt int, node_id text)
+     join run r on r.id = x.run_id and r.attempt = x.attempt and r.node_id = x.node_id
+     where r.state in ('FAILED', 'CANCELLED', 'SUCCEEDED', 'SKIPPED')`,
+    [json(reported)],
+  );
+  const adopt = rows.filter((r) => r.state === "FAILED" && r.failure_reason === "NODE_LOST" && !r.newer_started);
+  const stop = rows.filter((r) => !adopt.includes(r) && r.state !== "SUCCEEDED");
+  await enqueueCancel(em, stop.map((r) => ({ id: r.id, attempt: r.attempt, nodeId: r.node_id })), "this attempt was given up; a newer one runs instead", changes);
+  if (adopt.length === 0) return [];
+  const withdrawn = await query<{ id: string; attempt: number; node_id: string; dispatched: boolean }>(
+    em,
+    `delete from run n using run r
+     where r.id in (select value::uuid from jsonb_array_elements_text(?::jsonb))
+       and n.task_id = r.task_id and n.node_id = r.node_id and n.attempt > r.attempt and n.state in ('PENDING', 'QUEUED')
+     returning n.id, n.attempt, n.node_id, n.dispatched_at is not null as dispatched`,
+    [json(adopt.map((r) => r.id))],
+  );
+  await enqueueCancel(
+    em,
+    withdrawn.filter((w) => w.dispatched).map((w) => ({ id: w.id, attempt: w.attempt, nodeId: w.node_id })),
+    "withdrawn: the earlier attempt is still running and was adopted",
+    changes,
+  );
+  const adopted = await query(
+    em,
+    `update run set state = 'RUNNING', failure_reason = null, finished_at = null,
+       message = 'adopted: the node came back and reported the run still running'
+     where id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) and state = 'FAILED'
+     returning *`,
+    [json(adopt.map((r) => r.id))],
+  );
+  const runs = adopted.map(rowToRun);
+  changes.addRuns(runs);
+  return runs;
+}
