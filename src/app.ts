@@ -46,7 +46,12 @@ function withTimeout<T>(promise: Promise<T>, timeoutMs: number, message: string)
   ]);
 }
 
-export async function createOrchestrator(config: OrchestratorConfig, logger: Logger): Promise<Orchestrator> {
+export interface OrchestratorHooks {
+  /** Sees every SQL statement (tests count them). */
+  onQuery?: (message: string) => void;
+}
+
+export async function createOrchestrator(config: OrchestratorConfig, logger: Logger, hooks: OrchestratorHooks = {}): Promise<Orchestrator> {
   const teardown: { name: string; run: () => Promise<void> }[] = [];
   const onStop = (name: string, run: () => Promise<void>) => teardown.unshift({ name, run });
   async function stop(): Promise<void> {
@@ -57,7 +62,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
   }
 
   try {
-    const orm = await connectDatabase({ databaseUrl: config.databaseUrl });
+    const orm = await connectDatabase({ databaseUrl: config.databaseUrl, onQuery: hooks.onQuery });
     onStop("database", () => orm.close(true));
     if (config.migrateOnStart) {
       const applied = await migrate(orm);

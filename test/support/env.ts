@@ -3,7 +3,7 @@ import "reflect-metadata";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createOrchestrator, type Orchestrator } from "../../src/app.js";
+import { createOrchestrator, type Orchestrator, type OrchestratorHooks } from "../../src/app.js";
 import { configWith, type OrchestratorConfig } from "../../src/config.js";
 import { createLogger, type LogLevel } from "../../src/logger.js";
 import { createTestVhost, type TestVhost } from "./broker.js";
@@ -29,7 +29,7 @@ export interface TestEnv {
 
 const level = (process.env.TEST_LOG_LEVEL ?? "silent") as LogLevel;
 
-export async function createTestEnv(overrides: Partial<OrchestratorConfig> = {}): Promise<TestEnv> {
+export async function createTestEnv(overrides: Partial<OrchestratorConfig> = {}, hooks: OrchestratorHooks = {}): Promise<TestEnv> {
   const db = await createTestDatabase();
   const vhost = await createTestVhost();
   const sandboxRoot = await mkdtemp(join(tmpdir(), "fem-test-"));
@@ -45,7 +45,7 @@ export async function createTestEnv(overrides: Partial<OrchestratorConfig> = {})
   });
   let orchestrator: Orchestrator;
   try {
-    orchestrator = await createOrchestrator(config, createLogger(level));
+    orchestrator = await createOrchestrator(config, createLogger(level), hooks);
   } catch (err) {
     await db.drop();
     await vhost.drop();
