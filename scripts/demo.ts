@@ -1,7 +1,8 @@
 /**
  * `npm run demo`: an orchestrator, two local agents (hospital-a, hospital-b), a sample tool and a
  * federated workflow, with state changes and log lines printed live. Uses its own database
- * (fem_demo, recreated each time) and leaves nothing running.
+ * (FEM_DEMO_DATABASE, default fem_demo, on DATABASE_URL's server; recreated each time) and leaves
+ * nothing running.
  */
 import "reflect-metadata";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -13,7 +14,7 @@ import amqp from "amqplib";
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
 import { createOrchestrator, type Orchestrator } from "../src/app.js";
-import { inheritedPath, loadConfig } from "../src/config.js";
+import { demoDatabaseUrl, inheritedPath, loadConfig } from "../src/config.js";
 import { rabbitmqUnreachable, ServiceUnreachableError } from "../src/unreachable.js";
 import { createLogger } from "../src/logger.js";
 import { nodeQueueNames } from "../src/messaging/contracts.js";
@@ -88,12 +89,12 @@ async function stopAgent(child: ChildProcess): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  const parsed = loadConfig({ DATABASE_URL: "postgres://postgres@127.0.0.1:5432/fem_demo", LOG_LEVEL: "warn" });
+  const parsed = loadConfig({ LOG_LEVEL: "warn" });
   if (!parsed.ok) {
     for (const p of parsed.problems) console.error(`fem demo: ${p}`);
     return 1;
   }
-  const config = parsed.config;
+  const config = { ...parsed.config, databaseUrl: demoDatabaseUrl(parsed.config.databaseUrl) };
   const sandboxRoot = mkdtempSync(join(tmpdir(), "fem-demo-"));
   const agents: ChildProcess[] = [];
   let orchestrator: Orchestrator | null = null;

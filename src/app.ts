@@ -13,8 +13,8 @@ import { startGraphQLServer } from "./graphql/server.js";
 import { createLiveEvents } from "./live/live-events.js";
 import { createPubSub, type PubSub } from "./live/pubsub.js";
 import type { Logger } from "./logger.js";
-import { createBroker, type Broker } from "./messaging/broker.js";
-import { createRelay, type Relay } from "./messaging/relay.js";
+import { createBroker, type Broker, type BrokerHooks } from "./messaging/broker.js";
+import { createRelay, markUnsent, type Relay } from "./messaging/relay.js";
 import { createNodeSweeper } from "./nodes/sweeper.js";
 import { createIngestion, type Ingestion } from "./runs/ingestion.js";
 import { createScheduler } from "./runs/scheduler.js";
@@ -29,10 +29,10 @@ export interface Orchestrator {
   stop(): Promise<void>;
 }
 
-async function connectBroker(config: OrchestratorConfig, logger: Logger): Promise<Broker> {
+async function connectBroker(config: OrchestratorConfig, logger: Logger, hooks: BrokerHooks): Promise<Broker> {
   const options = { amqpUrl: config.amqpUrl, instanceId: config.instanceId, ingestPrefetch: config.ingestPrefetch, publishTimeoutMs: config.publishTimeoutMs };
   try {
-    return await withTimeout(createBroker(options, logger), 15_000, "connecting to RabbitMQ timed out");
+    return await withTimeout(createBroker(options, logger, hooks), 15_000, "connecting to RabbitMQ timed out");
   } catch (err) {
     throw rabbitmqUnreachable(config.amqpUrl, err);
   }
@@ -68,12 +68,19 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
       const applied = await migrate(orm);
       if (applied.length > 0) logger.info("applied migrations", { applied });
     }
-    const broker = await connectBroker(config, logger);
+    let relay: Relay | null = null;
+    const broker = await connectBroker(config, logger, {
+      onReturned: (messageId) => {
+        markUnsent(orm, messageId)
+          .then(() => relay?.wake())
+          .catch((err: unknown) => logger.error("could not re-queue a returned message", { messageId, error: toError(err).message }));
+      },
+    });
     onStop("broker", () => broker.stop());
 
     const pubsub = createPubSub(config.subscriberBufferSize);
     const live = createLiveEvents(config.instanceId, pubsub, broker);
-    const relay = createRelay(orm, broker, { pollMs: config.relayPollMs, batchSize: config.relayBatchSize }, logger);
+    relay = createRelay(orm, broker, { pollMs: config.relayPollMs, batchSize: config.relayBatchSize }, logger);
     onStop("relay", () => relay.stop());
     const scheduler = createScheduler(orm, { pollMs: config.schedulerPollMs, batchSize: config.relayBatchSize }, () => relay.wake(), logger);
     onStop("scheduler", () => scheduler.stop());

@@ -113,6 +113,18 @@ export function loadConfig(defaults: Record<string, string> = {}): ConfigResult 
   return parseConfig({ ...defaults, ...Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== undefined && v !== "")) });
 }
 
+/**
+ * The database `npm run demo` drops and recreates: FEM_DEMO_DATABASE (default fem_demo) on the
+ * server DATABASE_URL names, never DATABASE_URL's own database.
+ */
+export function demoDatabaseUrl(databaseUrl: string): string {
+  const name = process.env.FEM_DEMO_DATABASE || "fem_demo";
+  if (!/^[A-Za-z0-9_]{1,63}$/.test(name)) throw new Error(`FEM_DEMO_DATABASE: ${JSON.stringify(name)} is not a plain database name`);
+  const url = new URL(databaseUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
 /** The PATH of this process, for child processes that need to find `node` (demo agents). */
 export function inheritedPath(): string {
   return process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin";

@@ -77,7 +77,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       searchPath: config.executableSearchPath,
     };
     intake = createIntake(
-      { nodeId: config.nodeId, capacity: config.capacity, allowedTools: config.allowedTools },
+      { nodeId: config.nodeId, capacity: config.capacity, allowedTools: config.allowedTools, launchers: config.launchers },
       { journal, outbox, log, startRun: (dispatch) => startRun(dispatch, runSettings, { outbox, journal, sampler, log }) },
     );
     const active = intake;

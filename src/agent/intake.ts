@@ -15,6 +15,8 @@ export interface IntakeSettings {
   capacity: number;
   /** `name` or `name@version`; empty allows every tool. */
   allowedTools: readonly string[];
+  /** Launchers this agent runs work with. */
+  launchers: readonly string[];
 }
 
 export interface IntakeDeps {
@@ -109,6 +111,11 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
       log.warn(`${tagOf(dispatch)}: ${message}`);
       return void reportWithoutRunning(dispatch, delivery, failed(dispatch, "REJECTED_BY_NODE", message));
     }
+    if (!settings.launchers.includes(dispatch.launcher)) {
+      const message = `node ${settings.nodeId} has no ${dispatch.launcher} launcher (it offers ${settings.launchers.join(", ")})`;
+      log.warn(`${tagOf(dispatch)}: ${message}`);
+      return void reportWithoutRunning(dispatch, delivery, failed(dispatch, "LAUNCH_ERROR", message));
+    }
     if (slots.size < settings.capacity) void accept(dispatch, delivery);
     else waiting.push({ dispatch, delivery });
   }
@@ -190,7 +197,7 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
     else log.info(`${tagOf(cancel)}: cancelled before its dispatch arrived; it will not run`);
   }
 
-  function failed(ref: RunRef, reason: "REJECTED_BY_NODE", message: string): RunStateEvent {
+  function failed(ref: RunRef, reason: "REJECTED_BY_NODE" | "LAUNCH_ERROR", message: string): RunStateEvent {
     return stateEvent(settings.nodeId, ref, "FAILED", { failureReason: reason, exitCode: null, message, usage: zeroUsage() });
   }
 

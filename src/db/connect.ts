@@ -22,12 +22,13 @@ async function createDatabase(databaseUrl: string): Promise<void> {
 }
 
 export async function connectDatabase(options: OrmOptions): Promise<Orm> {
-  let orm = await createOrm(options);
+  let orm: Orm | null = null;
   try {
+    orm = await createOrm(options);
     await ping(orm);
     return orm;
   } catch (err) {
-    await orm.close(true).catch(() => undefined);
+    await orm?.close(true).catch(() => undefined);
     if ((err as { code?: string }).code !== "3D000") {
       throw postgresUnreachable(options.databaseUrl, err);
     }

@@ -33,7 +33,12 @@ export interface Broker {
 
 type Subscription = Awaited<ReturnType<rascal.BrokerAsPromised["subscribe"]>>;
 
-export async function createBroker(options: TopologyOptions, logger: Logger): Promise<Broker> {
+export interface BrokerHooks {
+  /** A confirmed dispatch came back unroutable (its node's queue is gone); publish it again. */
+  onReturned?: (messageId: string) => void;
+}
+
+export async function createBroker(options: TopologyOptions, logger: Logger, hooks: BrokerHooks = {}): Promise<Broker> {
   const config = rascal.withDefaultConfig(orchestratorTopology(options) as rascal.BrokerConfig);
   const broker = await rascal.BrokerAsPromised.create(config);
   broker.on("error", (err: unknown) => logger.warn("broker error", { error: toError(err).message }));
@@ -63,9 +68,11 @@ export async function createBroker(options: TopologyOptions, logger: Logger): Pr
         reject(toError(err));
       });
       session.on("return", () => {
-        // Unroutable: a node's queue vanished. Forget what was declared so it is declared again.
+        // Unroutable: a node's queue vanished. The broker confirms such a message all the same, so
+        // forget what was declared and have it published again once the queue is declared anew.
         declaredNodes.clear();
-        logger.error("a dispatched message had no queue to go to", { messageId, routingKey });
+        logger.warn("a dispatched message had no queue to go to; it will be published again", { messageId, routingKey });
+        hooks.onReturned?.(messageId);
       });
     });
   }

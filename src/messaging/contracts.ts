@@ -99,6 +99,9 @@ export const runDispatchSchema = z.object({
   workflowId: uuid,
   taskId: uuid,
   tool: z.object({ name: z.string().min(1), version: z.string().min(1) }),
+  /** How the node must run it: `process`, or a container launcher with `image`. */
+  launcher: z.string().min(1).default("process"),
+  image: z.string().nullable().default(null),
   /** Full argv: `argv[0]` is the executable; never passed through a shell. */
   argv: z.array(z.string()).min(1),
   /** The only environment the process gets (besides what the agent adds: none). */

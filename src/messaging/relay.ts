@@ -72,3 +72,8 @@ export function createRelay(orm: MikroORM, broker: Pick<Broker, "publishDispatch
 
   return { wake: loop.wake, runOnce, stop: loop.stop };
 }
+
+/** Marks an outbox message unsent again (the broker returned it), so the relay publishes it anew. */
+export async function markUnsent(orm: MikroORM, messageId: string): Promise<void> {
+  await query(orm.em.fork(), `update outbox set sent_at = null, last_error = 'returned by the broker: no queue' where message_id = ?`, [messageId]);
+}

@@ -45,7 +45,7 @@ export class Node {
 
   @Property({ type: "integer" })
   @Field(() => Int, { description: "Most runs the node executes at once." })
-  capacity: number = 1;
+  capacity: number = 2;
 
   @Property({ type: "json" })
   @Field(() => [String])

@@ -8,7 +8,7 @@ export class RegisterNodeInput {
   @Field(() => ID, { description: "Slug: 2-63 lowercase letters, digits and '-'." }) id!: string;
   @Field(() => String, { nullable: true }) name?: string | null;
   @Field(() => GraphQLJSONObject, { nullable: true }) labels?: Record<string, unknown> | null;
-  @Field(() => Int, { nullable: true, description: "Most runs at once. Default 1." }) capacity?: number | null;
+  @Field(() => Int, { nullable: true, description: "Most runs at once. Default 2 (as fem-agent's FEM_CAPACITY)." }) capacity?: number | null;
   @Field(() => [String], { nullable: true, description: "Default [\"process\"]." }) launchers?: string[] | null;
   @Field(() => [String], { nullable: true, description: "Tools (name or name@version) the node accepts; empty = any." }) allowedTools?: string[] | null;
 }

@@ -57,7 +57,7 @@ function newCredential(): { credential: string; hash: string } {
 
 export async function registerNode(em: EntityManager, data: RegisterNodeData): Promise<{ node: Node; credential: string }> {
   validateNodeId("id", data.id);
-  const capacity = data.capacity ?? 1;
+  const capacity = data.capacity ?? 2;
   if (!Number.isInteger(capacity) || capacity < 1 || capacity > 1_000) throw BadInputError.field("capacity", "must be an integer from 1 to 1000");
   const launchers = data.launchers ?? ["process"];
   if (launchers.length === 0) throw BadInputError.field("launchers", "name at least one launcher");

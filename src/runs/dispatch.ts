@@ -18,6 +18,7 @@ export async function enqueueDispatch(em: EntityManager, runIds: string[], chang
          'type', 'run.dispatch', 'v', ?::int, 'runId', r.id, 'attempt', r.attempt, 'nodeId', r.node_id,
          'workflowId', r.workflow_id, 'taskId', r.task_id,
          'tool', jsonb_build_object('name', tl.name, 'version', tl.version),
+         'launcher', tl.launcher, 'image', tl.image,
          'argv', r.argv, 'env', r.env, 'timeoutSeconds', r.timeout_seconds,
          'resultFile', tl.result_file, 'outputs', tl.outputs,
          'upstream', coalesce((

@@ -48,7 +48,7 @@ export class RunResolver {
     return logPage(ctx, run.id, afterSeq, first);
   }
 
-  @Query(() => LogLineConnection, { description: "Stored log lines of a run after `afterSeq`; page with pageInfo.endCursor's seq." })
+  @Query(() => LogLineConnection, { description: "Stored log lines of a run after `afterSeq`; for the next page pass the last line's seq as afterSeq." })
   async runLogs(
     @Arg("runId", () => ID) runId: string,
     @Ctx() ctx: Context,

@@ -62,8 +62,10 @@ async function casUpdate(em: EntityManager, event: RunStateEvent, options: Trans
     sets.push("started_at = ?", "accepted_at = coalesce(accepted_at, ?)");
     params.push(event.at, event.at);
   } else {
+    const result = resultJson(event.result, options);
+    const message = result.dropped ? [event.message, result.dropped].filter(Boolean).join("; ") : (event.message ?? null);
     sets.push("finished_at = ?", "exit_code = ?", "failure_reason = ?", "message = ?", "result = ?::jsonb");
-    params.push(event.at, event.exitCode ?? null, event.failureReason ?? null, event.message ?? null, resultJson(event.result, options));
+    params.push(event.at, event.exitCode ?? null, event.failureReason ?? null, message, result.json);
     sets.push(...usageSets(event, params));
   }
   params.push(event.runId, event.attempt, event.nodeId, json(allowedFrom[event.state]));
@@ -84,10 +86,13 @@ function usageSets(event: RunStateEvent, params: unknown[]): string[] {
   return ["wall_ms = ?", "cpu_user_ms = ?", "cpu_system_ms = ?", "peak_rss_bytes = ?", "output_bytes = ?"];
 }
 
-function resultJson(result: unknown, options: TransitionOptions): string | null {
-  if (result === undefined || result === null) return null;
+/** The result as JSON text, or why it was dropped (over the size cap). */
+function resultJson(result: unknown, options: TransitionOptions): { json: string | null; dropped: string | null } {
+  if (result === undefined || result === null) return { json: null, dropped: null };
   const text = JSON.stringify(result);
-  return Buffer.byteLength(text) <= options.maxResultBytes ? text : null;
+  const bytes = Buffer.byteLength(text);
+  if (bytes <= options.maxResultBytes) return { json: text, dropped: null };
+  return { json: null, dropped: `result of ${bytes} bytes dropped: over the ${options.maxResultBytes}-byte limit (FEM_MAX_RESULT_BYTES)` };
 }
 
 /** Handles a report the CAS refused; returns the run's current state (null if unknown). */

@@ -38,7 +38,7 @@ test.after(async () => {
 });
 
 test("runs the federated workflow on two agents, printing states, log lines and usage, and exits 0", async () => {
-  const result = await demo({ DATABASE_URL: databaseUrl(), AMQP_URL: vhost.url });
+  const result = await demo({ DATABASE_URL: adminDatabaseUrl(), FEM_DEMO_DATABASE: databaseName, AMQP_URL: vhost.url });
   assert.is(result.code, 0, result.stdout + result.stderr);
   for (const pattern of [/hospital-a\s+run\s+RUNNING/, /hospital-b\s+run\s+SUCCEEDED/, /hospital-a\s+STDOUT\s+hospital-a: value 5\/5 read/, /run usage:/, /federated mean over 8 values on 2 nodes: 5\.925/, /workflow SUCCEEDED/, /http:\/\/.*\/graphql/]) {
     assert.match(result.stdout, pattern);
@@ -46,7 +46,7 @@ test("runs the federated workflow on two agents, printing states, log lines and 
 });
 
 test("says in one line how to start RabbitMQ when it is unreachable, and exits non-zero", async () => {
-  const result = await demo({ DATABASE_URL: databaseUrl(), AMQP_URL: "amqp://guest:guest@127.0.0.1:1" });
+  const result = await demo({ DATABASE_URL: adminDatabaseUrl(), FEM_DEMO_DATABASE: databaseName, AMQP_URL: "amqp://guest:guest@127.0.0.1:1" });
   assert.is.not(result.code, 0);
   const lines = result.stderr.trim().split("\n");
   assert.is(lines.length, 1, result.stderr);
@@ -54,24 +54,33 @@ test("says in one line how to start RabbitMQ when it is unreachable, and exits n
 });
 
 test("says in one line how to start PostgreSQL when it is unreachable, and exits non-zero", async () => {
-  const result = await demo({ DATABASE_URL: "postgres://postgres@127.0.0.1:1/fem_demo", AMQP_URL: vhost.url });
+  const result = await demo({ DATABASE_URL: "postgres://postgres@127.0.0.1:1/postgres", FEM_DEMO_DATABASE: databaseName, AMQP_URL: vhost.url });
   assert.is.not(result.code, 0);
   const lines = result.stderr.trim().split("\n");
   assert.is(lines.length, 1, result.stderr);
-  assert.match(lines[0], /PostgreSQL is not reachable at postgres:\/\/postgres@127\.0\.0\.1:1\/fem_demo.*pg_ctlcluster/);
+  assert.match(lines[0], /PostgreSQL is not reachable at postgres:\/\/postgres@127\.0\.0\.1:1\/.*pg_ctlcluster/);
 });
 
-test("the orchestrator itself says in one line how to start RabbitMQ when it is unreachable", async () => {
+async function orchestratorStart(env: Record<string, string>): Promise<{ code: number; stderr: string }> {
   const main = fileURLToPath(new URL("../../src/main.js", import.meta.url));
-  const result = await run(process.execPath, [main], { env: { PATH: process.env.PATH ?? "", PORT: "0", DATABASE_URL: databaseUrl(), AMQP_URL: "amqp://127.0.0.1:1" }, timeout: 60_000 }).then(
+  return run(process.execPath, [main], { env: { PATH: process.env.PATH ?? "", PORT: "0", ...env }, timeout: 60_000 }).then(
     (r) => ({ code: 0, stderr: r.stderr }),
     (e: { code?: number; stderr?: string }) => ({ code: e.code ?? 1, stderr: e.stderr ?? "" }),
   );
-  assert.is.not(result.code, 0);
-  const lines = result.stderr.trim().split("\n").filter((l) => !l.startsWith("{"));
-  assert.is(lines.length, 1, result.stderr);
-  assert.match(lines[0], /RabbitMQ is not reachable/);
-  assert.not.match(result.stderr, /\n\s+at /, "no stack trace");
-});
+}
+
+for (const [service, env, pattern] of [
+  ["RabbitMQ", { DATABASE_URL: databaseUrl(), AMQP_URL: "amqp://127.0.0.1:1" }, /RabbitMQ is not reachable .*rabbitmq-server -detached/],
+  ["PostgreSQL", { DATABASE_URL: "postgres://postgres@127.0.0.1:1/fem" }, /PostgreSQL is not reachable .*pg_ctlcluster/],
+] as const) {
+  test(`the orchestrator says in one line how to start ${service} when it is unreachable, with no stack trace`, async () => {
+    const result = await orchestratorStart(env);
+    assert.is.not(result.code, 0);
+    const lines = result.stderr.trim().split("\n").filter((l) => !l.startsWith("{"));
+    assert.is(lines.length, 1, result.stderr);
+    assert.match(lines[0], pattern);
+    assert.not.match(result.stderr, /\n\s+at /);
+  });
+}
 
 test.run();
