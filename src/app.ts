@@ -18,6 +18,7 @@ import { createRelay, markUnsent, type Relay } from "./messaging/relay.js";
 import { createNodeSweeper } from "./nodes/sweeper.js";
 import { createIngestion, type Ingestion } from "./runs/ingestion.js";
 import { createScheduler } from "./runs/scheduler.js";
+import { storeDeadLetter } from "./operations/dead-letters.js";
 
 export interface Orchestrator {
   url: string;
@@ -95,9 +96,22 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
         if (changes.schedule) scheduler.wake();
       },
     });
-    onStop("ingestion", () => ingestion.drain(5_000));
+    onStop("ingestion", async () => {
+      // Stop taking node events first, then finish what was taken.
+      await broker.stopConsuming();
+      await ingestion.drain(5_000);
+    });
     await broker.consumeLive((content) => live.receive(content));
     await broker.consumeNodeEvents((delivery) => ingestion.accept(delivery));
+    await broker.consumeDeadLetters((letter) => {
+      storeDeadLetter(orm.em.fork(), letter).then(
+        () => {
+          logger.warn("a message was dead-lettered; see the deadLetters query", { routingKey: letter.routingKey, messageId: letter.messageId });
+          letter.ack();
+        },
+        (err: unknown) => letter.retry(toError(err)),
+      );
+    });
 
     const sweeper = createNodeSweeper(
       orm,

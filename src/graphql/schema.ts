@@ -5,12 +5,13 @@ import { buildSchema } from "type-graphql";
 import { createPubSub, type PubSub } from "../live/pubsub.js";
 import { LogResolver } from "../logs/log.resolver.js";
 import { NodeResolver } from "../nodes/node.resolver.js";
+import { DeadLetterResolver } from "../operations/dead-letter.resolver.js";
 import { RunResolver } from "../runs/run.resolver.js";
 import { ToolResolver } from "../tools/tool.resolver.js";
 import { TaskResolver } from "../workflows/task.resolver.js";
 import { WorkflowResolver } from "../workflows/workflow.resolver.js";
 
-export const resolvers = [NodeResolver, ToolResolver, WorkflowResolver, TaskResolver, RunResolver, LogResolver] as const;
+export const resolvers = [NodeResolver, ToolResolver, WorkflowResolver, TaskResolver, RunResolver, LogResolver, DeadLetterResolver] as const;
 
 /**
  * Every subscription here streams from its own `subscribe` function; the PubSub handed to

@@ -19,6 +19,15 @@ export interface Delivery {
   deadLetter(error: Error): void;
 }
 
+export interface DeadLetterDelivery {
+  routingKey: string;
+  messageId: string | null;
+  body: string;
+  headers: Record<string, unknown>;
+  ack(): void;
+  retry(error: Error): void;
+}
+
 export interface Broker {
   /** Publishes a message to the dispatch exchange and waits for the broker's confirm (bounded). */
   publishDispatch(routingKey: string, payload: unknown, messageId: string): Promise<void>;
@@ -28,6 +37,9 @@ export interface Broker {
   ensureNodeQueues(nodeId: string): Promise<void>;
   consumeNodeEvents(handler: (delivery: Delivery) => void): Promise<void>;
   consumeLive(handler: (payload: unknown) => void): Promise<void>;
+  consumeDeadLetters(handler: (letter: DeadLetterDelivery) => void): Promise<void>;
+  /** Stops consuming (node events and dead letters first); publishing still works. */
+  stopConsuming(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -134,6 +146,25 @@ export async function createBroker(options: TopologyOptions, logger: Logger, hoo
           deadLetter: (error) => ackOrNack(error, { strategy: "nack" }),
         });
       });
+    },
+
+    async consumeDeadLetters(handler) {
+      await subscribe(SUBSCRIPTIONS.deadLetters, (message, content, ackOrNack) => {
+        handler({
+          routingKey: message.fields.routingKey,
+          messageId: (message.properties.messageId as string | undefined) ?? null,
+          body: typeof content === "string" ? content : Buffer.isBuffer(content) ? content.toString("utf8") : JSON.stringify(content),
+          headers: (message.properties.headers ?? {}) as Record<string, unknown>,
+          ack: () => ackOrNack(),
+          retry: (error) => ackOrNack(error, { strategy: "nack", requeue: true, defer: 1_000 } as never),
+        });
+      });
+    },
+
+    async stopConsuming() {
+      for (const subscription of subscriptions.splice(0)) {
+        await subscription.cancel().catch(() => undefined);
+      }
     },
 
     async consumeLive(handler) {

@@ -31,7 +31,7 @@ export function liveQueueName(instanceId: string): string {
 }
 
 export const PUBLICATIONS = { dispatch: "dispatch", live: "live" } as const;
-export const SUBSCRIPTIONS = { nodeEvents: "node-events", live: "live" } as const;
+export const SUBSCRIPTIONS = { nodeEvents: "node-events", live: "live", deadLetters: "dead-letters" } as const;
 
 function exchange(name: keyof typeof EXCHANGE_TYPES) {
   return { assert: true, type: EXCHANGE_TYPES[name], options: { durable: true } };
@@ -84,6 +84,14 @@ export function orchestratorTopology(options: TopologyOptions): Record<string, u
             prefetch: options.ingestPrefetch,
             closeTimeout: 5_000,
             contentType: "application/json",
+            retry: { min: 500, max: 5_000, factor: 2, strategy: "exponential" },
+          },
+          [SUBSCRIPTIONS.deadLetters]: {
+            queue: QUEUES.deadLetters,
+            prefetch: 50,
+            closeTimeout: 2_000,
+            // Dead letters may not be JSON at all: take every body as text.
+            contentType: "text/plain",
             retry: { min: 500, max: 5_000, factor: 2, strategy: "exponential" },
           },
           [SUBSCRIPTIONS.live]: {
