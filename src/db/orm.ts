@@ -40,8 +40,26 @@ export async function createOrm(options: OrmOptions): Promise<Orm> {
   return MikroORM.init(ormOptions(options));
 }
 
-/** Applies pending migrations; returns the names applied. */
+/** Advisory lock key held while migrating ("FEMM" in ASCII). */
+const MIGRATION_LOCK = 0x46454d4d;
+
+interface PgClient {
+  query(sql: string, params?: unknown[]): Promise<unknown>;
+}
+
+/**
+ * Applies pending migrations; returns the names applied. Orchestrators starting together take
+ * turns on a session advisory lock, so the second finds nothing left to do.
+ */
 export async function migrate(orm: Orm): Promise<string[]> {
-  const applied = await orm.getMigrator().up();
-  return applied.map((m) => m.name);
+  const client = orm.em.getConnection().getKnex().client as { acquireConnection(): Promise<PgClient>; releaseConnection(c: PgClient): Promise<void> };
+  const connection = await client.acquireConnection();
+  try {
+    await connection.query("select pg_advisory_lock($1)", [MIGRATION_LOCK]);
+    const applied = await orm.getMigrator().up();
+    return applied.map((m) => m.name);
+  } finally {
+    await connection.query("select pg_advisory_unlock($1)", [MIGRATION_LOCK]).catch(() => undefined);
+    await client.releaseConnection(connection);
+  }
 }
