@@ -77,7 +77,11 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
     await deps.orm.em.fork().transactional(async (em) => {
       // Lines first: a run's last lines are stored no later than its terminal state.
       await storeLogBatches(em, logs, changes);
-      const changed = await applyReportedStates(em, states, changes, { maxResultBytes: deps.maxResultBytes });
+      const changed = await applyReportedStates(em, states, changes, {
+        maxResultBytes: deps.maxResultBytes,
+        onIgnored: (event, current) =>
+          deps.logger.debug("stale or duplicate run state ignored", { runId: event.runId, attempt: event.attempt, reported: event.state, current }),
+      });
       await scheduleRetries(em, changed, changes);
       await recordHeartbeats(em, heartbeats, changes, deps.logger);
       const adopted = await reconcileActiveRuns(em, heartbeats, changes);

@@ -21,6 +21,8 @@ const allowedFrom: Record<RunStateEvent["state"], RunState[]> = {
 
 export interface TransitionOptions {
   maxResultBytes: number;
+  /** Called for a report the compare-and-set refused, with the run's state at that moment. */
+  onIgnored?: (event: RunStateEvent, current: RunState | null) => void;
 }
 
 /**
@@ -43,6 +45,7 @@ export async function applyReportedStates(
       continue;
     }
     const current = await lateReport(em, event);
+    options.onIgnored?.(event, current);
     if (current === RunState.CANCELLED && (event.state === "ACCEPTED" || event.state === "RUNNING")) {
       recancel.push({ id: event.runId, attempt: event.attempt, nodeId: event.nodeId });
     }
@@ -67,12 +70,20 @@ async function casUpdate(em: EntityManager, event: RunStateEvent, options: Trans
     sets.push("finished_at = ?", "exit_code = ?", "failure_reason = ?", "message = ?", "result = ?::jsonb");
     params.push(event.at, event.exitCode ?? null, event.failureReason ?? null, message, result.json);
     sets.push(...usageSets(event, params));
+    // A start report may arrive after the end report (another orchestrator took it): derive it.
+    sets.push("accepted_at = coalesce(accepted_at, started_at, ?::timestamptz - ? * interval '1 millisecond')");
+    sets.push("started_at = coalesce(started_at, ?::timestamptz - ? * interval '1 millisecond')");
+    params.push(event.at, event.usage?.wallMs ?? 0, event.at, event.usage?.wallMs ?? 0);
   }
-  params.push(event.runId, event.attempt, event.nodeId, json(allowedFrom[event.state]));
+  params.push(event.runId, event.attempt, event.nodeId);
+  // The allowed states are inlined constants, not a subquery: under a concurrent update PostgreSQL
+  // re-checks a plain condition on the newest row version (EvalPlanQual), which a semi-join on a
+  // set-returning function did not survive (two orchestrators lost terminal states that way).
+  const from = allowedFrom[event.state].map((s) => `'${s}'`).join(", ");
   const rows = await query(
     em,
     `update run set ${sets.join(", ")}
-     where id = ? and attempt = ? and node_id = ? and state in (select value from jsonb_array_elements_text(?::jsonb))
+     where id = ? and attempt = ? and node_id = ? and state in (${from})
      returning *`,
     params,
   );

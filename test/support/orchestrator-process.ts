@@ -17,7 +17,7 @@ export interface OrchestratorProcess {
 
 export async function spawnOrchestrator(env: Record<string, string>): Promise<OrchestratorProcess> {
   const child = spawn(process.execPath, [MAIN], {
-    env: { PATH: process.env.PATH ?? "", PORT: "0", LOG_LEVEL: "warn", FEM_RELAY_POLL_MS: "100", FEM_HEARTBEAT_INTERVAL_MS: "500", ...env },
+    env: { PATH: process.env.PATH ?? "", PORT: "0", LOG_LEVEL: process.env.TEST_ORCHESTRATOR_LOG_LEVEL ?? "warn", FEM_RELAY_POLL_MS: "100", FEM_HEARTBEAT_INTERVAL_MS: "500", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
