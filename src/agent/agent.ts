@@ -105,9 +105,11 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     await delay(100);
     await s.intake.requeueHeld();
     await cancellingRuns;
-    if (!(await s.intake.waitIdle(shutdownGraceMs))) {
-      log.info(`cancelling ${s.intake.activeCount()} run(s) still active after ${shutdownGraceMs} ms`);
-      s.intake.cancelAll("agent shut down");
+    const handBack = config.shutdownMode === "handback";
+    if (!(await s.intake.waitIdle(handBack ? 0 : shutdownGraceMs))) {
+      if (handBack) log.info(`handing back ${s.intake.activeCount()} run(s): they fail as NODE_LOST and are retried per their policy`);
+      else log.info(`cancelling ${s.intake.activeCount()} run(s) still active after ${shutdownGraceMs} ms`);
+      s.intake.cancelAll(handBack ? "handed back: the node's agent shut down" : "agent shut down", handBack);
       // Cancelled runs need the kill grace, then up to 2 s for their output to close.
       await s.intake.waitIdle(config.killGraceMs + 5_000);
     }

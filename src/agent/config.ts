@@ -25,6 +25,8 @@ export interface AgentConfig {
   killGraceMs: number;
   /** Time a shutdown waits for active runs before cancelling them. @default 30_000 */
   shutdownGraceMs: number;
+  /** On SIGTERM: `finish` waits up to shutdownGraceMs, then cancels; `handback` stops at once and reports runs NODE_LOST so they are retried. @default "finish" */
+  shutdownMode: "finish" | "handback";
   /** @default ["process"] */
   launchers: string[];
   /** `name` or `name@version` entries; empty means every tool is allowed. @default [] */
@@ -51,6 +53,7 @@ const SETTINGS = {
   logBatchBytes: { env: "FEM_LOG_BATCH_BYTES", flag: "--log-batch-bytes", describe: "default 65536" },
   killGraceMs: { env: "FEM_KILL_GRACE_MS", flag: "--kill-grace-ms", describe: "SIGTERM to SIGKILL delay (default 5000)" },
   shutdownGraceMs: { env: "FEM_SHUTDOWN_GRACE_MS", flag: "--shutdown-grace-ms", describe: "wait for runs on shutdown (default 30000)" },
+  shutdownMode: { env: "FEM_SHUTDOWN_MODE", flag: "--shutdown-mode", describe: "finish (wait, then cancel) or handback (stop, runs retried) (default finish)" },
   launchers: { env: "FEM_LAUNCHERS", flag: "--launchers", describe: "comma list (default process)" },
   allowedTools: { env: "FEM_ALLOWED_TOOLS", flag: "--allowed-tools", describe: "comma list of name or name@version (default: all)" },
 } satisfies Record<string, Setting>;
@@ -98,6 +101,9 @@ export function parseAgentConfig(env: Readonly<Record<string, string | undefined
     }
   }
   if (launchers.length === 0) problems.push(`${label("launchers")} must name at least one launcher`);
+  const shutdownModeRaw = raw("shutdownMode") ?? "finish";
+  if (shutdownModeRaw !== "finish" && shutdownModeRaw !== "handback") problems.push(`${label("shutdownMode")}: "${shutdownModeRaw}" is not finish or handback`);
+  const shutdownMode: AgentConfig["shutdownMode"] = shutdownModeRaw === "handback" ? "handback" : "finish";
   const allowedTools = list(raw("allowedTools") ?? "");
   for (const tool of allowedTools) {
     if (!/^[^@\s]+(@[^@\s]+)?$/.test(tool)) problems.push(`${label("allowedTools")}: "${tool}" is not "name" or "name@version"`);
@@ -113,6 +119,7 @@ export function parseAgentConfig(env: Readonly<Record<string, string | undefined
     logBatchBytes: integer("logBatchBytes", 65_536, 1_024, 16 * 1024 * 1024),
     killGraceMs: integer("killGraceMs", 5_000, 0, 600_000),
     shutdownGraceMs: integer("shutdownGraceMs", 30_000, 0, 86_400_000),
+    shutdownMode,
     launchers,
     allowedTools,
     executableSearchPath: (env.PATH ?? "").split(path.delimiter).filter((dir) => dir !== ""),

@@ -36,7 +36,8 @@ export interface Intake {
   requeueHeld(): Promise<void>;
   /** Resolves true when no run is active, or false after `timeoutMs`. */
   waitIdle(timeoutMs: number): Promise<boolean>;
-  cancelAll(reason: string): void;
+  /** Stops every active run; `handBack` reports them NODE_LOST (retried per policy) instead of CANCELLED. */
+  cancelAll(reason: string, handBack?: boolean): void;
   /** SIGKILLs every active run's process group at once. */
   abortAll(): void;
 }
@@ -45,7 +46,7 @@ interface Slot {
   ref: RunRef;
   run: ActiveRun | null;
   /** A cancel that arrived while the run was being journaled. */
-  pendingCancel: string | null;
+  pendingCancel: { reason: string; handBack: boolean } | null;
 }
 
 interface Waiting {
@@ -165,7 +166,7 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
     await settle(delivery, "ack", tagOf(dispatch));
     void outbox.send(stateEvent(settings.nodeId, dispatch, "ACCEPTED"));
     slot.run = deps.startRun(dispatch);
-    if (slot.pendingCancel !== null) slot.run.cancel(slot.pendingCancel);
+    if (slot.pendingCancel !== null) slot.run.cancel(slot.pendingCancel.reason, slot.pendingCancel.handBack);
     void slot.run.done.then(() => release(key));
   }
 
@@ -185,7 +186,7 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
     if (slot) {
       log.info(`${tagOf(cancel)}: cancelling (${reason})`);
       if (slot.run) slot.run.cancel(reason);
-      else slot.pendingCancel = reason;
+      else slot.pendingCancel = { reason, handBack: false };
       return;
     }
     const record = journal.get(cancel.runId, cancel.attempt);
@@ -224,10 +225,10 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
         });
       });
     },
-    cancelAll(reason) {
+    cancelAll(reason, handBack = false) {
       for (const slot of slots.values()) {
-        if (slot.run) slot.run.cancel(reason);
-        else slot.pendingCancel = reason;
+        if (slot.run) slot.run.cancel(reason, handBack);
+        else slot.pendingCancel = { reason, handBack };
       }
     },
     abortAll() {

@@ -31,8 +31,11 @@ export interface RunDeps {
 }
 
 export interface ActiveRun extends RunRef {
-  /** Stops the run (SIGTERM to its group, SIGKILL after the grace) and reports it CANCELLED with `reason`. */
-  cancel(reason: string): void;
+  /**
+   * Stops the run (SIGTERM to its group, SIGKILL after the grace) and reports it CANCELLED with
+   * `reason`, or, with `handBack`, FAILED as NODE_LOST so its retry policy can run it again.
+   */
+  cancel(reason: string, handBack?: boolean): void;
   /** Resolves once the terminal state is journaled and queued for publishing; never rejects. */
   done: Promise<void>;
   /** SIGKILLs the run's process group at once, for a forced exit of the agent. */
@@ -43,7 +46,7 @@ export interface ActiveRun extends RunRef {
 const STREAM_CLOSE_TIMEOUT_MS = 2_000;
 const MAX_TIMER_MS = 2_147_483_647;
 
-type StopReason = { kind: "cancel"; message: string } | { kind: "timeout" };
+type StopReason = { kind: "cancel"; message: string; handBack: boolean } | { kind: "timeout" };
 interface Outcome {
   state: RunStateEvent["state"];
   exitCode: number | null;
@@ -97,7 +100,7 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     } catch (err) {
       return launchFailed(`cannot create the run's sandbox: ${toError(err).message}`);
     }
-    if (stopReason?.kind === "cancel") return cancelledBeforeStart(stopReason.message);
+    if (stopReason?.kind === "cancel") return cancelledBeforeStart(stopReason.message, stopReason.handBack);
     batcher.system(`starting: ${displayArgv(dispatch.argv)}`);
     let child: LaunchedProcess;
     try {
@@ -158,7 +161,11 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
 
   function classify(exit: ProcessExit, sigkillFromAgent: boolean): Omit<Outcome, "usage"> {
     const exitCode = exit.code;
-    if (stopReason?.kind === "cancel") return { state: "CANCELLED", exitCode, message: stopReason.message };
+    if (stopReason?.kind === "cancel") {
+      // A run handed back fails as NODE_LOST, so the orchestrator's retry policy can run it again.
+      if (stopReason.handBack) return { state: "FAILED", failureReason: "NODE_LOST", exitCode, message: stopReason.message };
+      return { state: "CANCELLED", exitCode, message: stopReason.message };
+    }
     if (stopReason?.kind === "timeout") {
       return { state: "FAILED", failureReason: "TIMEOUT", exitCode, message: `timed out after ${dispatch.timeoutSeconds} s` };
     }
@@ -175,8 +182,9 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     return { state: "FAILED", failureReason: "LAUNCH_ERROR", exitCode: null, message, usage: withoutLogBytes(zeroUsage()) };
   }
 
-  function cancelledBeforeStart(message: string): Outcome {
+  function cancelledBeforeStart(message: string, handBack: boolean): Outcome {
     batcher.system("not started");
+    if (handBack) return { state: "FAILED", failureReason: "NODE_LOST", exitCode: null, message, usage: withoutLogBytes(zeroUsage()) };
     return { state: "CANCELLED", exitCode: null, message, usage: withoutLogBytes(zeroUsage()) };
   }
 
@@ -210,9 +218,9 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
   return {
     ...ref,
     done,
-    cancel(reason) {
+    cancel(reason, handBack = false) {
       if (stopReason || exited || finished) return;
-      stopReason = { kind: "cancel", message: reason };
+      stopReason = { kind: "cancel", message: reason, handBack };
       batcher.system(`cancelled: ${reason}`);
       terminate();
     },
