@@ -99,7 +99,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     onStop("ingestion", async () => {
       // Stop taking node events first, then finish what was taken.
       await broker.stopConsuming();
-      await ingestion.drain(5_000);
+      await ingestion.stop(5_000);
     });
     await broker.consumeLive((content) => live.receive(content));
     await broker.consumeNodeEvents((delivery) => ingestion.accept(delivery));

@@ -7,7 +7,8 @@
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { nodeEventSchema, parseMessage, type HeartbeatEvent, type NodeEvent, type RunLogsEvent, type RunStateEvent } from "../messaging/contracts.js";
 import type { Delivery } from "../messaging/broker.js";
-import { toError } from "../errors.js";
+import { toError, UnavailableError } from "../errors.js";
+import { isTransientDbError } from "../db/sql.js";
 import type { Logger } from "../logger.js";
 import type { LiveEvents } from "../live/live-events.js";
 import { storeLogBatches } from "../logs/log.service.js";
@@ -34,6 +35,8 @@ export interface Ingestion {
   accept(delivery: Delivery): void;
   /** Resolves when everything accepted so far has been handled (bounded by `timeoutMs`). */
   drain(timeoutMs: number): Promise<void>;
+  /** Finishes what is buffered within `timeoutMs`, then stops; unhandled messages stay unacked for redelivery. */
+  stop(timeoutMs: number): Promise<void>;
   /** Messages handled so far, by outcome. */
   stats(): { stored: number; deadLettered: number; retried: number };
 }
@@ -45,6 +48,7 @@ interface Parsed {
 
 export function createIngestion(deps: IngestionDeps): Ingestion {
   let buffer: Parsed[] = [];
+  let stopped = false;
   let running: Promise<void> | null = null;
   const counts = { stored: 0, deadLettered: 0, retried: 0 };
 
@@ -94,12 +98,23 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
   }
 
   async function flush(): Promise<void> {
-    while (buffer.length > 0) {
+    let outageMs = 0;
+    while (buffer.length > 0 && !stopped) {
       const batch = buffer.slice(0, deps.maxBatch);
       buffer = buffer.slice(batch.length);
       try {
         await handle(batch);
+        outageMs = 0;
       } catch (err) {
+        if (isTransientDbError(err) || err instanceof UnavailableError) {
+          // PostgreSQL is away: keep the batch (unacked, so nothing is redelivered or counted
+          // against the delivery limit) and try again; the prefetch stops further deliveries.
+          buffer = [...batch, ...buffer];
+          outageMs = Math.min(5_000, outageMs * 2 || 250);
+          if (outageMs >= 1_000) deps.logger.warn("the database is unavailable; node events wait", { waitMs: outageMs, pending: buffer.length });
+          await new Promise((resolve) => setTimeout(resolve, outageMs));
+          continue;
+        }
         if (batch.length === 1) {
           counts.retried += 1;
           deps.logger.warn("node event failed; the broker will redeliver it", { messageId: batch[0].delivery.messageId, error: toError(err).message });
@@ -131,6 +146,7 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
 
   return {
     accept(delivery) {
+      if (stopped) return;
       const parsed = validate(delivery);
       if (!parsed) return;
       buffer.push(parsed);
@@ -142,6 +158,16 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
       while ((running || buffer.length > 0) && Date.now() < deadline) {
         await Promise.race([running, new Promise((r) => setTimeout(r, 50))]);
       }
+    },
+
+    async stop(timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      while ((running || buffer.length > 0) && Date.now() < deadline) {
+        await Promise.race([running, new Promise((r) => setTimeout(r, 50))]);
+      }
+      stopped = true;
+      buffer = [];
+      await Promise.race([running, new Promise((r) => setTimeout(r, 1_000))]);
     },
 
     stats: () => ({ ...counts }),
