@@ -94,7 +94,14 @@ async function main(): Promise<number> {
     for (const p of parsed.problems) console.error(`fem demo: ${p}`);
     return 1;
   }
-  const config = { ...parsed.config, databaseUrl: demoDatabaseUrl(parsed.config.databaseUrl) };
+  let databaseUrl: string;
+  try {
+    databaseUrl = demoDatabaseUrl(parsed.config.databaseUrl);
+  } catch (err) {
+    console.error(`fem demo: ${(err as Error).message}`);
+    return 1;
+  }
+  const config = { ...parsed.config, databaseUrl };
   const sandboxRoot = mkdtempSync(join(tmpdir(), "fem-demo-"));
   const agents: ChildProcess[] = [];
   let orchestrator: Orchestrator | null = null;

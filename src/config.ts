@@ -121,6 +121,9 @@ export function demoDatabaseUrl(databaseUrl: string): string {
   const name = process.env.FEM_DEMO_DATABASE || "fem_demo";
   if (!/^[A-Za-z0-9_]{1,63}$/.test(name)) throw new Error(`FEM_DEMO_DATABASE: ${JSON.stringify(name)} is not a plain database name`);
   const url = new URL(databaseUrl);
+  if (decodeURIComponent(url.pathname.slice(1)) === name) {
+    throw new Error(`the demo recreates its database; FEM_DEMO_DATABASE (${name}) must differ from DATABASE_URL's database`);
+  }
   url.pathname = `/${name}`;
   return url.toString();
 }

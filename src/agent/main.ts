@@ -62,7 +62,7 @@ function startFailureLine(config: AgentConfig, err: unknown): string {
   const url = maskUrl(config.amqpUrl);
   if (err instanceof BrokerConnectError) {
     if (UNREACHABLE_CODES.has(err.code)) return `fem-agent: cannot reach RabbitMQ at ${url} (${err.code}) — ${RABBITMQ_HINT}`;
-    if (err.code === "ACCESS_REFUSED") return `fem-agent: RabbitMQ at ${url} refused the login (ACCESS_REFUSED) — check the user and password in AMQP_URL`;
+    if (err.code === "ACCESS_REFUSED") return `fem-agent: RabbitMQ at ${url} refused access (ACCESS_REFUSED) — check the user and password in AMQP_URL and that user's permissions on the vhost`;
     if (err.code === "NOT_ALLOWED") {
       return `fem-agent: RabbitMQ at ${url} refused the vhost "${vhostOf(config.amqpUrl)}" (NOT_ALLOWED) — create it (rabbitmqctl add_vhost) or grant the user permissions on it`;
     }

@@ -35,6 +35,7 @@ interface Reported {
   task_id: string;
   state: string;
   failure_reason: string | null;
+  node_disabled: boolean;
   newer_started: boolean;
 }
 
@@ -48,15 +49,17 @@ export async function reconcileActiveRuns(em: EntityManager, heartbeats: Heartbe
   if (reported.length === 0) return [];
   const rows = await query<Reported>(
     em,
-    `select r.id, r.attempt, r.node_id, r.task_id, r.state, r.failure_reason,
+    `select r.id, r.attempt, r.node_id, r.task_id, r.state, r.failure_reason, nd.admin_state = 'DISABLED' as node_disabled,
        exists (select 1 from run n where n.task_id = r.task_id and n.node_id = r.node_id and n.attempt > r.attempt
                and n.state not in ('PENDING', 'QUEUED')) as newer_started
      from jsonb_to_recordset(?::jsonb) as x(run_id uuid, attempt int, node_id text)
      join run r on r.id = x.run_id and r.attempt = x.attempt and r.node_id = x.node_id
+     join node nd on nd.id = r.node_id
      where r.state in ('FAILED', 'CANCELLED', 'SUCCEEDED', 'SKIPPED')`,
     [json(reported)],
   );
-  const adopt = rows.filter((r) => r.state === "FAILED" && r.failure_reason === "NODE_LOST" && !r.newer_started);
+  // A disabled node's runs were stopped on purpose: they are told to stop again, never adopted.
+  const adopt = rows.filter((r) => r.state === "FAILED" && r.failure_reason === "NODE_LOST" && !r.newer_started && !r.node_disabled);
   const stop = rows.filter((r) => !adopt.includes(r) && r.state !== "SUCCEEDED");
   await enqueueCancel(em, stop.map((r) => ({ id: r.id, attempt: r.attempt, nodeId: r.node_id })), "this attempt was given up; a newer one runs instead", changes);
   if (adopt.length === 0) return [];

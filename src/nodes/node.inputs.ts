@@ -23,7 +23,7 @@ export class NodeFilter {
 @ObjectType()
 export class NodeRegistration {
   @Field(() => Node) node!: Node;
-  @Field(() => String, { description: "Shown once: the node's agent authenticates with it." }) credential!: string;
+  @Field(() => String, { description: "Shown once and stored only as a hash. Reserved for the node's own broker user; agents do not use it yet." }) credential!: string;
 }
 
 export const NodeConnection = ConnectionType(Node, "Node");

@@ -70,6 +70,9 @@ test("DISABLED stops what runs there and fails it with a clear reason", async ()
   assert.is(run.failureReason, "NODE_LOST");
   assert.match(run.message ?? "", /disabled by an administrator/);
   await waitUntil(async () => (await processesWith(marker)).length === 0, 15_000, "the agent to stop the run's process");
+  await sleep(1_000);
+  const later = (await getWorkflow(env.orchestrator.url, running)).tasks[0].runs[0];
+  assert.is(later.state, "FAILED", "a disabled node's run is never adopted back by a heartbeat");
   await gqlOk(env.orchestrator.url, `mutation { setNodeAdminState(id: "site-one", state: ACTIVE) { adminState } }`);
 });
 
