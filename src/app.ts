@@ -13,7 +13,8 @@ import { startGraphQLServer } from "./graphql/server.js";
 import { createLiveEvents } from "./live/live-events.js";
 import { createPubSub, type PubSub } from "./live/pubsub.js";
 import type { Logger } from "./logger.js";
-import { createBroker, type Broker, type BrokerHooks } from "./messaging/broker.js";
+import { createBroker, type Broker } from "./messaging/broker.js";
+import { createDispatchPublisher } from "./messaging/dispatch-publisher.js";
 import { createRelay, markUnsent, type Relay } from "./messaging/relay.js";
 import { createNodeSweeper } from "./nodes/sweeper.js";
 import { createIngestion, type Ingestion } from "./runs/ingestion.js";
@@ -30,10 +31,10 @@ export interface Orchestrator {
   stop(): Promise<void>;
 }
 
-async function connectBroker(config: OrchestratorConfig, logger: Logger, hooks: BrokerHooks): Promise<Broker> {
-  const options = { amqpUrl: config.amqpUrl, instanceId: config.instanceId, ingestPrefetch: config.ingestPrefetch, publishTimeoutMs: config.publishTimeoutMs };
+async function connectBroker(config: OrchestratorConfig, logger: Logger): Promise<Broker> {
+  const options = { amqpUrl: config.amqpUrl, instanceId: config.instanceId, ingestPrefetch: config.ingestPrefetch };
   try {
-    return await withTimeout(createBroker(options, logger, hooks), 15_000, "connecting to RabbitMQ timed out");
+    return await withTimeout(createBroker(options, logger), 15_000, "connecting to RabbitMQ timed out");
   } catch (err) {
     throw rabbitmqUnreachable(config.amqpUrl, err);
   }
@@ -69,19 +70,26 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
       const applied = await migrate(orm);
       if (applied.length > 0) logger.info("applied migrations", { applied });
     }
-    let relay: Relay | null = null;
-    const broker = await connectBroker(config, logger, {
-      onReturned: (messageId) => {
-        markUnsent(orm, messageId)
-          .then(() => relay?.wake())
-          .catch((err: unknown) => logger.error("could not re-queue a returned message", { messageId, error: toError(err).message }));
-      },
-    });
+    const broker = await connectBroker(config, logger);
     onStop("broker", () => broker.stop());
+    let relay: Relay | null = null;
+    const publisher = createDispatchPublisher(
+      {
+        amqpUrl: config.amqpUrl,
+        publishTimeoutMs: config.publishTimeoutMs,
+        onReturned: (messageId) => {
+          markUnsent(orm, messageId)
+            .then(() => relay?.wake())
+            .catch((err: unknown) => logger.error("could not re-queue a returned message", { messageId, error: toError(err).message }));
+        },
+      },
+      logger,
+    );
+    onStop("dispatch publisher", () => publisher.stop());
 
     const pubsub = createPubSub(config.subscriberBufferSize);
     const live = createLiveEvents(config.instanceId, pubsub, broker);
-    relay = createRelay(orm, broker, { pollMs: config.relayPollMs, batchSize: config.relayBatchSize }, logger);
+    relay = createRelay(orm, publisher, { pollMs: config.relayPollMs, batchSize: config.relayBatchSize }, logger);
     onStop("relay", () => relay.stop());
     const scheduler = createScheduler(orm, { pollMs: config.schedulerPollMs, batchSize: config.relayBatchSize }, () => relay.wake(), logger);
     onStop("scheduler", () => scheduler.stop());
@@ -134,7 +142,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
         live,
         wakeRelay: () => relay.wake(),
         wakeScheduler: () => scheduler.wake(),
-        declareNodeQueues: (nodeId) => broker.ensureNodeQueues(nodeId),
+        declareNodeQueues: (nodeId) => publisher.ensureNodeQueues(nodeId),
         subscriberBufferSize: config.subscriberBufferSize,
       },
       { host: config.host, port: config.port, maxRequestBytes: config.maxRequestBytes },

@@ -6,10 +6,9 @@
  */
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { json, query } from "../db/sql.js";
-import { toError } from "../errors.js";
 import { createLoop } from "../loop.js";
 import type { Logger } from "../logger.js";
-import type { Broker } from "./broker.js";
+import type { DispatchPublisher } from "./dispatch-publisher.js";
 
 export interface RelayOptions {
   pollMs: number;
@@ -32,7 +31,7 @@ interface OutboxRow {
   payload: unknown;
 }
 
-export function createRelay(orm: MikroORM, broker: Pick<Broker, "publishDispatch" | "ensureNodeQueues">, options: RelayOptions, logger: Logger): Relay {
+export function createRelay(orm: MikroORM, publisher: Pick<DispatchPublisher, "publishAll" | "ensureNodeQueues">, options: RelayOptions, logger: Logger): Relay {
   async function runOnce(): Promise<number> {
     let sent = 0;
     let unconfirmed: string | null = null;
@@ -45,15 +44,15 @@ export function createRelay(orm: MikroORM, broker: Pick<Broker, "publishDispatch
       );
       if (rows.length === 0) return;
       const nodes = new Set(rows.map((r) => r.routing_key.split(".")[0]));
-      for (const nodeId of nodes) await broker.ensureNodeQueues(nodeId);
-      const results = await Promise.allSettled(rows.map((r) => broker.publishDispatch(r.routing_key, r.payload, r.message_id)));
-      const ok = rows.filter((_, i) => results[i].status === "fulfilled").map((r) => r.id);
-      const failed = rows.filter((_, i) => results[i].status === "rejected");
+      for (const nodeId of nodes) await publisher.ensureNodeQueues(nodeId);
+      const confirmed = await publisher.publishAll(rows.map((r) => ({ routingKey: r.routing_key, payload: r.payload, messageId: r.message_id })));
+      const ok = rows.filter((_, i) => confirmed[i]).map((r) => r.id);
+      const failed = rows.filter((_, i) => !confirmed[i]);
       if (ok.length > 0) {
         await query(em, `update outbox set sent_at = now(), attempts = attempts + 1 where id in (select value::bigint from jsonb_array_elements_text(?::jsonb))`, [json(ok)]);
       }
       if (failed.length > 0) {
-        const reason = toError((results.find((r) => r.status === "rejected") as PromiseRejectedResult).reason).message;
+        const reason = "not confirmed by the broker";
         await query(
           em,
           `update outbox set attempts = attempts + 1, last_error = ? where id in (select value::bigint from jsonb_array_elements_text(?::jsonb))`,

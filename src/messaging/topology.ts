@@ -6,7 +6,6 @@ export interface TopologyOptions {
   instanceId: string;
   /** Node events handled at once. */
   ingestPrefetch: number;
-  publishTimeoutMs: number;
 }
 
 /** The vhost named by an AMQP URL's path ("/" when it has none). */
@@ -30,7 +29,7 @@ export function liveQueueName(instanceId: string): string {
   return `fem.orchestrator.live.${instanceId}`;
 }
 
-export const PUBLICATIONS = { dispatch: "dispatch", live: "live" } as const;
+export const PUBLICATIONS = { live: "live" } as const;
 export const SUBSCRIPTIONS = { nodeEvents: "node-events", live: "live", deadLetters: "dead-letters" } as const;
 
 function exchange(name: keyof typeof EXCHANGE_TYPES) {
@@ -66,12 +65,6 @@ export function orchestratorTopology(options: TopologyOptions): Record<string, u
           live: { source: EXCHANGES.live, destination: liveQueue, bindingKey: "" },
         },
         publications: {
-          [PUBLICATIONS.dispatch]: {
-            exchange: EXCHANGES.dispatch,
-            confirm: true,
-            timeout: options.publishTimeoutMs,
-            options: { persistent: true, mandatory: true, contentType: "application/json" },
-          },
           [PUBLICATIONS.live]: {
             exchange: EXCHANGES.live,
             confirm: false,
