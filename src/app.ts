@@ -123,7 +123,12 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
 
     const sweeper = createNodeSweeper(
       orm,
-      { intervalMs: config.heartbeatIntervalMs, offlineAfterMs: config.heartbeatIntervalMs * config.missedHeartbeats, lostAfterMs: config.nodeLostAfterMs },
+      {
+        intervalMs: config.heartbeatIntervalMs,
+        offlineAfterMs: config.heartbeatIntervalMs * config.missedHeartbeats,
+        lostAfterMs: config.nodeLostAfterMs,
+        outboxRetentionMs: config.outboxRetentionMs,
+      },
       (changes) => {
         live.announce(changes);
         if (changes.outboxWritten) relay.wake();

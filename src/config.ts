@@ -29,6 +29,8 @@ export interface OrchestratorConfig {
   schedulerPollMs: number;
   /** Time without heartbeats after which a node's accepted and running runs fail with NODE_LOST. @default 60_000 */
   nodeLostAfterMs: number;
+  /** How long published outbox rows are kept before the sweep deletes them. @default 86_400_000 // 1 day */
+  outboxRetentionMs: number;
   /** Outbox rows published per relay transaction. @default 500 */
   relayBatchSize: number;
   /** Broker publish confirm timeout. @default 10_000 // 10 seconds */
@@ -62,6 +64,7 @@ const schema = z.object({
   FEM_RELAY_POLL_MS: int(10).default(500),
   FEM_SCHEDULER_POLL_MS: int(10).default(500),
   FEM_NODE_LOST_AFTER_MS: int(100).default(60_000),
+  FEM_OUTBOX_RETENTION_MS: int(0).default(86_400_000),
   FEM_RELAY_BATCH_SIZE: int(1).max(10_000).default(500),
   FEM_PUBLISH_TIMEOUT_MS: int(100).default(10_000),
   FEM_INGEST_PREFETCH: int(1).max(10_000).default(200),
@@ -95,6 +98,7 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
       missedHeartbeats: e.FEM_MISSED_HEARTBEATS,
       relayPollMs: e.FEM_RELAY_POLL_MS,
       relayBatchSize: e.FEM_RELAY_BATCH_SIZE,
+      outboxRetentionMs: e.FEM_OUTBOX_RETENTION_MS,
       schedulerPollMs: e.FEM_SCHEDULER_POLL_MS,
       nodeLostAfterMs: e.FEM_NODE_LOST_AFTER_MS,
       publishTimeoutMs: e.FEM_PUBLISH_TIMEOUT_MS,

@@ -6,6 +6,7 @@ import { Entity, Index, PrimaryKey, Property } from "@mikro-orm/core";
  */
 @Entity({ tableName: "outbox" })
 @Index({ name: "outbox_unsent_idx", expression: "create index outbox_unsent_idx on outbox (id) where sent_at is null" })
+@Index({ name: "outbox_sent_at_idx", expression: "create index outbox_sent_at_idx on outbox (sent_at) where sent_at is not null" })
 export class OutboxMessage {
   @PrimaryKey({ type: "bigint", autoincrement: true })
   id!: string;

@@ -4,7 +4,7 @@
  * without publishing a row twice, and a crash between publish and commit re-publishes the same
  * message id at most (the agent ignores a run attempt it already has).
  */
-import type { MikroORM } from "@mikro-orm/postgresql";
+import type { EntityManager, MikroORM } from "@mikro-orm/postgresql";
 import { json, query } from "../db/sql.js";
 import { createLoop } from "../loop.js";
 import type { Logger } from "../logger.js";
@@ -75,4 +75,13 @@ export function createRelay(orm: MikroORM, publisher: Pick<DispatchPublisher, "p
 /** Marks an outbox message unsent again (the broker returned it), so the relay publishes it anew. */
 export async function markUnsent(orm: MikroORM, messageId: string): Promise<void> {
   await query(orm.em.fork(), `update outbox set sent_at = null, last_error = 'returned by the broker: no queue' where message_id = ?`, [messageId]);
+}
+
+/** Deletes up to `limit` outbox rows published more than `retentionMs` ago. */
+export async function pruneSentOutbox(em: EntityManager, retentionMs: number, limit = 5_000): Promise<void> {
+  await query(
+    em,
+    `delete from outbox where id in (select id from outbox where sent_at is not null and sent_at < now() - (? * interval '1 millisecond') limit ?)`,
+    [retentionMs, limit],
+  );
 }

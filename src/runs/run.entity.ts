@@ -11,6 +11,7 @@ import { FailureReason, RunState } from "./run-state.js";
 @Unique({ properties: ["taskId", "nodeId", "attempt"] })
 @Index({ properties: ["nodeId", "state"] })
 @Index({ name: "run_waiting_idx", expression: "create index run_waiting_idx on run (node_id) where state = 'QUEUED' and dispatched_at is null" })
+@Index({ name: "run_active_idx", expression: "create index run_active_idx on run (node_id) where state in ('QUEUED', 'ACCEPTED', 'RUNNING')" })
 @ObjectType({ description: "One attempt of one task on one node." })
 export class Run {
   @PrimaryKey({ type: "uuid" })
