@@ -211,6 +211,10 @@ async function main(): Promise<number> {
       totalSum += r.result?.sum ?? 0;
       totalCount += r.result?.count ?? 0;
     }
+    const usage = await gql(url, `query($id: ID!) { accounting(groupBy: [TOOL], filter: { workflowId: $id }) { tool runs succeeded wallMs cpuUserMs cpuSystemMs logBytes } }`, { id: workflowId });
+    for (const row of usage.accounting) {
+      say(`\naccounting for ${row.tool}: ${row.runs} runs, ${row.succeeded} succeeded, ${Math.round(row.wallMs)} ms wall, ${Math.round(row.cpuUserMs + row.cpuSystemMs)} ms CPU, ${row.logBytes} log bytes`);
+    }
     if (totalCount > 0) say(`\nfederated mean over ${totalCount} values on ${NODES.length} nodes: ${(totalSum / totalCount).toFixed(3)} (no value left its node)`);
     say(`\nworkflow ${state}. GraphQL API: ${url} (stopped now; run \`npm start\` to keep one up)`);
     return state === "SUCCEEDED" ? 0 : 1;

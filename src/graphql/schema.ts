@@ -3,6 +3,7 @@ import { GraphQLDateTime } from "graphql-scalars";
 import type { GraphQLSchema } from "graphql";
 import { buildSchema } from "type-graphql";
 import { createPubSub, type PubSub } from "../live/pubsub.js";
+import { AccountingResolver } from "../accounting/accounting.resolver.js";
 import { LogResolver } from "../logs/log.resolver.js";
 import { NodeResolver } from "../nodes/node.resolver.js";
 import { DeadLetterResolver } from "../operations/dead-letter.resolver.js";
@@ -11,7 +12,7 @@ import { ToolResolver } from "../tools/tool.resolver.js";
 import { TaskResolver } from "../workflows/task.resolver.js";
 import { WorkflowResolver } from "../workflows/workflow.resolver.js";
 
-export const resolvers = [NodeResolver, ToolResolver, WorkflowResolver, TaskResolver, RunResolver, LogResolver, DeadLetterResolver] as const;
+export const resolvers = [NodeResolver, ToolResolver, WorkflowResolver, TaskResolver, RunResolver, LogResolver, DeadLetterResolver, AccountingResolver] as const;
 
 /**
  * Every subscription here streams from its own `subscribe` function; the PubSub handed to

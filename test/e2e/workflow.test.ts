@@ -121,4 +121,18 @@ test("runUpdated streams one run's transitions and nodeUpdated reports the nodes
   await updates.dispose();
 });
 
+test("accounting sums the finished runs by node, by tool and by day", async () => {
+  const byNode = await gqlOk(env.orchestrator.url, `{ accounting(groupBy: [NODE]) { node runs succeeded wallMs cpuUserMs maxPeakRssBytes logBytes } }`);
+  const rows = byNode.accounting as { node: string; runs: number; succeeded: number; wallMs: number; logBytes: number }[];
+  assert.equal(rows.map((r) => r.node), ["site-a", "site-b"]);
+  const [stored] = await env.sql<{ runs: string; wall: number; logs: number }>(
+    `select count(*) runs, sum(wall_ms) wall, sum(log_bytes) logs from run where node_id = 'site-a' and finished_at is not null`,
+  );
+  assert.is(rows[0].runs, Number(stored.runs));
+  assert.ok(Math.abs(rows[0].wallMs - stored.wall) < 1e-6);
+  assert.is(rows[0].logBytes, stored.logs);
+  const byToolDay = await gqlOk(env.orchestrator.url, `{ accounting(groupBy: [TOOL, DAY], filter: { tools: ["printer"] }) { tool day runs succeeded } }`);
+  assert.equal(byToolDay.accounting, [{ tool: "printer@1.0.0", day: new Date().toISOString().slice(0, 10), runs: 2, succeeded: 2 }]);
+});
+
 test.run();

@@ -1,0 +1,44 @@
+import { Arg, Ctx, Field, Float, ID, InputType, Int, ObjectType, Query, Resolver, registerEnumType } from "type-graphql";
+import type { Context } from "../graphql/context.js";
+import { accounting, AccountingDimension } from "./accounting.service.js";
+
+registerEnumType(AccountingDimension, { name: "AccountingDimension" });
+
+@InputType()
+export class AccountingFilter {
+  @Field(() => Date, { nullable: true, description: "Runs that finished at or after." }) from?: Date | null;
+  @Field(() => Date, { nullable: true, description: "Runs that finished before." }) to?: Date | null;
+  @Field(() => [ID], { nullable: true }) nodes?: string[] | null;
+  @Field(() => [String], { nullable: true, description: "Tool names or name@version." }) tools?: string[] | null;
+  @Field(() => ID, { nullable: true }) workflowId?: string | null;
+}
+
+@ObjectType({ description: "Usage of finished runs for one combination of the grouped dimensions. Times in ms, sizes in bytes." })
+export class AccountingRow {
+  @Field(() => ID, { nullable: true }) node!: string | null;
+  @Field(() => String, { nullable: true, description: "name@version" }) tool!: string | null;
+  @Field(() => String, { nullable: true, description: "Who submitted; empty until authentication exists." }) user!: string | null;
+  @Field(() => String, { nullable: true, description: "UTC day the runs finished, YYYY-MM-DD." }) day!: string | null;
+  @Field(() => Int) runs!: number;
+  @Field(() => Int) succeeded!: number;
+  @Field(() => Int) failed!: number;
+  @Field(() => Int) cancelled!: number;
+  @Field(() => Float) wallMs!: number;
+  @Field(() => Float) cpuUserMs!: number;
+  @Field(() => Float) cpuSystemMs!: number;
+  @Field(() => Float, { description: "The largest peak memory of one run." }) maxPeakRssBytes!: number;
+  @Field(() => Float) logBytes!: number;
+  @Field(() => Float) outputBytes!: number;
+}
+
+@Resolver()
+export class AccountingResolver {
+  @Query(() => [AccountingRow], { description: "Usage of finished runs grouped by node, tool, user and/or day." })
+  async accounting(
+    @Arg("groupBy", () => [AccountingDimension]) groupBy: AccountingDimension[],
+    @Ctx() ctx: Context,
+    @Arg("filter", () => AccountingFilter, { nullable: true }) filter?: AccountingFilter | null,
+  ): Promise<AccountingRow[]> {
+    return accounting(ctx.orm.em.fork(), groupBy, filter ?? {});
+  }
+}
