@@ -13,6 +13,7 @@ import { createStderrLogger, type AgentLogger } from "./log.js";
 import { createOutbox, type Outbox } from "./outbox.js";
 import { recoverPreviousRuns } from "./recovery.js";
 import { startRun } from "./run.js";
+import { pruneRunDirs } from "./sandbox.js";
 import { createProcessTreeSampler, type ProcessTreeSampler } from "./usage.js";
 
 export interface AgentDeps {
@@ -44,7 +45,11 @@ interface Started {
   sampler: ProcessTreeSampler;
   intake: Intake;
   heartbeat: { stop(): void };
+  pruneTimer: NodeJS.Timeout;
 }
+
+/** How often old run directories are looked for. */
+const PRUNE_INTERVAL_MS = 3_600_000;
 
 export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
   const log = deps.log ?? createStderrLogger();
@@ -85,7 +90,18 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       { nodeId: config.nodeId, capacity: config.capacity, launchers: config.launchers, sandboxDir: config.sandboxDir, intervalMs: config.heartbeatIntervalMs },
       { send: (event) => void outbox.send(event), activeRuns: () => active.activeRuns(), log },
     );
-    const started: Started = { journal, broker, outbox, sampler, intake, heartbeat };
+    const pruneSandboxes = () => {
+      if (config.sandboxRetentionMs === 0) return;
+      const busy = new Set(active.activeRuns().map((r) => `${r.runId}-${r.attempt}`));
+      pruneRunDirs(config.sandboxDir, config.sandboxRetentionMs, busy).then(
+        (removed) => removed > 0 && log.info(`removed ${removed} run director${removed === 1 ? "y" : "ies"} older than FEM_SANDBOX_RETENTION_MS`),
+        () => undefined,
+      );
+    };
+    pruneSandboxes();
+    const pruneTimer = setInterval(pruneSandboxes, PRUNE_INTERVAL_MS);
+    pruneTimer.unref();
+    const started: Started = { journal, broker, outbox, sampler, intake, heartbeat, pruneTimer };
     try {
       // Control first, so a cancel is never stuck behind the runs it targets.
       await broker.consume("control", (delivery) => active.onDelivery("control", delivery));
@@ -115,6 +131,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     }
     await s.broker.cancel("control");
     s.heartbeat.stop();
+    clearInterval(s.pruneTimer);
     await s.outbox.stop({ flushTimeoutMs: deps.flushTimeoutMs ?? 10_000 });
     s.sampler.stop();
     await s.broker.stop();

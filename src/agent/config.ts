@@ -27,6 +27,8 @@ export interface AgentConfig {
   shutdownGraceMs: number;
   /** On SIGTERM: `finish` waits up to shutdownGraceMs, then cancels; `handback` stops at once and reports runs NODE_LOST so they are retried. @default "finish" */
   shutdownMode: "finish" | "handback";
+  /** Run directories older than this are deleted; 0 keeps them forever. @default 604_800_000 // 7 days */
+  sandboxRetentionMs: number;
   /** @default ["process"] */
   launchers: string[];
   /** `name` or `name@version` entries; empty means every tool is allowed. @default [] */
@@ -55,6 +57,7 @@ const SETTINGS = {
   shutdownGraceMs: { env: "FEM_SHUTDOWN_GRACE_MS", flag: "--shutdown-grace-ms", describe: "wait for runs on shutdown (default 30000)" },
   shutdownMode: { env: "FEM_SHUTDOWN_MODE", flag: "--shutdown-mode", describe: "finish (wait, then cancel) or handback (stop, runs retried) (default finish)" },
   launchers: { env: "FEM_LAUNCHERS", flag: "--launchers", describe: "comma list (default process)" },
+  sandboxRetentionMs: { env: "FEM_SANDBOX_RETENTION_MS", flag: "--sandbox-retention-ms", describe: "delete run directories older than this; 0 keeps them (default 604800000, 7 days)" },
   allowedTools: { env: "FEM_ALLOWED_TOOLS", flag: "--allowed-tools", describe: "comma list of name or name@version (default: all)" },
 } satisfies Record<string, Setting>;
 
@@ -118,6 +121,7 @@ export function parseAgentConfig(env: Readonly<Record<string, string | undefined
     logBatchMs: integer("logBatchMs", 100, 1, 60_000),
     logBatchBytes: integer("logBatchBytes", 65_536, 1_024, 16 * 1024 * 1024),
     killGraceMs: integer("killGraceMs", 5_000, 0, 600_000),
+    sandboxRetentionMs: integer("sandboxRetentionMs", 604_800_000, 0, 31_536_000_000),
     shutdownGraceMs: integer("shutdownGraceMs", 30_000, 0, 86_400_000),
     shutdownMode,
     launchers,

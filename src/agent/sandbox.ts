@@ -68,3 +68,32 @@ export async function measureOutputBytes(dir: string): Promise<number> {
   }
   return total;
 }
+
+/**
+ * Deletes run directories last modified more than `retentionMs` ago, except those of active runs
+ * (named `<runId>-<attempt>`). Returns how many were removed; errors leave a directory for later.
+ */
+export async function pruneRunDirs(sandboxDir: string, retentionMs: number, active: ReadonlySet<string>): Promise<number> {
+  const root = path.join(sandboxDir, "runs");
+  let names: string[];
+  try {
+    names = await fs.readdir(root);
+  } catch {
+    return 0;
+  }
+  const cutoffMs = Date.now() - retentionMs;
+  let removed = 0;
+  for (const name of names) {
+    if (active.has(name)) continue;
+    const dir = path.join(root, name);
+    try {
+      const stat = await fs.stat(dir);
+      if (!stat.isDirectory() || stat.mtimeMs > cutoffMs) continue;
+      await fs.rm(dir, { recursive: true, force: true });
+      removed += 1;
+    } catch {
+      // gone already, or not removable now: try again next time
+    }
+  }
+  return removed;
+}
