@@ -194,10 +194,10 @@ export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData
   const changes = new ChangeSet();
   try {
     await em.transactional(async (tem) => {
-      tem.persist(workflow);
-      tem.persist(tasks);
-      tem.persist(runs);
-      await tem.flush();
+      // Bulk inserts: no unit-of-work bookkeeping for thousands of new rows.
+      await tem.insert(Workflow, workflow);
+      await tem.insertMany(Task, tasks);
+      await tem.insertMany(Run, runs);
     });
   } catch (err) {
     // Two submissions with one key raced; the loser returns the winner's workflow.
