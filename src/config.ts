@@ -37,7 +37,7 @@ export interface OrchestratorConfig {
   publishTimeoutMs: number;
   /** Node events consumed at once (prefetch). @default 200 */
   ingestPrefetch: number;
-  /** Most events buffered for one subscriber before it is cut off. @default 1_000 */
+  /** Events that may stay unread by one subscriber for 5 s (50× that at any moment) before it is cut off. @default 1_000 */
   subscriberBufferSize: number;
   /** Bound on graceful shutdown before forcing exit. @default 15_000 */
   shutdownTimeoutMs: number;

@@ -1,12 +1,18 @@
 /**
- * In-process publish/subscribe with a bounded queue per subscriber: a subscriber that stops reading
- * is cut off with an error once `bufferSize` events wait, so it can never grow memory without bound.
+ * In-process publish/subscribe with a bounded queue per subscriber. A burst larger than
+ * `bufferSize` (one change set can hold thousands of run transitions) is fine as long as the
+ * subscriber drains it below `bufferSize` within `lagGraceMs`; a subscriber that stops reading is
+ * cut off with an error after that grace, or at once past `HARD_LIMIT_FACTOR × bufferSize` events,
+ * so it can never grow memory without bound.
  */
 import { AppError } from "../errors.js";
 
 export interface Subscriber<T> extends AsyncIterableIterator<T> {
   return(): Promise<IteratorResult<T>>;
 }
+
+/** Events a subscriber may hold at most, as a multiple of its buffer size. */
+export const HARD_LIMIT_FACTOR = 50;
 
 export interface PubSub {
   publish(topic: string, payload: unknown): void;
@@ -21,11 +27,15 @@ export interface PubSub {
 
 export class SlowSubscriberError extends AppError {
   constructor(bufferSize: number) {
-    super("UNAVAILABLE", `subscription cancelled: more than ${bufferSize} events were waiting to be read; resubscribe (log subscriptions resume with afterSeq)`);
+    super("UNAVAILABLE", `subscription cancelled: more than ${bufferSize} events stayed unread; resubscribe (log subscriptions resume with afterSeq)`);
   }
 }
 
-export function createPubSub(defaultBufferSize: number): PubSub {
+/**
+ * @param defaultBufferSize events a subscriber may keep waiting for longer than `lagGraceMs`
+ * @param lagGraceMs how long a subscriber may stay over its buffer size @default 5_000
+ */
+export function createPubSub(defaultBufferSize: number, lagGraceMs = 5_000): PubSub {
   const listeners = new Map<string, Set<(payload: unknown) => void>>();
   const watchers = new Set<() => void>();
 
@@ -54,22 +64,37 @@ export function createPubSub(defaultBufferSize: number): PubSub {
       let waiting: { resolve: (r: IteratorResult<T>) => void; reject: (e: Error) => void } | null = null;
       let failure: Error | null = null;
       let done = false;
+      let lagTimer: NodeJS.Timeout | null = null;
+      const cutOff = () => {
+        if (lagTimer) clearTimeout(lagTimer);
+        lagTimer = null;
+        failure = new SlowSubscriberError(bufferSize);
+        queue.length = 0;
+        unlisten();
+        if (waiting) waiting.reject(failure);
+        waiting = null;
+      };
       const unlisten = listen(topic, (payload) => {
         if (done || failure) return;
         if (waiting) {
           const w = waiting;
           waiting = null;
           w.resolve({ value: payload as T, done: false });
-        } else if (queue.length >= bufferSize) {
-          failure = new SlowSubscriberError(bufferSize);
-          queue.length = 0;
-          unlisten();
-        } else {
-          queue.push(payload as T);
+          return;
+        }
+        if (queue.length >= bufferSize * HARD_LIMIT_FACTOR) return cutOff();
+        queue.push(payload as T);
+        if (queue.length > bufferSize && !lagTimer) {
+          lagTimer = setTimeout(() => {
+            lagTimer = null;
+            if (queue.length > bufferSize) cutOff();
+          }, lagGraceMs);
+          lagTimer.unref();
         }
       });
       const finish = async (): Promise<IteratorResult<T>> => {
         done = true;
+        if (lagTimer) clearTimeout(lagTimer);
         unlisten();
         queue.length = 0;
         if (waiting) waiting.resolve({ value: undefined, done: true });
@@ -78,7 +103,14 @@ export function createPubSub(defaultBufferSize: number): PubSub {
       };
       return {
         next() {
-          if (queue.length > 0) return Promise.resolve({ value: queue.shift()!, done: false });
+          if (queue.length > 0) {
+            const value = queue.shift()!;
+            if (queue.length <= bufferSize && lagTimer) {
+              clearTimeout(lagTimer);
+              lagTimer = null;
+            }
+            return Promise.resolve({ value, done: false });
+          }
           if (failure) return Promise.reject(failure);
           if (done) return Promise.resolve({ value: undefined, done: true });
           return new Promise((resolve, reject) => (waiting = { resolve, reject }));

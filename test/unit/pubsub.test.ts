@@ -1,6 +1,6 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { createPubSub, SlowSubscriberError } from "../../src/live/pubsub.js";
+import { createPubSub, HARD_LIMIT_FACTOR, SlowSubscriberError } from "../../src/live/pubsub.js";
 import { followLogs } from "../../src/logs/log-follower.js";
 import type { StoredLogLine } from "../../src/logs/log.service.js";
 import { LogStream } from "../../src/runs/run-state.js";
@@ -21,30 +21,37 @@ test("delivers events in order to each subscriber", async () => {
   assert.is(pubsub.subscriberCount("t"), 0);
 });
 
-test("cuts off a subscriber that stops reading instead of growing without bound", async () => {
-  const pubsub = createPubSub(5);
+test("keeps a subscriber that drains a burst larger than its buffer, and cuts off one that stops reading", async () => {
+  const pubsub = createPubSub(5, 100);
   const slow = pubsub.subscribe<number>("t");
   const fast = pubsub.subscribe<number>("t");
+  // One synchronous burst of 100 events, far more than the buffer of 5.
+  for (let i = 1; i <= 100; i++) pubsub.publish("t", i);
   const received: number[] = [];
-  const reading = (async () => {
-    for await (const n of fast) {
-      received.push(n);
-      if (n === 100) break;
-    }
-  })();
-  for (let i = 1; i <= 100; i++) {
-    pubsub.publish("t", i);
-    await Promise.resolve();
-  }
-  await withTimeout(reading, 2_000, "the fast subscriber");
-  assert.is(received.length, 100, "a reading subscriber is not affected");
+  for (let i = 0; i < 100; i++) received.push((await withTimeout(fast.next(), 1_000, "the next event")).value!);
+  assert.equal(received, Array.from({ length: 100 }, (_, i) => i + 1), "the fast subscriber got the whole burst");
+  await new Promise((r) => setTimeout(r, 200));
+  pubsub.publish("t", 101);
+  assert.is((await withTimeout(fast.next(), 1_000, "the next event")).value, 101, "and is still subscribed");
   try {
     await slow.next();
     assert.unreachable("the slow subscriber should have been cut off");
   } catch (err) {
     assert.instance(err, SlowSubscriberError);
   }
-  assert.is(pubsub.subscriberCount("t"), 0, "the slow subscriber no longer listens");
+  assert.is(pubsub.subscriberCount("t"), 1, "only the slow subscriber stopped listening");
+  await fast.return();
+});
+
+test("cuts off at once past the hard limit, whatever the grace", async () => {
+  const pubsub = createPubSub(2, 60_000);
+  const slow = pubsub.subscribe<number>("t");
+  for (let i = 0; i <= 2 * HARD_LIMIT_FACTOR; i++) pubsub.publish("t", i);
+  assert.is(pubsub.subscriberCount("t"), 0);
+  await slow.next().then(
+    () => assert.unreachable("cut off"),
+    (err: unknown) => assert.instance(err, SlowSubscriberError),
+  );
 });
 
 test("a log follower that falls behind its buffer re-reads the database and still misses nothing", async () => {
