@@ -1,7 +1,7 @@
 /**
  * Federated average, local step: reads this node's data file (one number per line, or CSV with
- * the value in the first column; a header line is skipped) and writes `{ count, sum }` to
- * result.json. Only these two numbers leave the node.
+ * the value in the first column; a header line is skipped) and writes its local `{ count, mean }`
+ * to result.json. Only these two numbers leave the node.
  *   node fedavg-local.js --data /path/on/node/values.csv
  */
 import { readFileSync, writeFileSync } from "node:fs";
@@ -19,5 +19,6 @@ const numbers = readFileSync(values.data, "utf8")
   .map(Number);
 const sum = numbers.reduce((a, b) => a + b, 0);
 console.log(`read ${numbers.length} values from the local data file`);
-writeFileSync("result.json", JSON.stringify({ count: numbers.length, sum }));
-console.log(`local count ${numbers.length}, local sum ${sum.toFixed(4)}`);
+const mean = numbers.length > 0 ? sum / numbers.length : null;
+writeFileSync("result.json", JSON.stringify({ count: numbers.length, mean }));
+console.log(`local count ${numbers.length}, local mean ${mean === null ? "n/a" : mean.toFixed(4)}`);
