@@ -121,6 +121,19 @@ test("runUpdated streams one run's transitions and nodeUpdated reports the nodes
   await updates.dispose();
 });
 
+test("taskLogs replays the lines of every run of a task, each run's in order", async () => {
+  const [task] = await env.sql<{ id: string }>(`select t.id from task t join tool tl on tl.id = t.tool_id where tl.name = 'printer'`);
+  const runs = await env.sql<{ id: string; n: number }>(`select id, log_line_count n from run where task_id = ?`, [task.id]);
+  const logs = collect<{ runId: string; lines: { seq: number }[] }>(client, `subscription($id: ID!) { taskLogs(taskId: $id) { runId lines { seq } } }`, { id: task.id }, "taskLogs");
+  const total = runs.reduce((sum, r) => sum + r.n, 0);
+  await logs.waitFor((items) => items.flatMap((b) => b.lines).length >= total, 10_000, "every line of both runs");
+  for (const run of runs) {
+    const seqs = logs.items.filter((b) => b.runId === run.id).flatMap((b) => b.lines.map((l) => l.seq));
+    assert.equal(seqs, Array.from({ length: run.n }, (_, i) => i + 1));
+  }
+  await logs.dispose();
+});
+
 test("accounting sums the finished runs by node, by tool and by day", async () => {
   const byNode = await gqlOk(env.orchestrator.url, `{ accounting(groupBy: [NODE]) { node runs succeeded wallMs cpuUserMs maxPeakRssBytes logBytes } }`);
   const rows = byNode.accounting as { node: string; runs: number; succeeded: number; wallMs: number; logBytes: number }[];
