@@ -78,20 +78,21 @@ export async function refreshTasks(em: EntityManager, taskIds: Iterable<string>,
       changes.tasks.set(row.id, { id: row.id, workflowId: row.workflow_id, state: next });
       if (isTerminalState(next)) ended.push(row);
     }
-    await writeTaskStates(em, updates);
+    await writeStates(em, "task", updates);
     pending = await settleDependents(em, ended, changes);
   }
   await refreshWorkflows(em, workflowIds, changes);
 }
 
-async function writeTaskStates(em: EntityManager, updates: { id: string; state: RunState }[]): Promise<void> {
+/** Sets derived states in one statement; a terminal state stamps `finished_at`, another clears it. */
+async function writeStates(em: EntityManager, table: "task" | "workflow", updates: { id: string; state: RunState }[]): Promise<void> {
   if (updates.length === 0) return;
   await query(
     em,
-    `update task t set state = x.state,
+    `update ${table} t set state = x.state,
        finished_at = case when x.state in ('SUCCEEDED','FAILED','CANCELLED','SKIPPED') then coalesce(t.finished_at, now()) else null end
      from jsonb_to_recordset(?::jsonb) as x(id uuid, state text) where t.id = x.id`,
-    [json(updates)],
+    [json(updates.map(({ id, state }) => ({ id, state })))],
   );
 }
 
@@ -147,13 +148,6 @@ async function refreshWorkflows(em: EntityManager, workflowIds: Set<string>, cha
   const updates = rows
     .map((row) => ({ id: row.id, previous: row.state, state: deriveWorkflowState(row.states ?? []) }))
     .filter((u) => u.state !== u.previous);
-  if (updates.length === 0) return;
-  await query(
-    em,
-    `update workflow w set state = x.state,
-       finished_at = case when x.state in ('SUCCEEDED','FAILED','CANCELLED','SKIPPED') then coalesce(w.finished_at, now()) else null end
-     from jsonb_to_recordset(?::jsonb) as x(id uuid, state text) where w.id = x.id`,
-    [json(updates.map(({ id, state }) => ({ id, state })))],
-  );
+  await writeStates(em, "workflow", updates);
   for (const u of updates) changes.workflows.set(u.id, { id: u.id, state: u.state });
 }
