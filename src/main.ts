@@ -3,7 +3,7 @@
 import "reflect-metadata";
 import { createOrchestrator } from "./app.js";
 import { loadConfig } from "./config.js";
-import { ServiceUnreachableError } from "./db/connect.js";
+import { ServiceUnreachableError } from "./unreachable.js";
 import { createLogger } from "./logger.js";
 
 const parsed = loadConfig();

@@ -1,5 +1,4 @@
 /** Connects to PostgreSQL with a one-line, actionable error when it is away. */
-export { ServiceUnreachableError } from "../unreachable.js";
 import { MikroORM } from "@mikro-orm/postgresql";
 import { postgresUnreachable } from "../unreachable.js";
 import { createOrm, type Orm, type OrmOptions } from "./orm.js";
@@ -8,14 +7,27 @@ async function ping(orm: Orm): Promise<void> {
   await orm.em.getConnection().execute("select 1");
 }
 
-/** Creates the database named in the URL when it does not exist yet (a newcomer's first run). */
-async function createDatabase(databaseUrl: string): Promise<void> {
+/** The database name in a PostgreSQL URL, quoted as an identifier. */
+export function quotedDatabaseName(databaseUrl: string): string {
+  return `"${decodeURIComponent(new URL(databaseUrl).pathname.slice(1)).replace(/"/g, '""')}"`;
+}
+
+/**
+ * Runs statements on the `postgres` database of the server `databaseUrl` names (to create or drop
+ * databases). A server that cannot be reached is a ServiceUnreachableError.
+ */
+export async function onServer(databaseUrl: string, statements: string[]): Promise<void> {
   const url = new URL(databaseUrl);
-  const name = decodeURIComponent(url.pathname.slice(1));
   url.pathname = "/postgres";
-  const admin = await MikroORM.init({ clientUrl: url.toString(), entities: [], discovery: { warnWhenNoEntities: false }, pool: { min: 0, max: 1 } });
+  let admin: MikroORM;
   try {
-    await admin.em.getConnection().execute(`create database "${name.replace(/"/g, '""')}"`);
+    admin = await MikroORM.init({ clientUrl: url.toString(), entities: [], discovery: { warnWhenNoEntities: false }, pool: { min: 0, max: 1 } });
+    await admin.em.getConnection().execute("select 1");
+  } catch (err) {
+    throw postgresUnreachable(databaseUrl, err);
+  }
+  try {
+    for (const statement of statements) await admin.em.getConnection().execute(statement);
   } finally {
     await admin.close(true);
   }
@@ -33,7 +45,8 @@ export async function connectDatabase(options: OrmOptions): Promise<Orm> {
       throw postgresUnreachable(options.databaseUrl, err);
     }
   }
-  await createDatabase(options.databaseUrl);
+  // A newcomer's first run: create the database the URL names.
+  await onServer(options.databaseUrl, [`create database ${quotedDatabaseName(options.databaseUrl)}`]);
   orm = await createOrm(options);
   await ping(orm);
   return orm;

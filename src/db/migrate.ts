@@ -2,7 +2,8 @@
 /** `npm run migrate`: applies pending migrations to DATABASE_URL and exits. */
 import "reflect-metadata";
 import { loadConfig } from "../config.js";
-import { connectDatabase, ServiceUnreachableError } from "./connect.js";
+import { ServiceUnreachableError } from "../unreachable.js";
+import { connectDatabase } from "./connect.js";
 import { migrate } from "./orm.js";
 
 const parsed = loadConfig();

@@ -26,8 +26,9 @@ export function createErrorFormatter(logger: Logger) {
     if (typeof code === "string" && inputCodes.has(code)) {
       return { ...base, message: formatted.message, extensions: { code: "BAD_USER_INPUT", reason: code } };
     }
-    if (original instanceof GraphQLError || (original === undefined && !formatted.path)) {
-      // Argument coercion and similar errors raised by graphql-js itself.
+    if (original instanceof GraphQLError && !formatted.path) {
+      // Errors graphql-js raises about the request itself (variable coercion and the like). With a
+      // path it is an execution fault (e.g. null for a non-null field): masked and logged below.
       return { ...base, message: formatted.message, extensions: { code: "BAD_USER_INPUT" } };
     }
     logger.error("unexpected error in a GraphQL operation", {

@@ -1,5 +1,5 @@
 /**
- * Publishes outbox batches to the dispatch exchange on one confirm channel: the whole batch is
+ * Publishes outbox batches on one confirm channel: the whole batch is
  * written, then confirms are awaited together (a window as wide as the batch), which rascal's
  * pool of confirm channels cannot match (STACK.md: ~4,000 vs ~8,500+ msg/s). Also declares
  * per-node queues on the same connection. The connection is opened lazily and again after a
@@ -11,6 +11,7 @@ import { toError } from "../errors.js";
 import type { Logger } from "../logger.js";
 
 export interface OutgoingMessage {
+  exchange: string;
   routingKey: string;
   payload: unknown;
   messageId: string;
@@ -88,7 +89,7 @@ export function createDispatchPublisher(options: DispatchPublisherOptions, logge
             try {
               const body = Buffer.from(JSON.stringify(m.payload));
               const props = { persistent: true, mandatory: true, messageId: m.messageId, contentType: "application/json" };
-              l.channel.publish(EXCHANGES.dispatch, m.routingKey, body, props, (err) => resolve(!err));
+              l.channel.publish(m.exchange, m.routingKey, body, props, (err) => resolve(!err));
             } catch {
               resolve(false);
             }

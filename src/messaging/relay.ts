@@ -34,7 +34,7 @@ interface OutboxRow {
 export function createRelay(orm: MikroORM, publisher: Pick<DispatchPublisher, "publishAll" | "ensureNodeQueues">, options: RelayOptions, logger: Logger): Relay {
   async function runOnce(): Promise<number> {
     let sent = 0;
-    let unconfirmed: string | null = null;
+    let unconfirmed = 0;
     await orm.em.fork().transactional(async (em) => {
       const rows = await query<OutboxRow>(
         em,
@@ -45,25 +45,24 @@ export function createRelay(orm: MikroORM, publisher: Pick<DispatchPublisher, "p
       if (rows.length === 0) return;
       const nodes = new Set(rows.map((r) => r.routing_key.split(".")[0]));
       for (const nodeId of nodes) await publisher.ensureNodeQueues(nodeId);
-      const confirmed = await publisher.publishAll(rows.map((r) => ({ routingKey: r.routing_key, payload: r.payload, messageId: r.message_id })));
+      const confirmed = await publisher.publishAll(rows.map((r) => ({ exchange: r.exchange, routingKey: r.routing_key, payload: r.payload, messageId: r.message_id })));
       const ok = rows.filter((_, i) => confirmed[i]).map((r) => r.id);
       const failed = rows.filter((_, i) => !confirmed[i]);
       if (ok.length > 0) {
         await query(em, `update outbox set sent_at = now(), attempts = attempts + 1 where id in (select value::bigint from jsonb_array_elements_text(?::jsonb))`, [json(ok)]);
       }
       if (failed.length > 0) {
-        const reason = "not confirmed by the broker";
         await query(
           em,
-          `update outbox set attempts = attempts + 1, last_error = ? where id in (select value::bigint from jsonb_array_elements_text(?::jsonb))`,
-          [reason, json(failed.map((r) => r.id))],
+          `update outbox set attempts = attempts + 1, last_error = 'not confirmed by the broker' where id in (select value::bigint from jsonb_array_elements_text(?::jsonb))`,
+          [json(failed.map((r) => r.id))],
         );
-        unconfirmed = reason;
+        unconfirmed = failed.length;
       }
       sent = ok.length;
     });
     // Confirmed rows are committed as sent; the others wait for the next round (with backoff).
-    if (unconfirmed) throw new Error(`some outbox messages were not confirmed: ${unconfirmed}`);
+    if (unconfirmed > 0) throw new Error(`${unconfirmed} outbox message(s) were not confirmed by the broker`);
     return sent;
   }
 

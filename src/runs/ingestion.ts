@@ -46,6 +46,8 @@ interface Parsed {
   event: NodeEvent;
 }
 
+const isTransient = (err: unknown) => isTransientDbError(err) || err instanceof UnavailableError;
+
 export function createIngestion(deps: IngestionDeps): Ingestion {
   let buffer: Parsed[] = [];
   let stopped = false;
@@ -106,7 +108,7 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
         await handle(batch);
         outageMs = 0;
       } catch (err) {
-        if (isTransientDbError(err) || err instanceof UnavailableError) {
+        if (isTransient(err)) {
           // PostgreSQL is away: keep the batch (unacked, so nothing is redelivered or counted
           // against the delivery limit) and try again; the prefetch stops further deliveries.
           buffer = [...batch, ...buffer];
@@ -121,16 +123,28 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
           batch[0].delivery.retry(toError(err));
           continue;
         }
-        for (const item of batch) {
+        for (const [i, item] of batch.entries()) {
           try {
             await handle([item]);
           } catch (itemErr) {
+            if (isTransient(itemErr)) {
+              // The database went away mid-way: the rest waits with the outage handling above.
+              buffer = [...batch.slice(i), ...buffer];
+              break;
+            }
             counts.retried += 1;
             deps.logger.warn("node event failed; the broker will redeliver it", { messageId: item.delivery.messageId, error: toError(itemErr).message });
             item.delivery.retry(toError(itemErr));
           }
         }
       }
+    }
+  }
+
+  async function drain(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while ((running || buffer.length > 0) && Date.now() < deadline) {
+      await Promise.race([running, new Promise((r) => setTimeout(r, 50))]);
     }
   }
 
@@ -153,18 +167,10 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
       schedule();
     },
 
-    async drain(timeoutMs) {
-      const deadline = Date.now() + timeoutMs;
-      while ((running || buffer.length > 0) && Date.now() < deadline) {
-        await Promise.race([running, new Promise((r) => setTimeout(r, 50))]);
-      }
-    },
+    drain,
 
     async stop(timeoutMs) {
-      const deadline = Date.now() + timeoutMs;
-      while ((running || buffer.length > 0) && Date.now() < deadline) {
-        await Promise.race([running, new Promise((r) => setTimeout(r, 50))]);
-      }
+      await drain(timeoutMs);
       stopped = true;
       buffer = [];
       await Promise.race([running, new Promise((r) => setTimeout(r, 1_000))]);
