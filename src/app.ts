@@ -7,19 +7,20 @@ import { migrate } from "./db/orm.js";
 import { connectDatabase } from "./db/connect.js";
 import { rabbitmqUnreachable } from "./unreachable.js";
 import type { OrchestratorConfig } from "./config.js";
-import { toError } from "./errors.js";
+import { createAfterCommit } from "./after-commit.js";
+import { toError, withTimeout } from "./shared/index.js";
+import { storeDeadLetter } from "./dead-letters/index.js";
 import { createSchema } from "./graphql/schema.js";
 import { startGraphQLServer } from "./graphql/server.js";
+import { createIngestion, type Ingestion } from "./ingestion/index.js";
 import { createLiveEvents } from "./live/live-events.js";
 import { createPubSub, type PubSub } from "./live/pubsub.js";
 import type { Logger } from "./logger.js";
 import { createBroker, type Broker } from "./messaging/broker.js";
 import { createDispatchPublisher } from "./messaging/dispatch-publisher.js";
-import { createRelay, markUnsent, type Relay } from "./messaging/relay.js";
-import { createNodeSweeper } from "./nodes/sweeper.js";
-import { createIngestion, type Ingestion } from "./runs/ingestion.js";
-import { createScheduler } from "./runs/scheduler.js";
-import { storeDeadLetter } from "./operations/dead-letters.js";
+import { createOutboxPruner, createRelay, markUnsent, type Relay } from "./messaging/relay.js";
+import { createNodeSweeper } from "./nodes/index.js";
+import { createScheduler } from "./runs/index.js";
 
 export interface Orchestrator {
   url: string;
@@ -38,14 +39,6 @@ async function connectBroker(config: OrchestratorConfig, logger: Logger): Promis
   } catch (err) {
     throw rabbitmqUnreachable(config.amqpUrl, err);
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, timeoutMs: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), timeoutMs))),
-  ]);
 }
 
 export interface OrchestratorHooks {
@@ -88,21 +81,23 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     onStop("dispatch publisher", () => publisher.stop());
 
     const pubsub = createPubSub(config.subscriberBufferSize);
-    const live = createLiveEvents(config.instanceId, pubsub, broker);
+    const live = createLiveEvents(config.instanceId, pubsub, broker, logger);
     relay = createRelay(orm, publisher, { pollMs: config.relayPollMs, batchSize: config.relayBatchSize }, logger);
     onStop("relay", () => relay.stop());
-    const scheduler = createScheduler(orm, { pollMs: config.schedulerPollMs, batchSize: config.relayBatchSize }, () => relay.wake(), logger);
-    onStop("scheduler", () => scheduler.stop());
+    // The scheduler is created after the hook that wakes it; the hook reaches it through this variable.
+    let scheduler: { wake(): void } | null = null;
+    const afterCommit = createAfterCommit({ announce: live.announce, wakeRelay: () => relay.wake(), wakeScheduler: () => scheduler?.wake() });
+    const schedulerLoop = createScheduler(orm, { pollMs: config.schedulerPollMs, batchSize: config.relayBatchSize }, afterCommit, logger);
+    scheduler = schedulerLoop;
+    onStop("scheduler", () => schedulerLoop.stop());
+    const pruner = createOutboxPruner(orm, { intervalMs: config.heartbeatIntervalMs, retentionMs: config.outboxRetentionMs }, logger);
+    onStop("outbox pruning", () => pruner.stop());
     const ingestion = createIngestion({
       orm,
-      live,
+      afterCommit,
       logger,
       maxResultBytes: config.maxResultBytes,
       maxBatch: config.ingestPrefetch,
-      onCommitted: (changes) => {
-        if (changes.outboxWritten) relay.wake();
-        if (changes.schedule) scheduler.wake();
-      },
     });
     onStop("ingestion", async () => {
       // Stop taking node events first, then finish what was taken.
@@ -127,13 +122,8 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
         intervalMs: config.heartbeatIntervalMs,
         offlineAfterMs: config.heartbeatIntervalMs * config.missedHeartbeats,
         lostAfterMs: config.nodeLostAfterMs,
-        outboxRetentionMs: config.outboxRetentionMs,
       },
-      (changes) => {
-        live.announce(changes);
-        if (changes.outboxWritten) relay.wake();
-        if (changes.schedule) scheduler.wake();
-      },
+      afterCommit,
       logger,
     );
     onStop("node sweep", () => sweeper.stop());
@@ -144,9 +134,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
       {
         orm,
         pubsub,
-        live,
-        wakeRelay: () => relay.wake(),
-        wakeScheduler: () => scheduler.wake(),
+        afterCommit,
         declareNodeQueues: (nodeId) => publisher.ensureNodeQueues(nodeId),
         subscriberBufferSize: config.subscriberBufferSize,
       },

@@ -1,8 +1,7 @@
 /** Usage of finished runs, summed by node, tool, user and/or day, in one SQL statement. */
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { BadInputError } from "../errors.js";
+import { BadInputError, checkUuid } from "../kernel/index.js";
 import { json, query } from "../db/sql.js";
-import { checkUuid } from "../workflows/workflow.service.js";
 
 export enum AccountingDimension {
   NODE = "NODE",

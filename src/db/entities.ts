@@ -1,11 +1,10 @@
-/** Every entity class, listed explicitly (no globs: see STACK.md). */
-import { LogLine } from "../logs/log-line.entity.js";
+/** Every entity class, listed explicitly: MikroORM discovery by folder globs breaks under bundlers and ESM loaders. */
+import { DeadLetter } from "../dead-letters/index.js";
+import { LogLine } from "../logs/index.js";
 import { OutboxMessage } from "../messaging/outbox.entity.js";
-import { Node } from "../nodes/node.entity.js";
-import { DeadLetter } from "../operations/dead-letter.entity.js";
-import { Run } from "../runs/run.entity.js";
-import { Tool } from "../tools/tool.entity.js";
-import { Task } from "../workflows/task.entity.js";
-import { Workflow } from "../workflows/workflow.entity.js";
+import { Node } from "../nodes/index.js";
+import { Run } from "../runs/index.js";
+import { Tool } from "../tools/index.js";
+import { Task, Workflow } from "../workflows/index.js";
 
 export const entities = [Node, Tool, Workflow, Task, Run, LogLine, OutboxMessage, DeadLetter];

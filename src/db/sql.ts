@@ -5,7 +5,7 @@
  * the query builder would otherwise expand an array into a list of placeholders.
  */
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { UnavailableError } from "../errors.js";
+import { UnavailableError } from "../kernel/index.js";
 
 export type Row = Record<string, unknown>;
 

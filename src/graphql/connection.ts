@@ -1,6 +1,6 @@
 /** Relay-style connections: `edges { cursor node }`, `nodes`, `pageInfo`. Cursors are opaque base64url JSON. */
 import { Field, ObjectType, type ClassType } from "type-graphql";
-import { BadInputError } from "../errors.js";
+import { BadInputError } from "../kernel/index.js";
 
 @ObjectType()
 export class PageInfo {

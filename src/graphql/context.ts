@@ -1,24 +1,18 @@
 /** What every resolver gets: the ORM, batch loaders, live events and the services' collaborators. */
 import DataLoader from "dataloader";
 import type { MikroORM } from "@mikro-orm/postgresql";
+import type { AfterCommit } from "../kernel/index.js";
 import type { PubSub } from "../live/pubsub.js";
-import type { LiveEvents } from "../live/live-events.js";
-import { Node } from "../nodes/node.entity.js";
-import type { Run } from "../runs/run.entity.js";
-import type { ChangeSet } from "../runs/change-set.js";
-import { Tool } from "../tools/tool.entity.js";
-import type { Task } from "../workflows/task.entity.js";
-import { Workflow } from "../workflows/workflow.entity.js";
-import { runsByTaskIds, tasksByIds, tasksByWorkflowIds } from "../workflows/workflow.service.js";
+import { Node } from "../nodes/index.js";
+import { runsByTaskIds, type Run } from "../runs/index.js";
+import { Tool } from "../tools/index.js";
+import { tasksByIds, tasksByWorkflowIds, Workflow, type Task } from "../workflows/index.js";
 
 export interface AppServices {
   orm: MikroORM;
   pubsub: PubSub;
-  live: LiveEvents;
-  /** Wakes the outbox relay after a commit that wrote messages. */
-  wakeRelay(): void;
-  /** Wakes the scheduler after a commit that made runs ready or freed slots. */
-  wakeScheduler(): void;
+  /** The instance's one after-commit hook: every mutation calls it with what it committed. */
+  afterCommit: AfterCommit;
   /** Registers a node's queues on the broker right away (best effort). */
   declareNodeQueues(nodeId: string): Promise<void>;
   subscriberBufferSize: number;
@@ -35,8 +29,6 @@ export interface Loaders {
 
 export interface Context extends AppServices {
   loaders: Loaders;
-  /** Announces committed changes and wakes the relay when they wrote messages. */
-  commit(changes: ChangeSet): void;
 }
 
 function byId<T extends { id: string }>(keys: readonly string[], rows: T[]): (T | null)[] {
@@ -71,13 +63,5 @@ export function createLoaders(orm: MikroORM, cache: boolean): Loaders {
 }
 
 export function createContext(services: AppServices, cache: boolean): Context {
-  return {
-    ...services,
-    loaders: createLoaders(services.orm, cache),
-    commit(changes) {
-      services.live.announce(changes);
-      if (changes.outboxWritten) services.wakeRelay();
-      if (changes.schedule) services.wakeScheduler();
-    },
-  };
+  return { ...services, loaders: createLoaders(services.orm, cache) };
 }

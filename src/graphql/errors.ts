@@ -3,7 +3,7 @@
  * syntax/validation errors become BAD_USER_INPUT, and anything else is masked as INTERNAL (logged).
  */
 import { GraphQLError, type GraphQLFormattedError } from "graphql";
-import { AppError } from "../errors.js";
+import { AppError } from "../kernel/index.js";
 import type { Logger } from "../logger.js";
 import { translateDbError } from "../db/sql.js";
 

@@ -1,18 +1,29 @@
-/** Builds the executable schema from every resolver. */
+/** Builds the executable schema from every domain's resolvers. */
 import { GraphQLDateTime } from "graphql-scalars";
 import type { GraphQLSchema } from "graphql";
 import { buildSchema } from "type-graphql";
 import { createPubSub, type PubSub } from "../live/pubsub.js";
-import { AccountingResolver } from "../accounting/accounting.resolver.js";
-import { LogResolver } from "../logs/log.resolver.js";
-import { NodeResolver } from "../nodes/node.resolver.js";
-import { DeadLetterResolver } from "../operations/dead-letter.resolver.js";
-import { RunResolver } from "../runs/run.resolver.js";
-import { ToolResolver } from "../tools/tool.resolver.js";
-import { TaskResolver } from "../workflows/task.resolver.js";
-import { WorkflowResolver } from "../workflows/workflow.resolver.js";
+import { AccountingResolver } from "../accounting/index.js";
+import { DeadLetterResolver } from "../dead-letters/index.js";
+import { LogResolver, RunLogsResolver } from "../logs/index.js";
+import { NodeResolver, RunNodeResolver } from "../nodes/index.js";
+import { RunResolver } from "../runs/index.js";
+import { ToolResolver } from "../tools/index.js";
+import { RunTaskResolver, TaskResolver, WorkflowResolver } from "../workflows/index.js";
 
-export const resolvers = [NodeResolver, ToolResolver, WorkflowResolver, TaskResolver, RunResolver, LogResolver, DeadLetterResolver, AccountingResolver] as const;
+export const resolvers = [
+  NodeResolver,
+  ToolResolver,
+  WorkflowResolver,
+  TaskResolver,
+  RunResolver,
+  RunTaskResolver,
+  RunNodeResolver,
+  RunLogsResolver,
+  LogResolver,
+  DeadLetterResolver,
+  AccountingResolver,
+] as const;
 
 /**
  * Every subscription here streams from its own `subscribe` function; the PubSub handed to

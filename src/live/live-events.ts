@@ -1,12 +1,13 @@
 /**
  * Announces committed changes (runs, then tasks, then workflows, so a workflow's final event
  * comes last) as live events: delivered to this instance's subscribers at once and
- * to every other orchestrator instance through the live-events fanout.
+ * to every other orchestrator instance through the live-events fanout. Messages from other
+ * instances are validated with the wire contract before anything is delivered.
  */
+import { LIVE_VERSION, liveMessageSchema, parseMessage, type LiveMessage } from "../messaging/contracts.js";
 import type { Broker } from "../messaging/broker.js";
-import type { ChangeSet, LogChange, NodeSnapshot, TaskChange, WorkflowChange } from "../runs/change-set.js";
-import { reviveRun, type RunRecord } from "../runs/run.mapper.js";
-import { RunState } from "../runs/run-state.js";
+import type { ChangeSet, NodeSnapshot, RunSnapshot, RunState } from "../kernel/index.js";
+import type { Logger } from "../logger.js";
 import type { PubSub } from "./pubsub.js";
 import { topics } from "./topics.js";
 
@@ -18,53 +19,47 @@ export interface WorkflowEventPayload {
   state: RunState;
   taskId: string | null;
   runId: string | null;
-  run: RunRecord | null;
+  run: RunSnapshot | null;
   at: Date;
-}
-
-interface LiveMessage {
-  v: 1;
-  origin: string;
-  at: string;
-  nodes: NodeSnapshot[];
-  runs: Record<string, unknown>[];
-  tasks: TaskChange[];
-  workflows: WorkflowChange[];
-  logs: LogChange[];
 }
 
 export interface LiveEvents {
   announce(changes: ChangeSet): void;
-  /** Handles a message from the fanout (ignores this instance's own). */
+  /** Handles a message from the fanout (ignores this instance's own and drops invalid ones). */
   receive(content: unknown): void;
 }
 
-const dateFields = ["lastHeartbeatAt", "createdAt", "updatedAt"];
+const nodeDateFields = ["lastHeartbeatAt", "createdAt", "updatedAt"];
+const runDateFields = ["createdAt", "queuedAt", "dispatchedAt", "notBefore", "acceptedAt", "startedAt", "finishedAt"];
 
-function reviveNode(node: NodeSnapshot): NodeSnapshot {
-  const copy: NodeSnapshot = { ...node };
-  for (const field of dateFields) if (typeof copy[field] === "string") copy[field] = new Date(copy[field] as string);
-  return copy;
+/** Restores the Date fields of an object that travelled as JSON (a missing one becomes null). */
+function revive<T extends Record<string, unknown>>(value: T, dateFields: string[]): T {
+  const copy: Record<string, unknown> = { ...value };
+  for (const field of dateFields) {
+    const raw = copy[field];
+    copy[field] = typeof raw === "string" ? new Date(raw) : (raw ?? null);
+  }
+  return copy as T;
 }
 
-export function createLiveEvents(instanceId: string, pubsub: PubSub, broker: Pick<Broker, "publishLive"> | null): LiveEvents {
+export function createLiveEvents(instanceId: string, pubsub: PubSub, broker: Pick<Broker, "publishLive"> | null, logger?: Logger): LiveEvents {
   function deliver(message: LiveMessage): void {
     const at = new Date(message.at);
     for (const raw of message.nodes) {
-      const node = reviveNode(raw);
+      const node = revive(raw, nodeDateFields) as NodeSnapshot;
       pubsub.publish(topics.node(node.id), node);
       pubsub.publish(topics.allNodes, node);
     }
     for (const raw of message.runs) {
-      const run = reviveRun(raw);
+      const run = revive(raw, runDateFields) as unknown as RunSnapshot;
       pubsub.publish(topics.run(run.id), run);
       pubsub.publish(topics.workflow(run.workflowId), event(run.workflowId, "RUN", run.state, run.taskId, run.id, run, at));
     }
     for (const task of message.tasks) {
-      pubsub.publish(topics.workflow(task.workflowId), event(task.workflowId, "TASK", task.state, task.id, null, null, at));
+      pubsub.publish(topics.workflow(task.workflowId), event(task.workflowId, "TASK", task.state as RunState, task.id, null, null, at));
     }
     for (const workflow of message.workflows) {
-      pubsub.publish(topics.workflow(workflow.id), event(workflow.id, "WORKFLOW", workflow.state, null, null, null, at));
+      pubsub.publish(topics.workflow(workflow.id), event(workflow.id, "WORKFLOW", workflow.state as RunState, null, null, null, at));
     }
     for (const logs of message.logs) {
       pubsub.publish(topics.runLogs(logs.runId), logs);
@@ -78,7 +73,7 @@ export function createLiveEvents(instanceId: string, pubsub: PubSub, broker: Pic
       // A JSON round trip gives local subscribers exactly what remote instances receive.
       const message = JSON.parse(
         JSON.stringify({
-          v: 1,
+          v: LIVE_VERSION,
           origin: instanceId,
           at: new Date().toISOString(),
           nodes: [...changes.nodes.values()],
@@ -93,9 +88,13 @@ export function createLiveEvents(instanceId: string, pubsub: PubSub, broker: Pic
     },
 
     receive(content) {
-      const message = content as LiveMessage;
-      if (!message || message.v !== 1 || message.origin === instanceId) return;
-      deliver(message);
+      const parsed = parseMessage(liveMessageSchema, content);
+      if (!parsed.ok) {
+        logger?.warn("dropped an invalid live message from another instance", { problem: parsed.error });
+        return;
+      }
+      if (parsed.value.origin === instanceId) return;
+      deliver(parsed.value);
     },
   };
 }
@@ -106,7 +105,7 @@ function event(
   state: RunState,
   taskId: string | null,
   runId: string | null,
-  run: RunRecord | null,
+  run: RunSnapshot | null,
   at: Date,
 ): WorkflowEventPayload {
   return { workflowId, kind, state, taskId, runId, run, at };

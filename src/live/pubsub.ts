@@ -5,7 +5,7 @@
  * cut off with an error after that grace, or at once past `HARD_LIMIT_FACTOR × bufferSize` events,
  * so it can never grow memory without bound.
  */
-import { AppError } from "../errors.js";
+import { AppError } from "../kernel/index.js";
 
 export interface Subscriber<T> extends AsyncIterableIterator<T> {
   return(): Promise<IteratorResult<T>>;

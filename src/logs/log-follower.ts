@@ -4,14 +4,13 @@
  * bounded buffer of live lines, and goes back to the database whenever it sees a gap or its buffer
  * overflowed, so a slow reader costs bounded memory and still gets every line in order.
  */
+import type { LogChange, LogStream } from "../kernel/index.js";
 import type { PubSub } from "../live/pubsub.js";
-import type { LogChange } from "../runs/change-set.js";
-import type { LogStream } from "../runs/run-state.js";
-import type { StoredLogLine } from "./log.service.js";
+import type { LogLine } from "./log-line.entity.js";
 
 export interface LogBatchPayload {
   runId: string;
-  lines: StoredLogLine[];
+  lines: LogLine[];
 }
 
 export interface FollowOptions {
@@ -19,7 +18,7 @@ export interface FollowOptions {
   pubsub: PubSub;
   /** Runs to replay from the start (cursor per run). */
   cursors: Map<string, number>;
-  read(runId: string, afterSeq: number, limit: number): Promise<StoredLogLine[]>;
+  read(runId: string, afterSeq: number, limit: number): Promise<LogLine[]>;
   /** Lines per batch read from the database. @default 1_000 */
   pageLines?: number;
   /** Live lines buffered per follower before it falls back to the database. @default 10_000 */
@@ -30,7 +29,7 @@ export interface FollowOptions {
 
 interface Cursor {
   lastSeq: number;
-  buffer: Map<number, StoredLogLine>;
+  buffer: Map<number, LogLine>;
   /** The database may hold lines this follower has not delivered. */
   needsRead: boolean;
 }
@@ -66,7 +65,7 @@ export function followLogs(options: FollowOptions): AsyncIterableIterator<LogBat
   });
 
   function takeContiguous(runId: string, cursor: Cursor): LogBatchPayload | null {
-    const lines: StoredLogLine[] = [];
+    const lines: LogLine[] = [];
     while (lines.length < pageLines) {
       const line = cursor.buffer.get(cursor.lastSeq + 1);
       if (!line) break;
@@ -78,8 +77,8 @@ export function followLogs(options: FollowOptions): AsyncIterableIterator<LogBat
     return lines.length > 0 ? { runId, lines } : null;
   }
 
-  function accept(runId: string, cursor: Cursor, stored: StoredLogLine[]): LogBatchPayload | null {
-    const lines: StoredLogLine[] = [];
+  function accept(runId: string, cursor: Cursor, stored: LogLine[]): LogBatchPayload | null {
+    const lines: LogLine[] = [];
     for (const line of stored) {
       if (line.seq !== cursor.lastSeq + 1) break;
       cursor.lastSeq = line.seq;

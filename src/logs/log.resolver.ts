@@ -1,10 +1,11 @@
-import { Arg, Ctx, ID, Int, Resolver, Root, Subscription } from "type-graphql";
+import { Arg, Ctx, FieldResolver, ID, Int, Query, Resolver, Root, Subscription } from "type-graphql";
 import type { Context } from "../graphql/context.js";
+import { connection, pageSize } from "../graphql/connection.js";
+import { BadInputError, checkUuid } from "../kernel/index.js";
 import { topics } from "../live/topics.js";
-import { LogBatch } from "../runs/run.types.js";
-import { checkUuid, runsByTaskIds } from "../workflows/workflow.service.js";
-import { BadInputError } from "../errors.js";
+import { getRun, Run, runsByTaskIds } from "../runs/index.js";
 import { followLogs, type LogBatchPayload } from "./log-follower.js";
+import { LogBatch, LogLineConnection } from "./log.types.js";
 import { readLogs } from "./log.service.js";
 
 @Resolver(() => LogBatch)
@@ -53,4 +54,35 @@ export class LogResolver {
   taskLogs(@Root() batch: LogBatchPayload, @Arg("taskId", () => ID) _taskId: string): LogBatch {
     return batch;
   }
+}
+
+/** A run's stored lines, as a field of Run and as the runLogs query. */
+@Resolver(() => Run)
+export class RunLogsResolver {
+  @FieldResolver(() => LogLineConnection, { description: "Stored log lines after `afterSeq` (default 0), at most `first` (default 1000)." })
+  async logs(
+    @Root() run: Run,
+    @Ctx() ctx: Context,
+    @Arg("afterSeq", () => Int, { nullable: true }) afterSeq?: number | null,
+    @Arg("first", () => Int, { nullable: true }) first?: number | null,
+  ) {
+    return logPage(ctx, run.id, afterSeq, first);
+  }
+
+  @Query(() => LogLineConnection, { description: "Stored log lines of a run after `afterSeq`; for the next page pass the last line's seq as afterSeq." })
+  async runLogs(
+    @Arg("runId", () => ID) runId: string,
+    @Ctx() ctx: Context,
+    @Arg("afterSeq", () => Int, { nullable: true }) afterSeq?: number | null,
+    @Arg("first", () => Int, { nullable: true }) first?: number | null,
+  ) {
+    await getRun(ctx.orm.em.fork(), runId);
+    return logPage(ctx, runId, afterSeq, first);
+  }
+}
+
+async function logPage(ctx: Context, runId: string, afterSeq: number | null | undefined, first: number | null | undefined) {
+  const size = pageSize(first, 1_000, 10_000);
+  const lines = await readLogs(ctx.orm.em.fork(), runId, Math.max(0, afterSeq ?? 0), size + 1);
+  return connection(lines.slice(0, size), lines.length > size, (l) => l.seq);
 }

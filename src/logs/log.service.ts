@@ -2,19 +2,11 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { LogLineWire, RunLogsEvent } from "../messaging/contracts.js";
 import { json, query } from "../db/sql.js";
-import type { ChangeSet, LogChange } from "../runs/change-set.js";
-import type { LogStream } from "../runs/run-state.js";
+import type { ChangeSet, LogChange, LogStream } from "../kernel/index.js";
+import type { LogLine } from "./log-line.entity.js";
 
 /** Lines per INSERT statement: large enough to amortise the round trip, small enough to stream. */
 const INSERT_CHUNK_ROWS = 5_000;
-
-export interface StoredLogLine {
-  runId: string;
-  seq: number;
-  stream: LogStream;
-  at: Date;
-  text: string;
-}
 
 /**
  * Inserts the lines of many `run.logs` events in a few statements (one per 5,000 lines). Lines
@@ -77,7 +69,7 @@ export async function storeLogBatches(em: EntityManager, events: RunLogsEvent[],
 }
 
 /** Lines of a run with `seq > afterSeq`, in order, at most `first`. */
-export async function readLogs(em: EntityManager, runId: string, afterSeq: number, first: number): Promise<StoredLogLine[]> {
+export async function readLogs(em: EntityManager, runId: string, afterSeq: number, first: number): Promise<LogLine[]> {
   const rows = await query<{ seq: number; stream: LogStream; at: Date; text: string }>(
     em,
     `select seq, stream, at, text from log_line where run_id = ? and seq > ? order by seq limit ?`,

@@ -50,6 +50,12 @@ export function dispatchRoutingKey(nodeId: string, kind: "run" | "control"): str
   return `${nodeId}.${kind}`;
 }
 
+/** The node a `fem.dispatch` routing key addresses, or null when the key is not one of ours. */
+export function nodeOfDispatchRoutingKey(routingKey: string): string | null {
+  const match = /^(.+)\.(run|control)$/.exec(routingKey);
+  return match && NODE_ID_PATTERN.test(match[1]) ? match[1] : null;
+}
+
 export function nodeEventRoutingKey(nodeId: string, type: string): string {
   return `node.${nodeId}.${type}`;
 }
@@ -65,6 +71,9 @@ export const durableQueueOptions = {
 } as const;
 
 export const NODE_ID_PATTERN = /^[a-z0-9][a-z0-9-]{1,62}$/;
+
+/** Launchers a dispatch may name; which of them a node offers is the node's own setting. */
+export const KNOWN_LAUNCHERS = ["process", "docker", "podman", "singularity"] as const;
 
 const nodeId = z.string().regex(NODE_ID_PATTERN);
 const uuid = z.string().uuid();
@@ -134,6 +143,31 @@ export const INPUTS_FILE = "fem-inputs.json";
 
 export const nodeMessageSchema = z.discriminatedUnion("type", [runDispatchSchema, runCancelSchema]);
 export type NodeMessage = z.infer<typeof nodeMessageSchema>;
+
+/** A node message with where it goes: what the outbox stores and the relay publishes. */
+export interface OutgoingNodeMessage<M extends NodeMessage = NodeMessage> {
+  exchange: string;
+  routingKey: string;
+  payload: M;
+}
+
+/** Builds the `run.dispatch` message of one run, addressed to its node's run queue. */
+export function runDispatchMessage(fields: Omit<RunDispatch, "type" | "v">): OutgoingNodeMessage<RunDispatch> {
+  return {
+    exchange: EXCHANGES.dispatch,
+    routingKey: dispatchRoutingKey(fields.nodeId, "run"),
+    payload: { type: "run.dispatch", v: WIRE_VERSION, ...fields },
+  };
+}
+
+/** Builds the `run.cancel` control message of one run attempt, addressed to its node's control queue. */
+export function runCancelMessage(fields: Omit<RunCancel, "type" | "v">): OutgoingNodeMessage<RunCancel> {
+  return {
+    exchange: EXCHANGES.dispatch,
+    routingKey: dispatchRoutingKey(fields.nodeId, "control"),
+    payload: { type: "run.cancel", v: WIRE_VERSION, ...fields },
+  };
+}
 
 // ── agent → orchestrator ────────────────────────────────────────────────────────────────────────
 
@@ -208,6 +242,46 @@ export type HeartbeatEvent = z.infer<typeof heartbeatEventSchema>;
 
 export const nodeEventSchema = z.discriminatedUnion("type", [runStateEventSchema, runLogsEventSchema, heartbeatEventSchema]);
 export type NodeEvent = z.infer<typeof nodeEventSchema>;
+
+/** The routing key a node event must carry (the broker checks the publisher against it). */
+export function routingKeyOfNodeEvent(event: NodeEvent): string {
+  return nodeEventRoutingKey(event.nodeId, event.type);
+}
+
+// ── orchestrator instance → orchestrator instances (live events fanout) ────────────────────────
+
+/** Version of live messages between orchestrator instances. */
+export const LIVE_VERSION = 1;
+
+const runSnapshotSchema = z.looseObject({
+  id: uuid,
+  taskId: uuid,
+  workflowId: uuid,
+  nodeId,
+  attempt,
+  state: z.enum(RUN_STATES),
+  failureReason: z.enum(FAILURE_REASONS).nullable().optional(),
+});
+
+/** What one committed transaction changed, sent to every other orchestrator instance. */
+export const liveMessageSchema = z.object({
+  v: z.literal(LIVE_VERSION),
+  origin: z.string().min(1),
+  at: isoTime,
+  nodes: z.array(z.looseObject({ id: nodeId })),
+  runs: z.array(runSnapshotSchema),
+  tasks: z.array(z.object({ id: uuid, workflowId: uuid, state: z.enum(RUN_STATES) })),
+  workflows: z.array(z.object({ id: uuid, state: z.enum(RUN_STATES) })),
+  logs: z.array(
+    z.object({
+      runId: uuid,
+      taskId: uuid,
+      workflowId: uuid,
+      lines: z.array(z.object({ seq: z.number().int().min(1), stream: z.enum(LOG_STREAMS), at: isoTime, text: z.string() })),
+    }),
+  ),
+});
+export type LiveMessage = z.infer<typeof liveMessageSchema>;
 
 /** Parses a message body; returns the problems as one readable sentence instead of throwing. */
 export function parseMessage<T>(schema: z.ZodType<T>, content: unknown): { ok: true; value: T } | { ok: false; error: string } {

@@ -6,8 +6,9 @@
  */
 import type { EntityManager, MikroORM } from "@mikro-orm/postgresql";
 import { json, query } from "../db/sql.js";
-import { createLoop } from "../loop.js";
+import { createLoop, type Loop } from "../loop.js";
 import type { Logger } from "../logger.js";
+import { nodeOfDispatchRoutingKey } from "./contracts.js";
 import type { DispatchPublisher } from "./dispatch-publisher.js";
 
 export interface RelayOptions {
@@ -43,7 +44,7 @@ export function createRelay(orm: MikroORM, publisher: Pick<DispatchPublisher, "p
         [options.batchSize],
       );
       if (rows.length === 0) return;
-      const nodes = new Set(rows.map((r) => r.routing_key.split(".")[0]));
+      const nodes = new Set(rows.map((r) => nodeOfDispatchRoutingKey(r.routing_key)).filter((n): n is string => n !== null));
       for (const nodeId of nodes) await publisher.ensureNodeQueues(nodeId);
       const confirmed = await publisher.publishAll(rows.map((r) => ({ exchange: r.exchange, routingKey: r.routing_key, payload: r.payload, messageId: r.message_id })));
       const ok = rows.filter((_, i) => confirmed[i]).map((r) => r.id);
@@ -76,11 +77,28 @@ export async function markUnsent(orm: MikroORM, messageId: string): Promise<void
   await query(orm.em.fork(), `update outbox set sent_at = null, last_error = 'returned by the broker: no queue' where message_id = ?`, [messageId]);
 }
 
-/** Deletes up to `limit` outbox rows published more than `retentionMs` ago. */
-export async function pruneSentOutbox(em: EntityManager, retentionMs: number, limit = 5_000): Promise<void> {
-  await query(
+/** Deletes up to `limit` outbox rows published more than `retentionMs` ago. Returns how many. */
+export async function pruneSentOutbox(em: EntityManager, retentionMs: number, limit = 5_000): Promise<number> {
+  const rows = await query(
     em,
-    `delete from outbox where id in (select id from outbox where sent_at is not null and sent_at < now() - (? * interval '1 millisecond') limit ?)`,
+    `delete from outbox where id in (select id from outbox where sent_at is not null and sent_at < now() - (? * interval '1 millisecond') limit ?) returning id`,
     [retentionMs, limit],
   );
+  return rows.length;
+}
+
+export interface OutboxPrunerOptions {
+  intervalMs: number;
+  /** How long published rows are kept (for inspection) before they are deleted. */
+  retentionMs: number;
+}
+
+/** A loop that deletes published outbox rows past their retention, 5,000 at a time. */
+export function createOutboxPruner(orm: MikroORM, options: OutboxPrunerOptions, logger: Logger): Loop {
+  return createLoop({
+    name: "outbox pruning",
+    intervalMs: options.intervalMs,
+    logger,
+    pass: async () => (await pruneSentOutbox(orm.em.fork(), options.retentionMs)) >= 5_000,
+  });
 }

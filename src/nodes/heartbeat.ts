@@ -3,7 +3,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import type { HeartbeatEvent } from "../messaging/contracts.js";
 import { json, query, type Row } from "../db/sql.js";
 import type { Logger } from "../logger.js";
-import type { ChangeSet, NodeSnapshot } from "../runs/change-set.js";
+import type { ChangeSet, NodeSnapshot } from "../kernel/index.js";
 import type { Node } from "./node.entity.js";
 
 /** Applies the newest heartbeat of each node in one statement. */

@@ -1,11 +1,12 @@
-import { Arg, Ctx, ID, Int, Mutation, Query, Resolver, Root, Subscription } from "type-graphql";
+import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from "type-graphql";
 import type { Context } from "../graphql/context.js";
 import { connection, decodeCursor, pageSize } from "../graphql/connection.js";
+import { ChangeSet } from "../kernel/index.js";
 import { topics } from "../live/topics.js";
+import { Run } from "../runs/index.js";
 import { Node, NodeAdminState } from "./node.entity.js";
 import { NodeConnection, NodeFilter, NodeRegistration, RegisterNodeInput } from "./node.inputs.js";
 import { getNode, listNodes, registerNode, setNodeAdminState, validateNodeId } from "./node.service.js";
-import { ChangeSet } from "../runs/change-set.js";
 import { nodeSnapshot } from "./heartbeat.js";
 
 @Resolver(() => Node)
@@ -35,14 +36,14 @@ export class NodeResolver {
     await ctx.declareNodeQueues(result.node.id).catch(() => undefined);
     const changes = new ChangeSet();
     changes.nodes.set(result.node.id, nodeSnapshot(result.node));
-    ctx.commit(changes);
+    ctx.afterCommit(changes);
     return result;
   }
 
   @Mutation(() => Node, { description: "ACTIVE takes work; DRAINING finishes what runs and takes nothing new; DISABLED takes nothing." })
   async setNodeAdminState(@Arg("id", () => ID) id: string, @Arg("state", () => NodeAdminState) state: NodeAdminState, @Ctx() ctx: Context): Promise<Node> {
     const { node, changes } = await setNodeAdminState(ctx.orm.em.fork(), id, state);
-    ctx.commit(changes);
+    ctx.afterCommit(changes);
     return node;
   }
 
@@ -52,5 +53,14 @@ export class NodeResolver {
   })
   nodeUpdated(@Root() node: Node, @Arg("nodeId", () => ID, { nullable: true }) _nodeId?: string | null): Node {
     return node;
+  }
+}
+
+/** The node a run executes on (the Run type is the runs domain's; the link is this domain's). */
+@Resolver(() => Run)
+export class RunNodeResolver {
+  @FieldResolver(() => Node)
+  async node(@Root() run: Run, @Ctx() ctx: Context): Promise<Node> {
+    return (await ctx.loaders.node.load(run.nodeId))!;
   }
 }

@@ -2,18 +2,12 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
-import { NODE_ID_PATTERN } from "../messaging/contracts.js";
-import { BadInputError, ConflictError, NotFoundError } from "../errors.js";
+import { KNOWN_LAUNCHERS, NODE_ID_PATTERN } from "../messaging/contracts.js";
+import { BadInputError, ChangeSet, ConflictError, NotFoundError } from "../kernel/index.js";
 import { query } from "../db/sql.js";
-import { ChangeSet } from "../runs/change-set.js";
+import { loseRunsOfNode } from "../runs/index.js";
 import { Connectivity, Node, NodeAdminState } from "./node.entity.js";
 import { nodeRowToSnapshot } from "./heartbeat.js";
-import { enqueueCancel } from "../runs/dispatch.js";
-import { scheduleRetries } from "../runs/retries.js";
-import { rowToRun } from "../runs/run.mapper.js";
-import { refreshTasks } from "../workflows/progress.js";
-
-export const KNOWN_LAUNCHERS = ["process", "docker", "podman", "singularity"] as const;
 
 export interface RegisterNodeData {
   id: string;
@@ -115,19 +109,7 @@ export async function setNodeAdminState(em: EntityManager, id: string, state: No
     if (rows.length === 0) throw NotFoundError.entity("Node", id);
     changes.nodes.set(id, nodeRowToSnapshot(rows[0]));
     if (state === NodeAdminState.DISABLED) {
-      const failed = (
-        await query(
-          tem,
-          `update run set state = 'FAILED', failure_reason = 'NODE_LOST', finished_at = now(), message = 'node ' || node_id || ' was disabled by an administrator'
-           where node_id = ? and dispatched_at is not null and state in ('QUEUED', 'ACCEPTED', 'RUNNING')
-           returning *`,
-          [id],
-        )
-      ).map(rowToRun);
-      changes.addRuns(failed);
-      await enqueueCancel(tem, failed.map((r) => ({ id: r.id, attempt: r.attempt, nodeId: r.nodeId })), "the node was disabled", changes);
-      await scheduleRetries(tem, failed, changes);
-      await refreshTasks(tem, failed.map((r) => r.taskId), changes);
+      await loseRunsOfNode(tem, id, `node ${id} was disabled by an administrator`, changes);
     }
     changes.schedule = true;
   });

@@ -1,12 +1,13 @@
 import { Entity, Index, ManyToOne, PrimaryKey, Property, Unique } from "@mikro-orm/core";
 import { GraphQLJSON, GraphQLJSONObject } from "graphql-scalars";
 import { Field, ID, Int, ObjectType } from "type-graphql";
-import { Node } from "../nodes/node.entity.js";
-import { Task } from "../workflows/task.entity.js";
-import { Workflow } from "../workflows/workflow.entity.js";
-import { FailureReason, RunState } from "./run-state.js";
+import { FailureReason, RunState } from "../kernel/index.js";
 
-/** One attempt of one task on one node; carries the state machine, logs and accounting. */
+/**
+ * One attempt of one task on one node; carries the state machine, logs and accounting. Its state,
+ * attempt and node are written only by the run lifecycle (lifecycle/). Relations name their
+ * entities by string so the runs domain imports neither workflows nor nodes.
+ */
 @Entity({ tableName: "run" })
 @Unique({ properties: ["taskId", "nodeId", "attempt"] })
 @Index({ properties: ["nodeId", "state"] })
@@ -18,15 +19,15 @@ export class Run {
   @Field(() => ID)
   id!: string;
 
-  @ManyToOne(() => Task, { mapToPk: true, fieldName: "task_id", deleteRule: "cascade" })
+  @ManyToOne("Task", { mapToPk: true, fieldName: "task_id", deleteRule: "cascade" })
   @Index()
   taskId!: string;
 
-  @ManyToOne(() => Workflow, { mapToPk: true, fieldName: "workflow_id", deleteRule: "cascade" })
+  @ManyToOne("Workflow", { mapToPk: true, fieldName: "workflow_id", deleteRule: "cascade" })
   @Index()
   workflowId!: string;
 
-  @ManyToOne(() => Node, { mapToPk: true, fieldName: "node_id" })
+  @ManyToOne("Node", { mapToPk: true, fieldName: "node_id" })
   nodeId!: string;
 
   @Property({ type: "integer" })

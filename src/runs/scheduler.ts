@@ -4,11 +4,11 @@
  * ACTIVE nodes. One pass at a time across all orchestrators (a transaction-scoped advisory lock).
  */
 import type { EntityManager, MikroORM } from "@mikro-orm/postgresql";
-import { json, query } from "../db/sql.js";
+import { query } from "../db/sql.js";
+import { ChangeSet, type AfterCommit } from "../kernel/index.js";
 import type { Logger } from "../logger.js";
 import { createLoop, type Loop } from "../loop.js";
-import { ChangeSet } from "./change-set.js";
-import { enqueueDispatch } from "./dispatch.js";
+import { dispatchRuns } from "./lifecycle/index.js";
 
 /** Advisory lock key of the scheduler ("FEMS" in ASCII). */
 const SCHEDULER_LOCK = 0x46454d53;
@@ -37,16 +37,7 @@ export async function dispatchReadyRuns(em: EntityManager, maxRuns: number, chan
      limit ?`,
     [maxRuns],
   );
-  if (chosen.length === 0) return 0;
-  const marked = await query<{ id: string }>(
-    em,
-    `update run set dispatched_at = now()
-     where id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) and dispatched_at is null and state = 'QUEUED'
-     returning id`,
-    [json(chosen.map((c) => c.id))],
-  );
-  await enqueueDispatch(em, marked.map((m) => m.id), changes);
-  return marked.length;
+  return dispatchRuns(em, chosen.map((c) => c.id), changes);
 }
 
 export interface SchedulerOptions {
@@ -54,7 +45,7 @@ export interface SchedulerOptions {
   batchSize: number;
 }
 
-export function createScheduler(orm: MikroORM, options: SchedulerOptions, onDispatched: (changes: ChangeSet) => void, logger: Logger): Loop {
+export function createScheduler(orm: MikroORM, options: SchedulerOptions, afterCommit: AfterCommit, logger: Logger): Loop {
   return createLoop({
     name: "scheduler",
     intervalMs: options.pollMs,
@@ -62,7 +53,7 @@ export function createScheduler(orm: MikroORM, options: SchedulerOptions, onDisp
     pass: async () => {
       const changes = new ChangeSet();
       const count = await orm.em.fork().transactional((em) => dispatchReadyRuns(em, options.batchSize, changes));
-      if (count > 0) onDispatched(changes);
+      if (count > 0) afterCommit(changes);
       return count >= options.batchSize;
     },
   });

@@ -2,7 +2,7 @@
  * Builds a run's argv from a tool's typed command template and the task's parameters. Never a
  * shell string: each value is one argv item, however it is spelled.
  */
-import { BadInputError } from "../errors.js";
+import { BadInputError } from "../kernel/index.js";
 import { ArgType, type ToolArg } from "./tool.entity.js";
 
 export type ParamValue = string | number | boolean | null;

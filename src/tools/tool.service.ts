@@ -2,8 +2,8 @@
 import { randomUUID } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
-import { BadInputError, ConflictError, NotFoundError } from "../errors.js";
-import { KNOWN_LAUNCHERS } from "../nodes/node.service.js";
+import { BadInputError, ConflictError, NotFoundError } from "../kernel/index.js";
+import { KNOWN_LAUNCHERS } from "../messaging/contracts.js";
 import { typeProblem } from "./command.js";
 import { ArgType, Tool, type ToolArg } from "./tool.entity.js";
 

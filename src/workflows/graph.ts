@@ -1,5 +1,5 @@
 /** Checks a submitted task graph: keys, references, self-dependencies and cycles. */
-import { BadInputError } from "../errors.js";
+import { BadInputError } from "../kernel/index.js";
 
 export interface GraphTask {
   key: string;

@@ -1,7 +1,6 @@
 /** A task's retry policy: which failures start a new attempt, how many attempts, and the backoff. */
 import { Field, Float, InputType, Int, ObjectType } from "type-graphql";
-import { BadInputError } from "../errors.js";
-import { FailureReason } from "../runs/run-state.js";
+import { BadInputError, FailureReason } from "../kernel/index.js";
 
 @ObjectType()
 export class RetryPolicy {

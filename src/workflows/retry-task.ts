@@ -1,11 +1,7 @@
 /** `retryTask`: runs a finished task again on all its nodes, and after it everything downstream of it. */
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { ConflictError } from "../errors.js";
-import { json, query } from "../db/sql.js";
-import { ChangeSet } from "../runs/change-set.js";
-import { rowToRun } from "../runs/run.mapper.js";
-import { isTerminalState, RunState } from "../runs/run-state.js";
-import { refreshTasks } from "./progress.js";
+import { ChangeSet, ConflictError, isTerminalState, RunState } from "../kernel/index.js";
+import { rerunTasks } from "../runs/index.js";
 import { Task } from "./task.entity.js";
 import { getTask } from "./workflow.service.js";
 
@@ -31,22 +27,6 @@ export async function retryTask(em: EntityManager, taskId: string): Promise<{ ta
   }
   const downstream = downstreamOf(taskId, siblings);
   const changes = new ChangeSet();
-  await em.transactional(async (tem) => {
-    const rows = await query(
-      tem,
-      `insert into run (id, task_id, workflow_id, node_id, attempt, state, argv, env, timeout_seconds, created_at, queued_at, log_bytes, log_line_count)
-       select gen_random_uuid(), r.task_id, r.workflow_id, r.node_id, r.attempt + 1,
-         case when r.task_id = ?::uuid then 'QUEUED' else 'PENDING' end,
-         r.argv, r.env, r.timeout_seconds, now(), case when r.task_id = ?::uuid then now() end, 0, 0
-       from (select distinct on (task_id, node_id) * from run
-             where task_id in (select value::uuid from jsonb_array_elements_text(?::jsonb))
-             order by task_id, node_id, attempt desc) r
-       where r.state in ('SUCCEEDED', 'FAILED', 'CANCELLED', 'SKIPPED')
-       returning *`,
-      [taskId, taskId, json([taskId, ...downstream])],
-    );
-    changes.addRuns(rows.map(rowToRun));
-    await refreshTasks(tem, [taskId, ...downstream], changes);
-  });
+  await em.transactional((tem) => rerunTasks(tem, taskId, [taskId, ...downstream], changes));
   return { task: await getTask(em.fork(), taskId), changes };
 }

@@ -6,15 +6,11 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
-import { BadInputError, ConflictError } from "../errors.js";
-import { Node, NodeAdminState } from "../nodes/node.entity.js";
-import { validateLabels, validateNodeId } from "../nodes/node.service.js";
-import { ChangeSet } from "../runs/change-set.js";
-import { Run } from "../runs/run.entity.js";
-import { RunState } from "../runs/run-state.js";
-import { buildArgv } from "../tools/command.js";
-import { Tool } from "../tools/tool.entity.js";
-import { parseToolRef } from "../tools/tool.service.js";
+import { BadInputError, ChangeSet, ConflictError, RunState } from "../kernel/index.js";
+import { Node, NodeAdminState, validateLabels, validateNodeId } from "../nodes/index.js";
+import { createRuns, type NewRun } from "../runs/index.js";
+import { buildArgv, parseToolRef, Tool } from "../tools/index.js";
+import { isToolAllowed } from "../shared/index.js";
 import { validateGraph } from "./graph.js";
 import { validateRetryPolicy, type RetryPolicyInput } from "./retry-policy.js";
 import { Task } from "./task.entity.js";
@@ -97,7 +93,7 @@ function targetNodes(task: TaskData, i: number, nodes: Map<string, Node>, tool: 
     if (targets.length === 0) throw BadInputError.field(`${field}.nodeSelector`, "no active node matches the selector", { nodeSelector: selector });
   }
   for (const node of targets) {
-    if (node.allowedTools.length > 0 && !node.allowedTools.includes(tool.name) && !node.allowedTools.includes(tool.ref)) {
+    if (!isToolAllowed(node.allowedTools, tool)) {
       throw BadInputError.field(`${field}.tool`, `node ${JSON.stringify(node.id)} does not accept tool ${tool.ref}`, { node: node.id, tool: tool.ref });
     }
     if (!node.launchers.includes(tool.launcher)) {
@@ -143,7 +139,7 @@ export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData
   workflow.submittedBy = submittedBy;
   const taskIds = new Map(data.tasks.map((t) => [t.key, randomUUID()]));
   const tasks: Task[] = [];
-  const runs: Run[] = [];
+  const runs: NewRun[] = [];
   data.tasks.forEach((input, i) => {
     const tool = tools.get(input.tool)!;
     const targets = targetNodes(input, i, nodes, tool);
@@ -173,20 +169,16 @@ export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData
     tasks.push(task);
     for (const node of targets) {
       const params = { ...(input.params ?? {}), ...(overrides.get(node.id) ?? {}) };
-      const run = new Run();
-      Object.assign(run, {
+      runs.push({
         id: randomUUID(),
         taskId: task.id,
         workflowId: workflow.id,
         nodeId: node.id,
-        attempt: 1,
-        state: hasDeps ? RunState.PENDING : RunState.QUEUED,
-        queuedAt: hasDeps ? null : new Date(),
         argv: buildArgv(tool.executable, tool.args, params, `tasks[${i}].params`),
         env: tool.env,
         timeoutSeconds: input.timeoutSeconds ?? tool.timeoutSeconds,
+        waitsForUpstream: hasDeps,
       });
-      runs.push(run);
     }
   });
   workflow.state = tasks.every((t) => t.state === RunState.PENDING) ? RunState.PENDING : RunState.QUEUED;
@@ -197,7 +189,7 @@ export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData
       // Bulk inserts: no unit-of-work bookkeeping for thousands of new rows.
       await tem.insert(Workflow, workflow);
       await tem.insertMany(Task, tasks);
-      await tem.insertMany(Run, runs);
+      await createRuns(tem, runs, changes);
     });
   } catch (err) {
     // Two submissions with one key raced; the loser returns the winner's workflow.
@@ -207,7 +199,6 @@ export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData
     }
     throw err;
   }
-  changes.addRuns(runs.map((r) => ({ ...r })));
   changes.workflows.set(workflow.id, { id: workflow.id, state: workflow.state });
   return { workflow, created: true, changes };
 }

@@ -1,9 +1,9 @@
 import { Entity, Index, ManyToOne, PrimaryKey, Property, Unique } from "@mikro-orm/core";
 import { GraphQLJSONObject } from "graphql-scalars";
 import { Field, ID, Int, ObjectType } from "type-graphql";
-import { RunState } from "../runs/run-state.js";
+import { RunState } from "../kernel/index.js";
 import { defaultRetryPolicy, RetryPolicy } from "./retry-policy.js";
-import { Tool } from "../tools/tool.entity.js";
+import { Tool } from "../tools/index.js";
 import { Workflow } from "./workflow.entity.js";
 
 /** One vertex of a workflow: a tool fanned out over nodes. */

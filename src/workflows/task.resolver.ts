@@ -1,8 +1,8 @@
 import { Arg, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from "type-graphql";
 import type { Context } from "../graphql/context.js";
-import { Node } from "../nodes/node.entity.js";
-import { Run } from "../runs/run.entity.js";
-import { Tool } from "../tools/tool.entity.js";
+import { Node } from "../nodes/index.js";
+import { Run } from "../runs/index.js";
+import { Tool } from "../tools/index.js";
 import { Task } from "./task.entity.js";
 import { Workflow } from "./workflow.entity.js";
 import { retryTask } from "./retry-task.js";
@@ -18,14 +18,14 @@ export class TaskResolver {
   @Mutation(() => Task, { description: "Cancels the task's unfinished runs; dependents are skipped." })
   async cancelTask(@Arg("id", () => ID) id: string, @Ctx() ctx: Context): Promise<Task> {
     const { task, changes } = await cancelTask(ctx.orm.em.fork(), id);
-    ctx.commit(changes);
+    ctx.afterCommit(changes);
     return task;
   }
 
   @Mutation(() => Task, { description: "Runs a finished task again (a new attempt on each node), then everything downstream of it." })
   async retryTask(@Arg("id", () => ID) id: string, @Ctx() ctx: Context): Promise<Task> {
     const { task, changes } = await retryTask(ctx.orm.em.fork(), id);
-    ctx.commit(changes);
+    ctx.afterCommit(changes);
     return task;
   }
 
@@ -54,5 +54,14 @@ export class TaskResolver {
   @FieldResolver(() => [Run], { description: "Every attempt on every node, by node then attempt." })
   async runs(@Root() task: Task, @Ctx() ctx: Context): Promise<Run[]> {
     return ctx.loaders.runsOfTask.load(task.id);
+  }
+}
+
+/** The task a run belongs to (the Run type is the runs domain's; the link is this domain's). */
+@Resolver(() => Run)
+export class RunTaskResolver {
+  @FieldResolver(() => Task)
+  async task(@Root() run: Run, @Ctx() ctx: Context): Promise<Task> {
+    return (await ctx.loaders.task.load(run.taskId))!;
   }
 }

@@ -1,6 +1,6 @@
 import { Entity, Index, PrimaryKey, Property } from "@mikro-orm/core";
 import { Field, ID, ObjectType } from "type-graphql";
-import { RunState } from "../runs/run-state.js";
+import { RunState } from "../kernel/index.js";
 
 /** What a user submits: a graph of tasks accepted atomically. */
 @Entity({ tableName: "workflow" })

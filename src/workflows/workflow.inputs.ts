@@ -2,8 +2,8 @@ import { GraphQLJSONObject } from "graphql-scalars";
 import { Field, ID, InputType, Int, ObjectType, registerEnumType } from "type-graphql";
 import { ConnectionType } from "../graphql/connection.js";
 import type { WorkflowEventKind } from "../live/live-events.js";
-import { Run } from "../runs/run.entity.js";
-import { RunState } from "../runs/run-state.js";
+import { RunState } from "../kernel/index.js";
+import { Run } from "../runs/index.js";
 import { RetryPolicyInput } from "./retry-policy.js";
 import { Workflow } from "./workflow.entity.js";
 

@@ -1,5 +1,6 @@
 import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from "type-graphql";
 import type { Context } from "../graphql/context.js";
+import { checkUuid } from "../kernel/index.js";
 import { connection, decodeCursor, pageSize } from "../graphql/connection.js";
 import type { WorkflowEventPayload } from "../live/live-events.js";
 import { topics } from "../live/topics.js";
@@ -7,7 +8,7 @@ import { Task } from "./task.entity.js";
 import { submitWorkflow } from "./submit.js";
 import { Workflow } from "./workflow.entity.js";
 import { SubmitWorkflowInput, WorkflowConnection, WorkflowEvent, WorkflowFilter } from "./workflow.inputs.js";
-import { cancelWorkflow, checkUuid, getWorkflow, listWorkflows } from "./workflow.service.js";
+import { cancelWorkflow, getWorkflow, listWorkflows } from "./workflow.service.js";
 
 type WorkflowCursor = { at: string; id: string };
 const isWorkflowCursor = (v: unknown): v is WorkflowCursor =>
@@ -35,14 +36,14 @@ export class WorkflowResolver {
   @Mutation(() => Workflow, { description: "Validates the whole graph and accepts it atomically, or stores nothing." })
   async submitWorkflow(@Arg("input", () => SubmitWorkflowInput) input: SubmitWorkflowInput, @Ctx() ctx: Context): Promise<Workflow> {
     const result = await submitWorkflow(ctx.orm.em.fork(), input, null);
-    ctx.commit(result.changes);
+    ctx.afterCommit(result.changes);
     return result.workflow;
   }
 
   @Mutation(() => Workflow, { description: "Cancels every run not yet finished; running processes are killed on their nodes." })
   async cancelWorkflow(@Arg("id", () => ID) id: string, @Ctx() ctx: Context): Promise<Workflow> {
     const { workflow, changes } = await cancelWorkflow(ctx.orm.em.fork(), id);
-    ctx.commit(changes);
+    ctx.afterCommit(changes);
     return workflow;
   }
 

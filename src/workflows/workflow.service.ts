@@ -1,21 +1,10 @@
 /** Reading workflows, tasks and runs; cancelling them. Framework-free: throws AppErrors only. */
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { BadInputError, NotFoundError } from "../errors.js";
+import { ChangeSet, checkUuid, NotFoundError, type RunState } from "../kernel/index.js";
 import { query } from "../db/sql.js";
-import { ChangeSet } from "../runs/change-set.js";
-import { Run } from "../runs/run.entity.js";
-import { RunState } from "../runs/run-state.js";
-import { cancelRuns } from "../runs/transitions.js";
-import { refreshTasks } from "./progress.js";
+import { cancelRuns } from "../runs/index.js";
 import { Task } from "./task.entity.js";
 import { Workflow } from "./workflow.entity.js";
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** Throws BAD_USER_INPUT for a malformed id, so a typo never reads as "not found". */
-export function checkUuid(field: string, id: string): void {
-  if (!UUID.test(id)) throw BadInputError.field(field, `${JSON.stringify(id)} is not a valid id (a UUID)`);
-}
 
 export async function getWorkflow(em: EntityManager, id: string): Promise<Workflow> {
   checkUuid("id", id);
@@ -29,13 +18,6 @@ export async function getTask(em: EntityManager, id: string): Promise<Task> {
   const task = await em.findOne(Task, { id });
   if (!task) throw NotFoundError.entity("Task", id);
   return task;
-}
-
-export async function getRun(em: EntityManager, id: string): Promise<Run> {
-  checkUuid("id", id);
-  const run = await em.findOne(Run, { id });
-  if (!run) throw NotFoundError.entity("Run", id);
-  return run;
 }
 
 export interface WorkflowFilter {
@@ -66,9 +48,8 @@ async function cancelWhere(em: EntityManager, column: "task_id" | "workflow_id",
   const changes = new ChangeSet();
   await em.transactional(async (tem) => {
     const rows = await query<{ id: string }>(tem, `select id from run where ${column} = ? and state in ('PENDING','QUEUED','ACCEPTED','RUNNING')`, [id]);
-    const cancelled = await cancelRuns(tem, rows.map((r) => r.id), reason, changes);
     const taskIds = column === "task_id" ? [id] : (await query<{ id: string }>(tem, `select id from task where workflow_id = ?`, [id])).map((r) => r.id);
-    await refreshTasks(tem, new Set([...taskIds, ...cancelled.map((r) => r.taskId)]), changes);
+    await cancelRuns(tem, rows.map((r) => r.id), reason, changes, taskIds);
   });
   return changes;
 }
@@ -92,9 +73,5 @@ export async function tasksByIds(em: EntityManager, ids: readonly string[]): Pro
 
 export async function tasksByWorkflowIds(em: EntityManager, ids: readonly string[]): Promise<Task[]> {
   return em.find(Task, { workflowId: { $in: [...ids] } }, { orderBy: { createdAt: "asc", key: "asc" } });
-}
-
-export async function runsByTaskIds(em: EntityManager, ids: readonly string[]): Promise<Run[]> {
-  return em.find(Run, { taskId: { $in: [...ids] } }, { orderBy: { nodeId: "asc", attempt: "asc" } });
 }
 

@@ -5,8 +5,8 @@
  */
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { ChangeSet } from "../../src/runs/change-set.js";
-import { applyReportedStates } from "../../src/runs/transitions.js";
+import { ChangeSet } from "../../src/kernel/change-set.js";
+import { applyReportedStates } from "../../src/runs/lifecycle/reports.js";
 import { createTestEnv, type TestEnv } from "../support/env.js";
 import { gqlOk } from "../support/graphql.js";
 import { registerNodeScriptTool, SUBMIT } from "../support/fixtures.js";

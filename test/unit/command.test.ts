@@ -1,6 +1,6 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { AppError } from "../../src/errors.js";
+import { AppError } from "../../src/kernel/errors.js";
 import { buildArgv } from "../../src/tools/command.js";
 import { ArgType, type ToolArg } from "../../src/tools/tool.entity.js";
 

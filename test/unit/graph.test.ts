@@ -1,9 +1,9 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { AppError } from "../../src/errors.js";
+import { AppError } from "../../src/kernel/errors.js";
 import { validateGraph } from "../../src/workflows/graph.js";
-import { deriveTaskState, deriveWorkflowState } from "../../src/workflows/progress.js";
-import { RunState } from "../../src/runs/run-state.js";
+import { deriveTaskState, deriveWorkflowState } from "../../src/runs/lifecycle/progress.js";
+import { RunState } from "../../src/kernel/run-state.js";
 
 function problem(fn: () => unknown): AppError {
   try {

@@ -2,8 +2,8 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createPubSub, HARD_LIMIT_FACTOR, SlowSubscriberError } from "../../src/live/pubsub.js";
 import { followLogs } from "../../src/logs/log-follower.js";
-import type { StoredLogLine } from "../../src/logs/log.service.js";
-import { LogStream } from "../../src/runs/run-state.js";
+import type { LogLine } from "../../src/logs/log-line.entity.js";
+import { LogStream } from "../../src/kernel/run-state.js";
 import { withTimeout } from "../support/wait.js";
 
 const test = suite("live event buffers");
@@ -56,8 +56,8 @@ test("cuts off at once past the hard limit, whatever the grace", async () => {
 
 test("a log follower that falls behind its buffer re-reads the database and still misses nothing", async () => {
   const pubsub = createPubSub(10);
-  const stored: StoredLogLine[] = [];
-  const line = (seq: number): StoredLogLine => ({ runId: "r", seq, stream: LogStream.STDOUT, at: new Date(), text: `l${seq}` });
+  const stored: LogLine[] = [];
+  const line = (seq: number): LogLine => ({ runId: "r", seq, stream: LogStream.STDOUT, at: new Date(), text: `l${seq}` });
   let reads = 0;
   const follower = followLogs({
     topic: "logs:r",
@@ -78,7 +78,7 @@ test("a log follower that falls behind its buffer re-reads the database and stil
   const seqs: number[] = [];
   while (seqs.length < 500) {
     const { value } = await withTimeout(follower.next(), 2_000, "the next batch");
-    seqs.push(...value!.lines.map((l: StoredLogLine) => l.seq));
+    seqs.push(...value!.lines.map((l: LogLine) => l.seq));
   }
   await follower.return!();
   assert.equal(seqs, Array.from({ length: 500 }, (_, i) => i + 1));

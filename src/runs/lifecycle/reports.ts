@@ -1,22 +1,23 @@
 /**
- * The run state machine on the database: every transition is a compare-and-set on (state,
- * attempt), so a duplicate or late message, or one for an older attempt, changes nothing.
+ * The node-reported transitions (accept, start, finish): each is a compare-and-set on (state,
+ * attempt, node), so a duplicate or late message, or one for an older attempt, changes nothing.
  */
 import type { EntityManager } from "@mikro-orm/postgresql";
-import type { RunStateEvent } from "../messaging/contracts.js";
-import { json, query } from "../db/sql.js";
-import type { ChangeSet } from "./change-set.js";
-import { enqueueCancel } from "./dispatch.js";
-import { rowToRun, type RunRecord } from "./run.mapper.js";
-import { RunState } from "./run-state.js";
+import type { RunStateEvent } from "../../messaging/contracts.js";
+import { query } from "../../db/sql.js";
+import { RunState, type ChangeSet } from "../../kernel/index.js";
+import { rowToRun, type RunRecord } from "../run.mapper.js";
+import { settleRuns } from "./follow-ups.js";
+import { enqueueCancel } from "./node-messages.js";
+import { fromStates, type RunOperation } from "./table.js";
 
-/** States a reported state may be entered from. */
-const allowedFrom: Record<RunStateEvent["state"], RunState[]> = {
-  ACCEPTED: [RunState.QUEUED],
-  RUNNING: [RunState.QUEUED, RunState.ACCEPTED],
-  SUCCEEDED: [RunState.QUEUED, RunState.ACCEPTED, RunState.RUNNING],
-  FAILED: [RunState.QUEUED, RunState.ACCEPTED, RunState.RUNNING],
-  CANCELLED: [RunState.QUEUED, RunState.ACCEPTED, RunState.RUNNING],
+/** The operation a reported state performs. */
+const operationOf: Record<RunStateEvent["state"], RunOperation> = {
+  ACCEPTED: "accept",
+  RUNNING: "start",
+  SUCCEEDED: "finish",
+  FAILED: "finish",
+  CANCELLED: "finish",
 };
 
 export interface TransitionOptions {
@@ -26,9 +27,10 @@ export interface TransitionOptions {
 }
 
 /**
- * Applies node-reported states in order. Returns the runs that changed. A terminal report for a
- * run that already ended (e.g. cancelled here first) still fills in its usage and exit code; a
- * start report for a run cancelled here re-sends the cancel to the node.
+ * Applies node-reported states in order, then their follow-ups (retries, task and workflow
+ * state). Returns the runs that changed. A terminal report for a run that already ended (e.g.
+ * cancelled here first) still fills in its usage and exit code; a start report for a run
+ * cancelled here re-sends the cancel to the node.
  */
 export async function applyReportedStates(
   em: EntityManager,
@@ -52,6 +54,7 @@ export async function applyReportedStates(
   }
   await enqueueCancel(em, recancel, "the run was cancelled", changes);
   changes.addRuns(changed);
+  await settleRuns(em, changed, changes);
   return changed;
 }
 
@@ -76,10 +79,7 @@ async function casUpdate(em: EntityManager, event: RunStateEvent, options: Trans
     params.push(event.at, event.usage?.wallMs ?? 0, event.at, event.usage?.wallMs ?? 0);
   }
   params.push(event.runId, event.attempt, event.nodeId);
-  // The allowed states are inlined constants, not a subquery: under a concurrent update PostgreSQL
-  // re-checks a plain condition on the newest row version (EvalPlanQual), which a semi-join on a
-  // set-returning function did not survive (two orchestrators lost terminal states that way).
-  const from = allowedFrom[event.state].map((s) => `'${s}'`).join(", ");
+  const from = fromStates(operationOf[event.state]);
   const rows = await query(
     em,
     `update run set ${sets.join(", ")}
@@ -126,35 +126,4 @@ async function lateReport(em: EntityManager, event: RunStateEvent): Promise<RunS
     [...params, event.exitCode ?? null, event.runId, event.attempt, event.nodeId],
   );
   return rows[0]?.state ?? null;
-}
-
-/**
- * Cancels the given runs where they are not yet terminal (compare-and-set, so cancel and a finishing
- * run cannot both win) and asks their nodes to stop the ones already dispatched.
- */
-export async function cancelRuns(em: EntityManager, runIds: string[], reason: string, changes: ChangeSet): Promise<RunRecord[]> {
-  if (runIds.length === 0) return [];
-  const rows = await query(
-    em,
-    `with target as (
-       select id, state as previous from run
-       where id in (select value::uuid from jsonb_array_elements_text(?::jsonb))
-         and state in ('PENDING','QUEUED','ACCEPTED','RUNNING')
-       for update
-     )
-     update run r set state = 'CANCELLED', finished_at = now(), message = ?
-     from target where r.id = target.id
-     returning r.*, target.previous, (target.previous <> 'PENDING' and r.dispatched_at is not null) as on_node`,
-    [json(runIds), reason],
-  );
-  const cancelled = rows.map((row) => {
-    const { previous: _previous, on_node, ...rest } = row;
-    return { run: rowToRun(rest), onNode: on_node === true };
-  });
-  // Only runs already handed to a node need a message; the others never leave the database.
-  const dispatched = cancelled.filter((c) => c.onNode).map((c) => c.run);
-  await enqueueCancel(em, dispatched.map((r) => ({ id: r.id, attempt: r.attempt, nodeId: r.nodeId })), reason, changes);
-  const runs = cancelled.map((c) => c.run);
-  changes.addRuns(runs);
-  return runs;
 }

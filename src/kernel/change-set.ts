@@ -1,6 +1,16 @@
 /** What a transaction changed, collected while it runs and announced as live events after commit. */
-import type { RunRecord } from "./run.mapper.js";
-import type { RunState } from "./run-state.js";
+import type { FailureReason, RunState } from "./run-state.js";
+
+/** The fields of a run every change carries; a change holds the whole row (dates as Date). */
+export interface RunSnapshot {
+  id: string;
+  taskId: string;
+  workflowId: string;
+  nodeId: string;
+  attempt: number;
+  state: RunState;
+  failureReason: FailureReason | null;
+}
 
 export interface TaskChange {
   id: string;
@@ -26,7 +36,7 @@ export type NodeSnapshot = Record<string, unknown> & { id: string };
 export class ChangeSet {
   readonly nodes = new Map<string, NodeSnapshot>();
   /** Every transition, in order (a run may change twice in one batch: ACCEPTED, then RUNNING). */
-  readonly runs: RunRecord[] = [];
+  readonly runs: RunSnapshot[] = [];
   readonly tasks = new Map<string, TaskChange>();
   readonly workflows = new Map<string, WorkflowChange>();
   readonly logs: LogChange[] = [];
@@ -35,7 +45,7 @@ export class ChangeSet {
   /** Set when runs became ready or slots freed, so the scheduler should look again. */
   schedule = false;
 
-  addRuns(runs: RunRecord[]): void {
+  addRuns(runs: RunSnapshot[]): void {
     this.runs.push(...runs);
     if (runs.length > 0) this.schedule = true;
   }
@@ -44,3 +54,10 @@ export class ChangeSet {
     return this.nodes.size === 0 && this.runs.length === 0 && this.tasks.size === 0 && this.workflows.size === 0 && this.logs.length === 0;
   }
 }
+
+/**
+ * Called once after every transaction that changed something commits, whoever wrote it (GraphQL,
+ * ingestion, the sweeper, the scheduler): announces the changes live and wakes the relay and the
+ * scheduler when they have work. Created once per instance.
+ */
+export type AfterCommit = (changes: ChangeSet) => void;

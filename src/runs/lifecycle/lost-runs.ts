@@ -5,26 +5,50 @@
  * being run twice.
  */
 import type { EntityManager } from "@mikro-orm/postgresql";
-import type { HeartbeatEvent } from "../messaging/contracts.js";
-import { json, query } from "../db/sql.js";
-import type { ChangeSet } from "../runs/change-set.js";
-import { enqueueCancel } from "../runs/dispatch.js";
-import { rowToRun, type RunRecord } from "../runs/run.mapper.js";
+import { json, query } from "../../db/sql.js";
+import type { ChangeSet } from "../../kernel/index.js";
+import { rowToRun, type RunRecord } from "../run.mapper.js";
+import { settleRuns } from "./follow-ups.js";
+import { enqueueCancel } from "./node-messages.js";
+import { fromStates } from "./table.js";
 
-/** Fails ACCEPTED/RUNNING runs of nodes silent for longer than `lostAfterMs`. One statement. */
-export async function failRunsOfLostNodes(em: EntityManager, lostAfterMs: number, changes: ChangeSet): Promise<RunRecord[]> {
+/**
+ * Fails ACCEPTED/RUNNING runs of nodes silent for longer than `lostAfterMs` with NODE_LOST (a
+ * dispatched run still QUEUED waits in its node's queue and is not lost), then retries per policy.
+ */
+export async function loseRunsOfSilentNodes(em: EntityManager, lostAfterMs: number, changes: ChangeSet): Promise<RunRecord[]> {
   const rows = await query(
     em,
     `update run r set state = 'FAILED', failure_reason = 'NODE_LOST', finished_at = now(),
        message = 'node ' || r.node_id || ' sent no heartbeat for ' || (?::int / 1000) || ' s'
      from node n
-     where n.id = r.node_id and r.state in ('ACCEPTED', 'RUNNING')
+     where n.id = r.node_id and r.state in (${fromStates("lose")}) and r.state <> 'QUEUED'
        and (n.last_heartbeat_at is null or n.last_heartbeat_at < now() - (? * interval '1 millisecond'))
      returning r.*`,
     [lostAfterMs, lostAfterMs],
   );
   const lost = rows.map(rowToRun);
   changes.addRuns(lost);
+  await settleRuns(em, lost, changes);
+  return lost;
+}
+
+/**
+ * Fails every run handed to `nodeId` and not finished with NODE_LOST (an administrator disabled the
+ * node), tells the node to stop them, then retries per policy.
+ */
+export async function loseRunsOfNode(em: EntityManager, nodeId: string, message: string, changes: ChangeSet): Promise<RunRecord[]> {
+  const rows = await query(
+    em,
+    `update run set state = 'FAILED', failure_reason = 'NODE_LOST', finished_at = now(), message = ?
+     where node_id = ? and dispatched_at is not null and state in (${fromStates("lose")})
+     returning *`,
+    [message, nodeId],
+  );
+  const lost = rows.map(rowToRun);
+  changes.addRuns(lost);
+  await enqueueCancel(em, lost.map((r) => ({ id: r.id, attempt: r.attempt, nodeId: r.nodeId })), "the node was disabled", changes);
+  await settleRuns(em, lost, changes);
   return lost;
 }
 
@@ -39,13 +63,20 @@ interface Reported {
   newer_started: boolean;
 }
 
+/** A run attempt a node says it is executing. */
+export interface ReportedActiveRun {
+  runId: string;
+  attempt: number;
+  nodeId: string;
+}
+
 /**
- * Reconciles the runs a node says are alive: a run failed as NODE_LOST whose retry has not started
+ * Reconciles the runs nodes say are alive: a run failed as NODE_LOST whose retry has not started
  * is adopted (back to RUNNING; the waiting retry is withdrawn); one that was superseded by a started
- * retry, or cancelled here, is told to stop. Returns the adopted runs.
+ * retry, or cancelled here, is told to stop. Recomputes the adopted runs' tasks; returns them.
  */
-export async function reconcileActiveRuns(em: EntityManager, heartbeats: HeartbeatEvent[], changes: ChangeSet): Promise<RunRecord[]> {
-  const reported = heartbeats.flatMap((hb) => hb.activeRuns.map((r) => ({ run_id: r.runId, attempt: r.attempt, node_id: hb.nodeId })));
+export async function adoptReportedRuns(em: EntityManager, active: ReportedActiveRun[], changes: ChangeSet): Promise<RunRecord[]> {
+  const reported = active.map((r) => ({ run_id: r.runId, attempt: r.attempt, node_id: r.nodeId }));
   if (reported.length === 0) return [];
   const rows = await query<Reported>(
     em,
@@ -81,11 +112,13 @@ export async function reconcileActiveRuns(em: EntityManager, heartbeats: Heartbe
     em,
     `update run set state = 'RUNNING', failure_reason = null, finished_at = null,
        message = 'adopted: the node came back and reported the run still running'
-     where id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) and state = 'FAILED'
+     where id in (select value::uuid from jsonb_array_elements_text(?::jsonb))
+       and state in (${fromStates("adopt")}) and failure_reason = 'NODE_LOST'
      returning *`,
     [json(adopt.map((r) => r.id))],
   );
   const runs = adopted.map(rowToRun);
   changes.addRuns(runs);
+  await settleRuns(em, runs, changes);
   return runs;
 }

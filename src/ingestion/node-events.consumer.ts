@@ -5,29 +5,32 @@
  * cannot hold back the others (the broker dead-letters it after its delivery limit).
  */
 import type { MikroORM } from "@mikro-orm/postgresql";
-import { nodeEventSchema, parseMessage, type HeartbeatEvent, type NodeEvent, type RunLogsEvent, type RunStateEvent } from "../messaging/contracts.js";
-import type { Delivery } from "../messaging/broker.js";
-import { toError, UnavailableError } from "../errors.js";
+import {
+  nodeEventSchema,
+  parseMessage,
+  routingKeyOfNodeEvent,
+  type HeartbeatEvent,
+  type NodeEvent,
+  type RunLogsEvent,
+  type RunStateEvent,
+} from "../messaging/contracts.js";
+import type { NodeEventDelivery as Delivery } from "../messaging/broker.js";
+import { ChangeSet, UnavailableError, type AfterCommit } from "../kernel/index.js";
+import { toError } from "../shared/index.js";
 import { isTransientDbError } from "../db/sql.js";
 import type { Logger } from "../logger.js";
-import type { LiveEvents } from "../live/live-events.js";
-import { storeLogBatches } from "../logs/log.service.js";
-import { recordHeartbeats } from "../nodes/heartbeat.js";
-import { reconcileActiveRuns } from "../nodes/lost-runs.js";
-import { refreshTasks } from "../workflows/progress.js";
-import { ChangeSet } from "./change-set.js";
-import { scheduleRetries } from "./retries.js";
-import { applyReportedStates } from "./transitions.js";
+import { storeLogBatches } from "../logs/index.js";
+import { recordHeartbeats } from "../nodes/index.js";
+import { adoptReportedRuns, applyReportedStates } from "../runs/index.js";
 
 export interface IngestionDeps {
   orm: MikroORM;
-  live: LiveEvents;
+  /** Called after each committed batch: announces it and wakes the relay and the scheduler. */
+  afterCommit: AfterCommit;
   logger: Logger;
   maxResultBytes: number;
   /** Most messages handled in one transaction. */
   maxBatch: number;
-  /** Called after each committed batch (tests and the relay use it). */
-  onCommitted?: (changes: ChangeSet) => void;
 }
 
 export interface Ingestion {
@@ -58,7 +61,7 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
     const parsed = parseMessage(nodeEventSchema, delivery.content);
     let problem = parsed.ok ? null : parsed.error;
     if (parsed.ok) {
-      const expected = `node.${parsed.value.nodeId}.${parsed.value.type}`;
+      const expected = routingKeyOfNodeEvent(parsed.value);
       if (delivery.routingKey !== expected) problem = `routing key ${delivery.routingKey} does not match ${expected}`;
     }
     if (problem !== null || !parsed.ok) {
@@ -83,20 +86,18 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
     await deps.orm.em.fork().transactional(async (em) => {
       // Lines first: a run's last lines are stored no later than its terminal state.
       await storeLogBatches(em, logs, changes);
-      const changed = await applyReportedStates(em, states, changes, {
+      await applyReportedStates(em, states, changes, {
         maxResultBytes: deps.maxResultBytes,
         onIgnored: (event, current) =>
           deps.logger.debug("stale or duplicate run state ignored", { runId: event.runId, attempt: event.attempt, reported: event.state, current }),
       });
-      await scheduleRetries(em, changed, changes);
       await recordHeartbeats(em, heartbeats, changes, deps.logger);
-      const adopted = await reconcileActiveRuns(em, heartbeats, changes);
-      await refreshTasks(em, [...changed, ...adopted].map((r) => r.taskId), changes);
+      const active = heartbeats.flatMap((hb) => hb.activeRuns.map((r) => ({ runId: r.runId, attempt: r.attempt, nodeId: hb.nodeId })));
+      await adoptReportedRuns(em, active, changes);
     });
     for (const { delivery } of batch) delivery.ack();
     counts.stored += batch.length;
-    deps.live.announce(changes);
-    deps.onCommitted?.(changes);
+    deps.afterCommit(changes);
   }
 
   async function flush(): Promise<void> {

@@ -1,16 +1,16 @@
 /** New attempts for runs that failed for a reason their task's retry policy covers. */
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { json, query } from "../db/sql.js";
-import type { ChangeSet } from "./change-set.js";
-import { rowToRun, type RunRecord } from "./run.mapper.js";
-import { RunState } from "./run-state.js";
+import { json, query } from "../../db/sql.js";
+import { RunState, type ChangeSet, type RunSnapshot } from "../../kernel/index.js";
+import { rowToRun, type RunRecord } from "../run.mapper.js";
+import { fromStates } from "./table.js";
 
 /**
  * Inserts attempt + 1 (QUEUED, not before now + backoff × 2^(attempt-1)) for each failed run whose
  * reason is in its task's `retryOn` and that has attempts left. One statement; idempotent, since
  * (task, node, attempt) is unique and a run that already has a later attempt is skipped.
  */
-export async function scheduleRetries(em: EntityManager, runs: RunRecord[], changes: ChangeSet): Promise<RunRecord[]> {
+export async function scheduleRetries(em: EntityManager, runs: RunSnapshot[], changes: ChangeSet): Promise<RunRecord[]> {
   const failed = runs.filter((r) => r.state === RunState.FAILED && r.failureReason).map((r) => r.id);
   if (failed.length === 0) return [];
   const rows = await query(
@@ -20,7 +20,7 @@ export async function scheduleRetries(em: EntityManager, runs: RunRecord[], chan
        now() + ((t.retry->>'backoffSeconds')::float8 * power(2, r.attempt - 1)) * interval '1 second', 0, 0
      from run r join task t on t.id = r.task_id
      where r.id in (select value::uuid from jsonb_array_elements_text(?::jsonb))
-       and r.state = 'FAILED'
+       and r.state in (${fromStates("retry")})
        and r.attempt < (t.retry->>'maxAttempts')::int
        and t.retry->'retryOn' @> to_jsonb(r.failure_reason)
        and not exists (select 1 from run later where later.task_id = r.task_id and later.node_id = r.node_id and later.attempt > r.attempt)
@@ -33,3 +33,4 @@ export async function scheduleRetries(em: EntityManager, runs: RunRecord[], chan
   if (retries.length > 0) changes.schedule = true;
   return retries;
 }
+

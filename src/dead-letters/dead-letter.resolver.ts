@@ -2,7 +2,7 @@ import { Arg, Ctx, Int, Query, Resolver } from "type-graphql";
 import type { Context } from "../graphql/context.js";
 import { connection, ConnectionType, decodeCursor, pageSize } from "../graphql/connection.js";
 import { DeadLetter } from "./dead-letter.entity.js";
-import { listDeadLetters } from "./dead-letters.js";
+import { listDeadLetters } from "./dead-letter.service.js";
 
 const DeadLetterConnection = ConnectionType(DeadLetter, "DeadLetter");
 

@@ -4,10 +4,10 @@
  * a fixed number of statements for any number of tasks.
  */
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { json, query } from "../db/sql.js";
-import type { ChangeSet } from "../runs/change-set.js";
-import { rowToRun } from "../runs/run.mapper.js";
-import { isTerminalState, RunState } from "../runs/run-state.js";
+import { json, query } from "../../db/sql.js";
+import { isTerminalState, RunState, type ChangeSet } from "../../kernel/index.js";
+import { rowToRun } from "../run.mapper.js";
+import { fromStates } from "./table.js";
 
 const activeOrder = [RunState.RUNNING, RunState.ACCEPTED, RunState.QUEUED, RunState.PENDING];
 
@@ -120,7 +120,7 @@ async function settleDependents(em: EntityManager, ended: TaskRow[], changes: Ch
     const released = await query(
       em,
       `update run set state = 'QUEUED', queued_at = now()
-       where state = 'PENDING' and task_id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) returning *`,
+       where state in (${fromStates("release")}) and task_id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) returning *`,
       [json(release)],
     );
     changes.addRuns(released.map(rowToRun));
@@ -129,7 +129,7 @@ async function settleDependents(em: EntityManager, ended: TaskRow[], changes: Ch
     const skipped = await query(
       em,
       `update run set state = 'SKIPPED', finished_at = now(), message = 'an upstream task did not succeed'
-       where state = 'PENDING' and task_id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) returning *`,
+       where state in (${fromStates("skip")}) and task_id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) returning *`,
       [json(skip)],
     );
     changes.addRuns(skipped.map(rowToRun));

@@ -50,9 +50,3 @@ export class UnavailableError extends AppError {
     super("UNAVAILABLE", message, {}, { cause });
   }
 }
-
-/** Turns anything thrown into an Error, keeping the original as `cause`. */
-export function toError(thrown: unknown): Error {
-  if (thrown instanceof Error) return thrown;
-  return new Error(typeof thrown === "string" ? thrown : JSON.stringify(thrown), { cause: thrown });
-}

@@ -1,0 +1,4 @@
+/** Dead letters: messages the broker dead-lettered, kept in PostgreSQL for operators (`deadLetters` query). */
+export { DeadLetter } from "./dead-letter.entity.js";
+export { DeadLetterResolver } from "./dead-letter.resolver.js";
+export { listDeadLetters, storeDeadLetter, type DeadLetterData } from "./dead-letter.service.js";

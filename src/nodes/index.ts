@@ -1,0 +1,6 @@
+/** The nodes domain: registration, admin state, heartbeats and the sweep of silent nodes. */
+export { nodeRowToSnapshot, nodeSnapshot, recordHeartbeats } from "./heartbeat.js";
+export { Connectivity, Node, NodeAdminState } from "./node.entity.js";
+export { NodeResolver, RunNodeResolver } from "./node.resolver.js";
+export { getNode, listNodes, registerNode, setNodeAdminState, validateLabels, validateNodeId } from "./node.service.js";
+export { createNodeSweeper, type SweeperOptions } from "./sweeper.js";

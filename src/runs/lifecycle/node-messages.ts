@@ -1,0 +1,92 @@
+/** Writes outgoing node messages into the outbox, in the caller's transaction; built by the wire contract. */
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { runCancelMessage, runDispatchMessage, type OutgoingNodeMessage } from "../../messaging/contracts.js";
+import { json, query } from "../../db/sql.js";
+import type { ChangeSet } from "../../kernel/index.js";
+
+interface DispatchRow {
+  id: string;
+  attempt: number;
+  node_id: string;
+  workflow_id: string;
+  task_id: string;
+  tool_name: string;
+  tool_version: string;
+  launcher: string;
+  image: string | null;
+  argv: string[];
+  env: Record<string, string>;
+  timeout_seconds: number | null;
+  result_file: string | null;
+  outputs: string[];
+  upstream: { taskKey: string; nodeId: string; runId: string; result: unknown }[];
+}
+
+/**
+ * Queues one `run.dispatch` message per run, from the run, its task, its tool and the results of
+ * its upstream tasks' successful runs (one read and one insert whatever the number of runs), in
+ * priority order.
+ */
+export async function enqueueDispatch(em: EntityManager, runIds: string[], changes: ChangeSet): Promise<void> {
+  if (runIds.length === 0) return;
+  const rows = await query<DispatchRow>(
+    em,
+    `select r.id, r.attempt, r.node_id, r.workflow_id, r.task_id, tl.name as tool_name, tl.version as tool_version,
+       tl.launcher, tl.image, r.argv, r.env, r.timeout_seconds, tl.result_file, tl.outputs,
+       coalesce((
+         select jsonb_agg(jsonb_build_object('taskKey', ut.key, 'nodeId', ur.node_id, 'runId', ur.id, 'result', ur.result) order by ut.key, ur.node_id)
+         from task ut join run ur on ur.task_id = ut.id
+         where ut.id in (select value::uuid from jsonb_array_elements_text(t.depends_on_ids))
+           and ur.state = 'SUCCEEDED'
+           and ur.attempt = (select max(x.attempt) from run x where x.task_id = ur.task_id and x.node_id = ur.node_id)
+       ), '[]'::jsonb) as upstream
+     from run r join task t on t.id = r.task_id join tool tl on tl.id = t.tool_id
+     where r.id in (select value::uuid from jsonb_array_elements_text(?::jsonb))
+     order by t.priority desc, r.created_at, r.id`,
+    [json(runIds)],
+  );
+  const messages = rows.map((r) =>
+    runDispatchMessage({
+      runId: r.id,
+      attempt: r.attempt,
+      nodeId: r.node_id,
+      workflowId: r.workflow_id,
+      taskId: r.task_id,
+      tool: { name: r.tool_name, version: r.tool_version },
+      launcher: r.launcher,
+      image: r.image,
+      argv: r.argv,
+      env: r.env,
+      timeoutSeconds: r.timeout_seconds,
+      resultFile: r.result_file,
+      outputs: r.outputs,
+      upstream: r.upstream,
+    }),
+  );
+  await insertOutbox(em, messages, changes);
+}
+
+/** Queues a `run.cancel` control message for each (run, attempt) on its node. */
+export async function enqueueCancel(
+  em: EntityManager,
+  runs: { id: string; attempt: number; nodeId: string }[],
+  reason: string,
+  changes: ChangeSet,
+): Promise<void> {
+  const messages = runs.map((r) => runCancelMessage({ runId: r.id, attempt: r.attempt, nodeId: r.nodeId, reason }));
+  await insertOutbox(em, messages, changes);
+}
+
+/** Inserts the messages in their order (the relay publishes by outbox id). */
+async function insertOutbox(em: EntityManager, messages: OutgoingNodeMessage[], changes: ChangeSet): Promise<void> {
+  if (messages.length === 0) return;
+  await query(
+    em,
+    `insert into outbox (message_id, exchange, routing_key, payload, created_at, attempts)
+     select gen_random_uuid(), m.value->>'exchange', m.value->>'routingKey', m.value->'payload', now(), 0
+     from jsonb_array_elements(?::jsonb) with ordinality as m(value, i)
+     order by m.i`,
+    [json(messages)],
+  );
+  changes.outboxWritten = true;
+}

@@ -1,0 +1,140 @@
+/**
+ * Everything the orchestrator sends across a process boundary is what the wire contract says:
+ * every outbox row a real workflow produces (dispatches with upstream results, cancels, the stops
+ * of a disabled node) parses with the node-message schema and carries the contract's routing, and
+ * every live message between instances parses with the live-message schema.
+ */
+import amqp from "amqplib";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import {
+  dispatchRoutingKey,
+  EXCHANGES,
+  liveMessageSchema,
+  nodeMessageSchema,
+  nodeOfDispatchRoutingKey,
+  parseMessage,
+  type LiveMessage,
+} from "../../src/messaging/contracts.js";
+import { createLiveEvents } from "../../src/live/live-events.js";
+import { createPubSub } from "../../src/live/pubsub.js";
+import { topics } from "../../src/live/topics.js";
+import { createTestEnv, type TestEnv } from "../support/env.js";
+import { gqlOk } from "../support/graphql.js";
+import { getWorkflow, registerNodeScriptTool, SUBMIT, TERMINAL } from "../support/fixtures.js";
+import { waitUntil } from "../support/wait.js";
+
+const test = suite("the wire contract");
+let env: TestEnv;
+let connection: amqp.ChannelModel;
+const live: unknown[] = [];
+
+test.before(async () => {
+  env = await createTestEnv();
+  await env.registerNodes(["site-a", "site-b"]);
+  await env.startAgent("site-a");
+  connection = await amqp.connect(env.vhost.url);
+  const channel = await connection.createChannel();
+  const { queue } = await channel.assertQueue("", { exclusive: true });
+  await channel.bindQueue(queue, EXCHANGES.live, "");
+  await channel.consume(queue, (message) => message && live.push(JSON.parse(message.content.toString("utf8"))), { noAck: true });
+});
+
+test.after(async () => {
+  await connection?.close().catch(() => undefined);
+  await env?.dispose();
+});
+
+async function waitForWorkflow(id: string, state: string): Promise<void> {
+  await waitUntil(async () => (await getWorkflow(env.orchestrator.url, id)).state === state || undefined, 30_000, `workflow ${id} to be ${state}`);
+}
+
+test("every outbox payload of a real workflow parses with the contract and carries its routing", async () => {
+  const url = env.orchestrator.url;
+  const producer = await registerNodeScriptTool(url, "producer", "require('fs').writeFileSync('result.json', JSON.stringify({ n: 7 })); console.log('made 7')", { resultFile: "result.json" });
+  const consumer = await registerNodeScriptTool(url, "consumer", "console.log(require('fs').readFileSync('fem-inputs.json', 'utf8'))");
+  const sleeper = await registerNodeScriptTool(url, "sleeper", "console.log('sleeping'); setTimeout(() => {}, 60000)");
+
+  const graph = await gqlOk(url, SUBMIT, {
+    input: { tasks: [{ key: "make", tool: producer, nodes: ["site-a"] }, { key: "use", tool: consumer, nodes: ["site-a"], dependsOn: ["make"] }] },
+  });
+  await waitForWorkflow(graph.submitWorkflow.id, "SUCCEEDED");
+
+  const long = await gqlOk(url, SUBMIT, { input: { tasks: [{ key: "sleep", tool: sleeper, nodes: ["site-a"] }] } });
+  await waitUntil(async () => (await getWorkflow(url, long.submitWorkflow.id)).state === "RUNNING" || undefined, 30_000, "the sleeper to run");
+  await gqlOk(url, `mutation($id: ID!) { cancelWorkflow(id: $id) { id } }`, { id: long.submitWorkflow.id });
+  await waitForWorkflow(long.submitWorkflow.id, "CANCELLED");
+
+  // site-b has no agent: its run waits in its queue until the node is disabled, which stops it.
+  const stranded = await gqlOk(url, SUBMIT, { input: { tasks: [{ key: "away", tool: sleeper, nodes: ["site-b"] }] } });
+  await waitUntil(async () => (await env.sql(`select 1 from run where node_id = 'site-b' and dispatched_at is not null`)).length > 0 || undefined, 10_000, "the site-b dispatch");
+  await gqlOk(url, `mutation { setNodeAdminState(id: "site-b", state: DISABLED) { id } }`);
+  await waitUntil(async () => TERMINAL.includes((await getWorkflow(url, stranded.submitWorkflow.id)).state) || undefined, 10_000, "the stranded workflow to end");
+
+  const rows = await env.sql<{ exchange: string; routing_key: string; payload: unknown }>(`select exchange, routing_key, payload from outbox order by id`);
+  const problems: string[] = [];
+  const types = new Map<string, number>();
+  let withUpstream = 0;
+  for (const row of rows) {
+    const parsed = parseMessage(nodeMessageSchema, row.payload);
+    if (!parsed.ok) {
+      problems.push(`${row.routing_key}: ${parsed.error}`);
+      continue;
+    }
+    const message = parsed.value;
+    types.set(message.type, (types.get(message.type) ?? 0) + 1);
+    const expected = dispatchRoutingKey(message.nodeId, message.type === "run.dispatch" ? "run" : "control");
+    if (row.exchange !== EXCHANGES.dispatch) problems.push(`${message.type} published to ${row.exchange}`);
+    if (row.routing_key !== expected) problems.push(`${message.type} routed ${row.routing_key}, contract says ${expected}`);
+    if (nodeOfDispatchRoutingKey(row.routing_key) !== message.nodeId) problems.push(`${row.routing_key} does not name node ${message.nodeId}`);
+    if (message.type === "run.dispatch" && message.upstream.length > 0) withUpstream += 1;
+  }
+  assert.equal(problems, [], problems.join("\n"));
+  assert.ok((types.get("run.dispatch") ?? 0) >= 4, `dispatches: ${types.get("run.dispatch")}`);
+  assert.ok((types.get("run.cancel") ?? 0) >= 2, `cancels: ${types.get("run.cancel")} (a user cancel and a disabled node)`);
+  assert.is(withUpstream, 1, "the dependent run carries its upstream result");
+});
+
+test("every live message between instances parses with the contract", async () => {
+  await waitUntil(() => live.length > 0 || undefined, 5_000, "live messages");
+  const problems: string[] = [];
+  const seen = { nodes: 0, runs: 0, tasks: 0, workflows: 0, logs: 0 };
+  for (const content of live) {
+    const parsed = parseMessage(liveMessageSchema, content);
+    if (!parsed.ok) {
+      problems.push(parsed.error);
+      continue;
+    }
+    for (const key of Object.keys(seen) as (keyof typeof seen)[]) seen[key] += parsed.value[key].length;
+  }
+  assert.equal(problems, [], problems.join("\n"));
+  for (const [key, count] of Object.entries(seen)) assert.ok(count > 0, `no live message carried ${key}`);
+});
+
+test("a live message that breaks the contract is dropped; a valid one from another instance is delivered", async () => {
+  const pubsub = createPubSub(100);
+  const events = createLiveEvents("instance-a", pubsub, null);
+  const delivered: unknown[] = [];
+  const stop = pubsub.listen(topics.workflow("0b0e3c4c-0000-4000-8000-000000000001"), (payload) => delivered.push(payload));
+  const valid: LiveMessage = {
+    v: 1,
+    origin: "instance-b",
+    at: new Date().toISOString(),
+    nodes: [],
+    runs: [],
+    tasks: [],
+    workflows: [{ id: "0b0e3c4c-0000-4000-8000-000000000001", state: "RUNNING" }],
+    logs: [],
+  };
+  events.receive({ ...valid, workflows: [{ id: "0b0e3c4c-0000-4000-8000-000000000001", state: "EXPLODED" }] });
+  events.receive({ ...valid, v: 2 });
+  events.receive("not even an object");
+  assert.is(delivered.length, 0, "invalid messages deliver nothing");
+  events.receive({ ...valid, origin: "instance-a" });
+  assert.is(delivered.length, 0, "an instance ignores its own messages");
+  events.receive(valid);
+  assert.is(delivered.length, 1);
+  stop();
+});
+
+test.run();
