@@ -51,8 +51,5 @@ export class UnavailableError extends AppError {
   }
 }
 
-/** Turns anything thrown into an Error, keeping the original as `cause`. */
-export function toError(thrown: unknown): Error {
-  if (thrown instanceof Error) return thrown;
-  return new Error(typeof thrown === "string" ? thrown : JSON.stringify(thrown), { cause: thrown });
-}
+/** @deprecated Import `toError` from `shared/index.js`; this re-export stays until every importer has switched. */
+export { toError } from "./shared/index.js";

@@ -2,7 +2,7 @@
  * A background loop that runs one pass at a time: again at once when a pass says more work is
  * waiting or someone woke it, otherwise after `intervalMs`; with exponential backoff on failure.
  */
-import { toError } from "./errors.js";
+import { toError } from "./shared/index.js";
 import type { Logger } from "./logger.js";
 
 export interface Loop {

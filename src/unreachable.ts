@@ -1,5 +1,5 @@
 /** One-line, actionable errors for when PostgreSQL or RabbitMQ cannot be reached. */
-import { maskUrl } from "./messaging/topology.js";
+import { maskUrl } from "./shared/index.js";
 
 /** A required service is unreachable; `message` is one line telling how to start it. */
 export class ServiceUnreachableError extends Error {

@@ -5,8 +5,8 @@
  */
 import rascal from "rascal";
 import { dispatchRoutingKey, durableQueueOptions, EXCHANGES, nodeQueueNames } from "./contracts.js";
-import { maskUrl, orchestratorTopology, PUBLICATIONS, SUBSCRIPTIONS, type TopologyOptions } from "./topology.js";
-import { toError } from "../errors.js";
+import { maskUrl, toError } from "../shared/index.js";
+import { orchestratorTopology, PUBLICATIONS, SUBSCRIPTIONS, type TopologyOptions } from "./topology.js";
 import type { Logger } from "../logger.js";
 
 /** Settles a consumed message: ack, retry later (requeue) or dead-letter. */

@@ -7,7 +7,7 @@
  */
 import amqp, { type ChannelModel, type ConfirmChannel } from "amqplib";
 import { dispatchRoutingKey, durableQueueOptions, EXCHANGES, nodeQueueNames } from "./contracts.js";
-import { toError } from "../errors.js";
+import { toError } from "../shared/index.js";
 import type { Logger } from "../logger.js";
 
 export interface OutgoingMessage {

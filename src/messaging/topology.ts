@@ -1,4 +1,5 @@
 /** The orchestrator's whole RabbitMQ topology as one rascal configuration. */
+import { BROKER_RETRY, vhostOf } from "../shared/index.js";
 import { durableQueueOptions, EXCHANGE_TYPES, EXCHANGES, QUEUES } from "./contracts.js";
 
 export interface TopologyOptions {
@@ -6,23 +7,6 @@ export interface TopologyOptions {
   instanceId: string;
   /** Node events handled at once. */
   ingestPrefetch: number;
-}
-
-/** The vhost named by an AMQP URL's path ("/" when it has none). */
-export function vhostOf(amqpUrl: string): string {
-  const path = decodeURIComponent(new URL(amqpUrl).pathname.replace(/^\//, ""));
-  return path === "" ? "/" : path;
-}
-
-/** Hides the password of a URL for messages. */
-export function maskUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "(unparseable URL)";
-  }
 }
 
 export function liveQueueName(instanceId: string): string {
@@ -45,7 +29,7 @@ export function orchestratorTopology(options: TopologyOptions): Record<string, u
         connection: {
           url: options.amqpUrl,
           socketOptions: { noDelay: true, timeout: 10_000 },
-          retry: { min: 500, max: 5_000, factor: 2, strategy: "exponential" },
+          retry: BROKER_RETRY,
         },
         publicationChannelPools: { confirmPool: { max: 50 } },
         exchanges: {
@@ -77,7 +61,7 @@ export function orchestratorTopology(options: TopologyOptions): Record<string, u
             prefetch: options.ingestPrefetch,
             closeTimeout: 5_000,
             contentType: "application/json",
-            retry: { min: 500, max: 5_000, factor: 2, strategy: "exponential" },
+            retry: BROKER_RETRY,
           },
           [SUBSCRIPTIONS.deadLetters]: {
             queue: QUEUES.deadLetters,
@@ -85,7 +69,7 @@ export function orchestratorTopology(options: TopologyOptions): Record<string, u
             closeTimeout: 2_000,
             // Dead letters may not be JSON at all: take every body as text.
             contentType: "text/plain",
-            retry: { min: 500, max: 5_000, factor: 2, strategy: "exponential" },
+            retry: BROKER_RETRY,
           },
           [SUBSCRIPTIONS.live]: {
             queue: liveQueue,
@@ -93,7 +77,7 @@ export function orchestratorTopology(options: TopologyOptions): Record<string, u
             closeTimeout: 2_000,
             contentType: "application/json",
             options: { noAck: true },
-            retry: { min: 500, max: 5_000, factor: 2, strategy: "exponential" },
+            retry: BROKER_RETRY,
           },
         },
       },
