@@ -3,6 +3,7 @@
  */
 import path from "node:path";
 import { NODE_ID_PATTERN } from "../messaging/contracts.js";
+import { maskUrl } from "../shared/index.js";
 
 /** Launchers this agent build can run work with. */
 export const IMPLEMENTED_LAUNCHERS = ["process"] as const;
@@ -129,17 +130,6 @@ export function parseAgentConfig(env: Readonly<Record<string, string | undefined
     executableSearchPath: (env.PATH ?? "").split(path.delimiter).filter((dir) => dir !== ""),
   };
   return problems.length > 0 ? { ok: false, problems } : { ok: true, config };
-}
-
-/** The URL with its password replaced by `***`, for messages. */
-export function maskUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== "") parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return url.replace(/:[^:@/]*@/, ":***@");
-  }
 }
 
 function parseFlags(argv: readonly string[], problems: string[]): Map<string, string> {

@@ -3,10 +3,11 @@
  * capacity (a delivery waits un-acked for a free slot), acceptance (journal, then ack) and cancels.
  */
 import { nodeMessageSchema, parseMessage, type RunCancel, type RunDispatch, type RunStateEvent } from "../messaging/contracts.js";
+import { isToolAllowed, toError, withTimeout } from "../shared/index.js";
 import type { Delivery, SubscriptionName } from "./broker.js";
 import { stateEvent, zeroUsage, type RunRef } from "./events.js";
 import type { Journal, RunRecord } from "./journal.js";
-import { toError, type AgentLogger } from "./log.js";
+import type { AgentLogger } from "./log.js";
 import type { Outbox } from "./outbox.js";
 import type { ActiveRun } from "./run.js";
 
@@ -106,7 +107,7 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
   function handleDispatch(dispatch: RunDispatch, delivery: Delivery): void {
     const record = journal.get(dispatch.runId, dispatch.attempt);
     if (record) return void resolveKnown(record, dispatch, delivery);
-    if (!toolAllowed(dispatch.tool)) {
+    if (!isToolAllowed(settings.allowedTools, dispatch.tool)) {
       const tool = `${dispatch.tool.name}@${dispatch.tool.version}`;
       const message = `tool ${tool} is not allowed on node ${settings.nodeId} (FEM_ALLOWED_TOOLS)`;
       log.warn(`${tagOf(dispatch)}: ${message}`);
@@ -119,11 +120,6 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
     }
     if (slots.size < settings.capacity) void accept(dispatch, delivery);
     else waiting.push({ dispatch, delivery });
-  }
-
-  function toolAllowed(tool: RunDispatch["tool"]): boolean {
-    if (settings.allowedTools.length === 0) return true;
-    return settings.allowedTools.some((entry) => entry === tool.name || entry === `${tool.name}@${tool.version}`);
   }
 
   async function resolveKnown(record: RunRecord, dispatch: RunDispatch, delivery: Delivery): Promise<void> {
@@ -217,13 +213,11 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
     },
     waitIdle(timeoutMs) {
       if (slots.size === 0) return Promise.resolve(true);
-      return new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), timeoutMs);
-        idleWaiters.push(() => {
-          clearTimeout(timer);
-          resolve(true);
-        });
-      });
+      const idle = new Promise<void>((resolve) => idleWaiters.push(resolve));
+      return withTimeout(idle, timeoutMs, "runs still active").then(
+        () => true,
+        () => false,
+      );
     },
     cancelAll(reason, handBack = false) {
       for (const slot of slots.values()) {

@@ -6,7 +6,8 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import type { RunStateEvent } from "../messaging/contracts.js";
-import { errorCode, toError, type AgentLogger } from "./log.js";
+import { errorCode, toError } from "../shared/index.js";
+import type { AgentLogger } from "./log.js";
 
 export type JournalEntry =
   | { event: "accepted"; runId: string; attempt: number; at: string }

@@ -3,10 +3,11 @@
  * are killed and reported NODE_LOST (never executed again); terminal states it could not get
  * confirmed are sent again.
  */
+import { toError } from "../shared/index.js";
 import { stateEvent, zeroUsage } from "./events.js";
 import type { Journal, RunRecord } from "./journal.js";
 import { killProcessGroup } from "./launcher.js";
-import { toError, type AgentLogger } from "./log.js";
+import type { AgentLogger } from "./log.js";
 import type { Outbox } from "./outbox.js";
 import { readStartTicks } from "./usage.js";
 
