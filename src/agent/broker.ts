@@ -17,8 +17,8 @@ import type { AgentLogger } from "./log.js";
 
 export type SubscriptionName = "runs" | "control";
 
-/** One delivered message; exactly one of its settle methods should be called. */
-export interface Delivery {
+/** One delivered node message (a dispatch or a cancel); exactly one of its settle methods should be called. */
+export interface NodeMessageDelivery {
   content: unknown;
   redelivered: boolean;
   ack(): Promise<void>;
@@ -32,7 +32,7 @@ export interface AgentBroker {
   /** Resolves once the broker confirmed the event; rejects on error, timeout or lost connection. */
   publish(event: NodeEvent, target: { routingKey: string; messageId: string }): Promise<void>;
   /** Starts consuming; resolves when the consumer is registered (bounded by the connect timeout). */
-  consume(name: SubscriptionName, onDelivery: (delivery: Delivery) => void): Promise<void>;
+  consume(name: SubscriptionName, onDelivery: (delivery: NodeMessageDelivery) => void): Promise<void>;
   /** Stops consuming from one subscription; never throws. */
   cancel(name: SubscriptionName): Promise<void>;
   stop(): Promise<void>;
@@ -158,7 +158,7 @@ export async function connectAgentBroker(settings: AgentBrokerSettings, deps: { 
     });
   }
 
-  async function consume(name: SubscriptionName, onDelivery: (delivery: Delivery) => void): Promise<void> {
+  async function consume(name: SubscriptionName, onDelivery: (delivery: NodeMessageDelivery) => void): Promise<void> {
     const session = await broker.subscribe(name);
     sessions.set(name, session);
     session.on("error", (err: unknown) => log.warn(`subscription ${name}: ${toError(err).message}`));
@@ -230,7 +230,7 @@ function connectErrorCode(err: Error): string {
   return typeof amqpCode === "number" ? String(amqpCode) : "UNKNOWN";
 }
 
-function toDelivery(message: RascalMessage, content: unknown, ackOrNack: AckOrNack): Delivery {
+function toDelivery(message: RascalMessage, content: unknown, ackOrNack: AckOrNack): NodeMessageDelivery {
   const settle = (err: Error | undefined, recovery: Record<string, unknown> | undefined) =>
     new Promise<void>((resolve, reject) => {
       const done = (failure?: unknown) => (failure ? reject(toError(failure)) : resolve());

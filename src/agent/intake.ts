@@ -4,9 +4,9 @@
  */
 import { nodeMessageSchema, parseMessage, type RunCancel, type RunDispatch, type RunStateEvent } from "../messaging/contracts.js";
 import { isToolAllowed, toError, withTimeout } from "../shared/index.js";
-import type { Delivery, SubscriptionName } from "./broker.js";
+import type { NodeMessageDelivery, SubscriptionName } from "./broker.js";
 import { stateEvent, zeroUsage, type RunRef } from "./events.js";
-import type { Journal, RunRecord } from "./journal.js";
+import type { Journal, JournalRecord } from "./journal.js";
 import type { AgentLogger } from "./log.js";
 import type { Outbox } from "./outbox.js";
 import type { ActiveRun } from "./run.js";
@@ -28,7 +28,7 @@ export interface IntakeDeps {
 }
 
 export interface Intake {
-  onDelivery(source: SubscriptionName, delivery: Delivery): void;
+  onDelivery(source: SubscriptionName, delivery: NodeMessageDelivery): void;
   activeRuns(): RunRef[];
   activeCount(): number;
   /** Stops taking work: deliveries waiting for a slot, and any later one, are held un-acked. */
@@ -52,7 +52,7 @@ interface Slot {
 
 interface Waiting {
   dispatch: RunDispatch;
-  delivery: Delivery;
+  delivery: NodeMessageDelivery;
 }
 
 /** Delay before a delivery whose acceptance could not be journaled goes back to the queue. */
@@ -65,22 +65,22 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
   let idleWaiters: (() => void)[] = [];
   let closed = false;
   let requeueAtOnce = false;
-  const parked: Delivery[] = [];
+  const parked: NodeMessageDelivery[] = [];
 
   const keyOf = (ref: RunRef) => `${ref.runId}:${ref.attempt}`;
   const tagOf = (ref: RunRef) => `run ${ref.runId}#${ref.attempt}`;
 
-  function settle(delivery: Delivery, how: "ack" | "requeue", what: string): Promise<void> {
+  function settle(delivery: NodeMessageDelivery, how: "ack" | "requeue", what: string): Promise<void> {
     const action = how === "ack" ? delivery.ack() : delivery.requeue();
     return action.catch((err: unknown) => log.warn(`cannot ${how} ${what}: ${toError(err).message} (the broker will redeliver it)`));
   }
 
-  function deadLetter(delivery: Delivery, reason: string): void {
+  function deadLetter(delivery: NodeMessageDelivery, reason: string): void {
     log.warn(`dead-lettering a message: ${reason}`);
     delivery.deadLetter(reason).catch((err: unknown) => log.warn(`cannot dead-letter: ${toError(err).message}`));
   }
 
-  function onDelivery(source: SubscriptionName, delivery: Delivery): void {
+  function onDelivery(source: SubscriptionName, delivery: NodeMessageDelivery): void {
     if (closed) {
       if (requeueAtOnce) void settle(delivery, "requeue", "a message delivered during shutdown");
       else parked.push(delivery);
@@ -104,7 +104,7 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
     handleDispatch(message, delivery);
   }
 
-  function handleDispatch(dispatch: RunDispatch, delivery: Delivery): void {
+  function handleDispatch(dispatch: RunDispatch, delivery: NodeMessageDelivery): void {
     const record = journal.get(dispatch.runId, dispatch.attempt);
     if (record) return void resolveKnown(record, dispatch, delivery);
     if (!isToolAllowed(settings.allowedTools, dispatch.tool)) {
@@ -122,7 +122,7 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
     else waiting.push({ dispatch, delivery });
   }
 
-  async function resolveKnown(record: RunRecord, dispatch: RunDispatch, delivery: Delivery): Promise<void> {
+  async function resolveKnown(record: JournalRecord, dispatch: RunDispatch, delivery: NodeMessageDelivery): Promise<void> {
     const cancelledBeforeDispatch = record.cancelReason !== null && !record.accepted && record.terminal === null && !record.reported;
     if (cancelledBeforeDispatch) {
       const terminal = stateEvent(settings.nodeId, dispatch, "CANCELLED", { exitCode: null, message: record.cancelReason, usage: zeroUsage() });
@@ -132,7 +132,7 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
     await settle(delivery, "ack", `duplicate of ${tagOf(dispatch)}`);
   }
 
-  async function reportWithoutRunning(ref: RunRef, delivery: Delivery, terminal: RunStateEvent): Promise<void> {
+  async function reportWithoutRunning(ref: RunRef, delivery: NodeMessageDelivery, terminal: RunStateEvent): Promise<void> {
     try {
       await journal.append({ event: "finished", ...ref, at: terminal.at, terminal });
     } catch (err) {
@@ -146,7 +146,7 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
     });
   }
 
-  async function accept(dispatch: RunDispatch, delivery: Delivery): Promise<void> {
+  async function accept(dispatch: RunDispatch, delivery: NodeMessageDelivery): Promise<void> {
     const key = keyOf(dispatch);
     const slot: Slot = { ref: { runId: dispatch.runId, attempt: dispatch.attempt }, run: null, pendingCancel: null };
     slots.set(key, slot);

@@ -5,7 +5,7 @@
  */
 import { toError } from "../shared/index.js";
 import { stateEvent, zeroUsage } from "./events.js";
-import type { Journal, RunRecord } from "./journal.js";
+import type { Journal, JournalRecord } from "./journal.js";
 import { killProcessGroup } from "./launcher.js";
 import type { AgentLogger } from "./log.js";
 import type { Outbox } from "./outbox.js";
@@ -39,7 +39,7 @@ export async function recoverPreviousRuns(journal: Journal, outbox: Outbox, sett
 }
 
 /** SIGKILLs the run's process group unless its leader's pid now belongs to another process. */
-function killLeftoverGroup(record: RunRecord, log: AgentLogger): boolean {
+function killLeftoverGroup(record: JournalRecord, log: AgentLogger): boolean {
   if (record.pid === null) return false;
   const current = readStartTicks(record.pid);
   // A live leader with another start time means the pid was reused; then the old group is gone,

@@ -9,8 +9,8 @@ import { maskUrl, toError } from "../shared/index.js";
 import { orchestratorTopology, PUBLICATIONS, SUBSCRIPTIONS, type TopologyOptions } from "./topology.js";
 import type { Logger } from "../logger.js";
 
-/** Settles a consumed message: ack, retry later (requeue) or dead-letter. */
-export interface Delivery {
+/** A consumed node event, settled once: ack, retry later (requeue) or dead-letter. */
+export interface NodeEventDelivery {
   content: unknown;
   messageId: string | undefined;
   routingKey: string;
@@ -18,6 +18,9 @@ export interface Delivery {
   retry(error: Error): void;
   deadLetter(error: Error): void;
 }
+
+/** @deprecated The old name of `NodeEventDelivery`, kept until `runs/ingestion.ts` switches. */
+export type Delivery = NodeEventDelivery;
 
 export interface DeadLetterDelivery {
   routingKey: string;
@@ -31,7 +34,7 @@ export interface DeadLetterDelivery {
 export interface Broker {
   /** Best-effort, unconfirmed publish to the live-events fanout. */
   publishLive(payload: unknown): void;
-  consumeNodeEvents(handler: (delivery: Delivery) => void): Promise<void>;
+  consumeNodeEvents(handler: (delivery: NodeEventDelivery) => void): Promise<void>;
   consumeLive(handler: (payload: unknown) => void): Promise<void>;
   consumeDeadLetters(handler: (letter: DeadLetterDelivery) => void): Promise<void>;
   /** Stops consuming (node events and dead letters first); publishing still works. */
