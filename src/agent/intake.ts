@@ -9,6 +9,7 @@ import { stateEvent, zeroUsage, type RunRef } from "./events.js";
 import type { Journal, JournalRecord } from "./journal.js";
 import type { AgentLogger } from "./log.js";
 import type { Outbox } from "./outbox.js";
+import { reportTerminal } from "./report.js";
 import type { ActiveRun } from "./run.js";
 
 export interface IntakeSettings {
@@ -141,9 +142,7 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
       return;
     }
     await settle(delivery, "ack", tagOf(ref));
-    void outbox.send(terminal).then((sent) => {
-      if (sent) journal.append({ event: "reported", ...ref, at: new Date().toISOString() }).catch(() => undefined);
-    });
+    void reportTerminal(terminal, { outbox, journal });
   }
 
   async function accept(dispatch: RunDispatch, delivery: NodeMessageDelivery): Promise<void> {

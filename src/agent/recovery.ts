@@ -9,6 +9,7 @@ import type { Journal, JournalRecord } from "./journal.js";
 import { killProcessGroup } from "./launcher.js";
 import type { AgentLogger } from "./log.js";
 import type { Outbox } from "./outbox.js";
+import { reportTerminal } from "./report.js";
 import { readStartTicks } from "./usage.js";
 
 /** Handles every unfinished or unreported run of the journal; resolves once they are journaled and queued. */
@@ -31,9 +32,7 @@ export async function recoverPreviousRuns(journal: Journal, outbox: Outbox, sett
       await journal.append({ event: "finished", ...ref, at: terminal.at, terminal });
     }
     recovered += 1;
-    void outbox.send(terminal).then((sent) => {
-      if (sent) journal.append({ event: "reported", ...ref, at: new Date().toISOString() }).catch(() => undefined);
-    });
+    void reportTerminal(terminal, { outbox, journal });
   }
   return recovered;
 }

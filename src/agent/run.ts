@@ -12,6 +12,7 @@ import { killProcessGroup, launchProcess, type LaunchedProcess, type ProcessExit
 import { createLogBatcher, type LogBatcher } from "./log-batcher.js";
 import type { AgentLogger } from "./log.js";
 import type { Outbox } from "./outbox.js";
+import { reportTerminal } from "./report.js";
 import { measureOutputBytes, prepareRunDir, readResultFile, writeInputsFile } from "./sandbox.js";
 import { readStartTicks, type ProcessTreeSampler } from "./usage.js";
 
@@ -201,9 +202,7 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     } catch (err) {
       deps.log.error(`${tag}: ${toError(err).message}`);
     }
-    void deps.outbox.send(terminal).then((sent) => {
-      if (sent) deps.journal.append({ event: "reported", ...ref, at: new Date().toISOString() }).catch(() => undefined);
-    });
+    void reportTerminal(terminal, deps);
   }
 
   const done = execute()
