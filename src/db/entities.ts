@@ -1,4 +1,4 @@
-/** Every entity class, listed explicitly (no globs: see STACK.md). */
+/** Every entity class, listed explicitly: discovery by a folder glob would depend on whether the code runs from src/ or from dist/. */
 import { LogLine } from "../logs/log-line.entity.js";
 import { OutboxMessage } from "../messaging/outbox.entity.js";
 import { Node } from "../nodes/node.entity.js";

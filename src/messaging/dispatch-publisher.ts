@@ -1,9 +1,9 @@
 /**
- * Publishes outbox batches on one confirm channel: the whole batch is
- * written, then confirms are awaited together (a window as wide as the batch), which rascal's
- * pool of confirm channels cannot match (STACK.md: ~4,000 vs ~8,500+ msg/s). Also declares
- * per-node queues on the same connection. The connection is opened lazily and again after a
- * failure; every wait is bounded.
+ * Publishes outbox batches on one confirm channel: the whole batch is written, then confirms are
+ * awaited together (a window as wide as the batch). Rascal's pool of confirm channels cannot match
+ * that: on 2 cores over loopback it reached about 4,000 msg/s, raw amqplib with a window of confirms
+ * about 8,500. Also declares per-node queues on the same connection. The connection is opened
+ * lazily and again after a failure; every wait is bounded.
  */
 import amqp, { type ChannelModel, type ConfirmChannel } from "amqplib";
 import { dispatchRoutingKey, durableQueueOptions, EXCHANGES, nodeQueueNames } from "./contracts.js";
