@@ -7,7 +7,7 @@
  */
 import amqp, { type ChannelModel, type ConfirmChannel } from "amqplib";
 import { dispatchRoutingKey, durableQueueOptions, EXCHANGES, nodeQueueNames } from "./contracts.js";
-import { toError } from "../shared/index.js";
+import { TimeoutError, toError, withTimeout } from "../shared/index.js";
 import type { Logger } from "../logger.js";
 
 export interface OutgoingMessage {
@@ -95,16 +95,17 @@ export function createDispatchPublisher(options: DispatchPublisherOptions, logge
             }
           }),
       );
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), options.publishTimeoutMs)));
-      const outcome = await Promise.race([Promise.all(settled), timedOut]);
-      clearTimeout(timer);
-      if (outcome !== "timeout") return outcome;
+      const confirmed = Promise.all(settled);
+      try {
+        return await withTimeout(confirmed, options.publishTimeoutMs, "no confirms in time");
+      } catch (err) {
+        if (!(err instanceof TimeoutError)) throw err;
+      }
       // No confirm in time: drop the connection (pending callbacks then fail) so a retry, with the
       // same message ids, starts clean. A message the broker did take is a harmless duplicate.
       logger.warn("broker did not confirm a dispatch batch in time; reconnecting", { messages: messages.length, timeoutMs: options.publishTimeoutMs });
       await abandon(l);
-      return Promise.all(settled);
+      return confirmed;
     },
 
     async ensureNodeQueues(nodeId) {
