@@ -18,6 +18,7 @@ import { demoDatabaseUrl, inheritedPath, loadConfig } from "../src/config.js";
 import { rabbitmqUnreachable, ServiceUnreachableError } from "../src/unreachable.js";
 import { createLogger } from "../src/logger.js";
 import { nodeQueueNames } from "../src/messaging/contracts.js";
+import { withTimeout } from "../src/shared/index.js";
 import { resetDatabase } from "./demo-support.js";
 
 const NODES = [
@@ -194,10 +195,7 @@ async function main(): Promise<number> {
       );
     }
     // The workflow may have finished before the subscription started: check the stored state too.
-    const state = await Promise.race([
-      finished,
-      new Promise<string>((_, reject) => setTimeout(() => reject(new Error(`workflow did not finish within ${WORKFLOW_TIMEOUT_MS / 1000} s`)), WORKFLOW_TIMEOUT_MS)),
-    ]);
+    const state = await withTimeout(finished, WORKFLOW_TIMEOUT_MS, `workflow did not finish within ${WORKFLOW_TIMEOUT_MS / 1000} s`);
     await new Promise((r) => setTimeout(r, 300));
     const result = await gql(url, `query($id: ID!) { workflow(id: $id) { state tasks { runs { node { id } state exitCode result usage { wallMs cpuUserMs cpuSystemMs peakRssBytes logBytes } } } } }`, { id: workflowId });
     say("\nrun usage:");

@@ -12,13 +12,13 @@ import {
   nodeQueueNames,
   type NodeEvent,
 } from "../messaging/contracts.js";
-import { maskUrl } from "./config.js";
-import { toError, type AgentLogger } from "./log.js";
+import { BROKER_RETRY, errorCode, maskUrl, TimeoutError, toError, vhostOf, withTimeout } from "../shared/index.js";
+import type { AgentLogger } from "./log.js";
 
 export type SubscriptionName = "runs" | "control";
 
-/** One delivered message; exactly one of its settle methods should be called. */
-export interface Delivery {
+/** One delivered node message (a dispatch or a cancel); exactly one of its settle methods should be called. */
+export interface NodeMessageDelivery {
   content: unknown;
   redelivered: boolean;
   ack(): Promise<void>;
@@ -32,7 +32,7 @@ export interface AgentBroker {
   /** Resolves once the broker confirmed the event; rejects on error, timeout or lost connection. */
   publish(event: NodeEvent, target: { routingKey: string; messageId: string }): Promise<void>;
   /** Starts consuming; resolves when the consumer is registered (bounded by the connect timeout). */
-  consume(name: SubscriptionName, onDelivery: (delivery: Delivery) => void): Promise<void>;
+  consume(name: SubscriptionName, onDelivery: (delivery: NodeMessageDelivery) => void): Promise<void>;
   /** Stops consuming from one subscription; never throws. */
   cancel(name: SubscriptionName): Promise<void>;
   stop(): Promise<void>;
@@ -71,7 +71,7 @@ export function buildBrokerConfig(settings: AgentBrokerSettings): Record<string,
     connection: {
       url: settings.amqpUrl,
       socketOptions: { noDelay: true, timeout: settings.connectTimeoutMs ?? 10_000 },
-      retry: { strategy: "exponential", min: 500, max: 5_000, factor: 2 },
+      retry: BROKER_RETRY,
     },
     publicationChannelPools: { confirmPool: { max: 50 } },
     exchanges: {
@@ -95,7 +95,7 @@ export function buildBrokerConfig(settings: AgentBrokerSettings): Record<string,
       control: subscription(queues.control, 20),
     },
   };
-  return { vhosts: { [vhostName(settings.amqpUrl)]: vhost } };
+  return { vhosts: { [vhostOf(settings.amqpUrl)]: vhost } };
 }
 
 function subscription(queue: string, prefetch: number): Record<string, unknown> {
@@ -104,13 +104,8 @@ function subscription(queue: string, prefetch: number): Record<string, unknown> 
     prefetch,
     closeTimeout: SUBSCRIPTION_CLOSE_TIMEOUT_MS,
     contentType: "application/json",
-    retry: { strategy: "exponential", min: 500, max: 5_000, factor: 2 },
+    retry: BROKER_RETRY,
   };
-}
-
-function vhostName(amqpUrl: string): string {
-  const pathname = new URL(amqpUrl).pathname;
-  return pathname === "" || pathname === "/" ? "/" : decodeURIComponent(pathname.slice(1));
 }
 
 /** Connects, declares the topology and returns the broker; throws `BrokerConnectError` within the timeout. */
@@ -144,30 +139,26 @@ export async function connectAgentBroker(settings: AgentBrokerSettings, deps: { 
 
   async function publish(event: NodeEvent, target: { routingKey: string; messageId: string }): Promise<void> {
     const session = await broker.publish(PUBLICATION, event, { routingKey: target.routingKey, options: { messageId: target.messageId } });
-    await new Promise<void>((resolve, reject) => {
-      // Rascal holds a publish while disconnected; abort it so the outbox, which keeps order, retries.
-      const guard = setTimeout(() => fail(new Error(`no confirm within ${PUBLISH_TIMEOUT_MS + 5_000} ms`)), PUBLISH_TIMEOUT_MS + 5_000);
-      function fail(err: Error): void {
-        clearTimeout(guard);
-        session.abort();
-        reject(err);
-      }
-      session.on("success", () => {
-        clearTimeout(guard);
-        resolve();
-      });
-      session.on("error", (err: unknown) => fail(toError(err)));
-      session.on("close", () => fail(new Error("channel closed before the broker confirmed")));
-      session.on("paused", () => fail(new Error("not connected to RabbitMQ")));
+    const confirmed = new Promise<void>((resolve, reject) => {
+      session.on("success", () => resolve());
+      session.on("error", (err: unknown) => reject(toError(err)));
+      session.on("close", () => reject(new Error("channel closed before the broker confirmed")));
+      session.on("paused", () => reject(new Error("not connected to RabbitMQ")));
       session.on("return", () => {
         if (Date.now() - returnedWarnedAt < 60_000) return;
         returnedWarnedAt = Date.now();
         log.warn(`RabbitMQ could not route ${target.routingKey} (is the orchestrator's ${QUEUES.nodeEvents} queue declared?)`);
       });
     });
+    const confirmTimeoutMs = PUBLISH_TIMEOUT_MS + 5_000;
+    await withTimeout(confirmed, confirmTimeoutMs, `no confirm within ${confirmTimeoutMs} ms`).catch((err: unknown) => {
+      // Rascal holds a publish while disconnected; abort it so the outbox, which keeps order, retries.
+      session.abort();
+      throw err;
+    });
   }
 
-  async function consume(name: SubscriptionName, onDelivery: (delivery: Delivery) => void): Promise<void> {
+  async function consume(name: SubscriptionName, onDelivery: (delivery: NodeMessageDelivery) => void): Promise<void> {
     const session = await broker.subscribe(name);
     sessions.set(name, session);
     session.on("error", (err: unknown) => log.warn(`subscription ${name}: ${toError(err).message}`));
@@ -176,7 +167,11 @@ export async function connectAgentBroker(settings: AgentBrokerSettings, deps: { 
       log.warn(`subscription ${name}: dead-lettering a message that is not JSON (${toError(err).message})`);
       ackOrNack(toError(err), { strategy: "nack" }, () => undefined);
     });
-    const registered = waitForEvent(session, "subscribed", connectTimeoutMs);
+    const registered = withTimeout(
+      new Promise<void>((resolve) => session.once("subscribed", () => resolve())),
+      connectTimeoutMs,
+      `no "subscribed" within ${connectTimeoutMs} ms`,
+    );
     session.on("message", (message: RascalMessage, content: unknown, ackOrNack: AckOrNack) => {
       onDelivery(toDelivery(message, content, ackOrNack));
     });
@@ -188,13 +183,14 @@ export async function connectAgentBroker(settings: AgentBrokerSettings, deps: { 
     if (!session) return;
     sessions.delete(name);
     // With unacknowledged messages and a closeTimeout, rascal rejects after closing the channel.
-    await bounded(session.cancel(), SUBSCRIPTION_CLOSE_TIMEOUT_MS + 2_000).catch((err: unknown) => log.warn(`cancelling ${name}: ${toError(err).message}`));
+    const cancelTimeoutMs = SUBSCRIPTION_CLOSE_TIMEOUT_MS + 2_000;
+    await withTimeout(session.cancel(), cancelTimeoutMs, `no answer within ${cancelTimeoutMs} ms`).catch((err: unknown) => log.warn(`cancelling ${name}: ${toError(err).message}`));
   }
 
   async function stop(): Promise<void> {
     stopping ??= (async () => {
       for (const name of [...sessions.keys()]) await cancel(name);
-      await bounded(broker.shutdown(), SHUTDOWN_TIMEOUT_MS).catch((err: unknown) => log.warn(`broker shutdown: ${toError(err).message}`));
+      await withTimeout(broker.shutdown(), SHUTDOWN_TIMEOUT_MS, `no answer within ${SHUTDOWN_TIMEOUT_MS} ms`).catch((err: unknown) => log.warn(`broker shutdown: ${toError(err).message}`));
     })();
     return stopping;
   }
@@ -205,20 +201,14 @@ export async function connectAgentBroker(settings: AgentBrokerSettings, deps: { 
 async function createRascalBroker(settings: AgentBrokerSettings, connectTimeoutMs: number): Promise<RascalBroker> {
   const { BrokerAsPromised, withDefaultConfig } = rascal as unknown as RascalModule;
   const creating = BrokerAsPromised.create(withDefaultConfig(buildBrokerConfig(settings)));
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new BrokerConnectError(`no answer within ${connectTimeoutMs} ms`, "ETIMEDOUT")), connectTimeoutMs);
-  });
   try {
-    return await Promise.race([creating, timedOut]);
+    return await withTimeout(creating, connectTimeoutMs, `no answer within ${connectTimeoutMs} ms`);
   } catch (err) {
     // A failed or late creation still holds a broker (and rascal's keep-alive timer): shut it down.
     creating.then((late) => late.shutdown()).catch((failure: unknown) => brokerOf(failure)?.shutdown().catch(() => undefined));
-    if (err instanceof BrokerConnectError) throw err;
+    if (err instanceof TimeoutError) throw new BrokerConnectError(err.message, "ETIMEDOUT");
     const error = toError(err);
-    throw new BrokerConnectError(error.message, errorCode(error), { cause: error });
-  } finally {
-    clearTimeout(timer);
+    throw new BrokerConnectError(error.message, connectErrorCode(error), { cause: error });
   }
 }
 
@@ -228,17 +218,19 @@ function brokerOf(err: unknown): RascalBroker | undefined {
   return typeof key === "symbol" ? ((err as Record<symbol, RascalBroker | undefined>)[key] ?? undefined) : undefined;
 }
 
-function errorCode(err: Error): string {
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === "string") return code;
+/** The code `BrokerConnectError` carries: the system error's code, else one read from the AMQP error's text. */
+function connectErrorCode(err: Error): string {
+  const systemCode = errorCode(err);
+  if (systemCode !== undefined) return systemCode;
   if (/ACCESS_REFUSED|403/.test(err.message)) return "ACCESS_REFUSED";
   // A missing vhost (or one the user may not use) closes the connection instead of opening it.
   if (/NOT_ALLOWED|vhost|Expected ConnectionOpenOk/i.test(err.message)) return "NOT_ALLOWED";
   if (/PRECONDITION_FAILED|406/.test(err.message)) return "PRECONDITION_FAILED";
-  return typeof code === "number" ? String(code) : "UNKNOWN";
+  const amqpCode = (err as { code?: unknown }).code;
+  return typeof amqpCode === "number" ? String(amqpCode) : "UNKNOWN";
 }
 
-function toDelivery(message: RascalMessage, content: unknown, ackOrNack: AckOrNack): Delivery {
+function toDelivery(message: RascalMessage, content: unknown, ackOrNack: AckOrNack): NodeMessageDelivery {
   const settle = (err: Error | undefined, recovery: Record<string, unknown> | undefined) =>
     new Promise<void>((resolve, reject) => {
       const done = (failure?: unknown) => (failure ? reject(toError(failure)) : resolve());
@@ -252,29 +244,6 @@ function toDelivery(message: RascalMessage, content: unknown, ackOrNack: AckOrNa
     deadLetter: (reason) => settle(new Error(reason), { strategy: "nack" }),
     requeue: () => settle(new Error("requeued"), { strategy: "nack", requeue: true }),
   };
-}
-
-/** Rejects when `promise` has not settled within `timeoutMs`. */
-async function bounded<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([promise, timedOut]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function waitForEvent(emitter: RascalSession, event: string, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no "${event}" within ${timeoutMs} ms`)), timeoutMs);
-    emitter.once(event, () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
 }
 
 // @types/rascal lags rascal 21; these are the few shapes the agent uses.

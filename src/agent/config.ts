@@ -1,8 +1,12 @@
 /**
- * The agent's settings: the only place of the agent that reads `process.env`. Every setting is an environment variable and a flag; flags win.
+ * The agent's settings: the only place of the agent that reads `process.env`. Every setting is an
+ * environment variable and a flag; flags win, blank values count as unset, and every problem is
+ * listed at once.
  */
 import path from "node:path";
+import { z } from "zod";
 import { NODE_ID_PATTERN } from "../messaging/contracts.js";
+import { maskUrl } from "../shared/index.js";
 
 /** Launchers this agent build can run work with. */
 export const IMPLEMENTED_LAUNCHERS = ["process"] as const;
@@ -63,6 +67,77 @@ const SETTINGS = {
 
 type SettingName = keyof typeof SETTINGS;
 
+/** How a problem names the setting: both ways of giving it. */
+function label(name: SettingName): string {
+  return `${SETTINGS[name].env} / ${SETTINGS[name].flag}`;
+}
+
+/** A whole number from `min` to `max`, written with digits only. */
+function integer(name: SettingName, min: number, max: number) {
+  return z
+    .string()
+    .refine((value) => /^\d+$/.test(value) && Number.isSafeInteger(Number(value)) && Number(value) >= min && Number(value) <= max, {
+      error: (issue) => `${label(name)} must be an integer from ${min} to ${max}, got "${String(issue.input)}"`,
+    })
+    .transform(Number);
+}
+
+/** A comma-separated list; empty items are dropped. */
+function commaList() {
+  return z.string().transform((value) => value.split(",").map((item) => item.trim()).filter((item) => item !== ""));
+}
+
+/**
+ * Every setting as the text given (or its default, parsed the same way); each message names the
+ * setting. Keys are in the order problems are listed.
+ */
+const settingsSchema = z.object({
+  amqpUrl: z
+    .string()
+    .superRefine((url, ctx) => {
+      const problem = amqpUrlProblem(url);
+      if (problem !== null) ctx.addIssue({ code: "custom", message: `${label("amqpUrl")} ${problem}` });
+    })
+    .prefault("amqp://guest:guest@127.0.0.1:5672"),
+  nodeId: z
+    .string({ error: () => `${label("nodeId")} is required` })
+    .regex(NODE_ID_PATTERN, { error: (issue) => `${label("nodeId")} must match ${NODE_ID_PATTERN}, got "${String(issue.input)}"` }),
+  launchers: commaList()
+    .superRefine((launchers, ctx) => {
+      for (const launcher of launchers) {
+        if ((IMPLEMENTED_LAUNCHERS as readonly string[]).includes(launcher)) continue;
+        ctx.addIssue({
+          code: "custom",
+          message: `${label("launchers")}: launcher "${launcher}" is not available (this agent offers ${IMPLEMENTED_LAUNCHERS.join(", ")})`,
+        });
+      }
+      if (launchers.length === 0) ctx.addIssue({ code: "custom", message: `${label("launchers")} must name at least one launcher` });
+    })
+    .prefault("process"),
+  shutdownMode: z
+    .enum(["finish", "handback"], { error: (issue) => `${label("shutdownMode")}: "${String(issue.input)}" is not finish or handback` })
+    .prefault("finish"),
+  allowedTools: commaList()
+    .superRefine((tools, ctx) => {
+      for (const tool of tools) {
+        if (/^[^@\s]+(@[^@\s]+)?$/.test(tool)) continue;
+        ctx.addIssue({ code: "custom", message: `${label("allowedTools")}: "${tool}" is not "name" or "name@version"` });
+      }
+    })
+    .prefault(""),
+  sandboxDir: z
+    .string()
+    .transform((dir) => path.resolve(dir))
+    .prefault("./fem-sandbox"),
+  capacity: integer("capacity", 1, 1_000).prefault("2"),
+  heartbeatIntervalMs: integer("heartbeatIntervalMs", 100, 3_600_000).prefault("5000"),
+  logBatchMs: integer("logBatchMs", 1, 60_000).prefault("100"),
+  logBatchBytes: integer("logBatchBytes", 1_024, 16 * 1024 * 1024).prefault("65536"),
+  killGraceMs: integer("killGraceMs", 0, 600_000).prefault("5000"),
+  sandboxRetentionMs: integer("sandboxRetentionMs", 0, 31_536_000_000).prefault("604800000"),
+  shutdownGraceMs: integer("shutdownGraceMs", 0, 86_400_000).prefault("30000"),
+});
+
 /** One line per setting, for `--help`. */
 export function agentUsage(): string {
   const lines = Object.values(SETTINGS).map((s) => `  ${s.flag.padEnd(24)} ${s.env.padEnd(26)} ${s.describe}`);
@@ -71,80 +146,32 @@ export function agentUsage(): string {
 
 /**
  * Parses the environment and the command-line arguments (without `node` and the script) into a
- * config, listing every problem found instead of stopping at the first.
+ * config, listing every problem found instead of stopping at the first; never throws.
  */
 export function parseAgentConfig(env: Readonly<Record<string, string | undefined>>, argv: readonly string[]): ParsedAgentConfig {
-  const problems: string[] = [];
-  const flags = parseFlags(argv, problems);
-  const raw = (name: SettingName): string | undefined => {
-    const value = flags.get(SETTINGS[name].flag) ?? env[SETTINGS[name].env];
-    return value === undefined || value.trim() === "" ? undefined : value.trim();
-  };
-  const label = (name: SettingName): string => `${SETTINGS[name].env} / ${SETTINGS[name].flag}`;
-  const integer = (name: SettingName, fallback: number, min: number, max: number): number => {
-    const value = raw(name);
-    if (value === undefined) return fallback;
-    const parsed = /^\d+$/.test(value) ? Number(value) : Number.NaN;
-    if (!Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
-      problems.push(`${label(name)} must be an integer from ${min} to ${max}, got "${value}"`);
-      return fallback;
-    }
-    return parsed;
-  };
-
-  const amqpUrl = raw("amqpUrl") ?? "amqp://guest:guest@127.0.0.1:5672";
-  checkAmqpUrl(amqpUrl, label("amqpUrl"), problems);
-  const nodeId = raw("nodeId") ?? "";
-  if (nodeId === "") problems.push(`${label("nodeId")} is required`);
-  else if (!NODE_ID_PATTERN.test(nodeId)) problems.push(`${label("nodeId")} must match ${NODE_ID_PATTERN}, got "${nodeId}"`);
-  const launchers = list(raw("launchers") ?? "process");
-  for (const launcher of launchers) {
-    if (!(IMPLEMENTED_LAUNCHERS as readonly string[]).includes(launcher)) {
-      problems.push(`${label("launchers")}: launcher "${launcher}" is not available (this agent offers ${IMPLEMENTED_LAUNCHERS.join(", ")})`);
-    }
+  const { flags, problems } = parseFlags(argv);
+  const given: Partial<Record<SettingName, string>> = {};
+  for (const name of Object.keys(SETTINGS) as SettingName[]) {
+    const value = (flags.get(SETTINGS[name].flag) ?? env[SETTINGS[name].env])?.trim();
+    if (value !== undefined && value !== "") given[name] = value;
   }
-  if (launchers.length === 0) problems.push(`${label("launchers")} must name at least one launcher`);
-  const shutdownModeRaw = raw("shutdownMode") ?? "finish";
-  if (shutdownModeRaw !== "finish" && shutdownModeRaw !== "handback") problems.push(`${label("shutdownMode")}: "${shutdownModeRaw}" is not finish or handback`);
-  const shutdownMode: AgentConfig["shutdownMode"] = shutdownModeRaw === "handback" ? "handback" : "finish";
-  const allowedTools = list(raw("allowedTools") ?? "");
-  for (const tool of allowedTools) {
-    if (!/^[^@\s]+(@[^@\s]+)?$/.test(tool)) problems.push(`${label("allowedTools")}: "${tool}" is not "name" or "name@version"`);
-  }
-
-  const config: AgentConfig = {
-    amqpUrl,
-    nodeId,
-    sandboxDir: path.resolve(raw("sandboxDir") ?? "./fem-sandbox"),
-    capacity: integer("capacity", 2, 1, 1_000),
-    heartbeatIntervalMs: integer("heartbeatIntervalMs", 5_000, 100, 3_600_000),
-    logBatchMs: integer("logBatchMs", 100, 1, 60_000),
-    logBatchBytes: integer("logBatchBytes", 65_536, 1_024, 16 * 1024 * 1024),
-    killGraceMs: integer("killGraceMs", 5_000, 0, 600_000),
-    sandboxRetentionMs: integer("sandboxRetentionMs", 604_800_000, 0, 31_536_000_000),
-    shutdownGraceMs: integer("shutdownGraceMs", 30_000, 0, 86_400_000),
-    shutdownMode,
-    launchers,
-    allowedTools,
-    executableSearchPath: (env.PATH ?? "").split(path.delimiter).filter((dir) => dir !== ""),
-  };
-  return problems.length > 0 ? { ok: false, problems } : { ok: true, config };
+  const parsed = settingsSchema.safeParse(given);
+  if (!parsed.success) problems.push(...parsed.error.issues.map((issue) => issue.message));
+  if (!parsed.success || problems.length > 0) return { ok: false, problems };
+  const executableSearchPath = (env.PATH ?? "").split(path.delimiter).filter((dir) => dir !== "");
+  return { ok: true, config: { ...parsed.data, executableSearchPath } };
 }
 
-/** The URL with its password replaced by `***`, for messages. */
-export function maskUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== "") parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return url.replace(/:[^:@/]*@/, ":***@");
-  }
+/** Parses this process's environment and the given command-line arguments. */
+export function loadAgentConfig(argv: readonly string[]): ParsedAgentConfig {
+  return parseAgentConfig(process.env, argv);
 }
 
-function parseFlags(argv: readonly string[], problems: string[]): Map<string, string> {
+/** `--flag value` and `--flag=value` pairs; an unknown flag or a missing value is a problem. */
+function parseFlags(argv: readonly string[]): { flags: Map<string, string>; problems: string[] } {
   const known = new Set(Object.values(SETTINGS).map((s) => s.flag));
   const flags = new Map<string, string>();
+  const problems: string[] = [];
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i] ?? "";
     const eq = arg.indexOf("=");
@@ -162,25 +189,15 @@ function parseFlags(argv: readonly string[], problems: string[]): Map<string, st
     }
     flags.set(flag, value);
   }
-  return flags;
+  return { flags, problems };
 }
 
-function checkAmqpUrl(url: string, label: string, problems: string[]): void {
+/** What is wrong with an AMQP URL, as the end of a sentence, or null. */
+function amqpUrlProblem(url: string): string | null {
   try {
-    const parsed = new URL(url);
-    if (parsed.protocol !== "amqp:" && parsed.protocol !== "amqps:") {
-      problems.push(`${label} must start with amqp:// or amqps://, got "${maskUrl(url)}"`);
-    }
+    const { protocol } = new URL(url);
+    return protocol === "amqp:" || protocol === "amqps:" ? null : `must start with amqp:// or amqps://, got "${maskUrl(url)}"`;
   } catch {
-    problems.push(`${label} is not a valid URL: "${maskUrl(url)}"`);
+    return `is not a valid URL: "${maskUrl(url)}"`;
   }
-}
-
-function list(value: string): string[] {
-  return value.split(",").map((item) => item.trim()).filter((item) => item !== "");
-}
-
-/** Parses this process's environment and the given command-line arguments. */
-export function loadAgentConfig(argv: readonly string[]): ParsedAgentConfig {
-  return parseAgentConfig(process.env, argv);
 }

@@ -2,7 +2,8 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import { WIRE_VERSION, type HeartbeatEvent, type Health } from "../messaging/contracts.js";
-import { toError, type AgentLogger } from "./log.js";
+import { toError } from "../shared/index.js";
+import type { AgentLogger } from "./log.js";
 
 /** Reported in every heartbeat; bump with the package version. */
 export const AGENT_VERSION = "0.1.0";

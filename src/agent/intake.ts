@@ -3,11 +3,13 @@
  * capacity (a delivery waits un-acked for a free slot), acceptance (journal, then ack) and cancels.
  */
 import { nodeMessageSchema, parseMessage, type RunCancel, type RunDispatch, type RunStateEvent } from "../messaging/contracts.js";
-import type { Delivery, SubscriptionName } from "./broker.js";
+import { isToolAllowed, toError, withTimeout } from "../shared/index.js";
+import type { NodeMessageDelivery, SubscriptionName } from "./broker.js";
 import { stateEvent, zeroUsage, type RunRef } from "./events.js";
-import type { Journal, RunRecord } from "./journal.js";
-import { toError, type AgentLogger } from "./log.js";
+import type { Journal, JournalRecord } from "./journal.js";
+import type { AgentLogger } from "./log.js";
 import type { Outbox } from "./outbox.js";
+import { reportTerminal } from "./report.js";
 import type { ActiveRun } from "./run.js";
 
 export interface IntakeSettings {
@@ -27,7 +29,7 @@ export interface IntakeDeps {
 }
 
 export interface Intake {
-  onDelivery(source: SubscriptionName, delivery: Delivery): void;
+  onDelivery(source: SubscriptionName, delivery: NodeMessageDelivery): void;
   activeRuns(): RunRef[];
   activeCount(): number;
   /** Stops taking work: deliveries waiting for a slot, and any later one, are held un-acked. */
@@ -51,7 +53,7 @@ interface Slot {
 
 interface Waiting {
   dispatch: RunDispatch;
-  delivery: Delivery;
+  delivery: NodeMessageDelivery;
 }
 
 /** Delay before a delivery whose acceptance could not be journaled goes back to the queue. */
@@ -64,22 +66,22 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
   let idleWaiters: (() => void)[] = [];
   let closed = false;
   let requeueAtOnce = false;
-  const parked: Delivery[] = [];
+  const parked: NodeMessageDelivery[] = [];
 
   const keyOf = (ref: RunRef) => `${ref.runId}:${ref.attempt}`;
   const tagOf = (ref: RunRef) => `run ${ref.runId}#${ref.attempt}`;
 
-  function settle(delivery: Delivery, how: "ack" | "requeue", what: string): Promise<void> {
+  function settle(delivery: NodeMessageDelivery, how: "ack" | "requeue", what: string): Promise<void> {
     const action = how === "ack" ? delivery.ack() : delivery.requeue();
     return action.catch((err: unknown) => log.warn(`cannot ${how} ${what}: ${toError(err).message} (the broker will redeliver it)`));
   }
 
-  function deadLetter(delivery: Delivery, reason: string): void {
+  function deadLetter(delivery: NodeMessageDelivery, reason: string): void {
     log.warn(`dead-lettering a message: ${reason}`);
     delivery.deadLetter(reason).catch((err: unknown) => log.warn(`cannot dead-letter: ${toError(err).message}`));
   }
 
-  function onDelivery(source: SubscriptionName, delivery: Delivery): void {
+  function onDelivery(source: SubscriptionName, delivery: NodeMessageDelivery): void {
     if (closed) {
       if (requeueAtOnce) void settle(delivery, "requeue", "a message delivered during shutdown");
       else parked.push(delivery);
@@ -103,10 +105,10 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
     handleDispatch(message, delivery);
   }
 
-  function handleDispatch(dispatch: RunDispatch, delivery: Delivery): void {
+  function handleDispatch(dispatch: RunDispatch, delivery: NodeMessageDelivery): void {
     const record = journal.get(dispatch.runId, dispatch.attempt);
     if (record) return void resolveKnown(record, dispatch, delivery);
-    if (!toolAllowed(dispatch.tool)) {
+    if (!isToolAllowed(settings.allowedTools, dispatch.tool)) {
       const tool = `${dispatch.tool.name}@${dispatch.tool.version}`;
       const message = `tool ${tool} is not allowed on node ${settings.nodeId} (FEM_ALLOWED_TOOLS)`;
       log.warn(`${tagOf(dispatch)}: ${message}`);
@@ -121,12 +123,7 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
     else waiting.push({ dispatch, delivery });
   }
 
-  function toolAllowed(tool: RunDispatch["tool"]): boolean {
-    if (settings.allowedTools.length === 0) return true;
-    return settings.allowedTools.some((entry) => entry === tool.name || entry === `${tool.name}@${tool.version}`);
-  }
-
-  async function resolveKnown(record: RunRecord, dispatch: RunDispatch, delivery: Delivery): Promise<void> {
+  async function resolveKnown(record: JournalRecord, dispatch: RunDispatch, delivery: NodeMessageDelivery): Promise<void> {
     const cancelledBeforeDispatch = record.cancelReason !== null && !record.accepted && record.terminal === null && !record.reported;
     if (cancelledBeforeDispatch) {
       const terminal = stateEvent(settings.nodeId, dispatch, "CANCELLED", { exitCode: null, message: record.cancelReason, usage: zeroUsage() });
@@ -136,7 +133,7 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
     await settle(delivery, "ack", `duplicate of ${tagOf(dispatch)}`);
   }
 
-  async function reportWithoutRunning(ref: RunRef, delivery: Delivery, terminal: RunStateEvent): Promise<void> {
+  async function reportWithoutRunning(ref: RunRef, delivery: NodeMessageDelivery, terminal: RunStateEvent): Promise<void> {
     try {
       await journal.append({ event: "finished", ...ref, at: terminal.at, terminal });
     } catch (err) {
@@ -145,12 +142,10 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
       return;
     }
     await settle(delivery, "ack", tagOf(ref));
-    void outbox.send(terminal).then((sent) => {
-      if (sent) journal.append({ event: "reported", ...ref, at: new Date().toISOString() }).catch(() => undefined);
-    });
+    void reportTerminal(terminal, { outbox, journal });
   }
 
-  async function accept(dispatch: RunDispatch, delivery: Delivery): Promise<void> {
+  async function accept(dispatch: RunDispatch, delivery: NodeMessageDelivery): Promise<void> {
     const key = keyOf(dispatch);
     const slot: Slot = { ref: { runId: dispatch.runId, attempt: dispatch.attempt }, run: null, pendingCancel: null };
     slots.set(key, slot);
@@ -217,13 +212,11 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
     },
     waitIdle(timeoutMs) {
       if (slots.size === 0) return Promise.resolve(true);
-      return new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), timeoutMs);
-        idleWaiters.push(() => {
-          clearTimeout(timer);
-          resolve(true);
-        });
-      });
+      const idle = new Promise<void>((resolve) => idleWaiters.push(resolve));
+      return withTimeout(idle, timeoutMs, "runs still active").then(
+        () => true,
+        () => false,
+      );
     },
     cancelAll(reason, handBack = false) {
       for (const slot of slots.values()) {

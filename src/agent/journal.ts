@@ -6,7 +6,8 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import type { RunStateEvent } from "../messaging/contracts.js";
-import { errorCode, toError, type AgentLogger } from "./log.js";
+import { errorCode, toError } from "../shared/index.js";
+import type { AgentLogger } from "./log.js";
 
 export type JournalEntry =
   | { event: "accepted"; runId: string; attempt: number; at: string }
@@ -16,7 +17,7 @@ export type JournalEntry =
   | { event: "cancelled"; runId: string; attempt: number; at: string; reason: string };
 
 /** What the journal knows of one (runId, attempt). */
-export interface RunRecord {
+export interface JournalRecord {
   runId: string;
   attempt: number;
   accepted: boolean;
@@ -32,8 +33,8 @@ export interface RunRecord {
 }
 
 export interface Journal {
-  get(runId: string, attempt: number): RunRecord | undefined;
-  records(): RunRecord[];
+  get(runId: string, attempt: number): JournalRecord | undefined;
+  records(): JournalRecord[];
   /** Records the entry in memory at once and resolves when it is on disk. */
   append(entry: JournalEntry): Promise<void>;
   stop(): Promise<void>;
@@ -104,8 +105,8 @@ function key(runId: string, attempt: number): string {
   return `${runId}:${attempt}`;
 }
 
-async function load(filePath: string, log: AgentLogger): Promise<{ records: Map<string, RunRecord>; lineCount: number }> {
-  const records = new Map<string, RunRecord>();
+async function load(filePath: string, log: AgentLogger): Promise<{ records: Map<string, JournalRecord>; lineCount: number }> {
+  const records = new Map<string, JournalRecord>();
   let text = "";
   try {
     text = await fs.readFile(filePath, "utf8");
@@ -128,7 +129,7 @@ async function load(filePath: string, log: AgentLogger): Promise<{ records: Map<
   return { records, lineCount: lines.length };
 }
 
-function apply(records: Map<string, RunRecord>, entry: JournalEntry): void {
+function apply(records: Map<string, JournalRecord>, entry: JournalEntry): void {
   const k = key(entry.runId, entry.attempt);
   const record = records.get(k) ?? {
     runId: entry.runId,
@@ -164,7 +165,7 @@ function apply(records: Map<string, RunRecord>, entry: JournalEntry): void {
 }
 
 /** Rewrites the journal with the fewest entries that rebuild the same records, atomically. */
-async function compact(filePath: string, records: Map<string, RunRecord>, now: Date): Promise<void> {
+async function compact(filePath: string, records: Map<string, JournalRecord>, now: Date): Promise<void> {
   const lines: string[] = [];
   for (const [k, r] of records) {
     if (r.reported && now.getTime() - Date.parse(r.lastAt) > RETENTION_MS) {

@@ -7,7 +7,7 @@ import { constants as fsConstants } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import type { Readable } from "node:stream";
-import { errorCode, toError } from "./log.js";
+import { errorCode, toError } from "../shared/index.js";
 
 /** The executable could not be started; the message names it. */
 export class LaunchError extends Error {

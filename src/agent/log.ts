@@ -17,15 +17,3 @@ export function createStderrLogger(prefix = "fem-agent"): AgentLogger {
 
 /** A logger that drops everything, for tests. */
 export const silentLogger: AgentLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
-
-/** Turns anything thrown into an `Error`, keeping the original as `cause` when it was not one. */
-export function toError(thrown: unknown): Error {
-  if (thrown instanceof Error) return thrown;
-  return new Error(typeof thrown === "string" ? thrown : `non-error thrown: ${String(thrown)}`, { cause: thrown });
-}
-
-/** The `code` of a Node system error (`ENOENT`, `ESRCH`, …), if any. */
-export function errorCode(thrown: unknown): string | undefined {
-  const code = (thrown as { code?: unknown } | null)?.code;
-  return typeof code === "string" ? code : undefined;
-}

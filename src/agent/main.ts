@@ -3,10 +3,11 @@
  * The `fem-agent` command: parses the configuration, starts the agent, and shuts it down in order
  * on SIGTERM/SIGINT (a second signal kills the runs and exits at once).
  */
+import { maskUrl, toError, vhostOf } from "../shared/index.js";
 import { createAgent } from "./agent.js";
 import { BrokerConnectError } from "./broker.js";
-import { agentUsage, loadAgentConfig, maskUrl, type AgentConfig } from "./config.js";
-import { createStderrLogger, toError } from "./log.js";
+import { agentUsage, loadAgentConfig, type AgentConfig } from "./config.js";
+import { createStderrLogger } from "./log.js";
 
 const RABBITMQ_HINT = "start it (e.g. docker-compose up -d rabbitmq, or rabbitmq-server -detached)";
 const UNREACHABLE_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ECONNRESET"]);
@@ -71,11 +72,6 @@ function startFailureLine(config: AgentConfig, err: unknown): string {
   const error = toError(err);
   const cause = error.cause instanceof Error ? `: ${oneLine(error.cause.message)}` : "";
   return `fem-agent: cannot start: ${oneLine(error.message)}${cause}`;
-}
-
-function vhostOf(amqpUrl: string): string {
-  const pathname = new URL(amqpUrl).pathname;
-  return pathname.length > 1 ? decodeURIComponent(pathname.slice(1)) : "/";
 }
 
 function oneLine(text: string): string {

@@ -4,7 +4,8 @@
  * keep their order. Events of different runs may be in flight together (a small window).
  */
 import { nodeEventRoutingKey, type NodeEvent } from "../messaging/contracts.js";
-import { toError, type AgentLogger } from "./log.js";
+import { toError, withTimeout } from "../shared/index.js";
+import type { AgentLogger } from "./log.js";
 
 export type PublishFn = (event: NodeEvent, target: { routingKey: string; messageId: string }) => Promise<void>;
 
@@ -183,12 +184,8 @@ export function createOutbox(settings: OutboxSettings, deps: { publish: PublishF
     async stop({ flushTimeoutMs }) {
       if (stopped) return;
       if (live > 0) {
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([
-          new Promise<void>((resolve) => emptyWaiters.push(resolve)),
-          new Promise<void>((resolve) => (timer = setTimeout(resolve, flushTimeoutMs))),
-        ]);
-        clearTimeout(timer);
+        const flushed = new Promise<void>((resolve) => emptyWaiters.push(resolve));
+        await withTimeout(flushed, flushTimeoutMs, "events still unconfirmed").catch(() => undefined);
       }
       stopped = true;
       if (retryTimer) clearTimeout(retryTimer);

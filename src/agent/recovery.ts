@@ -3,11 +3,13 @@
  * are killed and reported NODE_LOST (never executed again); terminal states it could not get
  * confirmed are sent again.
  */
+import { toError } from "../shared/index.js";
 import { stateEvent, zeroUsage } from "./events.js";
-import type { Journal, RunRecord } from "./journal.js";
+import type { Journal, JournalRecord } from "./journal.js";
 import { killProcessGroup } from "./launcher.js";
-import { toError, type AgentLogger } from "./log.js";
+import type { AgentLogger } from "./log.js";
 import type { Outbox } from "./outbox.js";
+import { reportTerminal } from "./report.js";
 import { readStartTicks } from "./usage.js";
 
 /** Handles every unfinished or unreported run of the journal; resolves once they are journaled and queued. */
@@ -30,15 +32,13 @@ export async function recoverPreviousRuns(journal: Journal, outbox: Outbox, sett
       await journal.append({ event: "finished", ...ref, at: terminal.at, terminal });
     }
     recovered += 1;
-    void outbox.send(terminal).then((sent) => {
-      if (sent) journal.append({ event: "reported", ...ref, at: new Date().toISOString() }).catch(() => undefined);
-    });
+    void reportTerminal(terminal, { outbox, journal });
   }
   return recovered;
 }
 
 /** SIGKILLs the run's process group unless its leader's pid now belongs to another process. */
-function killLeftoverGroup(record: RunRecord, log: AgentLogger): boolean {
+function killLeftoverGroup(record: JournalRecord, log: AgentLogger): boolean {
   if (record.pid === null) return false;
   const current = readStartTicks(record.pid);
   // A live leader with another start time means the pid was reused; then the old group is gone,

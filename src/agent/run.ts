@@ -5,12 +5,14 @@
 import { performance } from "node:perf_hooks";
 import type { Readable } from "node:stream";
 import type { FailureReasonName, RunDispatch, RunStateEvent, UsageReport } from "../messaging/contracts.js";
+import { toError, withTimeout } from "../shared/index.js";
 import { displayArgv, stateEvent, zeroUsage, type RunRef } from "./events.js";
 import type { Journal } from "./journal.js";
 import { killProcessGroup, launchProcess, type LaunchedProcess, type ProcessExit } from "./launcher.js";
 import { createLogBatcher, type LogBatcher } from "./log-batcher.js";
-import { toError, type AgentLogger } from "./log.js";
+import type { AgentLogger } from "./log.js";
 import type { Outbox } from "./outbox.js";
+import { reportTerminal } from "./report.js";
 import { measureOutputBytes, prepareRunDir, readResultFile, writeInputsFile } from "./sandbox.js";
 import { readStartTicks, type ProcessTreeSampler } from "./usage.js";
 
@@ -200,9 +202,7 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     } catch (err) {
       deps.log.error(`${tag}: ${toError(err).message}`);
     }
-    void deps.outbox.send(terminal).then((sent) => {
-      if (sent) deps.journal.append({ event: "reported", ...ref, at: new Date().toISOString() }).catch(() => undefined);
-    });
+    void reportTerminal(terminal, deps);
   }
 
   const done = execute()
@@ -265,12 +265,10 @@ function readOutput(streams: [Readable, Readable], batcher: LogBatcher, outbox: 
     async closed(timeoutMs) {
       // The run is over: read what is left even if the outbox is congested.
       for (const s of streams) s.resume();
-      let timer: NodeJS.Timeout | undefined;
-      const inTime = await Promise.race([
-        Promise.all(closed).then(() => true),
-        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
-      ]);
-      clearTimeout(timer);
+      const inTime = await withTimeout(Promise.all(closed), timeoutMs, "output still open").then(
+        () => true,
+        () => false,
+      );
       if (!inTime) for (const s of streams) s.destroy();
       return inTime;
     },

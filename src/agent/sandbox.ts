@@ -2,7 +2,7 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import { INPUTS_FILE, type RunDispatch } from "../messaging/contracts.js";
-import { errorCode, toError } from "./log.js";
+import { errorCode, toError } from "../shared/index.js";
 
 /** Largest result file the agent parses. */
 export const MAX_RESULT_BYTES = 1024 * 1024;

@@ -4,7 +4,6 @@
  * dispatch-publisher.ts.
  */
 import rascal from "rascal";
-import { dispatchRoutingKey, durableQueueOptions, EXCHANGES, nodeQueueNames } from "./contracts.js";
 import { maskUrl, toError } from "../shared/index.js";
 import { orchestratorTopology, PUBLICATIONS, SUBSCRIPTIONS, type TopologyOptions } from "./topology.js";
 import type { Logger } from "../logger.js";

@@ -1,16 +1,8 @@
-/** Bounded waiting: every wait in the tests has a timeout. */
-export async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+import { withTimeout as bound } from "../../src/shared/index.js";
+
+/** Bounded waiting: every wait in the tests has a timeout; `what` names what was awaited. */
+export function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  return bound(promise, timeoutMs, `timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
 /** Polls `check` until it returns a value other than undefined/false. */

@@ -1,0 +1,9 @@
+/**
+ * Small utilities the orchestrator and the agent both use. Nothing here imports from the rest of
+ * `src/`, so either side may depend on it.
+ */
+export { BROKER_RETRY } from "./broker-retry.js";
+export { errorCode, toError } from "./errors.js";
+export { TimeoutError, withTimeout } from "./timeout.js";
+export { isToolAllowed } from "./tools.js";
+export { maskUrl, vhostOf } from "./urls.js";

@@ -1,0 +1,164 @@
+import path from "node:path";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { agentUsage, parseAgentConfig, type AgentConfig } from "../../src/agent/config.js";
+
+const test = suite("agent configuration");
+
+function expectConfig(env: Record<string, string | undefined>, argv: string[] = []): AgentConfig {
+  const result = parseAgentConfig(env, argv);
+  if (!result.ok) throw new Error(`expected a config, got problems:\n${result.problems.join("\n")}`);
+  return result.config;
+}
+
+function expectProblems(env: Record<string, string | undefined>, argv: string[] = []): string[] {
+  const result = parseAgentConfig(env, argv);
+  if (result.ok) throw new Error("expected problems, got a config");
+  return result.problems;
+}
+
+test("uses the defaults when only the node id is set", () => {
+  const config = expectConfig({ FEM_NODE_ID: "site-a", PATH: "/usr/local/bin::/usr/bin" });
+  assert.equal(config, {
+    amqpUrl: "amqp://guest:guest@127.0.0.1:5672",
+    nodeId: "site-a",
+    sandboxDir: path.resolve("./fem-sandbox"),
+    capacity: 2,
+    heartbeatIntervalMs: 5_000,
+    logBatchMs: 100,
+    logBatchBytes: 65_536,
+    killGraceMs: 5_000,
+    shutdownGraceMs: 30_000,
+    shutdownMode: "finish",
+    sandboxRetentionMs: 604_800_000,
+    launchers: ["process"],
+    allowedTools: [],
+    executableSearchPath: ["/usr/local/bin", "/usr/bin"],
+  });
+});
+
+test("reads every setting from the environment", () => {
+  const config = expectConfig({
+    AMQP_URL: "amqps://agent:secret@broker.example:5671/fem",
+    FEM_NODE_ID: "site-b",
+    FEM_SANDBOX_DIR: "/var/lib/fem",
+    FEM_CAPACITY: "8",
+    FEM_HEARTBEAT_INTERVAL_MS: "1000",
+    FEM_LOG_BATCH_MS: "50",
+    FEM_LOG_BATCH_BYTES: "2048",
+    FEM_KILL_GRACE_MS: "0",
+    FEM_SHUTDOWN_GRACE_MS: "10",
+    FEM_SHUTDOWN_MODE: "handback",
+    FEM_LAUNCHERS: "process",
+    FEM_SANDBOX_RETENTION_MS: "0",
+    FEM_ALLOWED_TOOLS: "stats, fedavg@1.2",
+  });
+  assert.is(config.amqpUrl, "amqps://agent:secret@broker.example:5671/fem");
+  assert.is(config.sandboxDir, "/var/lib/fem");
+  assert.is(config.capacity, 8);
+  assert.is(config.shutdownMode, "handback");
+  assert.is(config.sandboxRetentionMs, 0);
+  assert.equal(config.allowedTools, ["stats", "fedavg@1.2"]);
+});
+
+test("flags win over the environment, in both the `--flag value` and `--flag=value` forms", () => {
+  const config = expectConfig({ FEM_NODE_ID: "site-a", FEM_CAPACITY: "5", FEM_SHUTDOWN_MODE: "finish" }, [
+    "--node-id=site-b",
+    "--capacity",
+    "7",
+    "--shutdown-mode",
+    "handback",
+  ]);
+  assert.is(config.nodeId, "site-b");
+  assert.is(config.capacity, 7);
+  assert.is(config.shutdownMode, "handback");
+});
+
+test("treats blank values as unset", () => {
+  const config = expectConfig({ FEM_NODE_ID: " site-a ", FEM_CAPACITY: "  ", FEM_SHUTDOWN_MODE: "", FEM_ALLOWED_TOOLS: " " });
+  assert.is(config.nodeId, "site-a");
+  assert.is(config.capacity, 2);
+  assert.is(config.shutdownMode, "finish");
+  assert.equal(config.allowedTools, []);
+  assert.equal(expectProblems({ FEM_NODE_ID: "   " }), ["FEM_NODE_ID / --node-id is required"]);
+});
+
+test("lists every problem at once", () => {
+  const problems = expectProblems(
+    {
+      AMQP_URL: "http://broker.example",
+      FEM_CAPACITY: "many",
+      FEM_HEARTBEAT_INTERVAL_MS: "99",
+      FEM_LOG_BATCH_MS: "1.5",
+      FEM_SHUTDOWN_MODE: "later",
+      FEM_LAUNCHERS: "process,docker",
+      FEM_ALLOWED_TOOLS: "stats, bad tool, a@b@c",
+    },
+    ["--colour", "red", "--kill-grace-ms"],
+  );
+  assert.equal(
+    problems,
+    [
+      'unknown argument "--colour" (see --help)',
+      'unknown argument "red" (see --help)',
+      "--kill-grace-ms needs a value",
+      'AMQP_URL / --amqp-url must start with amqp:// or amqps://, got "http://broker.example/"',
+      "FEM_NODE_ID / --node-id is required",
+      'FEM_LAUNCHERS / --launchers: launcher "docker" is not available (this agent offers process)',
+      'FEM_SHUTDOWN_MODE / --shutdown-mode: "later" is not finish or handback',
+      'FEM_ALLOWED_TOOLS / --allowed-tools: "bad tool" is not "name" or "name@version"',
+      'FEM_ALLOWED_TOOLS / --allowed-tools: "a@b@c" is not "name" or "name@version"',
+      'FEM_CAPACITY / --capacity must be an integer from 1 to 1000, got "many"',
+      'FEM_HEARTBEAT_INTERVAL_MS / --heartbeat-interval-ms must be an integer from 100 to 3600000, got "99"',
+      'FEM_LOG_BATCH_MS / --log-batch-ms must be an integer from 1 to 60000, got "1.5"',
+    ],
+  );
+  assert.is(problems.length, 12);
+});
+
+test("refuses a bad node id, an unparseable AMQP URL and an empty launcher list, hiding the URL's password", () => {
+  const problems = expectProblems({ FEM_NODE_ID: "Site_A", AMQP_URL: "amqp://agent:p/ss@broker", FEM_LAUNCHERS: " , " });
+  assert.is(problems.length, 3, problems.join("\n"));
+  assert.ok(problems[0]?.startsWith("AMQP_URL / --amqp-url is not a valid URL"));
+  assert.not.ok(problems[0]?.includes("p/ss"), "the password is masked");
+  assert.ok(problems[1]?.startsWith("FEM_NODE_ID / --node-id must match"));
+  assert.is(problems[2], "FEM_LAUNCHERS / --launchers must name at least one launcher");
+});
+
+const RANGES: { env: string; key: keyof AgentConfig; min: number; max: number }[] = [
+  { env: "FEM_CAPACITY", key: "capacity", min: 1, max: 1_000 },
+  { env: "FEM_HEARTBEAT_INTERVAL_MS", key: "heartbeatIntervalMs", min: 100, max: 3_600_000 },
+  { env: "FEM_LOG_BATCH_MS", key: "logBatchMs", min: 1, max: 60_000 },
+  { env: "FEM_LOG_BATCH_BYTES", key: "logBatchBytes", min: 1_024, max: 16 * 1024 * 1024 },
+  { env: "FEM_KILL_GRACE_MS", key: "killGraceMs", min: 0, max: 600_000 },
+  { env: "FEM_SANDBOX_RETENTION_MS", key: "sandboxRetentionMs", min: 0, max: 31_536_000_000 },
+  { env: "FEM_SHUTDOWN_GRACE_MS", key: "shutdownGraceMs", min: 0, max: 86_400_000 },
+];
+
+for (const { env, key, min, max } of RANGES) {
+  test(`${env} accepts ${min} and ${max} and refuses one past either limit`, () => {
+    assert.is(expectConfig({ FEM_NODE_ID: "site-a", [env]: String(min) })[key], min);
+    assert.is(expectConfig({ FEM_NODE_ID: "site-a", [env]: String(max) })[key], max);
+    for (const outside of [min - 1, max + 1]) {
+      const problems = expectProblems({ FEM_NODE_ID: "site-a", [env]: String(outside) });
+      assert.is(problems.length, 1, problems.join("\n"));
+      assert.ok(problems[0]?.startsWith(`${env} / --`), problems[0]);
+      assert.ok(problems[0]?.includes(`from ${min} to ${max}, got "${outside}"`), problems[0]);
+    }
+  });
+}
+
+test("--help names every flag with its environment variable", () => {
+  const usage = agentUsage();
+  for (const [flag, env] of [
+    ["--amqp-url", "AMQP_URL"],
+    ["--node-id", "FEM_NODE_ID"],
+    ["--shutdown-mode", "FEM_SHUTDOWN_MODE"],
+    ["--allowed-tools", "FEM_ALLOWED_TOOLS"],
+  ] as const) {
+    assert.match(usage, new RegExp(`${flag}\\s+${env}\\s`));
+  }
+  assert.is(usage.split("\n").length, 14);
+});
+
+test.run();
