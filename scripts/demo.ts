@@ -14,12 +14,12 @@ import amqp from "amqplib";
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
 import { createOrchestrator, type Orchestrator } from "../src/app.js";
-import { demoDatabaseUrl, inheritedPath, loadConfig } from "../src/config.js";
+import { loadConfig } from "../src/config.js";
 import { rabbitmqUnreachable, ServiceUnreachableError } from "../src/unreachable.js";
 import { createLogger } from "../src/logger.js";
 import { nodeQueueNames } from "../src/messaging/contracts.js";
 import { withTimeout } from "../src/shared/index.js";
-import { resetDatabase } from "./demo-support.js";
+import { demoDatabaseUrl, inheritedPath, resetDatabase } from "./demo-support.js";
 
 const NODES = [
   { id: "hospital-a", values: "4.1,5.3,6.2,5.8,4.9" },

@@ -116,30 +116,3 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
 export function loadConfig(defaults: Record<string, string> = {}): ConfigResult {
   return parseConfig({ ...defaults, ...Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== undefined && v !== "")) });
 }
-
-/**
- * The database `npm run demo` drops and recreates: FEM_DEMO_DATABASE (default fem_demo) on the
- * server DATABASE_URL names, never DATABASE_URL's own database.
- */
-export function demoDatabaseUrl(databaseUrl: string): string {
-  const name = process.env.FEM_DEMO_DATABASE || "fem_demo";
-  if (!/^[A-Za-z0-9_]{1,63}$/.test(name)) throw new Error(`FEM_DEMO_DATABASE: ${JSON.stringify(name)} is not a plain database name`);
-  const url = new URL(databaseUrl);
-  if (decodeURIComponent(url.pathname.slice(1)) === name) {
-    throw new Error(`the demo recreates its database; FEM_DEMO_DATABASE (${name}) must differ from DATABASE_URL's database`);
-  }
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-/** The PATH of this process, for child processes that need to find `node` (demo agents). */
-export function inheritedPath(): string {
-  return process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin";
-}
-
-/** Environment overrides for tests and scripts, applied over defaults. */
-export function configWith(overrides: Partial<OrchestratorConfig>): OrchestratorConfig {
-  const base = parseConfig({});
-  if (!base.ok) throw new Error(`default configuration is invalid: ${base.problems.join("; ")}`);
-  return { ...base.config, ...overrides };
-}

@@ -14,7 +14,7 @@ import {
   type RunLogsEvent,
   type RunStateEvent,
 } from "../messaging/contracts.js";
-import type { NodeEventDelivery as Delivery } from "../messaging/broker.js";
+import type { NodeEventDelivery } from "../messaging/broker.js";
 import { ChangeSet, UnavailableError, type AfterCommit } from "../kernel/index.js";
 import { toError } from "../shared/index.js";
 import { isTransientDbError } from "../db/sql.js";
@@ -35,7 +35,7 @@ export interface IngestionDeps {
 
 export interface Ingestion {
   /** Hands one delivery to the batcher. */
-  accept(delivery: Delivery): void;
+  accept(delivery: NodeEventDelivery): void;
   /** Resolves when everything accepted so far has been handled (bounded by `timeoutMs`). */
   drain(timeoutMs: number): Promise<void>;
   /** Finishes what is buffered within `timeoutMs`, then stops; unhandled messages stay unacked for redelivery. */
@@ -45,7 +45,7 @@ export interface Ingestion {
 }
 
 interface Parsed {
-  delivery: Delivery;
+  delivery: NodeEventDelivery;
   event: NodeEvent;
 }
 
@@ -57,7 +57,7 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
   let running: Promise<void> | null = null;
   const counts = { stored: 0, deadLettered: 0, retried: 0 };
 
-  function validate(delivery: Delivery): Parsed | null {
+  function validate(delivery: NodeEventDelivery): Parsed | null {
     const parsed = parseMessage(nodeEventSchema, delivery.content);
     let problem = parsed.ok ? null : parsed.error;
     if (parsed.ok) {

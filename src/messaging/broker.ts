@@ -18,8 +18,6 @@ export interface NodeEventDelivery {
   deadLetter(error: Error): void;
 }
 
-/** @deprecated The old name of `NodeEventDelivery`, kept until `runs/ingestion.ts` switches. */
-export type Delivery = NodeEventDelivery;
 
 export interface DeadLetterDelivery {
   routingKey: string;

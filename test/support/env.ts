@@ -4,7 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createOrchestrator, type Orchestrator, type OrchestratorHooks } from "../../src/app.js";
-import { configWith, type OrchestratorConfig } from "../../src/config.js";
+import { parseConfig, type OrchestratorConfig } from "../../src/config.js";
 import { createLogger, type LogLevel } from "../../src/logger.js";
 import { createTestVhost, type TestVhost } from "./broker.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
@@ -28,6 +28,13 @@ export interface TestEnv {
 }
 
 const level = (process.env.TEST_LOG_LEVEL ?? "silent") as LogLevel;
+
+/** The default configuration with `overrides` applied. */
+export function configWith(overrides: Partial<OrchestratorConfig>): OrchestratorConfig {
+  const base = parseConfig({});
+  if (!base.ok) throw new Error(`default configuration is invalid: ${base.problems.join("; ")}`);
+  return { ...base.config, ...overrides };
+}
 
 export async function createTestEnv(overrides: Partial<OrchestratorConfig> = {}, hooks: OrchestratorHooks = {}): Promise<TestEnv> {
   const db = await createTestDatabase();
