@@ -44,6 +44,17 @@ export class ConflictError extends AppError {
   }
 }
 
+/** The caller's credentials are missing where required, malformed, unknown, expired or revoked; the message says which, never the credential. */
+export class UnauthenticatedError extends AppError {
+  constructor(message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super("UNAUTHENTICATED", message, details, options);
+  }
+
+  static because(reason: string, cause?: unknown): UnauthenticatedError {
+    return new UnauthenticatedError(reason, {}, { cause });
+  }
+}
+
 /** A dependency (database, broker) is away; the request may be retried. */
 export class UnavailableError extends AppError {
   constructor(message: string, cause?: unknown) {
