@@ -1,0 +1,9 @@
+/**
+ * Who is calling: OIDC access tokens and the orchestrator's own API tokens, both resolved to one
+ * `Identity`. Not yet enforced on the API (the permission rules come with the next slice).
+ */
+export { ApiToken } from "./api-token.entity.js";
+export { API_TOKEN_PREFIX, createApiToken, ensureBootstrapAdminToken, hashApiToken, listApiTokens, revokeApiToken, verifyApiToken, type NewApiToken } from "./api-token.service.js";
+export { resolveBearer, type BearerDeps } from "./bearer.js";
+export { GLOBAL_ROLES, isGlobalRole, type GlobalRole, type Identity, type IdentitySource } from "./identity.js";
+export { User } from "./user.entity.js";
