@@ -6,4 +6,5 @@ export { ApiToken } from "./api-token.entity.js";
 export { API_TOKEN_PREFIX, createApiToken, ensureBootstrapAdminToken, hashApiToken, listApiTokens, revokeApiToken, verifyApiToken, type NewApiToken } from "./api-token.service.js";
 export { resolveBearer, type BearerDeps } from "./bearer.js";
 export { GLOBAL_ROLES, isGlobalRole, type GlobalRole, type Identity, type IdentitySource } from "./identity.js";
+export { createOidcVerifier, type OidcVerifier, type OidcVerifierOptions } from "./oidc.js";
 export { User } from "./user.entity.js";
