@@ -9,6 +9,7 @@ import { rabbitmqUnreachable } from "./unreachable.js";
 import type { OrchestratorConfig } from "./config.js";
 import { createAfterCommit } from "./after-commit.js";
 import { toError, withTimeout } from "./shared/index.js";
+import { ensureBootstrapAdminToken } from "./auth/index.js";
 import { storeDeadLetter } from "./dead-letters/index.js";
 import { createSchema } from "./graphql/schema.js";
 import { startGraphQLServer } from "./graphql/server.js";
@@ -62,6 +63,10 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     if (config.migrateOnStart) {
       const applied = await migrate(orm);
       if (applied.length > 0) logger.info("applied migrations", { applied });
+    }
+    if (config.bootstrapAdminToken) {
+      const { record, created } = await ensureBootstrapAdminToken(orm.em.fork(), config.bootstrapAdminToken);
+      logger.info(created ? "created the bootstrap admin token" : "the bootstrap admin token exists", { prefix: record.prefix, revoked: record.revokedAt !== null });
     }
     const broker = await connectBroker(config, logger);
     onStop("broker", () => broker.stop());

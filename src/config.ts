@@ -47,6 +47,8 @@ export interface OrchestratorConfig {
   maxRequestBytes: number;
   /** @default info */
   logLevel: LogLevel;
+  /** An API token (`fem_pat_…`, 32+ characters) made sure to exist with the ADMIN role at start, for the first administrator. @default null // none */
+  bootstrapAdminToken: string | null;
 }
 
 const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
@@ -73,6 +75,11 @@ const schema = z.object({
   FEM_MAX_RESULT_BYTES: int(1).default(65_536),
   FEM_MAX_REQUEST_BYTES: int(1_024).default(1_048_576),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+  // The message never repeats the value: it is a secret.
+  FEM_BOOTSTRAP_ADMIN_TOKEN: z
+    .string()
+    .regex(/^fem_pat_[A-Za-z0-9_-]{24,504}$/, "must be fem_pat_ followed by 24 to 504 characters of A-Z, a-z, 0-9, _ and -")
+    .optional(),
 });
 
 export type ConfigResult = { ok: true; config: OrchestratorConfig } | { ok: false; problems: string[] };
@@ -108,6 +115,7 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
       maxResultBytes: e.FEM_MAX_RESULT_BYTES,
       maxRequestBytes: e.FEM_MAX_REQUEST_BYTES,
       logLevel: e.LOG_LEVEL,
+      bootstrapAdminToken: e.FEM_BOOTSTRAP_ADMIN_TOKEN ?? null,
     },
   };
 }

@@ -34,4 +34,20 @@ test("reads values and treats blanks as unset", () => {
   }
 });
 
+test("accepts a bootstrap admin token and refuses a weak one without repeating it", () => {
+  const token = `fem_pat_${"a1".repeat(16)}`;
+  const good = parseConfig({ FEM_BOOTSTRAP_ADMIN_TOKEN: token });
+  assert.ok(good.ok && good.config.bootstrapAdminToken === token);
+  const unset = parseConfig({});
+  assert.ok(unset.ok && unset.config.bootstrapAdminToken === null);
+  for (const weak of ["fem_pat_short", `${"x".repeat(40)}`, `fem_pat_${"a".repeat(30)}!`]) {
+    const result = parseConfig({ FEM_BOOTSTRAP_ADMIN_TOKEN: weak });
+    assert.not.ok(result.ok, weak);
+    if (!result.ok) {
+      assert.match(result.problems.join("\n"), /^FEM_BOOTSTRAP_ADMIN_TOKEN: must be fem_pat_ followed by/);
+      assert.not.ok(result.problems.join("\n").includes(weak), "the value is not repeated");
+    }
+  }
+});
+
 test.run();
