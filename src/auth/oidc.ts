@@ -28,8 +28,6 @@ export interface OidcVerifierOptions {
   rolesClaim?: string;
   /** Bound on the discovery request and on each key set request. @default 5_000 // 5 seconds */
   fetchTimeoutMs?: number;
-  /** How long the discovery document is reused before it is fetched again. @default 3_600_000 // 1 hour */
-  discoveryCacheMs?: number;
   /** How long a fetched key set is trusted before it is fetched again. @default 600_000 // 10 minutes */
   jwksCacheMaxAgeMs?: number;
   /** Least time between two key set fetches caused by an unknown `kid`. @default 30_000 // 30 seconds */
@@ -45,11 +43,6 @@ export interface OidcVerifier {
 
 const DEFAULT_ALGORITHMS = ["RS256", "PS256", "ES256", "EdDSA"];
 
-interface Discovered {
-  keys: JWTVerifyGetKey;
-  fetchedAtMs: number;
-}
-
 export function createOidcVerifier(options: OidcVerifierOptions): OidcVerifier {
   const algorithms = options.algorithms ?? DEFAULT_ALGORITHMS;
   const refused = algorithms.filter((alg) => alg.toLowerCase() === "none" || /^HS/i.test(alg));
@@ -57,31 +50,27 @@ export function createOidcVerifier(options: OidcVerifierOptions): OidcVerifier {
   if (algorithms.length === 0) throw new Error("OIDC algorithms: name at least one");
   const issuer = options.issuerUrl;
   const fetchTimeoutMs = options.fetchTimeoutMs ?? 5_000;
-  const discoveryCacheMs = options.discoveryCacheMs ?? 3_600_000;
   const userClaim = options.userClaim ?? "sub";
   const stopping = new AbortController();
-  let discovered: Promise<Discovered> | null = null;
+  let discovered: Promise<JWTVerifyGetKey> | null = null;
 
-  const discover = async (): Promise<Discovered> => {
+  const discover = async (): Promise<JWTVerifyGetKey> => {
     const jwksUri = await fetchJwksUri(issuer, fetchTimeoutMs, stopping.signal);
-    const keys = createRemoteJWKSet(jwksUri, {
+    return createRemoteJWKSet(jwksUri, {
       timeoutDuration: fetchTimeoutMs,
       cacheMaxAge: options.jwksCacheMaxAgeMs ?? 600_000,
       cooldownDuration: options.jwksCooldownMs ?? 30_000,
     });
-    return { keys, fetchedAtMs: Date.now() };
   };
 
+  // The discovery document is read once; a failure is forgotten so the next call tries again.
+  // Keys are refreshed by jose's remote key set (cacheMaxAge, and on an unknown kid).
   const currentKeys = async (): Promise<JWTVerifyGetKey> => {
-    if (discovered) {
-      const previous = discovered;
-      const current = await previous.catch(() => null);
-      if (current && Date.now() - current.fetchedAtMs < discoveryCacheMs) return current.keys;
-      // Only the first caller to see a failed or stale document replaces it; the others share its fetch.
-      if (discovered === previous) discovered = null;
-    }
-    discovered ??= discover();
-    return (await discovered).keys;
+    discovered ??= discover().catch((error: unknown) => {
+      discovered = null;
+      throw error;
+    });
+    return discovered;
   };
 
   return {

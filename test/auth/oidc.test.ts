@@ -31,6 +31,7 @@ let server: Server;
 let issuer: string;
 let current: Provider;
 let jwksRequests = 0;
+let failDiscoveries = 0;
 let keyA: SigningKey;
 let keyB: SigningKey;
 const verifiers: OidcVerifier[] = [];
@@ -115,6 +116,11 @@ const base64url = (value: unknown): string => Buffer.from(JSON.stringify(value))
 test.before(async () => {
   server = createServer((req, res) => {
     if (req.url?.startsWith("/jwks")) jwksRequests += 1;
+    if (req.url === "/.well-known/openid-configuration" && failDiscoveries > 0) {
+      failDiscoveries -= 1;
+      res.writeHead(503).end();
+      return;
+    }
     current.callback()(req, res);
   });
   await withTimeout(new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve)), WAIT_MS, "the provider to listen");
@@ -220,6 +226,16 @@ test("follows a key rotation: a new key is fetched on its unknown kid, a removed
   await assertRefused(v.verify(oldToken), /key the issuer does not publish/);
   assert.ok(jwksRequests > beforeOld, "the key set was fetched again before refusing");
   current = provider(keyA);
+});
+
+test("a failed discovery is UNAVAILABLE and tried again on the next token", async () => {
+  failDiscoveries = 1;
+  const v = verifier();
+  const token = await signed(keyA);
+  const error = await refusal(v.verify(token));
+  assert.is(error.code, "UNAVAILABLE");
+  assert.match(error.message, /discovery document .* could not be read: HTTP 503/);
+  assert.is((await withTimeout(v.verify(token), WAIT_MS, "verification after the failure")).subject, "alice");
 });
 
 test("reports an unreachable identity provider as UNAVAILABLE within the fetch timeout", async () => {
