@@ -8,3 +8,4 @@ export { resolveBearer, type BearerDeps } from "./bearer.js";
 export { GLOBAL_ROLES, isGlobalRole, type GlobalRole, type Identity, type IdentitySource } from "./identity.js";
 export { createOidcVerifier, type OidcVerifier, type OidcVerifierOptions } from "./oidc.js";
 export { User } from "./user.entity.js";
+export { rememberUser } from "./user.service.js";

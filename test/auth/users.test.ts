@@ -1,0 +1,40 @@
+import "reflect-metadata";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { rememberUser, User } from "../../src/auth/index.js";
+import { createOrm, migrate, type Orm } from "../../src/db/orm.js";
+import { createTestDatabase, type TestDatabase } from "../support/database.js";
+
+const test = suite("auth: users");
+let db: TestDatabase;
+let orm: Orm;
+
+test.before(async () => {
+  db = await createTestDatabase();
+  orm = await createOrm({ databaseUrl: db.url, poolSize: 2 });
+  await migrate(orm);
+});
+
+test.after(async () => {
+  await orm?.close(true);
+  await db?.drop();
+});
+
+test("records an OIDC caller, then refreshes its name, email, roles and last sighting but not when it was first seen", async () => {
+  const firstSeen = new Date("2026-11-01T10:00:00Z");
+  const later = new Date("2026-11-02T10:00:00Z");
+  await rememberUser(orm.em.fork(), { subject: "alice", name: "Alice", email: "alice@example.org", roles: [], via: "oidc" }, firstSeen);
+  await rememberUser(orm.em.fork(), { subject: "alice", name: "Alice A.", email: null, roles: ["ADMIN"], via: "oidc" }, later);
+  const user = await orm.em.fork().findOneOrFail(User, { subject: "alice" });
+  assert.equal(
+    { name: user.displayName, email: user.email, roles: user.roles, createdAt: user.createdAt.toISOString(), lastSeenAt: user.lastSeenAt?.toISOString() },
+    { name: "Alice A.", email: null, roles: ["ADMIN"], createdAt: firstSeen.toISOString(), lastSeenAt: later.toISOString() },
+  );
+});
+
+test("does not record a caller that came with an API token", async () => {
+  assert.is(await rememberUser(orm.em.fork(), { subject: "bot", name: null, email: null, roles: ["ADMIN"], via: "api-token", apiTokenId: "x" }), null);
+  assert.is(await orm.em.fork().count(User, { subject: "bot" }), 0);
+});
+
+test.run();
