@@ -6,6 +6,7 @@ import { Migration20261128184222 } from "./Migration20261128184222_node_capacity
 import { Migration20261128184617 } from "./Migration20261128184617_dead_letters.js";
 import { Migration20261128193000 } from "./Migration20261128193000_active_runs_and_outbox_cleanup.js";
 import { Migration20261130210434 } from "./Migration20261130210434_auth_identities.js";
+import { Migration20261130212104 } from "./Migration20261130212104_projects.js";
 
 export const migrationsList: MigrationObject[] = [
   { name: "Migration20261128181629", class: Migration20261128181629 },
@@ -14,4 +15,5 @@ export const migrationsList: MigrationObject[] = [
   { name: "Migration20261128184617_dead_letters", class: Migration20261128184617 },
   { name: "Migration20261128193000_active_runs_and_outbox_cleanup", class: Migration20261128193000 },
   { name: "Migration20261130210434_auth_identities", class: Migration20261130210434 },
+  { name: "Migration20261130212104_projects", class: Migration20261130212104 },
 ];

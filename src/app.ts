@@ -9,7 +9,7 @@ import { rabbitmqUnreachable } from "./unreachable.js";
 import type { OrchestratorConfig } from "./config.js";
 import { createAfterCommit } from "./after-commit.js";
 import { toError, withTimeout } from "./shared/index.js";
-import { ensureBootstrapAdminToken } from "./auth/index.js";
+import { createAuthenticator, ensureBootstrapAdminToken, hasUsableApiToken } from "./auth/index.js";
 import { storeDeadLetter } from "./dead-letters/index.js";
 import { createSchema } from "./graphql/schema.js";
 import { startGraphQLServer } from "./graphql/server.js";
@@ -42,6 +42,16 @@ async function connectBroker(config: OrchestratorConfig, logger: Logger): Promis
   }
 }
 
+/** Authentication is on but no way to sign in is configured. */
+export class AuthNotConfiguredError extends Error {
+  constructor() {
+    super(
+      "no identity is configured: set FEM_OIDC_ISSUER and FEM_OIDC_AUDIENCE, or FEM_BOOTSTRAP_ADMIN_TOKEN (or _FILE) for a first admin token; for local development only, FEM_AUTH=off",
+    );
+    this.name = "AuthNotConfiguredError";
+  }
+}
+
 export interface OrchestratorHooks {
   /** Sees every SQL statement (tests count them). */
   onQuery?: (message: string) => void;
@@ -68,6 +78,22 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
       const { record, created } = await ensureBootstrapAdminToken(orm.em.fork(), config.bootstrapAdminToken);
       logger.info(created ? "created the bootstrap admin token" : "the bootstrap admin token exists", { prefix: record.prefix, revoked: record.revokedAt !== null });
     }
+    if (config.auth === "on" && !config.oidc && !config.bootstrapAdminToken && !(await hasUsableApiToken(orm.em.fork()))) {
+      throw new AuthNotConfiguredError();
+    }
+    const authenticator = createAuthenticator(
+      orm,
+      config.oidc && {
+        issuerUrl: config.oidc.issuerUrl,
+        audience: config.oidc.audience,
+        rolesClaim: config.oidc.rolesClaim ?? undefined,
+        userClaim: config.oidc.subjectClaim,
+        nameClaim: config.oidc.nameClaim,
+        emailClaim: config.oidc.emailClaim,
+      },
+      logger,
+    );
+    onStop("authenticator", async () => authenticator.stop());
     const broker = await connectBroker(config, logger);
     onStop("broker", () => broker.stop());
     let relay: Relay | null = null;
@@ -140,6 +166,8 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
         orm,
         pubsub,
         afterCommit,
+        authenticator,
+        auth: config.auth,
         declareNodeQueues: (nodeId) => publisher.ensureNodeQueues(nodeId),
         subscriberBufferSize: config.subscriberBufferSize,
       },
@@ -147,7 +175,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
       logger,
     );
     onStop("graphql server", () => server.stop());
-    logger.info("orchestrator ready", { url: server.url, instanceId: config.instanceId });
+    logger.info("orchestrator ready", { url: server.url, instanceId: config.instanceId, auth: config.auth === "off" ? "OFF: every caller is a local ADMIN" : config.oidc ? "OIDC and API tokens" : "API tokens" });
     return { url: server.url, wsUrl: server.wsUrl, orm, pubsub, relay, ingestion, stop };
   } catch (err) {
     await stop();

@@ -3,6 +3,7 @@
  * `process.env`), every problem listed at once.
  */
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { z } from "zod";
 import type { LogLevel } from "./logger.js";
 
@@ -49,6 +50,25 @@ export interface OrchestratorConfig {
   logLevel: LogLevel;
   /** An API token (`fem_pat_…`, 32+ characters) made sure to exist with the ADMIN role at start, for the first administrator. @default null // none */
   bootstrapAdminToken: string | null;
+  /** `off` lets every caller act as a local ADMIN (local development only). @default "on" */
+  auth: "on" | "off";
+  /** The site's OpenID Provider, when callers sign in with OIDC access tokens. @default null // API tokens only */
+  oidc: OidcSettings | null;
+  /** Origins a browser page may call the API from (WebSocket upgrade and CORS). @default [] // same-origin and non-browser clients only */
+  allowedOrigins: string[];
+}
+
+export interface OidcSettings {
+  issuerUrl: string;
+  audience: string;
+  /** Dotted path of the claim listing global roles (`realm_access.roles` for Keycloak). @default null // none */
+  rolesClaim: string | null;
+  /** @default "sub" */
+  subjectClaim: string;
+  /** @default "name" */
+  nameClaim: string;
+  /** @default "email" */
+  emailClaim: string;
 }
 
 const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
@@ -80,6 +100,22 @@ const schema = z.object({
     .string()
     .regex(/^fem_pat_[A-Za-z0-9_-]{24,504}$/, "must be fem_pat_ followed by 24 to 504 characters of A-Z, a-z, 0-9, _ and -")
     .optional(),
+  FEM_AUTH: z.enum(["on", "off"]).default("on"),
+  FEM_OIDC_ISSUER: z.string().url().optional(),
+  FEM_OIDC_AUDIENCE: z.string().min(1).optional(),
+  FEM_OIDC_ROLES_CLAIM: z.string().regex(/^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$/, "a claim name or a dotted path such as realm_access.roles").optional(),
+  FEM_OIDC_SUBJECT_CLAIM: z.string().min(1).default("sub"),
+  FEM_OIDC_NAME_CLAIM: z.string().min(1).default("name"),
+  FEM_OIDC_EMAIL_CLAIM: z.string().min(1).default("email"),
+  FEM_ALLOWED_ORIGINS: z
+    .string()
+    .transform((v) => v.split(",").map((o) => o.trim()).filter((o) => o !== ""))
+    .pipe(z.array(z.string().regex(/^https?:\/\/[^/\s]+$/, "origins are scheme://host[:port], comma-separated")))
+    .default([]),
+}).superRefine((e, ctx) => {
+  if (Boolean(e.FEM_OIDC_ISSUER) !== Boolean(e.FEM_OIDC_AUDIENCE)) {
+    ctx.addIssue({ code: "custom", path: ["FEM_OIDC_AUDIENCE"], message: "FEM_OIDC_ISSUER and FEM_OIDC_AUDIENCE go together" });
+  }
 });
 
 export type ConfigResult = { ok: true; config: OrchestratorConfig } | { ok: false; problems: string[] };
@@ -116,11 +152,36 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
       maxRequestBytes: e.FEM_MAX_REQUEST_BYTES,
       logLevel: e.LOG_LEVEL,
       bootstrapAdminToken: e.FEM_BOOTSTRAP_ADMIN_TOKEN ?? null,
+      auth: e.FEM_AUTH,
+      oidc:
+        e.FEM_OIDC_ISSUER && e.FEM_OIDC_AUDIENCE
+          ? {
+              issuerUrl: e.FEM_OIDC_ISSUER,
+              audience: e.FEM_OIDC_AUDIENCE,
+              rolesClaim: e.FEM_OIDC_ROLES_CLAIM ?? null,
+              subjectClaim: e.FEM_OIDC_SUBJECT_CLAIM,
+              nameClaim: e.FEM_OIDC_NAME_CLAIM,
+              emailClaim: e.FEM_OIDC_EMAIL_CLAIM,
+            }
+          : null,
+      allowedOrigins: e.FEM_ALLOWED_ORIGINS,
     },
   };
 }
 
-/** Reads the process environment; `defaults` fill what it leaves unset (used by the demo). */
+/**
+ * Reads the process environment; `defaults` fill what it leaves unset (used by the demo).
+ * `FEM_BOOTSTRAP_ADMIN_TOKEN_FILE` names a file holding the bootstrap token (a mounted secret).
+ */
 export function loadConfig(defaults: Record<string, string> = {}): ConfigResult {
-  return parseConfig({ ...defaults, ...Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== undefined && v !== "")) });
+  const env: Record<string, string | undefined> = { ...defaults, ...Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== undefined && v !== "")) };
+  const file = env.FEM_BOOTSTRAP_ADMIN_TOKEN_FILE;
+  if (file && !env.FEM_BOOTSTRAP_ADMIN_TOKEN) {
+    try {
+      env.FEM_BOOTSTRAP_ADMIN_TOKEN = readFileSync(file, "utf8").trim();
+    } catch (err) {
+      return { ok: false, problems: [`FEM_BOOTSTRAP_ADMIN_TOKEN_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? "error"})`] };
+    }
+  }
+  return parseConfig(env);
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** `npm start`: runs one orchestrator instance until SIGTERM/SIGINT. */
 import "reflect-metadata";
-import { createOrchestrator } from "./app.js";
+import { AuthNotConfiguredError, createOrchestrator } from "./app.js";
 import { loadConfig } from "./config.js";
 import { ServiceUnreachableError } from "./unreachable.js";
 import { createLogger } from "./logger.js";
@@ -17,7 +17,7 @@ const logger = createLogger(config.logLevel);
 
 try {
   const orchestrator = await createOrchestrator(config, logger);
-  console.log(`fem-orchestrator listening on ${orchestrator.url}`);
+  console.log(`fem-orchestrator listening on ${orchestrator.url}${config.auth === "off" ? " (FEM_AUTH=off: authentication is OFF, every caller is a local ADMIN; for local development only)" : ""}`);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) {
@@ -35,7 +35,7 @@ try {
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
 } catch (err) {
-  if (err instanceof ServiceUnreachableError) {
+  if (err instanceof ServiceUnreachableError || err instanceof AuthNotConfiguredError) {
     console.error(`fem-orchestrator: ${err.message}`);
   } else {
     console.error("fem-orchestrator: failed to start:", err instanceof Error ? err.message : err);

@@ -11,13 +11,14 @@ export class AccountingFilter {
   @Field(() => [ID], { nullable: true }) nodes?: string[] | null;
   @Field(() => [String], { nullable: true, description: "Tool names or name@version." }) tools?: string[] | null;
   @Field(() => ID, { nullable: true }) workflowId?: string | null;
+  @Field(() => ID, { nullable: true, description: "A project id." }) project?: string | null;
 }
 
 @ObjectType({ description: "Usage of finished runs for one combination of the grouped dimensions. Times in ms, sizes in bytes." })
 export class AccountingRow {
   @Field(() => ID, { nullable: true }) node!: string | null;
   @Field(() => String, { nullable: true, description: "name@version" }) tool!: string | null;
-  @Field(() => String, { nullable: true, description: "Who submitted; empty until authentication exists." }) user!: string | null;
+  @Field(() => String, { nullable: true, description: "The subject of who submitted." }) user!: string | null;
   @Field(() => String, { nullable: true, description: "UTC day the runs finished, YYYY-MM-DD." }) day!: string | null;
   @Field(() => Int) runs!: number;
   @Field(() => Int) succeeded!: number;
@@ -33,12 +34,12 @@ export class AccountingRow {
 
 @Resolver()
 export class AccountingResolver {
-  @Query(() => [AccountingRow], { description: "Usage of finished runs grouped by node, tool, user and/or day." })
+  @Query(() => [AccountingRow], { description: "Usage of finished runs grouped by node, tool, user and/or day: runs of your projects and of the nodes you operate (all for ADMIN)." })
   async accounting(
     @Arg("groupBy", () => [AccountingDimension]) groupBy: AccountingDimension[],
     @Ctx() ctx: Context,
     @Arg("filter", () => AccountingFilter, { nullable: true }) filter?: AccountingFilter | null,
   ): Promise<AccountingRow[]> {
-    return accounting(ctx.orm.em.fork(), groupBy, filter ?? {});
+    return accounting(ctx.orm.em.fork(), ctx.viewer(), groupBy, filter ?? {});
   }
 }

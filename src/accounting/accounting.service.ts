@@ -1,6 +1,6 @@
 /** Usage of finished runs, summed by node, tool, user and/or day, in one SQL statement. */
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { BadInputError, checkUuid } from "../kernel/index.js";
+import { BadInputError, checkUuid, readableProjectIds, type Viewer } from "../kernel/index.js";
 import { json, query } from "../db/sql.js";
 
 export enum AccountingDimension {
@@ -17,6 +17,8 @@ export interface AccountingFilterData {
   /** `name` or `name@version`. */
   tools?: string[] | null;
   workflowId?: string | null;
+  /** A project id. */
+  project?: string | null;
 }
 
 export interface AccountingRowData {
@@ -44,7 +46,7 @@ const columns: Record<AccountingDimension, { select: string; alias: keyof Accoun
 };
 
 /** Sums over runs that finished (terminal, with a finish time) within the filter. */
-export async function accounting(em: EntityManager, groupBy: AccountingDimension[], filter: AccountingFilterData): Promise<AccountingRowData[]> {
+export async function accounting(em: EntityManager, viewer: Viewer, groupBy: AccountingDimension[], filter: AccountingFilterData): Promise<AccountingRowData[]> {
   const dims = [...new Set(groupBy)];
   if (dims.length === 0) throw BadInputError.field("groupBy", "name at least one of NODE, TOOL, USER, DAY");
   const where = ["r.finished_at is not null"];
@@ -53,6 +55,13 @@ export async function accounting(em: EntityManager, groupBy: AccountingDimension
     where.push(sql);
     params.push(...values);
   };
+  // Only runs the caller may see: its projects' workflows and the runs on the nodes it operates.
+  const readable = readableProjectIds(viewer);
+  if (readable) condition("(w.project_id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) or r.node_id in (select value from jsonb_array_elements_text(?::jsonb)))", json(readable), json([...viewer.operatedNodes]));
+  if (filter.project) {
+    checkUuid("filter.project", filter.project);
+    condition("w.project_id = ?::uuid", filter.project);
+  }
   if (filter.from) condition("r.finished_at >= ?", filter.from);
   if (filter.to) condition("r.finished_at < ?", filter.to);
   if (filter.nodes?.length) condition("r.node_id in (select value from jsonb_array_elements_text(?::jsonb))", json(filter.nodes));

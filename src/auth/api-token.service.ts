@@ -3,7 +3,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { type EntityManager, UniqueConstraintViolationException } from "@mikro-orm/core";
 import { BadInputError, checkUuid, NotFoundError, UnauthenticatedError } from "../kernel/index.js";
 import { ApiToken } from "./api-token.entity.js";
-import { GLOBAL_ROLES, type GlobalRole, type Identity, isGlobalRole } from "./identity.js";
+import { GlobalRole } from "../kernel/index.js";
+import { GLOBAL_ROLES, type Identity, isGlobalRole } from "./identity.js";
 
 /** Every API token starts with this, so a bearer token can be told from a JWT without parsing it. */
 export const API_TOKEN_PREFIX = "fem_pat_";
@@ -91,7 +92,7 @@ export async function ensureBootstrapAdminToken(em: EntityManager, token: string
   const tokenHash = hashApiToken(token);
   const existing = await em.findOne(ApiToken, { tokenHash });
   if (existing) return { record: existing, created: false };
-  const data = { name: "bootstrap administrator", ownerSubject: "bootstrap-admin", roles: ["ADMIN" as const], tokenHash, prefix: token.slice(0, SHOWN_PREFIX_CHARS), createdAt: new Date() };
+  const data = { name: "bootstrap administrator", ownerSubject: "bootstrap-admin", roles: [GlobalRole.ADMIN], tokenHash, prefix: token.slice(0, SHOWN_PREFIX_CHARS), createdAt: new Date() };
   try {
     // A native insert, so a lost race with another orchestrator starting leaves this em clean.
     await em.insert(ApiToken, em.create(ApiToken, data, { persist: false }));
@@ -125,4 +126,10 @@ function checkExpiry(value: Date | null, now: Date): Date | null {
   if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw BadInputError.field("expiresAt", "must be a valid date");
   if (value.getTime() <= now.getTime()) throw BadInputError.field("expiresAt", "must be in the future");
   return value;
+}
+
+/** True when at least one API token is neither revoked nor expired (someone can sign in). */
+export async function hasUsableApiToken(em: EntityManager, now: Date = new Date()): Promise<boolean> {
+  const count = await em.count(ApiToken, { revokedAt: null, $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }] });
+  return count > 0;
 }

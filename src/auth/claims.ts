@@ -1,5 +1,6 @@
 /** Reading identity facts out of a token's claims. */
-import { type GlobalRole, isGlobalRole } from "./identity.js";
+import type { GlobalRole } from "../kernel/index.js";
+import { isGlobalRole } from "./identity.js";
 
 /** The value at a dotted path (`realm_access.roles`), or undefined when any step is missing. */
 export function claimAt(claims: Record<string, unknown>, path: string): unknown {

@@ -1,9 +1,9 @@
 /** Who is calling: the one shape every way of authenticating produces. */
 
-/** Roles that hold across projects; project roles come with projects. */
-export const GLOBAL_ROLES = ["ADMIN", "NODE_OPERATOR"] as const;
+import { GlobalRole } from "../kernel/index.js";
 
-export type GlobalRole = (typeof GLOBAL_ROLES)[number];
+/** Roles that hold across projects (the kernel's GlobalRole); project roles are per project. */
+export const GLOBAL_ROLES: readonly GlobalRole[] = Object.values(GlobalRole);
 
 export function isGlobalRole(value: unknown): value is GlobalRole {
   return typeof value === "string" && (GLOBAL_ROLES as readonly string[]).includes(value);

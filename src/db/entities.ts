@@ -1,11 +1,12 @@
 /** Every entity class, listed explicitly: MikroORM discovery by folder globs breaks under bundlers and ESM loaders. */
-import { ApiToken, User } from "../auth/index.js";
+import { ApiToken, RoleGrant, User } from "../auth/index.js";
 import { DeadLetter } from "../dead-letters/index.js";
 import { LogLine } from "../logs/index.js";
 import { OutboxMessage } from "../messaging/outbox.entity.js";
-import { Node } from "../nodes/index.js";
+import { Node, NodeOperator } from "../nodes/index.js";
+import { Project, ProjectMember, ProjectNode } from "../projects/index.js";
 import { Run } from "../runs/index.js";
 import { Tool } from "../tools/index.js";
 import { Task, Workflow } from "../workflows/index.js";
 
-export const entities = [Node, Tool, Workflow, Task, Run, LogLine, OutboxMessage, DeadLetter, User, ApiToken];
+export const entities = [Node, Tool, Workflow, Task, Run, LogLine, OutboxMessage, DeadLetter, User, ApiToken, RoleGrant, Project, ProjectMember, ProjectNode, NodeOperator];

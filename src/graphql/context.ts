@@ -1,9 +1,14 @@
 /** What every resolver gets: the ORM, batch loaders, live events and the services' collaborators. */
 import DataLoader from "dataloader";
 import type { MikroORM } from "@mikro-orm/postgresql";
-import type { AfterCommit } from "../kernel/index.js";
+import { randomUUID } from "node:crypto";
+import { loadViewer, type Authenticator, type Identity } from "../auth/index.js";
+
+export type { Identity };
+import { GlobalRole, UnauthenticatedError, type AfterCommit, type Viewer } from "../kernel/index.js";
 import type { PubSub } from "../live/pubsub.js";
 import { Node } from "../nodes/index.js";
+import { membersOfProjects, nodeIdsOfProjects, type ProjectMember } from "../projects/index.js";
 import { runsByTaskIds, type Run } from "../runs/index.js";
 import { Tool } from "../tools/index.js";
 import { tasksByIds, tasksByWorkflowIds, Workflow, type Task } from "../workflows/index.js";
@@ -16,6 +21,10 @@ export interface AppServices {
   /** Registers a node's queues on the broker right away (best effort). */
   declareNodeQueues(nodeId: string): Promise<void>;
   subscriberBufferSize: number;
+  /** Turns an `Authorization` header into the caller. */
+  authenticator: Authenticator;
+  /** `off`: every caller is a local ADMIN (local development only). */
+  auth: "on" | "off";
 }
 
 export interface Loaders {
@@ -25,11 +34,24 @@ export interface Loaders {
   task: DataLoader<string, Task | null>;
   tasksOfWorkflow: DataLoader<string, Task[]>;
   runsOfTask: DataLoader<string, Run[]>;
+  membersOfProject: DataLoader<string, ProjectMember[]>;
+  nodeIdsOfProject: DataLoader<string, string[]>;
 }
 
 export interface Context extends AppServices {
   loaders: Loaders;
+  /** The authenticated caller, or null when anonymous. */
+  identity: Identity | null;
+  /** The caller's rights; throws UNAUTHENTICATED when anonymous. */
+  viewer(): Viewer;
+  /** The signed-in caller's rights, or null when anonymous. */
+  viewerOrNull: Viewer | null;
+  /** Names this request in logs and the audit trail. */
+  requestId: string;
 }
+
+/** Who every caller is when authentication is off. */
+export const LOCAL_DEVELOPER: Identity = { subject: "local-developer", name: "local developer (FEM_AUTH=off)", email: null, roles: [GlobalRole.ADMIN], via: "api-token" };
 
 function byId<T extends { id: string }>(keys: readonly string[], rows: T[]): (T | null)[] {
   const map = new Map(rows.map((r) => [r.id, r]));
@@ -59,9 +81,30 @@ export function createLoaders(orm: MikroORM, cache: boolean): Loaders {
     task: new DataLoader(async (ids) => byId(ids, await tasksByIds(em(), ids)), { cache }),
     tasksOfWorkflow: new DataLoader(async (ids) => grouped(ids, await tasksByWorkflowIds(em(), ids), (t) => t.workflowId), { cache }),
     runsOfTask: new DataLoader(async (ids) => grouped(ids, await runsByTaskIds(em(), ids), (r) => r.taskId), { cache }),
+    membersOfProject: new DataLoader(async (ids) => grouped(ids, await membersOfProjects(em(), ids), (m) => m.projectId), { cache }),
+    nodeIdsOfProject: new DataLoader(
+      async (ids) => grouped(ids, await nodeIdsOfProjects(em(), ids), (p) => p.projectId).map((rows) => rows.map((r) => r.nodeId)),
+      { cache },
+    ),
   };
 }
 
-export function createContext(services: AppServices, cache: boolean): Context {
-  return { ...services, loaders: createLoaders(services.orm, cache) };
+/**
+ * The context of one operation for a caller already authenticated (`identity`, null when
+ * anonymous): the caller's Viewer is loaded once here.
+ */
+export async function createContext(services: AppServices, cache: boolean, identity: Identity | null, requestId: string = randomUUID()): Promise<Context> {
+  const caller = services.auth === "off" ? LOCAL_DEVELOPER : identity;
+  const viewerOrNull = caller ? await loadViewer(services.orm.em.fork(), caller) : null;
+  return {
+    ...services,
+    loaders: createLoaders(services.orm, cache),
+    identity: caller,
+    viewerOrNull,
+    requestId,
+    viewer() {
+      if (!viewerOrNull) throw UnauthenticatedError.because("sign in: send Authorization: Bearer <token>");
+      return viewerOrNull;
+    },
+  };
 }

@@ -4,9 +4,11 @@ import type { GraphQLSchema } from "graphql";
 import { buildSchema } from "type-graphql";
 import { createPubSub, type PubSub } from "../live/pubsub.js";
 import { AccountingResolver } from "../accounting/index.js";
+import { AuthResolver } from "../auth/index.js";
 import { DeadLetterResolver } from "../dead-letters/index.js";
 import { LogResolver, RunLogsResolver } from "../logs/index.js";
 import { NodeResolver, RunNodeResolver } from "../nodes/index.js";
+import { ProjectResolver } from "../projects/index.js";
 import { RunResolver } from "../runs/index.js";
 import { ToolResolver } from "../tools/index.js";
 import { RunTaskResolver, TaskResolver, WorkflowResolver } from "../workflows/index.js";
@@ -23,6 +25,8 @@ export const resolvers = [
   LogResolver,
   DeadLetterResolver,
   AccountingResolver,
+  AuthResolver,
+  ProjectResolver,
 ] as const;
 
 /**

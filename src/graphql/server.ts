@@ -6,11 +6,14 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { ApolloServer, HeaderMap } from "@apollo/server";
 import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
-import { GraphQLError, type GraphQLSchema } from "graphql";
+import { randomUUID } from "node:crypto";
+import { getOperationAST, GraphQLError, parse, validate, type DocumentNode, type GraphQLSchema } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
+import { UnauthenticatedError } from "../kernel/index.js";
 import type { Logger } from "../logger.js";
-import { createContext, type AppServices, type Context } from "./context.js";
+import { authorizeOperation, toHttpError } from "./authorization.js";
+import { createContext, type AppServices, type Context, type Identity } from "./context.js";
 import { createErrorFormatter } from "./errors.js";
 
 export const GRAPHQL_PATH = "/graphql";
@@ -46,9 +49,17 @@ function readBody(req: http.IncomingMessage, maxBytes: number): Promise<string> 
   });
 }
 
-function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { "content-type": "application/json" });
+function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { "content-type": "application/json", ...headers });
   res.end(JSON.stringify(body));
+}
+
+/** The identity a graphql-ws connection authenticated with in `connection_init`. */
+const socketIdentities = new WeakMap<object, Identity | null>();
+
+function connectionAuthorization(params: Record<string, unknown> | undefined): string | null {
+  const value = params?.authorization ?? params?.Authorization;
+  return typeof value === "string" ? value : null;
 }
 
 export async function startGraphQLServer(schema: GraphQLSchema, services: AppServices, options: GraphQLServerOptions, logger: Logger): Promise<GraphQLServer> {
@@ -58,7 +69,39 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
   const wsCleanup = useServer<Record<string, unknown>>(
     {
       schema,
-      context: (): Context => createContext(services, false),
+      // The token travels in connection_init; a connection without a valid one is closed (4403).
+      onConnect: async (ctx) => {
+        if (services.auth === "off") {
+          socketIdentities.set(ctx.extra, null);
+          return true;
+        }
+        try {
+          const identity = await services.authenticator.authenticate(connectionAuthorization(ctx.connectionParams));
+          if (!identity) return false;
+          socketIdentities.set(ctx.extra, identity);
+          return true;
+        } catch (err) {
+          if (!(err instanceof UnauthenticatedError)) logger.warn("WebSocket authentication failed", { error: err instanceof Error ? err.message : String(err) });
+          return false;
+        }
+      },
+      // Parsed, validated and authorised here, so a refused subscription never starts.
+      onSubscribe: async (ctx, _id, payload) => {
+        let document: DocumentNode;
+        try {
+          document = parse(payload.query);
+        } catch (err) {
+          return [err instanceof GraphQLError ? err : new GraphQLError(String(err))];
+        }
+        const errors = validate(schema, document);
+        if (errors.length > 0) return errors;
+        const operation = getOperationAST(document, payload.operationName ?? undefined);
+        if (!operation) return [new GraphQLError("the document names no operation to run (or several without operationName)")];
+        const contextValue = await createContext(services, false, socketIdentities.get(ctx.extra) ?? null);
+        const denied = authorizeOperation(document, operation, contextValue.viewerOrNull);
+        if (denied) return [toHttpError(denied)];
+        return { schema, document, contextValue, operationName: payload.operationName, variableValues: payload.variables ?? undefined };
+      },
       onError: (_ctx, _id, _payload, errors) => errors.map((e) => formatError(e.toJSON(), e)),
       onNext: (_ctx, _id, _payload, _args, result) => {
         if (!("errors" in result) || !result.errors) return;
@@ -74,6 +117,17 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
     includeStacktraceInErrorResponses: false,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
+      {
+        async requestDidStart() {
+          return {
+            async didResolveOperation({ document, operation, contextValue }) {
+              if (!operation) return;
+              const denied = authorizeOperation(document, operation, contextValue.viewerOrNull);
+              if (denied) throw toHttpError(denied);
+            },
+          };
+        },
+      },
       { async serverWillStart() { return { async drainServer() { await wsCleanup.dispose(); } }; } },
     ],
   });
@@ -88,6 +142,18 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
       for (const [key, value] of Object.entries(req.headers)) {
         if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(", ") : value);
       }
+      const requestId = randomUUID();
+      res.setHeader("x-request-id", requestId);
+      let identity: Identity | null = null;
+      if (services.auth === "on") {
+        try {
+          identity = await services.authenticator.authenticate(headers.get("authorization"));
+        } catch (err) {
+          if (!(err instanceof UnauthenticatedError)) throw err;
+          req.resume();
+          return sendJson(res, 401, { errors: [{ message: err.message, extensions: { code: err.code } }] }, { "www-authenticate": 'Bearer realm="fem", error="invalid_token"' });
+        }
+      }
       let body: unknown = undefined;
       if (req.method === "POST") {
         const text = await readBody(req, options.maxRequestBytes);
@@ -95,7 +161,7 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
       }
       const response = await apollo.executeHTTPGraphQLRequest({
         httpGraphQLRequest: { method: req.method ?? "GET", headers, search: url.search, body },
-        context: async () => createContext(services, true),
+        context: () => createContext(services, true, identity, requestId),
       });
       for (const [key, value] of response.headers) res.setHeader(key, value);
       res.statusCode = response.status ?? 200;

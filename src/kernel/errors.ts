@@ -61,3 +61,10 @@ export class UnavailableError extends AppError {
     super("UNAVAILABLE", message, {}, { cause });
   }
 }
+
+/** The caller is known but may not do this. */
+export class ForbiddenError extends AppError {
+  static action(action: string, needed: string): ForbiddenError {
+    return new ForbiddenError("FORBIDDEN", `you may not ${action}: it needs ${needed}`, { needed });
+  }
+}

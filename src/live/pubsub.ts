@@ -148,3 +148,25 @@ export function createPubSub(defaultBufferSize: number, lagGraceMs = 5_000): Pub
     },
   };
 }
+
+/**
+ * The events of `source` that `keep` accepts. Closing the result closes `source` at once (an async
+ * generator would wait for the next event before it could close, holding the subscription).
+ */
+export function filterEvents<T>(source: AsyncIterableIterator<T>, keep: (event: T) => boolean): AsyncIterableIterator<T> {
+  const iterator: AsyncIterableIterator<T> = {
+    async next() {
+      for (;;) {
+        const result = await source.next();
+        if (result.done || keep(result.value)) return result;
+      }
+    },
+    async return() {
+      return (await source.return?.()) ?? { done: true, value: undefined };
+    },
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return iterator;
+}

@@ -4,6 +4,7 @@ import { connection, pageSize } from "../graphql/connection.js";
 import { BadInputError, checkUuid } from "../kernel/index.js";
 import { topics } from "../live/topics.js";
 import { getRun, Run, runsByTaskIds } from "../runs/index.js";
+import { getTask } from "../workflows/index.js";
 import { followLogs, type LogBatchPayload } from "./log-follower.js";
 import { LogBatch, LogLineConnection } from "./log.types.js";
 import { readLogs } from "./log.service.js";
@@ -12,10 +13,11 @@ import { readLogs } from "./log.service.js";
 export class LogResolver {
   @Subscription(() => LogBatch, {
     description: "Stored lines after afterSeq (default 0), then live lines: in order, no gap, no duplicate.",
-    subscribe: ({ args, context }) => {
+    subscribe: async ({ args, context }) => {
       const ctx = context as Context;
       const runId = args.runId as string;
       checkUuid("runId", runId);
+      await getRun(ctx.orm.em.fork(), runId, ctx.viewer());
       const afterSeq = (args.afterSeq as number | null | undefined) ?? 0;
       if (!Number.isInteger(afterSeq) || afterSeq < 0) throw BadInputError.field("afterSeq", "must be a non-negative integer");
       return followLogs({
@@ -41,6 +43,7 @@ export class LogResolver {
       const ctx = context as Context;
       const taskId = args.taskId as string;
       checkUuid("taskId", taskId);
+      await getTask(ctx.orm.em.fork(), taskId, ctx.viewer());
       const runs = await runsByTaskIds(ctx.orm.em.fork(), [taskId]);
       return followLogs({
         topic: topics.taskLogs(taskId),
@@ -76,7 +79,7 @@ export class RunLogsResolver {
     @Arg("afterSeq", () => Int, { nullable: true }) afterSeq?: number | null,
     @Arg("first", () => Int, { nullable: true }) first?: number | null,
   ) {
-    await getRun(ctx.orm.em.fork(), runId);
+    await getRun(ctx.orm.em.fork(), runId, ctx.viewer());
     return logPage(ctx, runId, afterSeq, first);
   }
 }

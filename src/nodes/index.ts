@@ -4,3 +4,5 @@ export { Connectivity, Node, NodeAdminState } from "./node.entity.js";
 export { NodeResolver, RunNodeResolver } from "./node.resolver.js";
 export { getNode, listNodes, registerNode, setNodeAdminState, validateLabels, validateNodeId } from "./node.service.js";
 export { createNodeSweeper, type SweeperOptions } from "./sweeper.js";
+export { NodeOperator } from "./node-operator.entity.js";
+export { grantNodeOperator, revokeNodeOperator } from "./node.service.js";

@@ -2,11 +2,12 @@ import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subs
 import type { Context } from "../graphql/context.js";
 import { connection, decodeCursor, pageSize } from "../graphql/connection.js";
 import { ChangeSet } from "../kernel/index.js";
+import { filterEvents } from "../live/pubsub.js";
 import { topics } from "../live/topics.js";
 import { Run } from "../runs/index.js";
 import { Node, NodeAdminState } from "./node.entity.js";
 import { NodeConnection, NodeFilter, NodeRegistration, RegisterNodeInput } from "./node.inputs.js";
-import { getNode, listNodes, registerNode, setNodeAdminState, validateNodeId } from "./node.service.js";
+import { getNode, grantNodeOperator, listNodes, registerNode, revokeNodeOperator, setNodeAdminState, validateNodeId, visibleNodeIds } from "./node.service.js";
 import { nodeSnapshot } from "./heartbeat.js";
 
 @Resolver(() => Node)
@@ -14,7 +15,7 @@ export class NodeResolver {
   @Query(() => Node, { description: "One node; NOT_FOUND when it does not exist." })
   async node(@Arg("id", () => ID) id: string, @Ctx() ctx: Context): Promise<Node> {
     validateNodeId("id", id);
-    return getNode(ctx.orm.em.fork(), id);
+    return getNode(ctx.orm.em.fork(), id, ctx.viewer());
   }
 
   @Query(() => NodeConnection)
@@ -25,7 +26,7 @@ export class NodeResolver {
     @Arg("after", () => String, { nullable: true }) after?: string | null,
   ) {
     const cursor = decodeCursor(after, (v): v is string => typeof v === "string");
-    const { nodes, hasNextPage } = await listNodes(ctx.orm.em.fork(), filter ?? {}, pageSize(first, 50, 500), cursor);
+    const { nodes, hasNextPage } = await listNodes(ctx.orm.em.fork(), ctx.viewer(), filter ?? {}, pageSize(first, 50, 500), cursor);
     return connection(nodes, hasNextPage, (n) => n.id);
   }
 
@@ -40,16 +41,37 @@ export class NodeResolver {
     return result;
   }
 
+  @Mutation(() => Node, { description: "Makes a user an operator of a node (ADMIN): they see its runs and may drain or disable it." })
+  async grantNodeOperator(@Arg("nodeId", () => ID) nodeId: string, @Arg("subject", () => String) subject: string, @Ctx() ctx: Context): Promise<Node> {
+    return grantNodeOperator(ctx.orm.em.fork(), ctx.viewer(), nodeId, subject);
+  }
+
+  @Mutation(() => Node, { description: "Withdraws a user's operation of a node (ADMIN)." })
+  async revokeNodeOperator(@Arg("nodeId", () => ID) nodeId: string, @Arg("subject", () => String) subject: string, @Ctx() ctx: Context): Promise<Node> {
+    return revokeNodeOperator(ctx.orm.em.fork(), ctx.viewer(), nodeId, subject);
+  }
+
   @Mutation(() => Node, { description: "ACTIVE takes work; DRAINING finishes what runs and takes nothing new; DISABLED takes nothing." })
   async setNodeAdminState(@Arg("id", () => ID) id: string, @Arg("state", () => NodeAdminState) state: NodeAdminState, @Ctx() ctx: Context): Promise<Node> {
-    const { node, changes } = await setNodeAdminState(ctx.orm.em.fork(), id, state);
+    const { node, changes } = await setNodeAdminState(ctx.orm.em.fork(), ctx.viewer(), id, state);
     ctx.afterCommit(changes);
     return node;
   }
 
   @Subscription(() => Node, {
     description: "Changes of one node (or of every node when nodeId is omitted): heartbeats, connectivity, admin state.",
-    subscribe: ({ args, context }) => (context as Context).pubsub.subscribe(args.nodeId ? topics.node(args.nodeId as string) : topics.allNodes),
+    subscribe: async ({ args, context }) => {
+      const ctx = context as Context;
+      const nodeId = args.nodeId as string | null | undefined;
+      if (nodeId) {
+        validateNodeId("nodeId", nodeId);
+        await getNode(ctx.orm.em.fork(), nodeId, ctx.viewer());
+        return ctx.pubsub.subscribe(topics.node(nodeId));
+      }
+      const visible = await visibleNodeIds(ctx.orm.em.fork(), ctx.viewer());
+      const all = ctx.pubsub.subscribe<Node>(topics.allNodes);
+      return visible === null ? all : filterEvents(all, (node) => visible.has(node.id));
+    },
   })
   nodeUpdated(@Root() node: Node, @Arg("nodeId", () => ID, { nullable: true }) _nodeId?: string | null): Node {
     return node;
@@ -64,3 +86,4 @@ export class RunNodeResolver {
     return (await ctx.loaders.node.load(run.nodeId))!;
   }
 }
+

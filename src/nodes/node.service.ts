@@ -3,7 +3,8 @@ import { createHash, randomBytes } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import { KNOWN_LAUNCHERS, NODE_ID_PATTERN } from "../messaging/contracts.js";
-import { BadInputError, ChangeSet, ConflictError, NotFoundError } from "../kernel/index.js";
+import { BadInputError, ChangeSet, ConflictError, ForbiddenError, isAdmin, NotFoundError, operatesNode, type Viewer } from "../kernel/index.js";
+import { nodeIdsOfProjects } from "../projects/index.js";
 import { query } from "../db/sql.js";
 import { loseRunsOfNode } from "../runs/index.js";
 import { Connectivity, Node, NodeAdminState } from "./node.entity.js";
@@ -80,17 +81,31 @@ export async function registerNode(em: EntityManager, data: RegisterNodeData): P
   return { node, credential };
 }
 
-export async function getNode(em: EntityManager, id: string): Promise<Node> {
+export async function getNode(em: EntityManager, id: string, viewer: Viewer): Promise<Node> {
   const node = await em.findOne(Node, { id });
-  if (!node) throw NotFoundError.entity("Node", id);
+  if (!node || !(await canSeeNode(em, viewer, id))) throw NotFoundError.entity("Node", id);
   return node;
 }
 
-export async function listNodes(em: EntityManager, filter: NodeFilter, first: number, afterId: string | null): Promise<{ nodes: Node[]; hasNextPage: boolean }> {
+/** Ids of the nodes the viewer may see: those of its projects and those it operates; null means all (ADMIN). */
+export async function visibleNodeIds(em: EntityManager, viewer: Viewer): Promise<Set<string> | null> {
+  if (isAdmin(viewer)) return null;
+  const ofProjects = await nodeIdsOfProjects(em, [...viewer.projects.keys()]);
+  return new Set([...viewer.operatedNodes, ...ofProjects.map((p) => p.nodeId)]);
+}
+
+async function canSeeNode(em: EntityManager, viewer: Viewer, id: string): Promise<boolean> {
+  const visible = await visibleNodeIds(em, viewer);
+  return visible === null || visible.has(id);
+}
+
+export async function listNodes(em: EntityManager, viewer: Viewer, filter: NodeFilter, first: number, afterId: string | null): Promise<{ nodes: Node[]; hasNextPage: boolean }> {
   const where: Record<string, unknown> = {};
+  const visible = await visibleNodeIds(em, viewer);
   if (filter.adminState) where.adminState = filter.adminState;
   if (filter.connectivity) where.connectivity = filter.connectivity;
   if (afterId) where.id = { $gt: afterId };
+  if (visible) where.$and = [{ id: { $in: [...visible] } }];
   if (filter.labels && Object.keys(filter.labels).length > 0) where.labels = validateLabels("filter.labels", filter.labels);
   const nodes = await em.find(Node, where, { orderBy: { id: "asc" }, limit: first + 1 });
   return { nodes: nodes.slice(0, first), hasNextPage: nodes.length > first };
@@ -101,8 +116,10 @@ export async function listNodes(em: EntityManager, filter: NodeFilter, first: nu
  * DISABLED: runs handed to the node and not finished fail with NODE_LOST (retried per policy) and the
  * agent is told to stop them; runs still waiting stay queued until the node is ACTIVE again.
  */
-export async function setNodeAdminState(em: EntityManager, id: string, state: NodeAdminState): Promise<{ node: Node; changes: ChangeSet }> {
+export async function setNodeAdminState(em: EntityManager, viewer: Viewer, id: string, state: NodeAdminState): Promise<{ node: Node; changes: ChangeSet }> {
   validateNodeId("id", id);
+  await getNode(em, id, viewer);
+  if (!operatesNode(viewer, id)) throw ForbiddenError.action(`change the admin state of node ${id}`, "ADMIN or NODE_OPERATOR of the node");
   const changes = new ChangeSet();
   await em.transactional(async (tem) => {
     const rows = await query(tem, `update node set admin_state = ?, updated_at = now() where id = ? returning *`, [state, id]);
@@ -113,5 +130,25 @@ export async function setNodeAdminState(em: EntityManager, id: string, state: No
     }
     changes.schedule = true;
   });
-  return { node: await getNode(em.fork(), id), changes };
+  return { node: await getNode(em.fork(), id, viewer), changes };
+}
+
+/** Makes `subject` an operator of the node (ADMIN). CONFLICT when it already is one. */
+export async function grantNodeOperator(em: EntityManager, viewer: Viewer, nodeId: string, subject: string): Promise<Node> {
+  if (!isAdmin(viewer)) throw ForbiddenError.action("grant node operators", "ADMIN");
+  validateNodeId("nodeId", nodeId);
+  if (subject.length < 1 || subject.length > 255 || /[\u0000-\u001f\u007f]/.test(subject)) throw BadInputError.field("subject", "a subject is 1-255 characters without control characters");
+  const node = await getNode(em, nodeId, viewer);
+  const rows = await query(em, `insert into node_operator (node_id, subject, granted_at) values (?, ?, now()) on conflict do nothing returning subject`, [nodeId, subject]);
+  if (rows.length === 0) throw new ConflictError(`${JSON.stringify(subject)} already operates node ${nodeId}`, { subject });
+  return node;
+}
+
+export async function revokeNodeOperator(em: EntityManager, viewer: Viewer, nodeId: string, subject: string): Promise<Node> {
+  if (!isAdmin(viewer)) throw ForbiddenError.action("revoke node operators", "ADMIN");
+  validateNodeId("nodeId", nodeId);
+  const node = await getNode(em, nodeId, viewer);
+  const rows = await query(em, `delete from node_operator where node_id = ? and subject = ? returning subject`, [nodeId, subject]);
+  if (rows.length === 0) throw NotFoundError.entity("NodeOperator", subject);
+  return node;
 }

@@ -54,8 +54,8 @@ export class Run {
   @Field(() => [String], { description: "The exact argv the node executes; argv[0] is the executable." })
   argv: string[] = [];
 
+  /** Exposed through RunResolver, which shows values to ADMIN only. */
   @Property({ type: "json" })
-  @Field(() => GraphQLJSONObject)
   env: Record<string, string> = {};
 
   @Property({ type: "integer", nullable: true })

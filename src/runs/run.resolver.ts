@@ -1,6 +1,7 @@
+import { GraphQLJSONObject } from "graphql-scalars";
 import { Arg, Ctx, FieldResolver, ID, Query, Resolver, Root, Subscription } from "type-graphql";
 import type { Context } from "../graphql/context.js";
-import { checkUuid } from "../kernel/index.js";
+import { maskedEnv } from "../kernel/index.js";
 import { topics } from "../live/topics.js";
 import { Run } from "./run.entity.js";
 import { getRun } from "./run.service.js";
@@ -11,7 +12,12 @@ import { Usage } from "./run.types.js";
 export class RunResolver {
   @Query(() => Run)
   async run(@Arg("id", () => ID) id: string, @Ctx() ctx: Context): Promise<Run> {
-    return getRun(ctx.orm.em.fork(), id);
+    return getRun(ctx.orm.em.fork(), id, ctx.viewer());
+  }
+
+  @FieldResolver(() => GraphQLJSONObject, { description: "The environment the process gets; values are shown to ADMIN only, others see the names." })
+  env(@Root() run: Run, @Ctx() ctx: Context): Record<string, string> {
+    return maskedEnv(run.env, ctx.viewer());
   }
 
   @FieldResolver(() => Usage)
@@ -28,9 +34,10 @@ export class RunResolver {
 
   @Subscription(() => Run, {
     description: "Every state change of one run.",
-    subscribe: ({ args, context }) => {
-      checkUuid("runId", args.runId as string);
-      return (context as Context).pubsub.subscribe(topics.run(args.runId as string));
+    subscribe: async ({ args, context }) => {
+      const ctx = context as Context;
+      await getRun(ctx.orm.em.fork(), args.runId as string, ctx.viewer());
+      return ctx.pubsub.subscribe(topics.run(args.runId as string));
     },
   })
   runUpdated(@Root() run: Run, @Arg("runId", () => ID) _runId: string): Run {

@@ -58,8 +58,8 @@ export class Tool {
   @Field(() => [ToolArg])
   args: ToolArg[] = [];
 
+  /** Exposed through ToolResolver, which shows values to ADMIN only. */
   @Property({ type: "json" })
-  @Field(() => GraphQLJSONObject)
   env: Record<string, string> = {};
 
   @Property({ type: "integer", nullable: true })

@@ -1,6 +1,8 @@
-import { Arg, Ctx, ID, Int, Mutation, Query, Resolver } from "type-graphql";
+import { GraphQLJSONObject } from "graphql-scalars";
+import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
 import type { Context } from "../graphql/context.js";
 import { connection, decodeCursor, pageSize } from "../graphql/connection.js";
+import { maskedEnv } from "../kernel/index.js";
 import { Tool } from "./tool.entity.js";
 import { RegisterToolInput, ToolConnection } from "./tool.inputs.js";
 import { getTool, listTools, registerTool } from "./tool.service.js";
@@ -29,5 +31,10 @@ export class ToolResolver {
   @Mutation(() => Tool, { description: "Registers an immutable tool version; CONFLICT if name@version exists." })
   async registerTool(@Arg("input", () => RegisterToolInput) input: RegisterToolInput, @Ctx() ctx: Context): Promise<Tool> {
     return registerTool(ctx.orm.em.fork(), input);
+  }
+
+  @FieldResolver(() => GraphQLJSONObject, { description: "Environment every run of the tool gets; values are shown to ADMIN only, others see the names." })
+  env(@Root() tool: Tool, @Ctx() ctx: Context): Record<string, string> {
+    return maskedEnv(tool.env, ctx.viewer());
   }
 }

@@ -1,9 +1,9 @@
 /** `retryTask`: runs a finished task again on all its nodes, and after it everything downstream of it. */
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { ChangeSet, ConflictError, isTerminalState, RunState } from "../kernel/index.js";
+import { ChangeSet, ConflictError, isTerminalState, RunState, type Viewer } from "../kernel/index.js";
 import { rerunTasks } from "../runs/index.js";
 import { Task } from "./task.entity.js";
-import { getTask } from "./workflow.service.js";
+import { getTask, getTaskToChange } from "./workflow.service.js";
 
 /** The tasks that depend on `taskId`, directly or through others. */
 export function downstreamOf(taskId: string, tasks: Pick<Task, "id" | "dependsOnIds">[]): string[] {
@@ -17,8 +17,8 @@ export function downstreamOf(taskId: string, tasks: Pick<Task, "id" | "dependsOn
   return [...found];
 }
 
-export async function retryTask(em: EntityManager, taskId: string): Promise<{ task: Task; changes: ChangeSet }> {
-  const task = await getTask(em, taskId);
+export async function retryTask(em: EntityManager, taskId: string, viewer: Viewer): Promise<{ task: Task; changes: ChangeSet }> {
+  const task = await getTaskToChange(em, taskId, viewer, "retry this task");
   if (!isTerminalState(task.state)) throw new ConflictError(`task ${task.key} is ${task.state}; only a finished task can be retried`, { taskId });
   const siblings = await em.find(Task, { workflowId: task.workflowId });
   const unmet = siblings.filter((t) => task.dependsOnIds.includes(t.id) && t.state !== RunState.SUCCEEDED);
@@ -28,5 +28,5 @@ export async function retryTask(em: EntityManager, taskId: string): Promise<{ ta
   const downstream = downstreamOf(taskId, siblings);
   const changes = new ChangeSet();
   await em.transactional((tem) => rerunTasks(tem, taskId, [taskId, ...downstream], changes));
-  return { task: await getTask(em.fork(), taskId), changes };
+  return { task: await getTask(em.fork(), taskId, viewer), changes };
 }

@@ -6,8 +6,9 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
-import { BadInputError, ChangeSet, ConflictError, RunState } from "../kernel/index.js";
+import { BadInputError, ChangeSet, ConflictError, RunState, type Viewer } from "../kernel/index.js";
 import { Node, NodeAdminState, validateLabels, validateNodeId } from "../nodes/index.js";
+import { projectForSubmit, projectNodeIds } from "../projects/index.js";
 import { createRuns, type NewRun } from "../runs/index.js";
 import { buildArgv, parseToolRef, Tool } from "../tools/index.js";
 import { isToolAllowed } from "../shared/index.js";
@@ -31,6 +32,8 @@ export interface TaskData {
 }
 
 export interface SubmitWorkflowData {
+  /** Project id or name; may be omitted when the caller may submit to exactly one project. */
+  project?: string | null;
   name?: string | null;
   idempotencyKey?: string | null;
   tasks: TaskData[];
@@ -49,7 +52,7 @@ function canonical(value: unknown): string {
 }
 
 export function contentHash(data: SubmitWorkflowData): string {
-  return createHash("sha256").update(canonical({ name: data.name, tasks: data.tasks })).digest("hex");
+  return createHash("sha256").update(canonical({ project: data.project, name: data.name, tasks: data.tasks })).digest("hex");
 }
 
 async function loadTools(em: EntityManager, tasks: TaskData[]): Promise<Map<string, Tool>> {
@@ -67,10 +70,12 @@ async function loadTools(em: EntityManager, tasks: TaskData[]): Promise<Map<stri
   return byRef;
 }
 
-async function loadNodes(em: EntityManager, tasks: TaskData[]): Promise<Node[]> {
+/** The project's nodes a submission may use: those it names, or all of the project's for a label selector. */
+async function loadNodes(em: EntityManager, tasks: TaskData[], projectNodes: string[]): Promise<Node[]> {
   const usesSelector = tasks.some((t) => t.nodeSelector);
-  const ids = [...new Set(tasks.flatMap((t) => t.nodes ?? []))];
-  return usesSelector ? em.find(Node, {}) : em.find(Node, { id: { $in: ids } });
+  const named = new Set(tasks.flatMap((t) => t.nodes ?? []));
+  const ids = usesSelector ? projectNodes : projectNodes.filter((id) => named.has(id));
+  return ids.length > 0 ? em.find(Node, { id: { $in: ids } }) : [];
 }
 
 function targetNodes(task: TaskData, i: number, nodes: Map<string, Node>, tool: Tool): Node[] {
@@ -81,7 +86,7 @@ function targetNodes(task: TaskData, i: number, nodes: Map<string, Node>, tool: 
     targets = [...new Set(task.nodes)].map((id) => {
       validateNodeId(`${field}.nodes`, id);
       const node = nodes.get(id);
-      if (!node) throw BadInputError.field(`${field}.nodes`, `unknown node ${JSON.stringify(id)}`, { node: id });
+      if (!node) throw BadInputError.field(`${field}.nodes`, `unknown node ${JSON.stringify(id)} in this workflow's project`, { node: id });
       if (node.adminState !== NodeAdminState.ACTIVE) throw BadInputError.field(`${field}.nodes`, `node ${JSON.stringify(id)} is ${node.adminState} and takes no new work`, { node: id });
       return node;
     });
@@ -119,24 +124,31 @@ export interface SubmitResult {
   changes: ChangeSet;
 }
 
-export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData, submittedBy: string | null): Promise<SubmitResult> {
+/**
+ * Accepts a workflow into a project where the viewer is RESEARCHER (or OWNER): its tasks may
+ * target only the project's nodes, and it is recorded as submitted by the viewer.
+ */
+export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData, viewer: Viewer): Promise<SubmitResult> {
   if (data.tasks.length === 0) throw BadInputError.field("tasks", "a workflow needs at least one task");
   if (data.tasks.length > MAX_TASKS) throw BadInputError.field("tasks", `at most ${MAX_TASKS} tasks per workflow`);
   if (data.name != null && data.name.length > 200) throw BadInputError.field("name", "at most 200 characters");
   if (data.idempotencyKey != null && (data.idempotencyKey.length < 1 || data.idempotencyKey.length > 200)) throw BadInputError.field("idempotencyKey", "1-200 characters");
   validateGraph(data.tasks);
+  const submittedBy = viewer.subject;
   const hash = contentHash(data);
-  const existing = await findByIdempotencyKey(em, data.idempotencyKey ?? null, hash);
+  const existing = await findByIdempotencyKey(em, submittedBy, data.idempotencyKey ?? null, hash);
   if (existing) return { workflow: existing, created: false, changes: new ChangeSet() };
 
+  const project = await projectForSubmit(em, viewer, data.project);
   const tools = await loadTools(em, data.tasks);
-  const nodes = new Map((await loadNodes(em, data.tasks)).map((n) => [n.id, n]));
+  const nodes = new Map((await loadNodes(em, data.tasks, await projectNodeIds(em, project.id))).map((n) => [n.id, n]));
   const workflow = new Workflow();
   workflow.id = randomUUID();
   workflow.name = data.name ?? null;
   workflow.idempotencyKey = data.idempotencyKey ?? null;
   workflow.contentHash = hash;
   workflow.submittedBy = submittedBy;
+  workflow.projectId = project.id;
   const taskIds = new Map(data.tasks.map((t) => [t.key, randomUUID()]));
   const tasks: Task[] = [];
   const runs: NewRun[] = [];
@@ -194,7 +206,7 @@ export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData
   } catch (err) {
     // Two submissions with one key raced; the loser returns the winner's workflow.
     if (err instanceof UniqueConstraintViolationException && data.idempotencyKey) {
-      const winner = await findByIdempotencyKey(em.fork(), data.idempotencyKey, hash);
+      const winner = await findByIdempotencyKey(em.fork(), submittedBy, data.idempotencyKey, hash);
       if (winner) return { workflow: winner, created: false, changes: new ChangeSet() };
     }
     throw err;
@@ -203,9 +215,9 @@ export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData
   return { workflow, created: true, changes };
 }
 
-async function findByIdempotencyKey(em: EntityManager, key: string | null, hash: string): Promise<Workflow | null> {
+async function findByIdempotencyKey(em: EntityManager, submittedBy: string, key: string | null, hash: string): Promise<Workflow | null> {
   if (!key) return null;
-  const existing = await em.findOne(Workflow, { idempotencyKey: key });
+  const existing = await em.findOne(Workflow, { submittedBy, idempotencyKey: key });
   if (!existing) return null;
   if (existing.contentHash !== hash) {
     throw new ConflictError(`idempotency key ${JSON.stringify(key)} was used for a different workflow (${existing.id})`, { workflowId: existing.id });

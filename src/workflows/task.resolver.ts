@@ -12,19 +12,19 @@ import { cancelTask, getTask } from "./workflow.service.js";
 export class TaskResolver {
   @Query(() => Task)
   async task(@Arg("id", () => ID) id: string, @Ctx() ctx: Context): Promise<Task> {
-    return getTask(ctx.orm.em.fork(), id);
+    return getTask(ctx.orm.em.fork(), id, ctx.viewer());
   }
 
   @Mutation(() => Task, { description: "Cancels the task's unfinished runs; dependents are skipped." })
   async cancelTask(@Arg("id", () => ID) id: string, @Ctx() ctx: Context): Promise<Task> {
-    const { task, changes } = await cancelTask(ctx.orm.em.fork(), id);
+    const { task, changes } = await cancelTask(ctx.orm.em.fork(), id, ctx.viewer());
     ctx.afterCommit(changes);
     return task;
   }
 
   @Mutation(() => Task, { description: "Runs a finished task again (a new attempt on each node), then everything downstream of it." })
   async retryTask(@Arg("id", () => ID) id: string, @Ctx() ctx: Context): Promise<Task> {
-    const { task, changes } = await retryTask(ctx.orm.em.fork(), id);
+    const { task, changes } = await retryTask(ctx.orm.em.fork(), id, ctx.viewer());
     ctx.afterCommit(changes);
     return task;
   }

@@ -30,6 +30,7 @@ export class TaskInput {
 
 @InputType()
 export class SubmitWorkflowInput {
+  @Field(() => ID, { nullable: true, description: "Project id or name; may be omitted when you may submit to exactly one project." }) project?: string | null;
   @Field(() => String, { nullable: true }) name?: string | null;
   @Field(() => String, { nullable: true, description: "Resubmitting the same content with the same key returns the first workflow." })
   idempotencyKey?: string | null;
@@ -38,6 +39,7 @@ export class SubmitWorkflowInput {
 
 @InputType()
 export class WorkflowFilter {
+  @Field(() => ID, { nullable: true, description: "A project id." }) project?: string | null;
   @Field(() => [RunState], { nullable: true }) states?: RunState[] | null;
   @Field(() => String, { nullable: true }) submittedBy?: string | null;
   @Field(() => Date, { nullable: true }) submittedAfter?: Date | null;

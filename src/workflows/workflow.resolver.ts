@@ -18,7 +18,7 @@ const isWorkflowCursor = (v: unknown): v is WorkflowCursor =>
 export class WorkflowResolver {
   @Query(() => Workflow)
   async workflow(@Arg("id", () => ID) id: string, @Ctx() ctx: Context): Promise<Workflow> {
-    return getWorkflow(ctx.orm.em.fork(), id);
+    return getWorkflow(ctx.orm.em.fork(), id, ctx.viewer());
   }
 
   @Query(() => WorkflowConnection, { description: "Newest first." })
@@ -29,20 +29,20 @@ export class WorkflowResolver {
     @Arg("after", () => String, { nullable: true }) after?: string | null,
   ) {
     const cursor = decodeCursor(after, isWorkflowCursor);
-    const page = await listWorkflows(ctx.orm.em.fork(), filter ?? {}, pageSize(first, 50, 500), cursor && { submittedAt: new Date(cursor.at), id: cursor.id });
+    const page = await listWorkflows(ctx.orm.em.fork(), ctx.viewer(), filter ?? {}, pageSize(first, 50, 500), cursor && { submittedAt: new Date(cursor.at), id: cursor.id });
     return connection(page.workflows, page.hasNextPage, (w) => ({ at: w.submittedAt.toISOString(), id: w.id }));
   }
 
   @Mutation(() => Workflow, { description: "Validates the whole graph and accepts it atomically, or stores nothing." })
   async submitWorkflow(@Arg("input", () => SubmitWorkflowInput) input: SubmitWorkflowInput, @Ctx() ctx: Context): Promise<Workflow> {
-    const result = await submitWorkflow(ctx.orm.em.fork(), input, null);
+    const result = await submitWorkflow(ctx.orm.em.fork(), input, ctx.viewer());
     ctx.afterCommit(result.changes);
     return result.workflow;
   }
 
   @Mutation(() => Workflow, { description: "Cancels every run not yet finished; running processes are killed on their nodes." })
   async cancelWorkflow(@Arg("id", () => ID) id: string, @Ctx() ctx: Context): Promise<Workflow> {
-    const { workflow, changes } = await cancelWorkflow(ctx.orm.em.fork(), id);
+    const { workflow, changes } = await cancelWorkflow(ctx.orm.em.fork(), id, ctx.viewer());
     ctx.afterCommit(changes);
     return workflow;
   }
@@ -54,9 +54,11 @@ export class WorkflowResolver {
 
   @Subscription(() => WorkflowEvent, {
     description: "State changes of the workflow, its tasks and its runs.",
-    subscribe: ({ args, context }) => {
+    subscribe: async ({ args, context }) => {
+      const ctx = context as Context;
       checkUuid("workflowId", args.workflowId as string);
-      return (context as Context).pubsub.subscribe(topics.workflow(args.workflowId as string));
+      await getWorkflow(ctx.orm.em.fork(), args.workflowId as string, ctx.viewer());
+      return ctx.pubsub.subscribe(topics.workflow(args.workflowId as string));
     },
   })
   workflowEvents(@Root() event: WorkflowEventPayload, @Arg("workflowId", () => ID) _workflowId: string): WorkflowEvent {

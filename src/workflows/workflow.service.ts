@@ -1,26 +1,46 @@
 /** Reading workflows, tasks and runs; cancelling them. Framework-free: throws AppErrors only. */
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { ChangeSet, checkUuid, NotFoundError, type RunState } from "../kernel/index.js";
+import { ChangeSet, checkUuid, ForbiddenError, hasProjectRole, isAdmin, NotFoundError, ProjectRole, readableProjectIds, type RunState, type Viewer } from "../kernel/index.js";
 import { query } from "../db/sql.js";
 import { cancelRuns } from "../runs/index.js";
 import { Task } from "./task.entity.js";
 import { Workflow } from "./workflow.entity.js";
 
-export async function getWorkflow(em: EntityManager, id: string): Promise<Workflow> {
+/** Whether the viewer may read a workflow's project (workflows from before projects: ADMIN only). */
+function canRead(viewer: Viewer, projectId: string | null): boolean {
+  return projectId ? hasProjectRole(viewer, projectId, ProjectRole.VIEWER) : isAdmin(viewer);
+}
+
+/** Checks the viewer may change the project's work (RESEARCHER or more); it could read it already. */
+function checkCanChange(viewer: Viewer, projectId: string | null, what: string): void {
+  const allowed = projectId ? hasProjectRole(viewer, projectId, ProjectRole.RESEARCHER) : isAdmin(viewer);
+  if (!allowed) throw ForbiddenError.action(what, "RESEARCHER in the workflow's project");
+}
+
+/** A workflow the viewer may read; NOT_FOUND otherwise, whether or not it exists. */
+export async function getWorkflow(em: EntityManager, id: string, viewer: Viewer): Promise<Workflow> {
   checkUuid("id", id);
   const workflow = await em.findOne(Workflow, { id });
-  if (!workflow) throw NotFoundError.entity("Workflow", id);
+  if (!workflow || !canRead(viewer, workflow.projectId)) throw NotFoundError.entity("Workflow", id);
   return workflow;
 }
 
-export async function getTask(em: EntityManager, id: string): Promise<Task> {
+/** A task the viewer may read (through its workflow's project); NOT_FOUND otherwise. */
+export async function getTask(em: EntityManager, id: string, viewer: Viewer): Promise<Task> {
+  return (await getTaskWithProject(em, id, viewer)).task;
+}
+
+async function getTaskWithProject(em: EntityManager, id: string, viewer: Viewer): Promise<{ task: Task; projectId: string | null }> {
   checkUuid("id", id);
   const task = await em.findOne(Task, { id });
-  if (!task) throw NotFoundError.entity("Task", id);
-  return task;
+  const [workflow] = task ? await query<{ project_id: string | null }>(em, `select project_id from workflow where id = ?`, [task.workflowId]) : [];
+  if (!task || !workflow || !canRead(viewer, workflow.project_id)) throw NotFoundError.entity("Task", id);
+  return { task, projectId: workflow.project_id };
 }
 
 export interface WorkflowFilter {
+  /** A project id. */
+  project?: string | null;
   states?: RunState[] | null;
   submittedBy?: string | null;
   submittedAfter?: Date | null;
@@ -30,11 +50,18 @@ export interface WorkflowFilter {
 /** Newest first; `after` is the (submittedAt, id) of the last workflow of the previous page. */
 export async function listWorkflows(
   em: EntityManager,
+  viewer: Viewer,
   filter: WorkflowFilter,
   first: number,
   after: { submittedAt: Date; id: string } | null,
 ): Promise<{ workflows: Workflow[]; hasNextPage: boolean }> {
   const where: Record<string, unknown>[] = [];
+  const readable = readableProjectIds(viewer);
+  if (readable) where.push({ projectId: { $in: readable } });
+  if (filter.project) {
+    checkUuid("filter.project", filter.project);
+    where.push({ projectId: filter.project });
+  }
   if (filter.states?.length) where.push({ state: { $in: filter.states } });
   if (filter.submittedBy) where.push({ submittedBy: filter.submittedBy });
   if (filter.submittedAfter) where.push({ submittedAt: { $gte: filter.submittedAfter } });
@@ -54,16 +81,25 @@ async function cancelWhere(em: EntityManager, column: "task_id" | "workflow_id",
   return changes;
 }
 
-export async function cancelTask(em: EntityManager, id: string): Promise<{ task: Task; changes: ChangeSet }> {
-  await getTask(em, id);
+export async function cancelTask(em: EntityManager, id: string, viewer: Viewer): Promise<{ task: Task; changes: ChangeSet }> {
+  const { projectId } = await getTaskWithProject(em, id, viewer);
+  checkCanChange(viewer, projectId, "cancel this task");
   const changes = await cancelWhere(em, "task_id", id, "cancelled by a user");
-  return { task: await getTask(em.fork(), id), changes };
+  return { task: await getTask(em.fork(), id, viewer), changes };
 }
 
-export async function cancelWorkflow(em: EntityManager, id: string): Promise<{ workflow: Workflow; changes: ChangeSet }> {
-  await getWorkflow(em, id);
+export async function cancelWorkflow(em: EntityManager, id: string, viewer: Viewer): Promise<{ workflow: Workflow; changes: ChangeSet }> {
+  const workflow = await getWorkflow(em, id, viewer);
+  checkCanChange(viewer, workflow.projectId, "cancel this workflow");
   const changes = await cancelWhere(em, "workflow_id", id, "cancelled by a user");
-  return { workflow: await getWorkflow(em.fork(), id), changes };
+  return { workflow: await getWorkflow(em.fork(), id, viewer), changes };
+}
+
+/** The task for retryTask: readable, and changeable by the viewer. */
+export async function getTaskToChange(em: EntityManager, id: string, viewer: Viewer, what: string): Promise<Task> {
+  const { task, projectId } = await getTaskWithProject(em, id, viewer);
+  checkCanChange(viewer, projectId, what);
+  return task;
 }
 
 /** Batch loaders' queries: one statement for any number of keys. */

@@ -3,7 +3,7 @@ import * as assert from "uvu/assert";
 import { nodeQueueNames } from "../../src/messaging/contracts.js";
 import { queueDepth, rabbitmqctl } from "../support/broker.js";
 import { createTestEnv, type TestEnv } from "../support/env.js";
-import { gqlOk } from "../support/graphql.js";
+import { addToTestProject, gqlOk } from "../support/graphql.js";
 import { getWorkflow, REGISTER_TOOL, registerNodeScriptTool, SUBMIT, TERMINAL, type WorkflowView } from "../support/fixtures.js";
 import { waitUntil } from "../support/wait.js";
 
@@ -15,6 +15,7 @@ test.before(async () => {
   await gqlOk(env.orchestrator.url, `mutation { a: registerNode(input: { id: "lab-1", labels: { kind: "lab", region: "eu" } }) { node { id } }
     b: registerNode(input: { id: "lab-2", labels: { kind: "lab", region: "us" } }) { node { id } }
     c: registerNode(input: { id: "clinic-1", labels: { kind: "clinic", region: "eu" } }) { node { id } } }`);
+  await addToTestProject(env.orchestrator.url, ["lab-1", "lab-2", "clinic-1"]);
   await env.startAgent("lab-1", { env: { FEM_ALLOWED_TOOLS: "hello" } });
   await env.startAgent("lab-2");
   await env.startAgent("clinic-1");
@@ -48,6 +49,7 @@ test("an agent refuses a tool its operator did not allow, with REJECTED_BY_NODE"
 
 test("an agent without the tool's launcher fails the run with LAUNCH_ERROR instead of running it another way", async () => {
   await gqlOk(env.orchestrator.url, `mutation { registerNode(input: { id: "gpu-1", launchers: ["process", "docker"] }) { node { id } } }`);
+  await addToTestProject(env.orchestrator.url, ["gpu-1"]);
   await env.startAgent("gpu-1");
   await gqlOk(env.orchestrator.url, REGISTER_TOOL, { input: { name: "boxed", version: "1", executable: "python3", launcher: "docker", image: "python:3.12-slim" } });
   const data = await gqlOk(env.orchestrator.url, SUBMIT, { input: { tasks: [{ key: "t", tool: "boxed@1", nodes: ["gpu-1"] }] } });
@@ -59,6 +61,7 @@ test("an agent without the tool's launcher fails the run with LAUNCH_ERROR inste
 
 test("a dispatch the broker returns (its node's queue was deleted) is published again, not lost", async () => {
   await gqlOk(env.orchestrator.url, `mutation { registerNode(input: { id: "lab-9" }) { node { id } } }`);
+  await addToTestProject(env.orchestrator.url, ["lab-9"]);
   const first = await gqlOk(env.orchestrator.url, SUBMIT, { input: { tasks: [{ key: "t", tool: "hello@1.0.0", nodes: ["lab-9"] }] } });
   const queue = nodeQueueNames("lab-9").runs;
   await waitUntil(async () => (await queueDepth(env.vhost.name, queue)) === 1, 10_000, "the first run in the node's queue");

@@ -3,7 +3,7 @@ import * as assert from "uvu/assert";
 import { nodeQueueNames } from "../../src/messaging/contracts.js";
 import { queueDepth } from "../support/broker.js";
 import { createTestEnv, type TestEnv } from "../support/env.js";
-import { collect, gqlOk, wsClient } from "../support/graphql.js";
+import { addToTestProject, collect, gqlOk, wsClient } from "../support/graphql.js";
 import { registerNodeScriptTool, SUBMIT } from "../support/fixtures.js";
 import { spawnOrchestrator, type OrchestratorProcess } from "../support/orchestrator-process.js";
 import { waitUntil } from "../support/wait.js";
@@ -46,6 +46,7 @@ test("a subscriber on instance B sees state changes and log lines caused through
 
 test("with both instances relaying and scheduling, every run is published exactly once", async () => {
   await gqlOk(env.orchestrator.url, `mutation { registerNode(input: { id: "site-idle", capacity: 1000 }) { node { id } } }`);
+  await addToTestProject(env.orchestrator.url, ["site-idle"]);
   const tool = await registerNodeScriptTool(env.orchestrator.url, "idle", "0");
   const submit = (url: string, n: number, prefix: string) =>
     gqlOk(url, SUBMIT, { input: { tasks: Array.from({ length: n }, (_, i) => ({ key: `${prefix}${i}`, tool, nodes: ["site-idle"] })) } });

@@ -6,7 +6,7 @@ import * as assert from "uvu/assert";
 import { spawnAgent, type AgentProcess } from "../support/agent.js";
 import { rabbitmqctl } from "../support/broker.js";
 import { createSharedServices, type SharedServices } from "../support/cluster.js";
-import { gqlOk } from "../support/graphql.js";
+import { addToTestProject, createTestProject, gqlOk } from "../support/graphql.js";
 import { REGISTER_TOOL, SUBMIT } from "../support/fixtures.js";
 import { spawnOrchestrator, type OrchestratorProcess } from "../support/orchestrator-process.js";
 import { sleep, waitUntil } from "../support/wait.js";
@@ -38,8 +38,10 @@ test(`${TOTAL} runs through a broker restart and a kill -9 of one of two orchest
   let a = await spawnOrchestrator(env);
   const b = await spawnOrchestrator(env);
   orchestrators.push(a, b);
+  await createTestProject(a.url);
   for (const id of ["ledger-1", "ledger-2"]) {
     await gqlOk(a.url, `mutation($id: ID!) { registerNode(input: { id: $id, capacity: 8 }) { node { id } } }`, { id });
+    await addToTestProject(a.url, [id]);
     agents.push(await spawnAgent({ nodeId: id, amqpUrl: services.vhost.url, sandboxDir: join(markers, `sandbox-${id}`), capacity: 8, heartbeatIntervalMs: 1_000 }));
   }
   // Each execution appends one line to its task's marker file: lines = executions.

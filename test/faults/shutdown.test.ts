@@ -1,7 +1,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createSharedServices, type SharedServices } from "../support/cluster.js";
-import { gql, gqlOk } from "../support/graphql.js";
+import { addToTestProject, createTestProject, gql, gqlOk } from "../support/graphql.js";
 import { REGISTER_TOOL, SUBMIT } from "../support/fixtures.js";
 import { spawnOrchestrator } from "../support/orchestrator-process.js";
 import { sleep, waitUntil } from "../support/wait.js";
@@ -18,7 +18,9 @@ test.after(async () => services?.dispose());
 test("SIGTERM during a burst of submissions: the process exits cleanly and every accepted submission is dispatched after restart", async () => {
   const env = { DATABASE_URL: services.db.url, AMQP_URL: services.vhost.url };
   const first = await spawnOrchestrator(env);
+  await createTestProject(first.url);
   await gqlOk(first.url, `mutation { registerNode(input: { id: "site-idle", capacity: 1000 }) { node { id } } }`);
+  await addToTestProject(first.url, ["site-idle"]);
   await gqlOk(first.url, REGISTER_TOOL, { input: { name: "idle", version: "1", executable: "true" } });
   const accepted: string[] = [];
   let refused = 0;

@@ -3,6 +3,7 @@ import * as assert from "uvu/assert";
 import WebSocket from "ws";
 import { topics } from "../../src/live/topics.js";
 import { createTestEnv, type TestEnv } from "../support/env.js";
+import { TEST_ADMIN_TOKEN } from "../support/graphql.js";
 import { waitUntil, withTimeout } from "../support/wait.js";
 
 const test = suite("a subscriber that stops reading");
@@ -34,7 +35,7 @@ test("is cut off instead of growing server memory without bound", async () => {
   const messages: { type: string }[] = [];
   socket.on("message", (data) => messages.push(JSON.parse(String(data))));
   await withTimeout(new Promise((resolve) => socket.once("open", resolve)), 5_000, "the socket to open");
-  socket.send(JSON.stringify({ type: "connection_init" }));
+  socket.send(JSON.stringify({ type: "connection_init", payload: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } }));
   await waitUntil(() => messages.some((m) => m.type === "connection_ack"), 5_000, "connection_ack");
   socket.send(JSON.stringify({ id: "1", type: "subscribe", payload: { query: "subscription { nodeUpdated { id name } }" } }));
   await env.orchestrator.pubsub.waitForSubscribers(topics.allNodes, 1, 5_000);

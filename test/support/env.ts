@@ -8,7 +8,7 @@ import { parseConfig, type OrchestratorConfig } from "../../src/config.js";
 import { createLogger, type LogLevel } from "../../src/logger.js";
 import { createTestVhost, type TestVhost } from "./broker.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
-import { gqlOk } from "./graphql.js";
+import { addToTestProject, createTestProject, gqlOk, TEST_ADMIN_TOKEN } from "./graphql.js";
 import { spawnAgent, type AgentOptions, type AgentProcess } from "./agent.js";
 
 export interface TestEnv {
@@ -20,7 +20,7 @@ export interface TestEnv {
   agents: AgentProcess[];
   /** Starts a real `fem-agent` process for `nodeId` on this suite's vhost. */
   startAgent(nodeId: string, options?: Partial<AgentOptions>): Promise<AgentProcess>;
-  /** Registers nodes over GraphQL. */
+  /** Registers nodes over GraphQL and adds them to the suite's project `test`. */
   registerNodes(ids: string[], capacity?: number): Promise<void>;
   /** Runs raw SQL on the suite's database. */
   sql<T = Record<string, unknown>>(query: string, params?: unknown[]): Promise<T[]>;
@@ -48,6 +48,7 @@ export async function createTestEnv(overrides: Partial<OrchestratorConfig> = {},
     missedHeartbeats: 3,
     relayPollMs: 100,
     logLevel: level,
+    bootstrapAdminToken: TEST_ADMIN_TOKEN,
     ...overrides,
   });
   let orchestrator: Orchestrator;
@@ -58,6 +59,7 @@ export async function createTestEnv(overrides: Partial<OrchestratorConfig> = {},
     await vhost.drop();
     throw err;
   }
+  await createTestProject(orchestrator.url);
   const agents: AgentProcess[] = [];
   const env: TestEnv = {
     db,
@@ -84,6 +86,7 @@ export async function createTestEnv(overrides: Partial<OrchestratorConfig> = {},
           input: { id, capacity, labels: { site: id } },
         });
       }
+      await addToTestProject(orchestrator.url, ids);
     },
     async sql(query, params = []) {
       return (await orchestrator.orm.em.fork().getConnection().execute(query, params, "all")) as never;

@@ -13,10 +13,24 @@ export interface GqlResult<T = Record<string, any>> {
   errors?: GqlError[];
 }
 
-export async function gql<T = Record<string, any>>(url: string, query: string, variables: Record<string, unknown> = {}): Promise<GqlResult<T>> {
+/**
+ * The ADMIN API token every test orchestrator is started with (FEM_BOOTSTRAP_ADMIN_TOKEN); the
+ * clients below send it unless a suite passes another token (or null, to call anonymously).
+ */
+export const TEST_ADMIN_TOKEN = "fem_pat_test-admin-0123456789abcdefghijklmnopqrstuv";
+/** The subject the bootstrap admin token acts as. */
+export const TEST_ADMIN_SUBJECT = "bootstrap-admin";
+
+export interface CallOptions {
+  /** Bearer token; null sends none. @default TEST_ADMIN_TOKEN */
+  token?: string | null;
+}
+
+export async function gql<T = Record<string, any>>(url: string, query: string, variables: Record<string, unknown> = {}, options: CallOptions = {}): Promise<GqlResult<T>> {
+  const token = options.token === undefined ? TEST_ADMIN_TOKEN : options.token;
   const response = await fetch(url, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: JSON.stringify({ query, variables }),
     signal: AbortSignal.timeout(30_000),
   });
@@ -24,8 +38,8 @@ export async function gql<T = Record<string, any>>(url: string, query: string, v
 }
 
 /** Like gql, but throws when the answer has errors. */
-export async function gqlOk<T = Record<string, any>>(url: string, query: string, variables: Record<string, unknown> = {}): Promise<T> {
-  const result = await gql<T>(url, query, variables);
+export async function gqlOk<T = Record<string, any>>(url: string, query: string, variables: Record<string, unknown> = {}, options: CallOptions = {}): Promise<T> {
+  const result = await gql<T>(url, query, variables, options);
   if (result.errors?.length || !result.data) throw new Error(`GraphQL errors: ${JSON.stringify(result.errors)}`);
   return result.data;
 }
@@ -38,8 +52,22 @@ export interface Collector<T> {
   dispose(): Promise<void>;
 }
 
-export function wsClient(url: string): Client {
-  return createClient({ url, webSocketImpl: WebSocket, retryAttempts: 0, lazy: true });
+export function wsClient(url: string, options: CallOptions = {}): Client {
+  const token = options.token === undefined ? TEST_ADMIN_TOKEN : options.token;
+  return createClient({ url, webSocketImpl: WebSocket, retryAttempts: 0, lazy: true, connectionParams: token ? { authorization: `Bearer ${token}` } : {} });
+}
+
+/** Adds nodes to the suite's project (`test`), so the project's workflows may run on them. */
+export async function addToTestProject(url: string, nodeIds: string[]): Promise<void> {
+  for (const nodeId of nodeIds) await gqlOk(url, `mutation($n: ID!) { addProjectNode(project: "test", nodeId: $n) { id } }`, { n: nodeId });
+}
+
+/** Creates the suite's project `test` with the test admin as its OWNER (idempotent per database). */
+export async function createTestProject(url: string): Promise<void> {
+  const existing = await gql(url, `{ project(id: "test") { id } }`);
+  if (existing.data?.project) return;
+  await gqlOk(url, `mutation { createProject(input: { name: "test" }) { id } }`);
+  await gqlOk(url, `mutation($s: String!) { addProjectMember(project: "test", subject: $s, role: OWNER) { subject } }`, { s: TEST_ADMIN_SUBJECT });
 }
 
 /** Subscribes and collects `data[field]` of every result. */

@@ -1,6 +1,7 @@
 /** An orchestrator as a separate process (`node dist/src/main.js`), for tests that kill or signal it. */
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { TEST_ADMIN_TOKEN } from "./graphql.js";
 import { waitUntil, withTimeout } from "./wait.js";
 
 const MAIN = fileURLToPath(new URL("../../src/main.js", import.meta.url));
@@ -17,7 +18,7 @@ export interface OrchestratorProcess {
 
 export async function spawnOrchestrator(env: Record<string, string>): Promise<OrchestratorProcess> {
   const child = spawn(process.execPath, [MAIN], {
-    env: { PATH: process.env.PATH ?? "", PORT: "0", LOG_LEVEL: process.env.TEST_ORCHESTRATOR_LOG_LEVEL ?? "warn", FEM_RELAY_POLL_MS: "100", FEM_HEARTBEAT_INTERVAL_MS: "500", ...env },
+    env: { PATH: process.env.PATH ?? "", PORT: "0", LOG_LEVEL: process.env.TEST_ORCHESTRATOR_LOG_LEVEL ?? "warn", FEM_RELAY_POLL_MS: "100", FEM_HEARTBEAT_INTERVAL_MS: "500", FEM_BOOTSTRAP_ADMIN_TOKEN: TEST_ADMIN_TOKEN, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

@@ -1,0 +1,45 @@
+/** One instance's way of turning a bearer token into an identity: API tokens always, OIDC when configured. */
+import type { MikroORM } from "@mikro-orm/postgresql";
+import type { Logger } from "../logger.js";
+import { toError } from "../shared/index.js";
+import { verifyApiToken } from "./api-token.service.js";
+import { resolveBearer } from "./bearer.js";
+import type { Identity } from "./identity.js";
+import { createOidcVerifier, type OidcVerifier, type OidcVerifierOptions } from "./oidc.js";
+import { rememberUser } from "./user.service.js";
+
+export interface Authenticator {
+  /** The caller behind an `Authorization` header value; null without one; rejects with UNAUTHENTICATED. */
+  authenticate(header: string | null | undefined): Promise<Identity | null>;
+  stop(): void;
+}
+
+/** How often an OIDC caller's user record is refreshed, at most. */
+const REMEMBER_EVERY_MS = 60_000;
+
+export function createAuthenticator(orm: MikroORM, oidc: OidcVerifierOptions | null, logger: Logger): Authenticator {
+  const verifier: OidcVerifier | null = oidc ? createOidcVerifier(oidc) : null;
+  const remembered = new Map<string, number>();
+
+  function remember(identity: Identity): void {
+    const last = remembered.get(identity.subject) ?? 0;
+    if (Date.now() - last < REMEMBER_EVERY_MS) return;
+    remembered.set(identity.subject, Date.now());
+    if (remembered.size > 10_000) remembered.clear();
+    rememberUser(orm.em.fork(), identity).catch((err: unknown) => logger.warn("could not record a user", { subject: identity.subject, error: toError(err).message }));
+  }
+
+  return {
+    async authenticate(header) {
+      const identity = await resolveBearer(header, {
+        verifyApiToken: (token) => verifyApiToken(orm.em.fork(), token),
+        verifyOidcToken: verifier ? (token) => verifier.verify(token) : undefined,
+      });
+      if (identity?.via === "oidc") remember(identity);
+      return identity;
+    },
+    stop() {
+      verifier?.stop();
+    },
+  };
+}
