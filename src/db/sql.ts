@@ -4,6 +4,7 @@
  * them in SQL (`jsonb_array_elements_text(?::jsonb)`, `jsonb_to_recordset(?::jsonb)`), because
  * the query builder would otherwise expand an array into a list of placeholders.
  */
+import { DeadlockException } from "@mikro-orm/core";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { UnavailableError } from "../kernel/index.js";
 
@@ -36,4 +37,24 @@ export function isTransientDbError(err: unknown): boolean {
 export function translateDbError(err: unknown): unknown {
   if (isTransientDbError(err)) return new UnavailableError("the database is unavailable; try again shortly", err);
   return err;
+}
+
+/** PostgreSQL's codes for a transaction it aborted so that another could go on (deadlock, serialization). */
+const retryableCodes = new Set(["40P01", "40001"]);
+
+/**
+ * Runs `work` (one whole transaction) again when PostgreSQL aborted it as a deadlock victim or a
+ * serialization failure, up to `attempts` times with a short random pause.
+ */
+export async function retryOnDeadlock<T>(work: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (err) {
+      const code = (err as { code?: string; sqlState?: string } | null)?.code ?? (err as { sqlState?: string } | null)?.sqlState;
+      const retryable = err instanceof DeadlockException || (code !== undefined && retryableCodes.has(code));
+      if (attempt >= attempts || !retryable) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 10 + Math.random() * 40 * attempt));
+    }
+  }
 }

@@ -1,7 +1,7 @@
 /** Reading workflows, tasks and runs; cancelling them. Framework-free: throws AppErrors only. */
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { ChangeSet, checkUuid, ForbiddenError, hasProjectRole, isAdmin, NotFoundError, ProjectRole, readableProjectIds, type RunState, type Viewer } from "../kernel/index.js";
-import { query } from "../db/sql.js";
+import { query, retryOnDeadlock } from "../db/sql.js";
 import { cancelRuns } from "../runs/index.js";
 import { Task } from "./task.entity.js";
 import { Workflow } from "./workflow.entity.js";
@@ -72,13 +72,16 @@ export async function listWorkflows(
 }
 
 async function cancelWhere(em: EntityManager, column: "task_id" | "workflow_id", id: string, reason: string): Promise<ChangeSet> {
-  const changes = new ChangeSet();
-  await em.transactional(async (tem) => {
-    const rows = await query<{ id: string }>(tem, `select id from run where ${column} = ? and state in ('PENDING','QUEUED','ACCEPTED','RUNNING')`, [id]);
-    const taskIds = column === "task_id" ? [id] : (await query<{ id: string }>(tem, `select id from task where workflow_id = ?`, [id])).map((r) => r.id);
-    await cancelRuns(tem, rows.map((r) => r.id), reason, changes, taskIds);
+  // Concurrent node reports lock the same runs in another order: a deadlock victim simply runs again.
+  return retryOnDeadlock(async () => {
+    const changes = new ChangeSet();
+    await em.fork().transactional(async (tem) => {
+      const rows = await query<{ id: string }>(tem, `select id from run where ${column} = ? and state in ('PENDING','QUEUED','ACCEPTED','RUNNING')`, [id]);
+      const taskIds = column === "task_id" ? [id] : (await query<{ id: string }>(tem, `select id from task where workflow_id = ?`, [id])).map((r) => r.id);
+      await cancelRuns(tem, rows.map((r) => r.id), reason, changes, taskIds);
+    });
+    return changes;
   });
-  return changes;
 }
 
 export async function cancelTask(em: EntityManager, id: string, viewer: Viewer): Promise<{ task: Task; changes: ChangeSet }> {

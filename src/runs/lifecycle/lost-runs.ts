@@ -23,7 +23,8 @@ export async function loseRunsOfSilentNodes(em: EntityManager, lostAfterMs: numb
        message = 'node ' || r.node_id || ' sent no heartbeat for ' || (?::int / 1000) || ' s'
      from node n
      where n.id = r.node_id and r.state in (${fromStates("lose")}) and r.state <> 'QUEUED'
-       and (n.last_heartbeat_at is null or n.last_heartbeat_at < now() - (? * interval '1 millisecond'))
+       -- A node never heard from gets the same grace, counted from when its run started.
+       and coalesce(n.last_heartbeat_at, r.started_at, r.accepted_at, r.dispatched_at) < now() - (? * interval '1 millisecond')
      returning r.*`,
     [lostAfterMs, lostAfterMs],
   );
