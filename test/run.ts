@@ -1,5 +1,5 @@
 /**
- * Runs every compiled suite (dist/test/**\/*.test.js, or those whose path contains an argument)
+ * Runs every compiled suite (dist/test/**\/*.test.js, or those whose path below dist/test/ contains an argument)
  * with uvu, then prints one closing line `N passed, N failed` and exits non-zero on any failure or
  * when no test ran. A watchdog ends a run that hangs.
  */
@@ -21,7 +21,8 @@ function find(dir: string): string[] {
 }
 
 const files = find(root)
-  .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
+  // Match below dist/test/ only: a checkout's own path (say /work/wt-auth) must not select every suite.
+  .filter((f) => filters.length === 0 || filters.some((x) => relative(root, f).includes(x)))
   .sort();
 
 let captured = "";
