@@ -5,6 +5,7 @@ import { Migration20261128183512 } from "./Migration20261128183512_scheduling.js
 import { Migration20261128184222 } from "./Migration20261128184222_node_capacity.js";
 import { Migration20261128184617 } from "./Migration20261128184617_dead_letters.js";
 import { Migration20261128193000 } from "./Migration20261128193000_active_runs_and_outbox_cleanup.js";
+import { Migration20261130211500 } from "./Migration20261130211500_audit_log.js";
 
 export const migrationsList: MigrationObject[] = [
   { name: "Migration20261128181629", class: Migration20261128181629 },
@@ -12,4 +13,5 @@ export const migrationsList: MigrationObject[] = [
   { name: "Migration20261128184222_node_capacity", class: Migration20261128184222 },
   { name: "Migration20261128184617_dead_letters", class: Migration20261128184617 },
   { name: "Migration20261128193000_active_runs_and_outbox_cleanup", class: Migration20261128193000 },
+  { name: "Migration20261130211500_audit_log", class: Migration20261130211500 },
 ];

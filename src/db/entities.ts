@@ -1,4 +1,5 @@
 /** Every entity class, listed explicitly: MikroORM discovery by folder globs breaks under bundlers and ESM loaders. */
+import { AuditEvent } from "../audit/index.js";
 import { DeadLetter } from "../dead-letters/index.js";
 import { LogLine } from "../logs/index.js";
 import { OutboxMessage } from "../messaging/outbox.entity.js";
@@ -7,4 +8,4 @@ import { Run } from "../runs/index.js";
 import { Tool } from "../tools/index.js";
 import { Task, Workflow } from "../workflows/index.js";
 
-export const entities = [Node, Tool, Workflow, Task, Run, LogLine, OutboxMessage, DeadLetter];
+export const entities = [Node, Tool, Workflow, Task, Run, LogLine, OutboxMessage, DeadLetter, AuditEvent];
