@@ -4,6 +4,7 @@ import type { GraphQLSchema } from "graphql";
 import { buildSchema } from "type-graphql";
 import { createPubSub, type PubSub } from "../live/pubsub.js";
 import { AccountingResolver } from "../accounting/index.js";
+import { AuditEventResolver } from "../audit/index.js";
 import { DeadLetterResolver } from "../dead-letters/index.js";
 import { LogResolver, RunLogsResolver } from "../logs/index.js";
 import { NodeResolver, RunNodeResolver } from "../nodes/index.js";
@@ -23,6 +24,7 @@ export const resolvers = [
   LogResolver,
   DeadLetterResolver,
   AccountingResolver,
+  AuditEventResolver,
 ] as const;
 
 /**
