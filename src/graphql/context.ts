@@ -3,6 +3,7 @@ import DataLoader from "dataloader";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import type { AfterCommit } from "../kernel/index.js";
 import type { PubSub } from "../live/pubsub.js";
+import type { RecordMutation } from "./audit-plugin.js";
 import { Node } from "../nodes/index.js";
 import { runsByTaskIds, type Run } from "../runs/index.js";
 import { Tool } from "../tools/index.js";
@@ -16,6 +17,8 @@ export interface AppServices {
   /** Registers a node's queues on the broker right away (best effort). */
   declareNodeQueues(nodeId: string): Promise<void>;
   subscriberBufferSize: number;
+  /** Stores a mutation's outcome in the audit log (see `audit-plugin.ts`). */
+  recordMutation: RecordMutation;
 }
 
 export interface Loaders {

@@ -10,6 +10,7 @@ import { GraphQLError, type GraphQLSchema } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 import type { Logger } from "../logger.js";
+import { createAuditPlugin, createWsAuditor } from "./audit-plugin.js";
 import { createContext, type AppServices, type Context } from "./context.js";
 import { createErrorFormatter } from "./errors.js";
 
@@ -55,14 +56,16 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
   const httpServer = http.createServer();
   const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, maxPayload: options.maxRequestBytes });
   const formatError = createErrorFormatter(logger);
+  const auditWsResult = createWsAuditor(services.recordMutation, logger);
   const wsCleanup = useServer<Record<string, unknown>>(
     {
       schema,
       context: (): Context => createContext(services, false),
       onError: (_ctx, _id, _payload, errors) => errors.map((e) => formatError(e.toJSON(), e)),
-      onNext: (_ctx, _id, _payload, _args, result) => {
-        if (!("errors" in result) || !result.errors) return;
-        return { ...result, errors: result.errors.map((e) => formatError(e instanceof GraphQLError ? e.toJSON() : e, e)) } as never;
+      onNext: async (_ctx, _id, _payload, args, result) => {
+        const formatted = "errors" in result && result.errors ? { ...result, errors: result.errors.map((e) => formatError(e instanceof GraphQLError ? e.toJSON() : e, e)) } : undefined;
+        await auditWsResult(args, formatted ?? result);
+        return formatted as never;
       },
     },
     wsServer,
@@ -74,6 +77,7 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
     includeStacktraceInErrorResponses: false,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
+      createAuditPlugin<Context>(services.recordMutation, logger),
       { async serverWillStart() { return { async drainServer() { await wsCleanup.dispose(); } }; } },
     ],
   });
