@@ -1,10 +1,9 @@
 /**
  * The one place mutations are audited: after a mutation has run (over HTTP through the Apollo
  * plugin, over WebSocket through `auditWsResult`), one record per top-level mutation field goes to
- * the injected `RecordMutation`. Queries and subscriptions are not recorded. Every HTTP request
- * gets a fresh id, returned in the `x-request-id` header and stored with its records.
+ * the injected `RecordMutation`. Queries and subscriptions are not recorded. The context's request
+ * id goes back in the `x-request-id` header and is stored with the records.
  */
-import { randomUUID } from "node:crypto";
 import type { ApolloServerPlugin } from "@apollo/server";
 import {
   getArgumentValues,
@@ -57,8 +56,13 @@ export interface OperationOutcomeInput {
   actor: string;
 }
 
+/** What the plugin needs of the context. */
+interface AuditedContext {
+  requestId: string;
+}
+
 /** The caller's subject; every caller is anonymous until authentication puts an identity on the context. */
-function actorOf(_context: unknown): string {
+function actorOf(_context: AuditedContext): string {
   return "anonymous";
 }
 
@@ -147,11 +151,11 @@ async function recordAll(record: RecordMutation, records: MutationRecord[], logg
   }
 }
 
-/** Gives every HTTP request an id (`x-request-id`) and records each mutation's outcome before the response leaves. */
-export function createAuditPlugin<T extends object>(record: RecordMutation, logger: Logger): ApolloServerPlugin<T> {
+/** Returns the request id in `x-request-id` and records each mutation's outcome before the response leaves. */
+export function createAuditPlugin<T extends AuditedContext>(record: RecordMutation, logger: Logger): ApolloServerPlugin<T> {
   return {
     async requestDidStart(start) {
-      const requestId = randomUUID();
+      const requestId = start.contextValue.requestId;
       start.response.http.headers.set(REQUEST_ID_HEADER, requestId);
       return {
         async willSendResponse(rc) {
@@ -174,17 +178,18 @@ export function createAuditPlugin<T extends object>(record: RecordMutation, logg
   };
 }
 
-/** For graphql-ws `onNext`: records a mutation that arrived over the socket (each under a fresh request id). */
+/** For graphql-ws `onNext`: records a mutation that arrived over the socket, under its operation's request id. */
 export function createWsAuditor(record: RecordMutation, logger: Logger): (args: ExecutionArgs, result: ResultShape) => Promise<void> {
   return async (args, result) => {
+    const context = args.contextValue as AuditedContext;
     const records = mutationRecords({
       schema: args.schema,
       document: args.document,
       operationName: args.operationName,
       variables: args.variableValues as Record<string, unknown> | null | undefined,
       result,
-      requestId: randomUUID(),
-      actor: actorOf(args.contextValue),
+      requestId: context.requestId,
+      actor: actorOf(context),
     });
     await recordAll(record, records, logger);
   };

@@ -1,4 +1,5 @@
 /** What every resolver gets: the ORM, batch loaders, live events and the services' collaborators. */
+import { randomUUID } from "node:crypto";
 import DataLoader from "dataloader";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import type { AfterCommit } from "../kernel/index.js";
@@ -32,6 +33,8 @@ export interface Loaders {
 
 export interface Context extends AppServices {
   loaders: Loaders;
+  /** Fresh per HTTP request (sent back as `x-request-id`) and per WebSocket operation; audit rows carry it. */
+  requestId: string;
 }
 
 function byId<T extends { id: string }>(keys: readonly string[], rows: T[]): (T | null)[] {
@@ -66,5 +69,5 @@ export function createLoaders(orm: MikroORM, cache: boolean): Loaders {
 }
 
 export function createContext(services: AppServices, cache: boolean): Context {
-  return { ...services, loaders: createLoaders(services.orm, cache) };
+  return { ...services, loaders: createLoaders(services.orm, cache), requestId: randomUUID() };
 }
