@@ -13,13 +13,13 @@ export interface AuditChainReport {
   /** The first row whose hash or link does not hold. */
   firstBrokenId: string | null;
   reason: string | null;
-  /** The newest row checked and its hash: keep them elsewhere to detect a truncated tail later. */
+  /** The newest row that holds and its hash: kept elsewhere, they later reveal a cut or rewritten chain. */
   lastId: string | null;
   lastHash: string | null;
 }
 
 export interface VerifyOptions {
-  /** First row to check; the row before it supplies the expected link. @default the first row */
+  /** First row to check; the row before it supplies the expected link and is trusted, not checked. @default the first row */
   fromId?: string | null;
   /** Most rows to check. @default every row */
   limit?: number | null;

@@ -1,6 +1,6 @@
 /**
  * The one place mutations are audited: after a mutation has run (over HTTP through the Apollo
- * plugin, over WebSocket through `auditWsResult`), one record per top-level mutation field goes to
+ * plugin, over WebSocket through `createWsAuditor`), one record per top-level mutation field goes to
  * the injected `RecordMutation`. Queries and subscriptions are not recorded. The context's request
  * id goes back in the `x-request-id` header and is stored with the records.
  */
@@ -15,9 +15,11 @@ import {
   type DocumentNode,
   type ExecutionArgs,
   type FieldNode,
+  type FragmentDefinitionNode,
   type GraphQLField,
   type GraphQLSchema,
   type GraphQLType,
+  type SelectionSetNode,
 } from "graphql";
 import type { Logger } from "../logger.js";
 import { toError } from "../shared/index.js";
@@ -107,6 +109,28 @@ function targetFromArgs(def: GraphQLField<unknown, unknown>, field: FieldNode, v
   }
 }
 
+/**
+ * The operation's top-level fields, looking through inline fragments and fragment spreads (a
+ * mutation wrapped in `... on Mutation { }` runs all the same), one per response key.
+ */
+function topLevelFields(selectionSet: SelectionSetNode, document: DocumentNode, seen = new Set<string>()): FieldNode[] {
+  return selectionSet.selections.flatMap((selection): FieldNode[] => {
+    if (selection.kind === Kind.FIELD) {
+      const key = selection.alias?.value ?? selection.name.value;
+      if (seen.has(key)) return [];
+      seen.add(key);
+      return [selection];
+    }
+    if (selection.kind === Kind.INLINE_FRAGMENT) return topLevelFields(selection.selectionSet, document, seen);
+    // Each fragment once: an invalid document (recorded too) may spread fragments in a cycle.
+    const spread = `...${selection.name.value}`;
+    if (seen.has(spread)) return [];
+    seen.add(spread);
+    const fragment = document.definitions.find((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION && d.name.value === selection.name.value);
+    return fragment ? topLevelFields(fragment.selectionSet, document, seen) : [];
+  });
+}
+
 /** One record per top-level field of a mutation operation; none for queries and subscriptions. */
 export function mutationRecords(input: OperationOutcomeInput): MutationRecord[] {
   const operation = getOperationAST(input.document, input.operationName ?? undefined);
@@ -116,12 +140,13 @@ export function mutationRecords(input: OperationOutcomeInput): MutationRecord[] 
   const errors = input.result.errors ?? [];
   const requestError = errors.find((e) => !e.path?.length);
   const records: MutationRecord[] = [];
-  for (const field of operation.selectionSet.selections) {
-    if (field.kind !== Kind.FIELD || !defs[field.name.value]) continue;
+  for (const field of topLevelFields(operation.selectionSet, input.document)) {
     const def = defs[field.name.value];
+    if (!def) continue;
     const key = field.alias?.value ?? field.name.value;
     const value = input.result.data?.[key];
     const error = errors.find((e) => e.path?.[0] === key) ?? requestError;
+    if (!error && value === undefined) continue; // left out by @skip or @include: it did not run
     // An error below a returned value (a nested field) does not undo the mutation.
     const failed = error !== undefined && (value === null || value === undefined);
     const code = error?.extensions?.code;

@@ -115,6 +115,21 @@ test("records a mutation that fails validation, and no query", async () => {
   assert.equal(await eventsOf(query.requestId), []);
 });
 
+test("records mutations inside fragments, and not one left out by @skip", async () => {
+  const { result, requestId } = await post(
+    `mutation { ... on Mutation { a: registerNode(input: { id: "audit-f1" }) { node { id } } } ...More
+                skipped: registerNode(input: { id: "audit-f3" }) @skip(if: true) { node { id } } }
+     fragment More on Mutation { b: registerNode(input: { id: "audit-f2" }) { node { id } } }`,
+    {},
+  );
+  assert.is(result.errors, undefined, JSON.stringify(result.errors));
+  const rows = await eventsOf(requestId!);
+  assert.equal(rows.map((r) => [r.action, r.target, r.outcome]).sort(), [
+    ["registerNode", "node:audit-f1", "OK"],
+    ["registerNode", "node:audit-f2", "OK"],
+  ]);
+});
+
 test("records a mutation that arrives over WebSocket", async () => {
   const client = wsClient(env.orchestrator.wsUrl);
   try {
