@@ -37,11 +37,15 @@ export interface AuditEventFilter {
  * advisory lock rather than `select … for update` of the last row: an empty table has no row to
  * lock, and a waiter released by a row lock would still chain onto the row it read before the
  * winner's insert, forking the chain. The lock is held until the caller commits, so call this last
- * in a transaction, and only under READ COMMITTED (each statement must see the previous append).
+ * in a transaction. Throws under REPEATABLE READ or SERIALIZABLE: their snapshot, taken before the
+ * lock was granted, would miss the append committed while waiting and fork the chain too.
  */
 export async function appendAuditEvent(em: EntityManager, event: AuditEventInput): Promise<AuditEvent> {
   if (!em.isInTransaction()) return em.transactional((tx) => appendAuditEvent(tx, event));
-  await query(em, "select pg_advisory_xact_lock(?)", [AUDIT_APPEND_LOCK]);
+  const [lock] = await query<{ isolation: string }>(em, "select pg_advisory_xact_lock(?), current_setting('transaction_isolation') as isolation", [
+    AUDIT_APPEND_LOCK,
+  ]);
+  if (lock.isolation !== "read committed") throw new Error(`appendAuditEvent needs a READ COMMITTED transaction, not ${lock.isolation}`);
   // The id comes from the sequence before the insert because the hash covers it.
   const [head] = await query<{ id: string; prev_hash: string | null }>(
     em,

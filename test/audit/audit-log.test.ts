@@ -1,3 +1,4 @@
+import { IsolationLevel } from "@mikro-orm/core";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { appendAuditEvent, AuditOutcome, recordAuditEvent, verifyAuditChain } from "../../src/audit/index.js";
@@ -72,6 +73,17 @@ test("an append rolled back with its transaction leaves no row and the chain int
   const report = await verify();
   assert.ok(report.intact, report.reason ?? "");
   assert.is(report.checked, await rowCount());
+});
+
+test("refuses to append in a REPEATABLE READ transaction, whose snapshot could fork the chain", async () => {
+  const error = await env.orchestrator.orm.em
+    .fork()
+    .transactional((em) => appendAuditEvent(em, event("repeatable.read")), { isolationLevel: IsolationLevel.REPEATABLE_READ })
+    .then(
+      () => null,
+      (err: unknown) => err as Error,
+    );
+  assert.match(error?.message ?? "", /READ COMMITTED/);
 });
 
 test("redacts secret-looking details and keeps them small", async () => {
