@@ -7,6 +7,7 @@ import { Migration20261128184617 } from "./Migration20261128184617_dead_letters.
 import { Migration20261128193000 } from "./Migration20261128193000_active_runs_and_outbox_cleanup.js";
 import { Migration20261130210434 } from "./Migration20261130210434_auth_identities.js";
 import { Migration20261130212104 } from "./Migration20261130212104_projects.js";
+import { Migration20261130211500 } from "./Migration20261130211500_audit_log.js";
 
 export const migrationsList: MigrationObject[] = [
   { name: "Migration20261128181629", class: Migration20261128181629 },
@@ -16,4 +17,5 @@ export const migrationsList: MigrationObject[] = [
   { name: "Migration20261128193000_active_runs_and_outbox_cleanup", class: Migration20261128193000 },
   { name: "Migration20261130210434_auth_identities", class: Migration20261130210434 },
   { name: "Migration20261130212104_projects", class: Migration20261130212104 },
+  { name: "Migration20261130211500_audit_log", class: Migration20261130211500 },
 ];

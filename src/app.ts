@@ -10,6 +10,7 @@ import type { OrchestratorConfig } from "./config.js";
 import { createAfterCommit } from "./after-commit.js";
 import { toError, withTimeout } from "./shared/index.js";
 import { createAuthenticator, ensureBootstrapAdminToken, hasUsableApiToken } from "./auth/index.js";
+import { AuditOutcome, recordAuditEvent } from "./audit/index.js";
 import { storeDeadLetter } from "./dead-letters/index.js";
 import { createSchema } from "./graphql/schema.js";
 import { startGraphQLServer } from "./graphql/server.js";
@@ -170,6 +171,9 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
         auth: config.auth,
         declareNodeQueues: (nodeId) => publisher.ensureNodeQueues(nodeId),
         subscriberBufferSize: config.subscriberBufferSize,
+        recordMutation: async (record) => {
+          await recordAuditEvent(orm, { ...record, outcome: AuditOutcome[record.outcome] });
+        },
       },
       { host: config.host, port: config.port, maxRequestBytes: config.maxRequestBytes },
       logger,

@@ -27,6 +27,8 @@ export const RULES: Readonly<Record<string, Rule>> = {
   "Query.projects": "signedIn",
   "Query.apiTokens": "signedIn",
   "Query.deadLetters": "admin",
+  "Query.auditEvents": "admin",
+  "Query.auditChain": "admin",
   "Query.users": "admin",
   // Work: the service checks the caller's role in the workflow's project.
   "Mutation.submitWorkflow": "signedIn",

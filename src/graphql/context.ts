@@ -1,12 +1,11 @@
 /** What every resolver gets: the ORM, batch loaders, live events and the services' collaborators. */
+import { randomUUID } from "node:crypto";
 import DataLoader from "dataloader";
 import type { MikroORM } from "@mikro-orm/postgresql";
-import { randomUUID } from "node:crypto";
 import { loadViewer, type Authenticator, type Identity } from "../auth/index.js";
-
-export type { Identity };
 import { GlobalRole, UnauthenticatedError, type AfterCommit, type Viewer } from "../kernel/index.js";
 import type { PubSub } from "../live/pubsub.js";
+import type { RecordMutation } from "./audit-plugin.js";
 import { Node } from "../nodes/index.js";
 import { membersOfProjects, nodeIdsOfProjects, type ProjectMember } from "../projects/index.js";
 import { runsByTaskIds, type Run } from "../runs/index.js";
@@ -25,6 +24,8 @@ export interface AppServices {
   authenticator: Authenticator;
   /** `off`: every caller is a local ADMIN (local development only). */
   auth: "on" | "off";
+  /** Stores a mutation's outcome in the audit log (see `audit-plugin.ts`). */
+  recordMutation: RecordMutation;
 }
 
 export interface Loaders {
@@ -49,6 +50,8 @@ export interface Context extends AppServices {
   /** Names this request in logs and the audit trail. */
   requestId: string;
 }
+
+export type { Identity };
 
 /** Who every caller is when authentication is off. */
 export const LOCAL_DEVELOPER: Identity = { subject: "local-developer", name: "local developer (FEM_AUTH=off)", email: null, roles: [GlobalRole.ADMIN], via: "api-token" };

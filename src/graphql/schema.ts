@@ -5,6 +5,7 @@ import { buildSchema } from "type-graphql";
 import { createPubSub, type PubSub } from "../live/pubsub.js";
 import { AccountingResolver } from "../accounting/index.js";
 import { AuthResolver } from "../auth/index.js";
+import { AuditEventResolver } from "../audit/index.js";
 import { DeadLetterResolver } from "../dead-letters/index.js";
 import { LogResolver, RunLogsResolver } from "../logs/index.js";
 import { NodeResolver, RunNodeResolver } from "../nodes/index.js";
@@ -27,6 +28,7 @@ export const resolvers = [
   AccountingResolver,
   AuthResolver,
   ProjectResolver,
+  AuditEventResolver,
 ] as const;
 
 /**

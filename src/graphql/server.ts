@@ -13,6 +13,7 @@ import { WebSocketServer } from "ws";
 import { UnauthenticatedError } from "../kernel/index.js";
 import type { Logger } from "../logger.js";
 import { authorizeOperation, toHttpError } from "./authorization.js";
+import { createAuditPlugin, createWsAuditor } from "./audit-plugin.js";
 import { createContext, type AppServices, type Context, type Identity } from "./context.js";
 import { createErrorFormatter } from "./errors.js";
 
@@ -66,6 +67,7 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
   const httpServer = http.createServer();
   const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, maxPayload: options.maxRequestBytes });
   const formatError = createErrorFormatter(logger);
+  const auditWsResult = createWsAuditor(services.recordMutation, logger);
   const wsCleanup = useServer<Record<string, unknown>>(
     {
       schema,
@@ -103,9 +105,10 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
         return { schema, document, contextValue, operationName: payload.operationName, variableValues: payload.variables ?? undefined };
       },
       onError: (_ctx, _id, _payload, errors) => errors.map((e) => formatError(e.toJSON(), e)),
-      onNext: (_ctx, _id, _payload, _args, result) => {
-        if (!("errors" in result) || !result.errors) return;
-        return { ...result, errors: result.errors.map((e) => formatError(e instanceof GraphQLError ? e.toJSON() : e, e)) } as never;
+      onNext: async (_ctx, _id, _payload, args, result) => {
+        const formatted = "errors" in result && result.errors ? { ...result, errors: result.errors.map((e) => formatError(e instanceof GraphQLError ? e.toJSON() : e, e)) } : undefined;
+        await auditWsResult(args, formatted ?? result);
+        return formatted as never;
       },
     },
     wsServer,
@@ -128,6 +131,7 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
           };
         },
       },
+      createAuditPlugin<Context>(services.recordMutation, logger),
       { async serverWillStart() { return { async drainServer() { await wsCleanup.dispose(); } }; } },
     ],
   });

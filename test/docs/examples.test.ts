@@ -246,6 +246,17 @@ test("dead-letters.graphql lists dead letters (none after these runs)", async ()
   assert.equal(deadLetters, { nodes: [], pageInfo: { hasNextPage: false, endCursor: null } });
 });
 
+test("audit-events.graphql lists the mutations these runs made; audit-chain.graphql finds the chain intact", async () => {
+  const { auditEvents } = await graphql("audit-events.graphql", `{"filter": {"action": "setNodeAdminState"}, "first": 20}`);
+  assert.equal(
+    auditEvents.nodes.map((e: { target: string; outcome: string }) => [e.target, e.outcome]),
+    [["node:lab-c", "OK"], ["node:lab-c", "OK"]],
+  );
+  const { auditChain } = await graphql("audit-chain.graphql");
+  assert.is(auditChain.intact, true, auditChain.reason);
+  assert.ok(auditChain.checked > 2);
+});
+
 test("graphql.mjs prints each error's code and message and exits 1", async () => {
   const result = await runScript(
     example("graphql.mjs"),
