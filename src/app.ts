@@ -137,8 +137,20 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
         afterCommit,
         declareNodeQueues: (nodeId) => publisher.ensureNodeQueues(nodeId),
         subscriberBufferSize: config.subscriberBufferSize,
+        maxRunsPerWorkflow: config.maxRunsPerWorkflow,
       },
-      { host: config.host, port: config.port, maxRequestBytes: config.maxRequestBytes },
+      {
+        host: config.host,
+        port: config.port,
+        maxRequestBytes: config.maxRequestBytes,
+        limits: {
+          maxDepth: config.maxQueryDepth,
+          maxAliases: config.maxQueryAliases,
+          maxCost: config.maxQueryCost,
+          maxTokens: config.maxQueryTokens,
+          mutationsPerMinute: config.mutationsPerMinute,
+        },
+      },
       logger,
     );
     onStop("graphql server", () => server.stop());

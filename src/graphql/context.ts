@@ -7,6 +7,7 @@ import { Node } from "../nodes/index.js";
 import { runsByTaskIds, type Run } from "../runs/index.js";
 import { Tool } from "../tools/index.js";
 import { tasksByIds, tasksByWorkflowIds, Workflow, type Task } from "../workflows/index.js";
+import type { Caller } from "./rate-limit.js";
 
 export interface AppServices {
   orm: MikroORM;
@@ -16,6 +17,8 @@ export interface AppServices {
   /** Registers a node's queues on the broker right away (best effort). */
   declareNodeQueues(nodeId: string): Promise<void>;
   subscriberBufferSize: number;
+  /** Most runs one workflow may create. @default 20_000 */
+  maxRunsPerWorkflow: number;
 }
 
 export interface Loaders {
@@ -29,6 +32,7 @@ export interface Loaders {
 
 export interface Context extends AppServices {
   loaders: Loaders;
+  caller: Caller;
 }
 
 function byId<T extends { id: string }>(keys: readonly string[], rows: T[]): (T | null)[] {
@@ -62,6 +66,6 @@ export function createLoaders(orm: MikroORM, cache: boolean): Loaders {
   };
 }
 
-export function createContext(services: AppServices, cache: boolean): Context {
-  return { ...services, loaders: createLoaders(services.orm, cache) };
+export function createContext(services: AppServices, cache: boolean, caller: Caller): Context {
+  return { ...services, loaders: createLoaders(services.orm, cache), caller };
 }

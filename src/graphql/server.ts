@@ -10,6 +10,7 @@ import { GraphQLError, type GraphQLSchema } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 import type { Logger } from "../logger.js";
+import { createAdmission, type AdmissionOptions } from "./admission.js";
 import { createContext, type AppServices, type Context } from "./context.js";
 import { createErrorFormatter } from "./errors.js";
 
@@ -19,6 +20,8 @@ export interface GraphQLServerOptions {
   host: string;
   port: number;
   maxRequestBytes: number;
+  /** Cost limits and the mutation rate, the same on both transports. */
+  limits: AdmissionOptions;
 }
 
 export interface GraphQLServer {
@@ -55,10 +58,13 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
   const httpServer = http.createServer();
   const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, maxPayload: options.maxRequestBytes });
   const formatError = createErrorFormatter(logger);
+  const admission = createAdmission(schema, options.limits);
   const wsCleanup = useServer<Record<string, unknown>>(
     {
       schema,
-      context: (): Context => createContext(services, false),
+      // Parsed, validated and checked here so that the limits hold on this transport as on HTTP.
+      onSubscribe: (ctx, _id, payload) =>
+        admission.admit(payload, { subject: null, remoteAddress: ctx.extra.request.socket.remoteAddress ?? null }, (caller): Context => createContext(services, false, caller)),
       onError: (_ctx, _id, _payload, errors) => errors.map((e) => formatError(e.toJSON(), e)),
       onNext: (_ctx, _id, _payload, _args, result) => {
         if (!("errors" in result) || !result.errors) return;
@@ -72,7 +78,10 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
     formatError,
     stopOnTerminationSignals: false,
     includeStacktraceInErrorResponses: false,
+    parseOptions: admission.parseOptions,
+    validationRules: admission.validationRules,
     plugins: [
+      admission.apolloPlugin,
       ApolloServerPluginDrainHttpServer({ httpServer }),
       { async serverWillStart() { return { async drainServer() { await wsCleanup.dispose(); } }; } },
     ],
@@ -95,7 +104,7 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
       }
       const response = await apollo.executeHTTPGraphQLRequest({
         httpGraphQLRequest: { method: req.method ?? "GET", headers, search: url.search, body },
-        context: async () => createContext(services, true),
+        context: async () => createContext(services, true, { subject: null, remoteAddress: req.socket.remoteAddress ?? null }),
       });
       for (const [key, value] of response.headers) res.setHeader(key, value);
       res.statusCode = response.status ?? 200;

@@ -1,5 +1,6 @@
 /** The kernel: run states, the change set, ids and the error catalogue. It imports no domain. */
 export { type AfterCommit, ChangeSet, type LogChange, type NodeSnapshot, type RunSnapshot, type TaskChange, type WorkflowChange } from "./change-set.js";
 export { AppError, BadInputError, ConflictError, NotFoundError, UnavailableError, type ErrorCode } from "./errors.js";
+export { QueryTooComplexError, RateLimitedError } from "./errors.js";
 export { checkUuid } from "./ids.js";
 export { FailureReason, isTerminalState, LogStream, RunState, TERMINAL } from "./run-state.js";
