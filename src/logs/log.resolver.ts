@@ -1,12 +1,15 @@
 import { Arg, Ctx, FieldResolver, ID, Int, Query, Resolver, Root, Subscription } from "type-graphql";
 import type { Context } from "../graphql/context.js";
-import { connection, pageSize } from "../graphql/connection.js";
+import { connection, pageCost, pageSize, type PageLimits } from "../graphql/connection.js";
 import { BadInputError, checkUuid } from "../kernel/index.js";
 import { topics } from "../live/topics.js";
 import { getRun, Run, runsByTaskIds } from "../runs/index.js";
 import { followLogs, type LogBatchPayload } from "./log-follower.js";
 import { LogBatch, LogLineConnection } from "./log.types.js";
 import { readLogs } from "./log.service.js";
+
+/** Log pages: 1,000 lines by default, at most 10,000. */
+const LOG_PAGE: PageLimits = { fallback: 1_000, max: 10_000 };
 
 @Resolver(() => LogBatch)
 export class LogResolver {
@@ -59,7 +62,7 @@ export class LogResolver {
 /** A run's stored lines, as a field of Run and as the runLogs query. */
 @Resolver(() => Run)
 export class RunLogsResolver {
-  @FieldResolver(() => LogLineConnection, { description: "Stored log lines after `afterSeq` (default 0), at most `first` (default 1000)." })
+  @FieldResolver(() => LogLineConnection, { description: "Stored log lines after `afterSeq` (default 0), at most `first` (default 1000, at most 10000).", complexity: pageCost(LOG_PAGE) })
   async logs(
     @Root() run: Run,
     @Ctx() ctx: Context,
@@ -69,7 +72,10 @@ export class RunLogsResolver {
     return logPage(ctx, run.id, afterSeq, first);
   }
 
-  @Query(() => LogLineConnection, { description: "Stored log lines of a run after `afterSeq`; for the next page pass the last line's seq as afterSeq." })
+  @Query(() => LogLineConnection, {
+    description: "Stored log lines of a run after `afterSeq` (at most `first`: default 1000, at most 10000); for the next page pass the last line's seq as afterSeq.",
+    complexity: pageCost(LOG_PAGE),
+  })
   async runLogs(
     @Arg("runId", () => ID) runId: string,
     @Ctx() ctx: Context,
@@ -82,7 +88,7 @@ export class RunLogsResolver {
 }
 
 async function logPage(ctx: Context, runId: string, afterSeq: number | null | undefined, first: number | null | undefined) {
-  const size = pageSize(first, 1_000, 10_000);
+  const size = pageSize(first, LOG_PAGE);
   const lines = await readLogs(ctx.orm.em.fork(), runId, Math.max(0, afterSeq ?? 0), size + 1);
   return connection(lines.slice(0, size), lines.length > size, (l) => l.seq);
 }

@@ -1,6 +1,6 @@
 import { Arg, Ctx, ID, Int, Mutation, Query, Resolver } from "type-graphql";
 import type { Context } from "../graphql/context.js";
-import { connection, decodeCursor, pageSize } from "../graphql/connection.js";
+import { connection, decodeCursor, LIST_PAGE, pageCost, pageSize } from "../graphql/connection.js";
 import { Tool } from "./tool.entity.js";
 import { RegisterToolInput, ToolConnection } from "./tool.inputs.js";
 import { getTool, listTools, registerTool } from "./tool.service.js";
@@ -16,13 +16,13 @@ export class ToolResolver {
     return getTool(ctx.orm.em.fork(), id);
   }
 
-  @Query(() => ToolConnection)
+  @Query(() => ToolConnection, { complexity: pageCost(LIST_PAGE) })
   async tools(
     @Ctx() ctx: Context,
     @Arg("first", () => Int, { nullable: true }) first?: number | null,
     @Arg("after", () => String, { nullable: true }) after?: string | null,
   ) {
-    const { tools, hasNextPage } = await listTools(ctx.orm.em.fork(), pageSize(first, 50, 500), decodeCursor(after, isToolCursor));
+    const { tools, hasNextPage } = await listTools(ctx.orm.em.fork(), pageSize(first, LIST_PAGE), decodeCursor(after, isToolCursor));
     return connection(tools, hasNextPage, (t) => ({ name: t.name, version: t.version }));
   }
 

@@ -1,5 +1,6 @@
 import { Arg, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from "type-graphql";
 import type { Context } from "../graphql/context.js";
+import { listCost } from "../graphql/connection.js";
 import { Node } from "../nodes/index.js";
 import { Run } from "../runs/index.js";
 import { Tool } from "../tools/index.js";
@@ -7,6 +8,9 @@ import { Task } from "./task.entity.js";
 import { Workflow } from "./workflow.entity.js";
 import { retryTask } from "./retry-task.js";
 import { cancelTask, getTask } from "./workflow.service.js";
+
+/** Assumed entries of a task's lists (runs, nodes, dependencies) when estimating a query's cost. */
+const FAN_ESTIMATE = 5;
 
 @Resolver(() => Task)
 export class TaskResolver {
@@ -39,19 +43,19 @@ export class TaskResolver {
     return (await ctx.loaders.tool.load(task.toolId))!;
   }
 
-  @FieldResolver(() => [Task])
+  @FieldResolver(() => [Task], { complexity: listCost(FAN_ESTIMATE) })
   async dependsOn(@Root() task: Task, @Ctx() ctx: Context): Promise<Task[]> {
     const tasks = await ctx.loaders.task.loadMany(task.dependsOnIds);
     return tasks.filter((t): t is Task => t instanceof Task);
   }
 
-  @FieldResolver(() => [Node], { description: "The nodes the task runs on." })
+  @FieldResolver(() => [Node], { description: "The nodes the task runs on.", complexity: listCost(FAN_ESTIMATE) })
   async nodes(@Root() task: Task, @Ctx() ctx: Context): Promise<Node[]> {
     const nodes = await ctx.loaders.node.loadMany(task.nodeIds);
     return nodes.filter((n): n is Node => n instanceof Node);
   }
 
-  @FieldResolver(() => [Run], { description: "Every attempt on every node, by node then attempt." })
+  @FieldResolver(() => [Run], { description: "Every attempt on every node, by node then attempt.", complexity: listCost(FAN_ESTIMATE) })
   async runs(@Root() task: Task, @Ctx() ctx: Context): Promise<Run[]> {
     return ctx.loaders.runsOfTask.load(task.id);
   }
