@@ -8,12 +8,13 @@ import { DeadLetterResolver } from "../dead-letters/index.js";
 import { LogResolver, RunLogsResolver } from "../logs/index.js";
 import { NodeResolver, RunNodeResolver } from "../nodes/index.js";
 import { RunResolver } from "../runs/index.js";
-import { ToolResolver } from "../tools/index.js";
+import { ToolArgResolver, ToolResolver } from "../tools/index.js";
 import { RunTaskResolver, TaskResolver, WorkflowResolver } from "../workflows/index.js";
 
 export const resolvers = [
   NodeResolver,
   ToolResolver,
+  ToolArgResolver,
   WorkflowResolver,
   TaskResolver,
   RunResolver,

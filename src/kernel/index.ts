@@ -1,6 +1,7 @@
 /** The kernel: run states, the change set, ids and the error catalogue. It imports no domain. */
 export { type AfterCommit, ChangeSet, type LogChange, type NodeSnapshot, type RunSnapshot, type TaskChange, type WorkflowChange } from "./change-set.js";
 export { AppError, BadInputError, ConflictError, NotFoundError, UnavailableError, type ErrorCode } from "./errors.js";
-export { QueryTooComplexError, RateLimitedError } from "./errors.js";
 export { checkUuid } from "./ids.js";
 export { FailureReason, isTerminalState, LogStream, RunState, TERMINAL } from "./run-state.js";
+export { QueryTooComplexError, RateLimitedError } from "./errors.js";
+export { checkText, MAX_NAME_CHARS, MAX_VALUE_CHARS } from "./input-limits.js";

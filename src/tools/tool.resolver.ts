@@ -1,7 +1,7 @@
-import { Arg, Ctx, ID, Int, Mutation, Query, Resolver } from "type-graphql";
+import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
 import type { Context } from "../graphql/context.js";
 import { connection, decodeCursor, LIST_PAGE, pageCost, pageSize } from "../graphql/connection.js";
-import { Tool } from "./tool.entity.js";
+import { Tool, ToolArg } from "./tool.entity.js";
 import { RegisterToolInput, ToolConnection } from "./tool.inputs.js";
 import { getTool, listTools, registerTool } from "./tool.service.js";
 
@@ -29,5 +29,14 @@ export class ToolResolver {
   @Mutation(() => Tool, { description: "Registers an immutable tool version; CONFLICT if name@version exists." })
   async registerTool(@Arg("input", () => RegisterToolInput) input: RegisterToolInput, @Ctx() ctx: Context): Promise<Tool> {
     return registerTool(ctx.orm.em.fork(), input);
+  }
+}
+
+/** Tools registered before `allowDash` existed store no such key: false, as for a new tool that omits it. */
+@Resolver(() => ToolArg)
+export class ToolArgResolver {
+  @FieldResolver(() => Boolean)
+  allowDash(@Root() arg: ToolArg): boolean {
+    return arg.allowDash ?? false;
   }
 }

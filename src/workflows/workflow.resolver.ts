@@ -38,7 +38,7 @@ export class WorkflowResolver {
 
   @Mutation(() => Workflow, { description: "Validates the whole graph and accepts it atomically, or stores nothing." })
   async submitWorkflow(@Arg("input", () => SubmitWorkflowInput) input: SubmitWorkflowInput, @Ctx() ctx: Context): Promise<Workflow> {
-    const result = await submitWorkflow(ctx.orm.em.fork(), input, null);
+    const result = await submitWorkflow(ctx.orm.em.fork(), input, null, { maxRunsPerWorkflow: ctx.maxRunsPerWorkflow });
     ctx.afterCommit(result.changes);
     return result.workflow;
   }
