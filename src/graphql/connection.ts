@@ -81,10 +81,14 @@ export function pageCost(limits: PageLimits): (options: CostArgs) => number {
 }
 
 /**
- * An unpaginated list's `complexity`, assuming `items` entries: its real length is bounded by input
- * limits (tasks and runs per workflow), the estimate makes nested lists multiply.
+ * A plain list's `complexity`, assuming `items` entries (or its `first`, at most `page.max`, when
+ * the field takes one): the estimate makes nested lists multiply; their real length is bounded by
+ * the input limits (tasks and runs per workflow) or by `first`.
  */
-export function listCost(items: number): (options: CostArgs) => number {
-  return ({ childComplexity }) => 1 + items * childComplexity;
+export function listCost(items: number, page?: PageLimits): (options: CostArgs) => number {
+  return ({ args, childComplexity }) => {
+    const first = page && typeof args.first === "number" && args.first >= 1 ? Math.min(args.first, page.max) : items;
+    return 1 + first * childComplexity;
+  };
 }
 
