@@ -59,8 +59,8 @@ export function limitRules(limits: QueryLimits): ValidationRule[] {
   ];
 }
 
-/** graphql-js's message when `parse(…, { maxTokens })` gives up. */
-const TOKEN_LIMIT = /^Syntax Error: Document contains more than (\d+) tokens/;
+/** graphql-js's message when `parse(…, { maxTokens })` gives up (16.x spells it "more that"). */
+const TOKEN_LIMIT = /^Syntax Error: Document contains more (?:than|that) (\d+) tokens/;
 
 /** The QUERY_TOO_COMPLEX error for graphql-js's token-limit syntax error, or null for any other message. */
 export function tokenLimitReason(message: string): QueryTooComplexError | null {
