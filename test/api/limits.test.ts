@@ -2,16 +2,8 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { Client } from "graphql-ws";
 import { createTestEnv, type TestEnv } from "../support/env.js";
-import { gql, gqlFrom, gqlOk, wsClient, wsClientFrom, wsOnce, type GqlResult } from "../support/graphql.js";
+import { expectError, gql, gqlFrom, gqlOk, wsClient, wsClientFrom, wsOnce, type GqlResult } from "../support/graphql.js";
 import { REGISTER_TOOL, SUBMIT } from "../support/fixtures.js";
-
-function expectError(result: GqlResult, code: string, pattern: RegExp): Record<string, unknown> {
-  assert.ok(result.errors?.length, `expected an error, got ${JSON.stringify(result.data)}`);
-  const error = result.errors![0];
-  assert.is(error.extensions?.code, code, JSON.stringify(error));
-  assert.match(error.message, pattern);
-  return error.extensions!;
-}
 
 function expectTooComplex(result: GqlResult, limit: string): void {
   const ext = expectError(result, "QUERY_TOO_COMPLEX", /at most|tokens/);

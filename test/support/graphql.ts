@@ -1,6 +1,7 @@
 /** GraphQL clients for tests: HTTP POST and graphql-ws subscriptions that collect what arrives. */
 import http from "node:http";
 import { createClient, type Client } from "graphql-ws";
+import * as assert from "uvu/assert";
 import WebSocket from "ws";
 import { waitUntil } from "./wait.js";
 
@@ -22,6 +23,15 @@ export async function gql<T = Record<string, any>>(url: string, query: string, v
     signal: AbortSignal.timeout(30_000),
   });
   return (await response.json()) as GqlResult<T>;
+}
+
+/** Asserts the answer's first error has `code` and a message matching `pattern`; returns its extensions. */
+export function expectError(result: GqlResult, code: string, pattern: RegExp): Record<string, unknown> {
+  assert.ok(result.errors?.length, `expected an error, got ${JSON.stringify(result.data)}`);
+  const error = result.errors![0];
+  assert.is(error.extensions?.code, code, JSON.stringify(error));
+  assert.match(error.message, pattern);
+  return error.extensions!;
 }
 
 /** Like gql, but throws when the answer has errors. */
