@@ -34,4 +34,19 @@ test("reads values and treats blanks as unset", () => {
   }
 });
 
+test("has API limits that every existing query fits, and refuses nonsense ones", () => {
+  const result = parseConfig({});
+  assert.ok(result.ok);
+  if (result.ok) {
+    const c = result.config;
+    assert.equal(
+      [c.maxQueryDepth, c.maxQueryAliases, c.maxQueryCost, c.maxQueryTokens, c.mutationsPerMinute, c.maxRunsPerWorkflow],
+      [12, 30, 25_000, 5_000, 600, 20_000],
+    );
+  }
+  const bad = parseConfig({ FEM_MAX_QUERY_DEPTH: "1", FEM_MUTATIONS_PER_MINUTE: "0", FEM_MAX_QUERY_COST: "lots" });
+  assert.not.ok(bad.ok);
+  if (!bad.ok) assert.is(bad.problems.length, 3, bad.problems.join("\n"));
+});
+
 test.run();
