@@ -14,7 +14,7 @@ export interface RateLimiter {
   retryAfterMs(key: string): number;
 }
 
-/** Buckets not touched for this long are full again and forgotten when the map is swept. */
+/** Past this many keys, a take sweeps the map and forgets the buckets that have refilled (memory follows active callers). */
 const SWEEP_AT_KEYS = 10_000;
 
 /**
@@ -43,7 +43,6 @@ export function createTokenBuckets(perMinute: number, now: () => number = Date.n
       if (bucket.tokens < 1) return false;
       bucket.tokens -= 1;
       buckets.set(key, bucket);
-      // Many callers: forget the ones that are back to full, so memory follows active callers only.
       if (buckets.size > SWEEP_AT_KEYS) sweep();
       return true;
     },
@@ -70,7 +69,8 @@ export function callerKey(caller: Caller): string {
 
 /**
  * Takes one unit per root field of a mutation (a fragment at the root counts once); returns the
- * RATE_LIMITED error (HTTP 429 with Retry-After) when the caller ran out, else null.
+ * RATE_LIMITED error (HTTP 429 with Retry-After) when the caller ran out, else null. Units taken by
+ * a refused operation's earlier fields stay taken.
  */
 export function mutationRateError(limiter: RateLimiter, caller: Caller, operation: OperationDefinitionNode | null | undefined): GraphQLError | null {
   if (operation?.operation !== "mutation") return null;
