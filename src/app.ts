@@ -174,8 +174,20 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
         recordMutation: async (record) => {
           await recordAuditEvent(orm, { ...record, outcome: AuditOutcome[record.outcome] });
         },
+        maxRunsPerWorkflow: config.maxRunsPerWorkflow,
       },
-      { host: config.host, port: config.port, maxRequestBytes: config.maxRequestBytes },
+      {
+        host: config.host,
+        port: config.port,
+        maxRequestBytes: config.maxRequestBytes,
+        limits: {
+          maxDepth: config.maxQueryDepth,
+          maxAliases: config.maxQueryAliases,
+          maxCost: config.maxQueryCost,
+          maxTokens: config.maxQueryTokens,
+          mutationsPerMinute: config.mutationsPerMinute,
+        },
+      },
       logger,
     );
     onStop("graphql server", () => server.stop());

@@ -46,6 +46,18 @@ export interface OrchestratorConfig {
   maxResultBytes: number;
   /** Largest HTTP request body. @default 1_048_576 */
   maxRequestBytes: number;
+  /** Deepest field nesting an operation may have (introspection's `__schema` not counted). @default 12 */
+  maxQueryDepth: number;
+  /** Most aliased fields in one operation. @default 30 */
+  maxQueryAliases: number;
+  /** Highest estimated cost of one operation (objects it may resolve, see docs/api.md). @default 25_000 */
+  maxQueryCost: number;
+  /** Most lexical tokens in one GraphQL document; parsing stops past it. @default 5_000 */
+  maxQueryTokens: number;
+  /** Mutations (root fields) one caller may run per minute, per instance. @default 600 */
+  mutationsPerMinute: number;
+  /** Most runs (tasks × target nodes) one workflow may create. @default 20_000 */
+  maxRunsPerWorkflow: number;
   /** @default info */
   logLevel: LogLevel;
   /** An API token (`fem_pat_…`, 32+ characters) made sure to exist with the ADMIN role at start, for the first administrator. @default null // none */
@@ -94,6 +106,12 @@ const schema = z.object({
   FEM_SHUTDOWN_TIMEOUT_MS: int(100).default(15_000),
   FEM_MAX_RESULT_BYTES: int(1).default(65_536),
   FEM_MAX_REQUEST_BYTES: int(1_024).default(1_048_576),
+  FEM_MAX_QUERY_DEPTH: int(2).max(1_000).default(12),
+  FEM_MAX_QUERY_ALIASES: int(0).default(30),
+  FEM_MAX_QUERY_COST: int(1).default(25_000),
+  FEM_MAX_QUERY_TOKENS: int(100).default(5_000),
+  FEM_MUTATIONS_PER_MINUTE: int(1).default(600),
+  FEM_MAX_RUNS_PER_WORKFLOW: int(1).default(20_000),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
   // The message never repeats the value: it is a secret.
   FEM_BOOTSTRAP_ADMIN_TOKEN: z
@@ -150,6 +168,12 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
       shutdownTimeoutMs: e.FEM_SHUTDOWN_TIMEOUT_MS,
       maxResultBytes: e.FEM_MAX_RESULT_BYTES,
       maxRequestBytes: e.FEM_MAX_REQUEST_BYTES,
+      maxQueryDepth: e.FEM_MAX_QUERY_DEPTH,
+      maxQueryAliases: e.FEM_MAX_QUERY_ALIASES,
+      maxQueryCost: e.FEM_MAX_QUERY_COST,
+      maxQueryTokens: e.FEM_MAX_QUERY_TOKENS,
+      mutationsPerMinute: e.FEM_MUTATIONS_PER_MINUTE,
+      maxRunsPerWorkflow: e.FEM_MAX_RUNS_PER_WORKFLOW,
       logLevel: e.LOG_LEVEL,
       bootstrapAdminToken: e.FEM_BOOTSTRAP_ADMIN_TOKEN ?? null,
       auth: e.FEM_AUTH,

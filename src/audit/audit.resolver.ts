@@ -1,6 +1,6 @@
 import { Arg, Ctx, ID, Int, Query, Resolver } from "type-graphql";
 import type { Context } from "../graphql/context.js";
-import { connection, decodeCursor, pageSize } from "../graphql/connection.js";
+import { connection, decodeCursor, LIST_PAGE, pageCost, pageSize } from "../graphql/connection.js";
 import { BadInputError } from "../kernel/index.js";
 import { AuditEvent } from "./audit-event.entity.js";
 import { verifyAuditChain } from "./audit-chain.js";
@@ -13,7 +13,7 @@ const isId = (v: unknown): v is string => typeof v === "string" && /^\d{1,18}$/.
 
 @Resolver(() => AuditEvent)
 export class AuditEventResolver {
-  @Query(() => AuditEventConnection, { description: "The audit log, newest first: every mutation's outcome and every denial. ADMIN only." })
+  @Query(() => AuditEventConnection, { description: "The audit log, newest first: every mutation's outcome and every denial. ADMIN only.", complexity: pageCost(LIST_PAGE) })
   async auditEvents(
     @Ctx() ctx: Context,
     @Arg("filter", () => AuditEventFilter, { nullable: true }) filter?: AuditEventFilter | null,
@@ -21,7 +21,7 @@ export class AuditEventResolver {
     @Arg("after", () => String, { nullable: true }) after?: string | null,
   ) {
     const cursor = decodeCursor(after, isId);
-    const page = await listAuditEvents(ctx.orm.em.fork(), filter ?? {}, pageSize(first, 50, 500), cursor);
+    const page = await listAuditEvents(ctx.orm.em.fork(), filter ?? {}, pageSize(first, LIST_PAGE), cursor);
     return connection(page.items, page.hasNextPage, (e) => String(e.id));
   }
 

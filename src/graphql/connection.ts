@@ -51,10 +51,44 @@ export function connection<T>(items: T[], hasNextPage: boolean, cursorOf: (item:
   return { edges, nodes: items, pageInfo: { hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
 }
 
-/** Page size: `first` within 1..max, default `fallback`. */
-export function pageSize(first: number | null | undefined, fallback: number, max: number): number {
-  if (first == null) return fallback;
-  if (!Number.isInteger(first) || first < 1 || first > max) throw BadInputError.field("first", `must be from 1 to ${max}`);
+/** Page sizes of a connection: `first` defaults to `fallback`; a larger `first` than `max` is refused, not clamped. */
+export interface PageLimits {
+  fallback: number;
+  max: number;
+}
+
+/** `nodes`, `tools`, `workflows`, `deadLetters`: 50 by default, at most 500. */
+export const LIST_PAGE: PageLimits = { fallback: 50, max: 500 };
+
+/** Page size: `first` within 1..max, default `fallback`; BAD_USER_INPUT naming `first` otherwise. */
+export function pageSize(first: number | null | undefined, limits: PageLimits): number {
+  if (first == null) return limits.fallback;
+  if (!Number.isInteger(first) || first < 1 || first > limits.max) throw BadInputError.field("first", `must be from 1 to ${limits.max}`, { max: limits.max });
   return first;
+}
+
+interface CostArgs {
+  args: Record<string, unknown>;
+  childComplexity: number;
+}
+
+/** A connection field's `complexity`: one page (`first`, at most `max`) times the cost of one item. */
+export function pageCost(limits: PageLimits): (options: CostArgs) => number {
+  return ({ args, childComplexity }) => {
+    const first = typeof args.first === "number" && args.first >= 1 ? Math.min(args.first, limits.max) : limits.fallback;
+    return 1 + first * childComplexity;
+  };
+}
+
+/**
+ * A plain list's `complexity`, assuming `items` entries (or its `first`, at most `page.max`, when
+ * the field takes one): the estimate makes nested lists multiply; their real length is bounded by
+ * the input limits (tasks and runs per workflow) or by `first`.
+ */
+export function listCost(items: number, page?: PageLimits): (options: CostArgs) => number {
+  return ({ args, childComplexity }) => {
+    const first = page && typeof args.first === "number" && args.first >= 1 ? Math.min(args.first, page.max) : items;
+    return 1 + first * childComplexity;
+  };
 }
 

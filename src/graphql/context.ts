@@ -11,6 +11,7 @@ import { membersOfProjects, nodeIdsOfProjects, type ProjectMember } from "../pro
 import { runsByTaskIds, type Run } from "../runs/index.js";
 import { Tool } from "../tools/index.js";
 import { tasksByIds, tasksByWorkflowIds, Workflow, type Task } from "../workflows/index.js";
+import type { Caller } from "./rate-limit.js";
 
 export interface AppServices {
   orm: MikroORM;
@@ -26,6 +27,8 @@ export interface AppServices {
   auth: "on" | "off";
   /** Stores a mutation's outcome in the audit log (see `audit-plugin.ts`). */
   recordMutation: RecordMutation;
+  /** Most runs one workflow may create. @default 20_000 */
+  maxRunsPerWorkflow: number;
 }
 
 export interface Loaders {
@@ -49,6 +52,8 @@ export interface Context extends AppServices {
   viewerOrNull: Viewer | null;
   /** Names this request in logs and the audit trail. */
   requestId: string;
+  /** Who is asking, for the mutation rate limit: the subject when signed in, else the remote address. */
+  caller: Caller;
 }
 
 export type { Identity };
@@ -96,7 +101,13 @@ export function createLoaders(orm: MikroORM, cache: boolean): Loaders {
  * The context of one operation for a caller already authenticated (`identity`, null when
  * anonymous): the caller's Viewer is loaded once here.
  */
-export async function createContext(services: AppServices, cache: boolean, identity: Identity | null, requestId: string = randomUUID()): Promise<Context> {
+export async function createContext(
+  services: AppServices,
+  cache: boolean,
+  identity: Identity | null,
+  remoteAddress: string | null,
+  requestId: string = randomUUID(),
+): Promise<Context> {
   const caller = services.auth === "off" ? LOCAL_DEVELOPER : identity;
   const viewerOrNull = caller ? await loadViewer(services.orm.em.fork(), caller) : null;
   return {
@@ -105,6 +116,7 @@ export async function createContext(services: AppServices, cache: boolean, ident
     identity: caller,
     viewerOrNull,
     requestId,
+    caller: { subject: viewerOrNull?.subject ?? null, remoteAddress },
     viewer() {
       if (!viewerOrNull) throw UnauthenticatedError.because("sign in: send Authorization: Bearer <token>");
       return viewerOrNull;

@@ -6,6 +6,7 @@ import { GraphQLError, type GraphQLFormattedError } from "graphql";
 import { AppError } from "../kernel/index.js";
 import type { Logger } from "../logger.js";
 import { translateDbError } from "../db/sql.js";
+import { tokenLimitReason } from "./limits.js";
 
 const inputCodes = new Set(["GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT", "BAD_REQUEST", "PERSISTED_QUERY_NOT_FOUND", "OPERATION_RESOLUTION_FAILURE"]);
 
@@ -23,6 +24,9 @@ export function createErrorFormatter(logger: Logger) {
       return { ...base, message: original.message, extensions: { ...original.facts, code: original.code } };
     }
     const code = formatted.extensions?.code;
+    // Apollo parses with the token limit itself; graphql-js reports it only as a syntax error.
+    const tokens = code === "GRAPHQL_PARSE_FAILED" ? tokenLimitReason(formatted.message) : null;
+    if (tokens) return { ...base, message: tokens.message, extensions: { ...tokens.facts, code: tokens.code } };
     if (typeof code === "string" && inputCodes.has(code)) {
       return { ...base, message: formatted.message, extensions: { code: "BAD_USER_INPUT", reason: code } };
     }

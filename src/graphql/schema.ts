@@ -11,12 +11,13 @@ import { LogResolver, RunLogsResolver } from "../logs/index.js";
 import { NodeResolver, RunNodeResolver } from "../nodes/index.js";
 import { ProjectResolver } from "../projects/index.js";
 import { RunResolver } from "../runs/index.js";
-import { ToolResolver } from "../tools/index.js";
+import { ToolArgResolver, ToolResolver } from "../tools/index.js";
 import { RunTaskResolver, TaskResolver, WorkflowResolver } from "../workflows/index.js";
 
 export const resolvers = [
   NodeResolver,
   ToolResolver,
+  ToolArgResolver,
   WorkflowResolver,
   TaskResolver,
   RunResolver,

@@ -7,11 +7,12 @@ import type { AddressInfo } from "node:net";
 import { ApolloServer, HeaderMap } from "@apollo/server";
 import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
 import { randomUUID } from "node:crypto";
-import { getOperationAST, GraphQLError, parse, validate, type DocumentNode, type GraphQLSchema } from "graphql";
+import { getOperationAST, GraphQLError, type ExecutionArgs, type GraphQLSchema } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 import { UnauthenticatedError } from "../kernel/index.js";
 import type { Logger } from "../logger.js";
+import { createAdmission, type AdmissionOptions } from "./admission.js";
 import { authorizeOperation, toHttpError } from "./authorization.js";
 import { createAuditPlugin, createWsAuditor } from "./audit-plugin.js";
 import { createContext, type AppServices, type Context, type Identity } from "./context.js";
@@ -23,6 +24,8 @@ export interface GraphQLServerOptions {
   host: string;
   port: number;
   maxRequestBytes: number;
+  /** Cost limits and the mutation rate, the same on both transports. */
+  limits: AdmissionOptions;
 }
 
 export interface GraphQLServer {
@@ -68,6 +71,7 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
   const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, maxPayload: options.maxRequestBytes });
   const formatError = createErrorFormatter(logger);
   const auditWsResult = createWsAuditor(services.recordMutation, logger);
+  const admission = createAdmission(schema, options.limits);
   const wsCleanup = useServer<Record<string, unknown>>(
     {
       schema,
@@ -87,22 +91,16 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
           return false;
         }
       },
-      // Parsed, validated and authorised here, so a refused subscription never starts.
+      // Parsed, validated, held to the limits and authorised here, as on HTTP: a refused operation never starts.
       onSubscribe: async (ctx, _id, payload) => {
-        let document: DocumentNode;
-        try {
-          document = parse(payload.query);
-        } catch (err) {
-          return [err instanceof GraphQLError ? err : new GraphQLError(String(err))];
-        }
-        const errors = validate(schema, document);
-        if (errors.length > 0) return errors;
-        const operation = getOperationAST(document, payload.operationName ?? undefined);
+        const contextValue = await createContext(services, false, socketIdentities.get(ctx.extra) ?? null, ctx.extra.request.socket.remoteAddress ?? null);
+        const admitted = admission.admit(payload, contextValue.caller, () => contextValue);
+        if (Array.isArray(admitted)) return admitted;
+        const args = admitted as ExecutionArgs;
+        const operation = getOperationAST(args.document, payload.operationName ?? undefined);
         if (!operation) return [new GraphQLError("the document names no operation to run (or several without operationName)")];
-        const contextValue = await createContext(services, false, socketIdentities.get(ctx.extra) ?? null);
-        const denied = authorizeOperation(document, operation, contextValue.viewerOrNull);
-        if (denied) return [toHttpError(denied)];
-        return { schema, document, contextValue, operationName: payload.operationName, variableValues: payload.variables ?? undefined };
+        const denied = authorizeOperation(args.document, operation, contextValue.viewerOrNull);
+        return denied ? [toHttpError(denied)] : args;
       },
       onError: (_ctx, _id, _payload, errors) => errors.map((e) => formatError(e.toJSON(), e)),
       onNext: async (_ctx, _id, _payload, args, result) => {
@@ -118,6 +116,8 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
     formatError,
     stopOnTerminationSignals: false,
     includeStacktraceInErrorResponses: false,
+    parseOptions: admission.parseOptions,
+    validationRules: admission.validationRules,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
       {
@@ -131,6 +131,8 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
           };
         },
       },
+      // Limits after the rules: an anonymous caller learns it must sign in before anything else.
+      admission.apolloPlugin,
       createAuditPlugin<Context>(services.recordMutation, logger),
       { async serverWillStart() { return { async drainServer() { await wsCleanup.dispose(); } }; } },
     ],
@@ -165,7 +167,7 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
       }
       const response = await apollo.executeHTTPGraphQLRequest({
         httpGraphQLRequest: { method: req.method ?? "GET", headers, search: url.search, body },
-        context: () => createContext(services, true, identity, requestId),
+        context: () => createContext(services, true, identity, req.socket.remoteAddress ?? null, requestId),
       });
       for (const [key, value] of response.headers) res.setHeader(key, value);
       res.statusCode = response.status ?? 200;

@@ -2,7 +2,16 @@
  * The one catalogue of errors a client may see. Services throw these; the GraphQL layer turns
  * them into `extensions.code`, and the broker handler decides retry vs dead letter by `code`.
  */
-export type ErrorCode = "BAD_USER_INPUT" | "NOT_FOUND" | "CONFLICT" | "UNAUTHENTICATED" | "FORBIDDEN" | "UNAVAILABLE" | "INTERNAL";
+export type ErrorCode =
+  | "BAD_USER_INPUT"
+  | "QUERY_TOO_COMPLEX"
+  | "RATE_LIMITED"
+  | "NOT_FOUND"
+  | "CONFLICT"
+  | "UNAUTHENTICATED"
+  | "FORBIDDEN"
+  | "UNAVAILABLE"
+  | "INTERNAL";
 
 export class AppError extends Error {
   readonly code: ErrorCode;
@@ -66,5 +75,19 @@ export class UnavailableError extends AppError {
 export class ForbiddenError extends AppError {
   static action(action: string, needed: string): ForbiddenError {
     return new ForbiddenError("FORBIDDEN", `you may not ${action}: it needs ${needed}`, { needed });
+  }
+}
+
+/** An operation over one of the API's cost limits (depth, aliases, cost, tokens); refused before it runs. */
+export class QueryTooComplexError extends AppError {
+  constructor(message: string, details: { limit: string; max: number; actual?: number }) {
+    super("QUERY_TOO_COMPLEX", message, details);
+  }
+}
+
+/** The caller sent more mutations than its rate allows; `facts.retryAfterSeconds` says when to try again. */
+export class RateLimitedError extends AppError {
+  constructor(message: string, retryAfterSeconds: number) {
+    super("RATE_LIMITED", message, { retryAfterSeconds });
   }
 }

@@ -4,3 +4,5 @@ export { AppError, BadInputError, ConflictError, ForbiddenError, NotFoundError, 
 export { checkUuid } from "./ids.js";
 export { FailureReason, isTerminalState, LogStream, RunState, TERMINAL } from "./run-state.js";
 export { GlobalRole, hasProjectRole, isAdmin, maskedEnv, operatesNode, ProjectRole, readableProjectIds, SYSTEM_VIEWER, type Viewer } from "./viewer.js";
+export { QueryTooComplexError, RateLimitedError } from "./errors.js";
+export { checkText, MAX_NAME_CHARS, MAX_VALUE_CHARS } from "./input-limits.js";

@@ -18,11 +18,16 @@ export interface FollowOptions {
   pubsub: PubSub;
   /** Runs to replay from the start (cursor per run). */
   cursors: Map<string, number>;
-  read(runId: string, afterSeq: number, limit: number): Promise<LogLine[]>;
+  /** At most `limit` lines, stopping once their text reached `maxChars` (see `readLogs`). */
+  read(runId: string, afterSeq: number, limit: number, maxChars: number): Promise<LogLine[]>;
   /** Lines per batch read from the database. @default 1_000 */
   pageLines?: number;
+  /** Characters of text per batch read from the database. @default 1_048_576 */
+  pageChars?: number;
   /** Live lines buffered per follower before it falls back to the database. @default 10_000 */
   bufferLines?: number;
+  /** Characters of live text buffered per follower before it falls back to the database. @default 4_194_304 */
+  bufferChars?: number;
   /** Re-check interval while a gap is open (a line published before a broker outage). @default 1_000 */
   gapRecheckMs?: number;
 }
@@ -36,11 +41,15 @@ interface Cursor {
 
 export function followLogs(options: FollowOptions): AsyncIterableIterator<LogBatchPayload> {
   const pageLines = options.pageLines ?? 1_000;
+  const pageChars = options.pageChars ?? 1_048_576;
   const bufferLines = options.bufferLines ?? 10_000;
+  const bufferChars = options.bufferChars ?? 4_194_304;
   const gapRecheckMs = options.gapRecheckMs ?? 1_000;
   const cursors = new Map<string, Cursor>();
   for (const [runId, afterSeq] of options.cursors) cursors.set(runId, { lastSeq: afterSeq, buffer: new Map(), needsRead: true });
+  // Lines and characters held in every cursor's buffer: both are bounded, whatever the lines' length.
   let buffered = 0;
+  let bufferedChars = 0;
   let done = false;
   let wake: (() => void) | null = null;
 
@@ -50,16 +59,18 @@ export function followLogs(options: FollowOptions): AsyncIterableIterator<LogBat
     if (!cursor) cursors.set(change.runId, (cursor = { lastSeq: 0, buffer: new Map(), needsRead: true }));
     for (const line of change.lines) {
       if (line.seq <= cursor.lastSeq || cursor.buffer.has(line.seq)) continue;
-      if (buffered >= bufferLines) {
+      if (buffered >= bufferLines || bufferedChars + line.text.length > bufferChars) {
         // Over budget: forget live lines; the database has them.
         for (const c of cursors.values()) c.needsRead = c.needsRead || c.buffer.size > 0;
         for (const c of cursors.values()) c.buffer.clear();
         buffered = 0;
+        bufferedChars = 0;
         cursor.needsRead = true;
         break;
       }
       cursor.buffer.set(line.seq, { runId: change.runId, seq: line.seq, stream: line.stream as LogStream, at: new Date(line.at), text: line.text });
       buffered += 1;
+      bufferedChars += line.text.length;
     }
     wake?.();
   });
@@ -71,6 +82,7 @@ export function followLogs(options: FollowOptions): AsyncIterableIterator<LogBat
       if (!line) break;
       cursor.buffer.delete(line.seq);
       buffered -= 1;
+      bufferedChars -= line.text.length;
       cursor.lastSeq = line.seq;
       lines.push(line);
     }
@@ -84,10 +96,11 @@ export function followLogs(options: FollowOptions): AsyncIterableIterator<LogBat
       cursor.lastSeq = line.seq;
       lines.push(line);
     }
-    for (const seq of [...cursor.buffer.keys()]) {
+    for (const [seq, line] of [...cursor.buffer]) {
       if (seq <= cursor.lastSeq) {
         cursor.buffer.delete(seq);
         buffered -= 1;
+        bufferedChars -= line.text.length;
       }
     }
     return lines.length > 0 ? { runId, lines } : null;
@@ -100,12 +113,12 @@ export function followLogs(options: FollowOptions): AsyncIterableIterator<LogBat
         if (live) return { value: live, done: false };
         if (!cursor.needsRead && cursor.buffer.size === 0) continue;
         cursor.needsRead = false;
-        const stored = await options.read(runId, cursor.lastSeq, pageLines);
+        const stored = await options.read(runId, cursor.lastSeq, pageLines, pageChars);
         if (done) break;
         const batch = accept(runId, cursor, stored);
         if (batch) {
-          // A full page means more may be stored.
-          cursor.needsRead = stored.length >= pageLines;
+          // A full page (by lines or by text) means more may be stored.
+          cursor.needsRead = stored.length >= pageLines || stored.reduce((chars, line) => chars + line.text.length, 0) >= pageChars;
           return { value: batch, done: false };
         }
       }

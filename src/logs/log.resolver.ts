@@ -1,13 +1,16 @@
 import { Arg, Ctx, FieldResolver, ID, Int, Query, Resolver, Root, Subscription } from "type-graphql";
 import type { Context } from "../graphql/context.js";
-import { connection, pageSize } from "../graphql/connection.js";
+import { connection, pageCost, pageSize, type PageLimits } from "../graphql/connection.js";
 import { BadInputError, checkUuid } from "../kernel/index.js";
 import { topics } from "../live/topics.js";
 import { getRun, Run, runsByTaskIds } from "../runs/index.js";
 import { getTask } from "../workflows/index.js";
 import { followLogs, type LogBatchPayload } from "./log-follower.js";
 import { LogBatch, LogLineConnection } from "./log.types.js";
-import { readLogs } from "./log.service.js";
+import { LOG_PAGE_CHARS, readLogs } from "./log.service.js";
+
+/** Log pages: 1,000 lines by default, at most 10,000. */
+const LOG_PAGE: PageLimits = { fallback: 1_000, max: 10_000 };
 
 @Resolver(() => LogBatch)
 export class LogResolver {
@@ -24,7 +27,7 @@ export class LogResolver {
         topic: topics.runLogs(runId),
         pubsub: ctx.pubsub,
         cursors: new Map([[runId, afterSeq]]),
-        read: (id, after, limit) => readLogs(ctx.orm.em.fork(), id, after, limit),
+        read: (id, after, limit, maxChars) => readLogs(ctx.orm.em.fork(), id, after, limit, maxChars),
         bufferLines: ctx.subscriberBufferSize * 10,
       });
     },
@@ -49,7 +52,7 @@ export class LogResolver {
         topic: topics.taskLogs(taskId),
         pubsub: ctx.pubsub,
         cursors: new Map(runs.map((r) => [r.id, 0])),
-        read: (id, after, limit) => readLogs(ctx.orm.em.fork(), id, after, limit),
+        read: (id, after, limit, maxChars) => readLogs(ctx.orm.em.fork(), id, after, limit, maxChars),
         bufferLines: ctx.subscriberBufferSize * 10,
       });
     },
@@ -62,7 +65,7 @@ export class LogResolver {
 /** A run's stored lines, as a field of Run and as the runLogs query. */
 @Resolver(() => Run)
 export class RunLogsResolver {
-  @FieldResolver(() => LogLineConnection, { description: "Stored log lines after `afterSeq` (default 0), at most `first` (default 1000)." })
+  @FieldResolver(() => LogLineConnection, { description: "Stored log lines after `afterSeq` (default 0), at most `first` (default 1000, at most 10000) and about 1 MiB of text.", complexity: pageCost(LOG_PAGE) })
   async logs(
     @Root() run: Run,
     @Ctx() ctx: Context,
@@ -72,7 +75,10 @@ export class RunLogsResolver {
     return logPage(ctx, run.id, afterSeq, first);
   }
 
-  @Query(() => LogLineConnection, { description: "Stored log lines of a run after `afterSeq`; for the next page pass the last line's seq as afterSeq." })
+  @Query(() => LogLineConnection, {
+    description: "Stored log lines of a run after `afterSeq` (at most `first`: default 1000, at most 10000; and about 1 MiB of text); for the next page pass the last line's seq as afterSeq.",
+    complexity: pageCost(LOG_PAGE),
+  })
   async runLogs(
     @Arg("runId", () => ID) runId: string,
     @Ctx() ctx: Context,
@@ -85,7 +91,9 @@ export class RunLogsResolver {
 }
 
 async function logPage(ctx: Context, runId: string, afterSeq: number | null | undefined, first: number | null | undefined) {
-  const size = pageSize(first, 1_000, 10_000);
-  const lines = await readLogs(ctx.orm.em.fork(), runId, Math.max(0, afterSeq ?? 0), size + 1);
-  return connection(lines.slice(0, size), lines.length > size, (l) => l.seq);
+  const size = pageSize(first, LOG_PAGE);
+  const lines = await readLogs(ctx.orm.em.fork(), runId, Math.max(0, afterSeq ?? 0), size + 1, LOG_PAGE_CHARS);
+  // A page whose text reached LOG_PAGE_CHARS may have been cut before `first` lines.
+  const cutByText = lines.reduce((chars, line) => chars + line.text.length, 0) >= LOG_PAGE_CHARS;
+  return connection(lines.slice(0, size), lines.length > size || cutByText, (l) => l.seq);
 }

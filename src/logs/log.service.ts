@@ -68,12 +68,23 @@ export async function storeLogBatches(em: EntityManager, events: RunLogsEvent[],
   return inserted.length;
 }
 
-/** Lines of a run with `seq > afterSeq`, in order, at most `first`. */
-export async function readLogs(em: EntityManager, runId: string, afterSeq: number, first: number): Promise<LogLine[]> {
+/** Characters of text one read returns at most (one line more when a single line is longer). @default 1_048_576 */
+export const LOG_PAGE_CHARS = 1_048_576;
+
+/**
+ * Lines of a run with `seq > afterSeq`, in order, at most `first`, and no more after their text
+ * reached `maxChars` (so at least one line, and a page holds about `maxChars` whatever the lines'
+ * length). A page whose text adds up to `maxChars` or more may have been cut short.
+ */
+export async function readLogs(em: EntityManager, runId: string, afterSeq: number, first: number, maxChars: number = LOG_PAGE_CHARS): Promise<LogLine[]> {
+  // The running sum is taken over the `first` rows only, not over every later line of the run.
   const rows = await query<{ seq: number; stream: LogStream; at: Date; text: string }>(
     em,
-    `select seq, stream, at, text from log_line where run_id = ? and seq > ? order by seq limit ?`,
-    [runId, afterSeq, first],
+    `select seq, stream, at, text from (
+       select seq, stream, at, text, sum(length(text)) over (order by seq) - length(text) as before
+       from (select seq, stream, at, text from log_line where run_id = ? and seq > ? order by seq limit ?) page
+     ) counted where before < ? order by seq`,
+    [runId, afterSeq, first, maxChars],
   );
   return rows.map((r) => ({ runId, seq: r.seq, stream: r.stream, at: new Date(r.at), text: r.text }));
 }

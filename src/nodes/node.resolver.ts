@@ -1,6 +1,6 @@
 import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from "type-graphql";
 import type { Context } from "../graphql/context.js";
-import { connection, decodeCursor, pageSize } from "../graphql/connection.js";
+import { connection, decodeCursor, LIST_PAGE, pageCost, pageSize } from "../graphql/connection.js";
 import { ChangeSet } from "../kernel/index.js";
 import { filterEvents } from "../live/pubsub.js";
 import { topics } from "../live/topics.js";
@@ -18,7 +18,7 @@ export class NodeResolver {
     return getNode(ctx.orm.em.fork(), id, ctx.viewer());
   }
 
-  @Query(() => NodeConnection)
+  @Query(() => NodeConnection, { complexity: pageCost(LIST_PAGE) })
   async nodes(
     @Ctx() ctx: Context,
     @Arg("filter", () => NodeFilter, { nullable: true }) filter?: NodeFilter | null,
@@ -26,7 +26,7 @@ export class NodeResolver {
     @Arg("after", () => String, { nullable: true }) after?: string | null,
   ) {
     const cursor = decodeCursor(after, (v): v is string => typeof v === "string");
-    const { nodes, hasNextPage } = await listNodes(ctx.orm.em.fork(), ctx.viewer(), filter ?? {}, pageSize(first, 50, 500), cursor);
+    const { nodes, hasNextPage } = await listNodes(ctx.orm.em.fork(), ctx.viewer(), filter ?? {}, pageSize(first, LIST_PAGE), cursor);
     return connection(nodes, hasNextPage, (n) => n.id);
   }
 

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import { KNOWN_LAUNCHERS, NODE_ID_PATTERN } from "../messaging/contracts.js";
-import { BadInputError, ChangeSet, ConflictError, ForbiddenError, isAdmin, NotFoundError, operatesNode, type Viewer } from "../kernel/index.js";
+import { BadInputError, ChangeSet, checkText, ConflictError, ForbiddenError, isAdmin, MAX_NAME_CHARS, NotFoundError, operatesNode, type Viewer } from "../kernel/index.js";
 import { nodeIdsOfProjects } from "../projects/index.js";
 import { query } from "../db/sql.js";
 import { loseRunsOfNode } from "../runs/index.js";
@@ -28,10 +28,17 @@ export interface NodeFilter {
 
 const TOOL_REF = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}(@[A-Za-z0-9][A-Za-z0-9._+-]{0,49})?$/;
 
+/** Most labels on a node (and in a selector or filter). */
+export const MAX_LABELS = 64;
+/** Most entries in a node's allowedTools. */
+export const MAX_ALLOWED_TOOLS = 100;
+
 export function validateLabels(field: string, labels: Record<string, unknown> | null | undefined): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(labels ?? {})) {
-    if (!/^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/.test(key)) throw BadInputError.field(`${field}.${key}`, "label keys are 1-63 letters, digits, '.', '_', '/', '-'");
+  const entries = Object.entries(labels ?? {});
+  if (entries.length > MAX_LABELS) throw BadInputError.field(field, `at most ${MAX_LABELS} labels`);
+  for (const [key, value] of entries) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/.test(key)) throw BadInputError.field(`${field}.${key.slice(0, 63)}`, "label keys are 1-63 letters, digits, '.', '_', '/', '-'");
     if (typeof value !== "string" || value.length > 256) throw BadInputError.field(`${field}.${key}`, "label values are strings of at most 256 characters");
     out[key] = value;
   }
@@ -59,10 +66,11 @@ export async function registerNode(em: EntityManager, data: RegisterNodeData): P
   for (const l of launchers) {
     if (!(KNOWN_LAUNCHERS as readonly string[]).includes(l)) throw BadInputError.field("launchers", `unknown launcher ${JSON.stringify(l)}; known: ${KNOWN_LAUNCHERS.join(", ")}`);
   }
+  if ((data.allowedTools ?? []).length > MAX_ALLOWED_TOOLS) throw BadInputError.field("allowedTools", `at most ${MAX_ALLOWED_TOOLS} entries`);
   for (const t of data.allowedTools ?? []) {
     if (!TOOL_REF.test(t)) throw BadInputError.field("allowedTools", `${JSON.stringify(t)} is not a tool name or name@version`);
   }
-  if (data.name != null && data.name.length > 200) throw BadInputError.field("name", "at most 200 characters");
+  if (data.name != null) checkText("name", data.name, MAX_NAME_CHARS);
   const node = new Node();
   node.id = data.id;
   node.name = data.name ?? null;

@@ -1,6 +1,6 @@
 import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
 import type { Context } from "../graphql/context.js";
-import { connection, ConnectionType, decodeCursor, pageSize } from "../graphql/connection.js";
+import { connection, ConnectionType, decodeCursor, LIST_PAGE, pageCost, pageSize } from "../graphql/connection.js";
 import { ProjectRole } from "../kernel/index.js";
 import { Project, ProjectMember } from "./project.entity.js";
 import { CreateProjectInput } from "./project.inputs.js";
@@ -24,14 +24,14 @@ export class ProjectResolver {
     return getProject(ctx.orm.em.fork(), ctx.viewer(), id);
   }
 
-  @Query(() => ProjectConnection, { description: "The projects you are a member of (every project for ADMIN), by name." })
+  @Query(() => ProjectConnection, { description: "The projects you are a member of (every project for ADMIN), by name.", complexity: pageCost(LIST_PAGE) })
   async projects(
     @Ctx() ctx: Context,
     @Arg("first", () => Int, { nullable: true }) first?: number | null,
     @Arg("after", () => String, { nullable: true }) after?: string | null,
   ) {
     const cursor = decodeCursor(after, (v): v is string => typeof v === "string");
-    const page = await listProjects(ctx.orm.em.fork(), ctx.viewer(), pageSize(first, 50, 500), cursor);
+    const page = await listProjects(ctx.orm.em.fork(), ctx.viewer(), pageSize(first, LIST_PAGE), cursor);
     return connection(page.projects, page.hasNextPage, (p) => p.name);
   }
 

@@ -23,6 +23,8 @@ export class ToolArg {
   @Field(() => Boolean, { description: "Prefix and value as two argv items (true) or joined (false)." })
   separate!: boolean;
   @Field(() => Boolean) required!: boolean;
+  @Field(() => Boolean, { description: "A STRING value given at submission may start with '-' (otherwise refused, so a value cannot become an option)." })
+  allowDash!: boolean;
 }
 
 /** A versioned, immutable recipe of what to run. */

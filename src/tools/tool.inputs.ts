@@ -12,6 +12,8 @@ export class ToolArgInput {
   @Field(() => String, { nullable: true }) prefix?: string | null;
   @Field(() => Boolean, { nullable: true, description: "Default true: prefix and value are two argv items." }) separate?: boolean | null;
   @Field(() => Boolean, { nullable: true }) required?: boolean | null;
+  @Field(() => Boolean, { nullable: true, description: "Default false: a STRING value starting with '-' is refused, so it cannot pass for an option of the tool." })
+  allowDash?: boolean | null;
 }
 
 @InputType()

@@ -1,9 +1,9 @@
 import { GraphQLJSONObject } from "graphql-scalars";
 import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
 import type { Context } from "../graphql/context.js";
-import { connection, decodeCursor, pageSize } from "../graphql/connection.js";
+import { connection, decodeCursor, LIST_PAGE, pageCost, pageSize } from "../graphql/connection.js";
 import { maskedEnv } from "../kernel/index.js";
-import { Tool } from "./tool.entity.js";
+import { Tool, ToolArg } from "./tool.entity.js";
 import { RegisterToolInput, ToolConnection } from "./tool.inputs.js";
 import { getTool, listTools, registerTool } from "./tool.service.js";
 
@@ -18,13 +18,13 @@ export class ToolResolver {
     return getTool(ctx.orm.em.fork(), id);
   }
 
-  @Query(() => ToolConnection)
+  @Query(() => ToolConnection, { complexity: pageCost(LIST_PAGE) })
   async tools(
     @Ctx() ctx: Context,
     @Arg("first", () => Int, { nullable: true }) first?: number | null,
     @Arg("after", () => String, { nullable: true }) after?: string | null,
   ) {
-    const { tools, hasNextPage } = await listTools(ctx.orm.em.fork(), pageSize(first, 50, 500), decodeCursor(after, isToolCursor));
+    const { tools, hasNextPage } = await listTools(ctx.orm.em.fork(), pageSize(first, LIST_PAGE), decodeCursor(after, isToolCursor));
     return connection(tools, hasNextPage, (t) => ({ name: t.name, version: t.version }));
   }
 
@@ -36,5 +36,14 @@ export class ToolResolver {
   @FieldResolver(() => GraphQLJSONObject, { description: "Environment every run of the tool gets; values are shown to ADMIN only, others see the names." })
   env(@Root() tool: Tool, @Ctx() ctx: Context): Record<string, string> {
     return maskedEnv(tool.env, ctx.viewer());
+  }
+}
+
+/** Tools registered before `allowDash` existed store no such key: false, as for a new tool that omits it. */
+@Resolver(() => ToolArg)
+export class ToolArgResolver {
+  @FieldResolver(() => Boolean)
+  allowDash(@Root() arg: ToolArg): boolean {
+    return arg.allowDash ?? false;
   }
 }

@@ -2,7 +2,7 @@
 import { randomUUID } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
-import { BadInputError, ConflictError, NotFoundError } from "../kernel/index.js";
+import { BadInputError, checkText, ConflictError, MAX_VALUE_CHARS, NotFoundError } from "../kernel/index.js";
 import { KNOWN_LAUNCHERS } from "../messaging/contracts.js";
 import { typeProblem } from "./command.js";
 import { ArgType, Tool, type ToolArg } from "./tool.entity.js";
@@ -15,6 +15,7 @@ export interface ToolArgData {
   prefix?: string | null;
   separate?: boolean | null;
   required?: boolean | null;
+  allowDash?: boolean | null;
 }
 
 export interface RegisterToolData {
@@ -34,6 +35,9 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 const VERSION = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,49}$/;
 const ARG_ID = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+/** Most arguments, environment variables and output globs of one tool. */
+export const MAX_TOOL_ENTRIES = 100;
+const MAX_IMAGE_CHARS = 500;
 
 /** A sandbox-relative path: no absolute paths, no `..`, no empty segments. */
 export function isSandboxPath(path: string): boolean {
@@ -42,6 +46,7 @@ export function isSandboxPath(path: string): boolean {
 }
 
 function validateArgs(args: ToolArgData[]): ToolArg[] {
+  if (args.length > MAX_TOOL_ENTRIES) throw BadInputError.field("args", `at most ${MAX_TOOL_ENTRIES} arguments`);
   const seen = new Set<string>();
   return args.map((a, i) => {
     const field = `args[${i}]`;
@@ -53,6 +58,7 @@ function validateArgs(args: ToolArgData[]): ToolArg[] {
     if (defaultValue !== null) {
       const problem = typeProblem(a.type, defaultValue);
       if (problem) throw BadInputError.field(`${field}.default`, `default of ${JSON.stringify(a.id)} ${problem}`, { argument: a.id });
+      if (typeof defaultValue === "string") checkText(`${field}.default`, defaultValue, MAX_VALUE_CHARS);
     }
     if (a.prefix != null && (a.prefix.length === 0 || a.prefix.length > 100)) throw BadInputError.field(`${field}.prefix`, "must be 1-100 characters");
     return {
@@ -63,15 +69,19 @@ function validateArgs(args: ToolArgData[]): ToolArg[] {
       prefix: a.prefix ?? null,
       separate: a.separate ?? true,
       required: a.required ?? false,
+      allowDash: a.allowDash ?? false,
     };
   });
 }
 
 function validateEnv(env: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(env)) {
-    if (!ENV_NAME.test(key)) throw BadInputError.field(`env.${key}`, "is not a valid environment variable name");
+  const entries = Object.entries(env);
+  if (entries.length > MAX_TOOL_ENTRIES) throw BadInputError.field("env", `at most ${MAX_TOOL_ENTRIES} variables`);
+  for (const [key, value] of entries) {
+    if (!ENV_NAME.test(key)) throw BadInputError.field(`env.${key.slice(0, 128)}`, "is not a valid environment variable name (1-128 letters, digits and '_', not starting with a digit)");
     if (typeof value !== "string") throw BadInputError.field(`env.${key}`, "environment values are strings");
+    checkText(`env.${key}`, value, MAX_VALUE_CHARS);
     out[key] = value;
   }
   return out;
@@ -86,7 +96,9 @@ export async function registerTool(em: EntityManager, data: RegisterToolData): P
   const launcher = data.launcher ?? "process";
   if (!(KNOWN_LAUNCHERS as readonly string[]).includes(launcher)) throw BadInputError.field("launcher", `unknown launcher ${JSON.stringify(launcher)}`);
   if (launcher !== "process" && !data.image) throw BadInputError.field("image", `the ${launcher} launcher needs an image`);
+  if (data.image != null) checkText("image", data.image, MAX_IMAGE_CHARS);
   if (data.timeoutSeconds != null && (!Number.isInteger(data.timeoutSeconds) || data.timeoutSeconds < 1)) throw BadInputError.field("timeoutSeconds", "must be a positive integer");
+  if ((data.outputs ?? []).length > MAX_TOOL_ENTRIES) throw BadInputError.field("outputs", `at most ${MAX_TOOL_ENTRIES} output globs`);
   for (const [i, glob] of (data.outputs ?? []).entries()) {
     if (!isSandboxPath(glob)) throw BadInputError.field(`outputs[${i}]`, `${JSON.stringify(glob)} must be a relative path inside the sandbox`);
   }

@@ -6,7 +6,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
-import { BadInputError, ChangeSet, ConflictError, RunState, type Viewer } from "../kernel/index.js";
+import { BadInputError, ChangeSet, checkText, ConflictError, MAX_NAME_CHARS, RunState, type Viewer } from "../kernel/index.js";
 import { Node, NodeAdminState, validateLabels, validateNodeId } from "../nodes/index.js";
 import { projectForSubmit, projectNodeIds } from "../projects/index.js";
 import { createRuns, type NewRun } from "../runs/index.js";
@@ -41,6 +41,11 @@ export interface SubmitWorkflowData {
 
 export const MAX_TASKS = 10_000;
 
+export interface SubmitLimits {
+  /** Most runs (tasks × target nodes) one workflow may create. @default 20_000 (FEM_MAX_RUNS_PER_WORKFLOW) */
+  maxRunsPerWorkflow: number;
+}
+
 /** Canonical JSON (sorted keys) so equal submissions hash equally. */
 function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
@@ -58,6 +63,7 @@ export function contentHash(data: SubmitWorkflowData): string {
 async function loadTools(em: EntityManager, tasks: TaskData[]): Promise<Map<string, Tool>> {
   const refs = new Map<string, { name: string; version: string }>();
   tasks.forEach((t, i) => {
+    checkText(`tasks[${i}].tool`, t.tool, MAX_NAME_CHARS);
     const ref = parseToolRef(t.tool);
     if (!ref) throw BadInputError.field(`tasks[${i}].tool`, `${JSON.stringify(t.tool)} is not a tool reference (name@version)`, { tool: t.tool });
     refs.set(t.tool, ref);
@@ -128,11 +134,14 @@ export interface SubmitResult {
  * Accepts a workflow into a project where the viewer is RESEARCHER (or OWNER): its tasks may
  * target only the project's nodes, and it is recorded as submitted by the viewer.
  */
-export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData, viewer: Viewer): Promise<SubmitResult> {
+export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData, viewer: Viewer, limits: SubmitLimits): Promise<SubmitResult> {
   if (data.tasks.length === 0) throw BadInputError.field("tasks", "a workflow needs at least one task");
   if (data.tasks.length > MAX_TASKS) throw BadInputError.field("tasks", `at most ${MAX_TASKS} tasks per workflow`);
-  if (data.name != null && data.name.length > 200) throw BadInputError.field("name", "at most 200 characters");
-  if (data.idempotencyKey != null && (data.idempotencyKey.length < 1 || data.idempotencyKey.length > 200)) throw BadInputError.field("idempotencyKey", "1-200 characters");
+  if (data.name != null) checkText("name", data.name, MAX_NAME_CHARS);
+  if (data.idempotencyKey != null) {
+    if (data.idempotencyKey.length === 0) throw BadInputError.field("idempotencyKey", `1-${MAX_NAME_CHARS} characters`);
+    checkText("idempotencyKey", data.idempotencyKey, MAX_NAME_CHARS);
+  }
   validateGraph(data.tasks);
   const submittedBy = viewer.subject;
   const hash = contentHash(data);
@@ -149,15 +158,21 @@ export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData
   workflow.contentHash = hash;
   workflow.submittedBy = submittedBy;
   workflow.projectId = project.id;
+  const targetsOf = data.tasks.map((input, i) => targetNodes(input, i, nodes, tools.get(input.tool)!));
+  const runCount = targetsOf.reduce((sum, targets) => sum + targets.length, 0);
+  if (runCount > limits.maxRunsPerWorkflow) {
+    throw BadInputError.field("tasks", `the workflow would create ${runCount} runs (tasks × target nodes); at most ${limits.maxRunsPerWorkflow}`, { runs: runCount, max: limits.maxRunsPerWorkflow });
+  }
   const taskIds = new Map(data.tasks.map((t) => [t.key, randomUUID()]));
   const tasks: Task[] = [];
   const runs: NewRun[] = [];
   data.tasks.forEach((input, i) => {
     const tool = tools.get(input.tool)!;
-    const targets = targetNodes(input, i, nodes, tool);
+    const targets = targetsOf[i];
     checkNumbers(input, i, targets.length);
     const overrides = new Map<string, Record<string, unknown>>();
     for (const [j, np] of (input.nodeParams ?? []).entries()) {
+      validateNodeId(`tasks[${i}].nodeParams[${j}].node`, np.node);
       if (!targets.some((n) => n.id === np.node)) throw BadInputError.field(`tasks[${i}].nodeParams[${j}].node`, `node ${JSON.stringify(np.node)} is not a target of task ${JSON.stringify(input.key)}`, { node: np.node });
       overrides.set(np.node, np.params);
     }

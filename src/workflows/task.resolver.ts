@@ -1,5 +1,6 @@
-import { Arg, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from "type-graphql";
+import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
 import type { Context } from "../graphql/context.js";
+import { listCost, pageSize, type PageLimits } from "../graphql/connection.js";
 import { Node } from "../nodes/index.js";
 import { Run } from "../runs/index.js";
 import { Tool } from "../tools/index.js";
@@ -7,6 +8,12 @@ import { Task } from "./task.entity.js";
 import { Workflow } from "./workflow.entity.js";
 import { retryTask } from "./retry-task.js";
 import { cancelTask, getTask } from "./workflow.service.js";
+
+/** Assumed entries of a task's lists (runs, nodes, dependencies) when estimating a query's cost. */
+const FAN_ESTIMATE = 5;
+
+/** Task.runs: 1,000 runs by default, at most 10,000 (retries add runs past the per-workflow limit). */
+const RUNS_PAGE: PageLimits = { fallback: 1_000, max: 10_000 };
 
 @Resolver(() => Task)
 export class TaskResolver {
@@ -39,21 +46,25 @@ export class TaskResolver {
     return (await ctx.loaders.tool.load(task.toolId))!;
   }
 
-  @FieldResolver(() => [Task])
+  @FieldResolver(() => [Task], { complexity: listCost(FAN_ESTIMATE) })
   async dependsOn(@Root() task: Task, @Ctx() ctx: Context): Promise<Task[]> {
     const tasks = await ctx.loaders.task.loadMany(task.dependsOnIds);
     return tasks.filter((t): t is Task => t instanceof Task);
   }
 
-  @FieldResolver(() => [Node], { description: "The nodes the task runs on." })
+  @FieldResolver(() => [Node], { description: "The nodes the task runs on.", complexity: listCost(FAN_ESTIMATE) })
   async nodes(@Root() task: Task, @Ctx() ctx: Context): Promise<Node[]> {
     const nodes = await ctx.loaders.node.loadMany(task.nodeIds);
     return nodes.filter((n): n is Node => n instanceof Node);
   }
 
-  @FieldResolver(() => [Run], { description: "Every attempt on every node, by node then attempt." })
-  async runs(@Root() task: Task, @Ctx() ctx: Context): Promise<Run[]> {
-    return ctx.loaders.runsOfTask.load(task.id);
+  @FieldResolver(() => [Run], {
+    description: "Every attempt on every node, by node then attempt: the first `first` of them (default 1000, at most 10000).",
+    complexity: listCost(FAN_ESTIMATE, RUNS_PAGE),
+  })
+  async runs(@Root() task: Task, @Ctx() ctx: Context, @Arg("first", () => Int, { nullable: true }) first?: number | null): Promise<Run[]> {
+    const size = pageSize(first, RUNS_PAGE);
+    return (await ctx.loaders.runsOfTask.load(task.id)).slice(0, size);
   }
 }
 

@@ -1,7 +1,7 @@
 import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from "type-graphql";
 import type { Context } from "../graphql/context.js";
 import { checkUuid } from "../kernel/index.js";
-import { connection, decodeCursor, pageSize } from "../graphql/connection.js";
+import { connection, decodeCursor, LIST_PAGE, listCost, pageCost, pageSize } from "../graphql/connection.js";
 import type { WorkflowEventPayload } from "../live/live-events.js";
 import { topics } from "../live/topics.js";
 import { Task } from "./task.entity.js";
@@ -14,6 +14,9 @@ type WorkflowCursor = { at: string; id: string };
 const isWorkflowCursor = (v: unknown): v is WorkflowCursor =>
   typeof v === "object" && v !== null && typeof (v as WorkflowCursor).at === "string" && typeof (v as WorkflowCursor).id === "string";
 
+/** Assumed tasks of a workflow when estimating a query's cost; the real number is bounded by the input limits. */
+const TASKS_ESTIMATE = 100;
+
 @Resolver(() => Workflow)
 export class WorkflowResolver {
   @Query(() => Workflow)
@@ -21,7 +24,7 @@ export class WorkflowResolver {
     return getWorkflow(ctx.orm.em.fork(), id, ctx.viewer());
   }
 
-  @Query(() => WorkflowConnection, { description: "Newest first." })
+  @Query(() => WorkflowConnection, { description: "Newest first.", complexity: pageCost(LIST_PAGE) })
   async workflows(
     @Ctx() ctx: Context,
     @Arg("filter", () => WorkflowFilter, { nullable: true }) filter?: WorkflowFilter | null,
@@ -29,13 +32,13 @@ export class WorkflowResolver {
     @Arg("after", () => String, { nullable: true }) after?: string | null,
   ) {
     const cursor = decodeCursor(after, isWorkflowCursor);
-    const page = await listWorkflows(ctx.orm.em.fork(), ctx.viewer(), filter ?? {}, pageSize(first, 50, 500), cursor && { submittedAt: new Date(cursor.at), id: cursor.id });
+    const page = await listWorkflows(ctx.orm.em.fork(), ctx.viewer(), filter ?? {}, pageSize(first, LIST_PAGE), cursor && { submittedAt: new Date(cursor.at), id: cursor.id });
     return connection(page.workflows, page.hasNextPage, (w) => ({ at: w.submittedAt.toISOString(), id: w.id }));
   }
 
   @Mutation(() => Workflow, { description: "Validates the whole graph and accepts it atomically, or stores nothing." })
   async submitWorkflow(@Arg("input", () => SubmitWorkflowInput) input: SubmitWorkflowInput, @Ctx() ctx: Context): Promise<Workflow> {
-    const result = await submitWorkflow(ctx.orm.em.fork(), input, ctx.viewer());
+    const result = await submitWorkflow(ctx.orm.em.fork(), input, ctx.viewer(), { maxRunsPerWorkflow: ctx.maxRunsPerWorkflow });
     ctx.afterCommit(result.changes);
     return result.workflow;
   }
@@ -47,7 +50,7 @@ export class WorkflowResolver {
     return workflow;
   }
 
-  @FieldResolver(() => [Task], { description: "The whole graph, loaded in batches." })
+  @FieldResolver(() => [Task], { description: "The whole graph, loaded in batches.", complexity: listCost(TASKS_ESTIMATE) })
   async tasks(@Root() workflow: Workflow, @Ctx() ctx: Context): Promise<Task[]> {
     return ctx.loaders.tasksOfWorkflow.load(workflow.id);
   }

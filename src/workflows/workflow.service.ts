@@ -1,6 +1,6 @@
 /** Reading workflows, tasks and runs; cancelling them. Framework-free: throws AppErrors only. */
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { ChangeSet, checkUuid, ForbiddenError, hasProjectRole, isAdmin, NotFoundError, ProjectRole, readableProjectIds, type RunState, type Viewer } from "../kernel/index.js";
+import { ChangeSet, checkText, checkUuid, ForbiddenError, hasProjectRole, isAdmin, MAX_NAME_CHARS, NotFoundError, ProjectRole, readableProjectIds, type RunState, type Viewer } from "../kernel/index.js";
 import { query, retryOnDeadlock } from "../db/sql.js";
 import { cancelRuns } from "../runs/index.js";
 import { Task } from "./task.entity.js";
@@ -63,7 +63,10 @@ export async function listWorkflows(
     where.push({ projectId: filter.project });
   }
   if (filter.states?.length) where.push({ state: { $in: filter.states } });
-  if (filter.submittedBy) where.push({ submittedBy: filter.submittedBy });
+  if (filter.submittedBy) {
+    checkText("filter.submittedBy", filter.submittedBy, MAX_NAME_CHARS);
+    where.push({ submittedBy: filter.submittedBy });
+  }
   if (filter.submittedAfter) where.push({ submittedAt: { $gte: filter.submittedAfter } });
   if (filter.submittedBefore) where.push({ submittedAt: { $lt: filter.submittedBefore } });
   if (after) where.push({ $or: [{ submittedAt: { $lt: after.submittedAt } }, { submittedAt: after.submittedAt, id: { $lt: after.id } }] });

@@ -1,7 +1,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createTestEnv, type TestEnv } from "../support/env.js";
-import { gql, gqlOk, type GqlResult } from "../support/graphql.js";
+import { expectError, gql, gqlOk } from "../support/graphql.js";
 import { REGISTER_TOOL, SUBMIT } from "../support/fixtures.js";
 import { waitUntil } from "../support/wait.js";
 
@@ -25,14 +25,6 @@ test.before(async () => {
 });
 
 test.after(async () => env?.dispose());
-
-function expectError(result: GqlResult, code: string, pattern: RegExp): Record<string, unknown> {
-  assert.ok(result.errors?.length, `expected an error, got ${JSON.stringify(result.data)}`);
-  const error = result.errors![0];
-  assert.is(error.extensions?.code, code, JSON.stringify(error));
-  assert.match(error.message, pattern);
-  return error.extensions!;
-}
 
 async function counts(): Promise<string> {
   const [row] = await env.sql<{ w: string; t: string; r: string; o: string }>(

@@ -4,7 +4,7 @@ import { AppError } from "../../src/kernel/errors.js";
 import { buildArgv } from "../../src/tools/command.js";
 import { ArgType, type ToolArg } from "../../src/tools/tool.entity.js";
 
-const arg = (a: Partial<ToolArg> & Pick<ToolArg, "id" | "type">): ToolArg => ({ default: null, position: null, prefix: null, separate: true, required: false, ...a });
+const arg = (a: Partial<ToolArg> & Pick<ToolArg, "id" | "type">): ToolArg => ({ default: null, position: null, prefix: null, separate: true, required: false, allowDash: false, ...a });
 
 const args: ToolArg[] = [
   arg({ id: "input", type: ArgType.STRING, position: 0, required: true }),
@@ -50,6 +50,19 @@ test("refuses a mistyped argument, naming it", () => {
 
 test("refuses an unknown argument, naming it", () => {
   expectBadInput(() => buildArgv("t", args, { input: "x", colour: "red" }, "p"), "colour", /unknown argument "colour"/);
+});
+
+test("refuses a submitted STRING value starting with '-' unless its argument allows it", () => {
+  const dashed = [arg({ id: "s", type: ArgType.STRING }), arg({ id: "range", type: ArgType.STRING, allowDash: true })];
+  expectBadInput(() => buildArgv("t", dashed, { s: "-rf" }, "p"), "s", /"s" may not start with '-'/);
+  expectBadInput(() => buildArgv("t", dashed, { s: "--output=/etc/passwd" }, "p"), "s", /may not start with '-'/);
+  assert.equal(buildArgv("t", dashed, { s: "a-b", range: "-5:5" }, "p"), ["t", "a-b", "-5:5"]);
+  // The tool's own default is the registrant's choice, not the submitter's.
+  assert.equal(buildArgv("t", [arg({ id: "sep", type: ArgType.STRING, default: "--" })], {}, "p"), ["t", "--"]);
+});
+
+test("refuses an oversized STRING value, naming the argument's field", () => {
+  expectBadInput(() => buildArgv("t", args, { input: "x".repeat(4_097) }, "p"), "input", /p\.input: at most 4096 characters/);
 });
 
 test.run();

@@ -14,6 +14,21 @@ test("uses defaults when nothing is set", () => {
   }
 });
 
+test("has API limits that every existing query fits, and refuses nonsense ones", () => {
+  const result = parseConfig({});
+  assert.ok(result.ok);
+  if (result.ok) {
+    const c = result.config;
+    assert.equal(
+      [c.maxQueryDepth, c.maxQueryAliases, c.maxQueryCost, c.maxQueryTokens, c.mutationsPerMinute, c.maxRunsPerWorkflow],
+      [12, 30, 25_000, 5_000, 600, 20_000],
+    );
+  }
+  const bad = parseConfig({ FEM_MAX_QUERY_DEPTH: "1", FEM_MUTATIONS_PER_MINUTE: "0", FEM_MAX_QUERY_COST: "lots" });
+  assert.not.ok(bad.ok);
+  if (!bad.ok) assert.is(bad.problems.length, 3, bad.problems.join("\n"));
+});
+
 test("lists every problem at once", () => {
   const result = parseConfig({ PORT: "seventy", AMQP_URL: "http://nope", FEM_MISSED_HEARTBEATS: "0", FEM_MIGRATE_ON_START: "maybe" });
   assert.not.ok(result.ok);

@@ -85,4 +85,39 @@ test("a log follower that falls behind its buffer re-reads the database and stil
   assert.ok(reads >= 10, "pages came from the database");
 });
 
+test("a log replay reads pages bounded by text as well as by lines, and holds no more", async () => {
+  const pubsub = createPubSub(10);
+  const text = "x".repeat(1_000);
+  const stored: LogLine[] = Array.from({ length: 200 }, (_, i) => ({ runId: "r", seq: i + 1, stream: LogStream.STDOUT, at: new Date(), text }));
+  const pages: number[] = [];
+  const follower = followLogs({
+    topic: "logs:r",
+    pubsub,
+    cursors: new Map([["r", 0]]),
+    // As readLogs: stop once the text read reaches maxChars.
+    read: async (_run, after, limit, maxChars) => {
+      const page: LogLine[] = [];
+      let chars = 0;
+      for (const l of stored.filter((x) => x.seq > after).slice(0, limit)) {
+        if (chars >= maxChars) break;
+        page.push(l);
+        chars += l.text.length;
+      }
+      pages.push(page.length);
+      return page;
+    },
+    pageLines: 1_000,
+    pageChars: 10_000,
+  });
+  const seqs: number[] = [];
+  while (seqs.length < 200) {
+    const { value } = await withTimeout(follower.next(), 2_000, "the next batch");
+    assert.ok(value!.lines.length <= 10, `a batch of ${value!.lines.length} lines of 1,000 characters`);
+    seqs.push(...value!.lines.map((l: LogLine) => l.seq));
+  }
+  await follower.return!();
+  assert.equal(seqs, Array.from({ length: 200 }, (_, i) => i + 1));
+  assert.ok(pages.length >= 20, "twenty pages of 10 lines");
+});
+
 test.run();
