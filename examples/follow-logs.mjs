@@ -4,7 +4,7 @@
 //
 //   node examples/follow-logs.mjs <runId> [afterSeq]
 //
-// FEM_URL is the orchestrator's GraphQL URL (default http://127.0.0.1:4000/graphql); the
+// FEM_URL is the orchestrator's GraphQL URL (default http://127.0.0.1:4000/graphql), FEM_TOKEN your API token; the
 // WebSocket is the same URL with ws://. Each line is printed as "<seq> <STREAM> <text>". Exit
 // status: 0 when the run SUCCEEDED, 1 when it ended in another state, 2 on an error.
 // Needs the graphql-ws and ws packages (installed in this repository).
@@ -25,7 +25,9 @@ const RUN_LOGS = `subscription ($runId: ID!, $afterSeq: Int) {
 }`;
 const RUN_STATE = `query ($id: ID!) { run(id: $id) { state logLineCount } }`;
 
-const client = createClient({ url, webSocketImpl: WebSocket });
+// The token travels in connection_init; without a valid one the server closes the socket (4403).
+const token = process.env.FEM_TOKEN;
+const client = createClient({ url, webSocketImpl: WebSocket, connectionParams: token ? { authorization: `Bearer ${token}` } : {} });
 
 /** The error callback gets an Error, a list of GraphQL errors, or the socket's close event. */
 function describe(err) {

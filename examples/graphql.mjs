@@ -5,7 +5,8 @@
 //   node examples/graphql.mjs <operation.graphql> [variables]
 //
 // variables: a JSON file, or JSON text starting with "{". FEM_URL is the orchestrator's GraphQL
-// URL (default http://127.0.0.1:4000/graphql). Plain Node 20; no package needed.
+// URL (default http://127.0.0.1:4000/graphql); FEM_TOKEN is your API token (sent as
+// Authorization: Bearer). Plain Node 20; no package needed.
 import { readFile } from "node:fs/promises";
 
 const [operationFile, variablesArg] = process.argv.slice(2);
@@ -14,6 +15,7 @@ if (!operationFile) {
   process.exit(2);
 }
 const url = process.env.FEM_URL ?? "http://127.0.0.1:4000/graphql";
+const token = process.env.FEM_TOKEN;
 const query = await readFile(operationFile, "utf8");
 const variablesText =
   variablesArg === undefined ? "{}" : variablesArg.trimStart().startsWith("{") ? variablesArg : await readFile(variablesArg, "utf8");
@@ -23,7 +25,7 @@ try {
   const response = await fetch(url, {
     method: "POST",
     // The server refuses other content types (protection against cross-site request forgery).
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: JSON.stringify({ query, variables: JSON.parse(variablesText) }),
   });
   body = await response.json();

@@ -6,6 +6,7 @@
  */
 import "reflect-metadata";
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -32,8 +33,16 @@ const agentBin = fileURLToPath(new URL("../src/agent/main.js", import.meta.url))
 const time = () => new Date().toISOString().slice(11, 23);
 const say = (line: string) => console.log(line);
 
+/** The demo's own ADMIN token, made afresh each run (the demo's database is recreated too). */
+const adminToken = `fem_pat_demo_${randomBytes(24).toString("base64url")}`;
+
 async function gql(url: string, query: string, variables: Record<string, unknown> = {}): Promise<any> {
-  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query, variables }), signal: AbortSignal.timeout(15_000) });
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${adminToken}` },
+    body: JSON.stringify({ query, variables }),
+    signal: AbortSignal.timeout(15_000),
+  });
   const body = (await res.json()) as { data?: any; errors?: { message: string; extensions?: { code?: string } }[] };
   if (body.errors?.length) throw Object.assign(new Error(body.errors.map((e) => e.message).join("; ")), { code: body.errors[0].extensions?.code });
   return body.data;
@@ -102,7 +111,7 @@ async function main(): Promise<number> {
     console.error(`fem demo: ${(err as Error).message}`);
     return 1;
   }
-  const config = { ...parsed.config, databaseUrl };
+  const config = { ...parsed.config, databaseUrl, auth: "on" as const, bootstrapAdminToken: adminToken };
   const sandboxRoot = mkdtempSync(join(tmpdir(), "fem-demo-"));
   const agents: ChildProcess[] = [];
   let orchestrator: Orchestrator | null = null;
@@ -114,13 +123,19 @@ async function main(): Promise<number> {
     });
     orchestrator = await createOrchestrator(config, createLogger(config.logLevel));
     const url = orchestrator.url;
-    say(`FEM demo: orchestrator at ${url}`);
+    say(`FEM demo: orchestrator at ${url} (signed in with a fresh ADMIN API token)`);
 
+    // A project (the collaboration) with the demo nodes, and the demo's admin as its OWNER.
+    const me = await gql(url, `{ me { subject } }`);
+    await gql(url, `mutation { createProject(input: { name: "demo", description: "federated mean across the demo hospitals" }) { id } }`);
+    await gql(url, `mutation($s: String!) { addProjectMember(project: "demo", subject: $s, role: OWNER) { subject } }`, { s: me.me.subject });
     for (const node of NODES) {
       await gql(url, `mutation($input: RegisterNodeInput!) { registerNode(input: $input) { node { id } } }`, {
         input: { id: node.id, name: `Demo ${node.id}`, capacity: 2, labels: { kind: "hospital" } },
       });
+      await gql(url, `mutation($n: ID!) { addProjectNode(project: "demo", nodeId: $n) { id } }`, { n: node.id });
     }
+    say(`project demo: nodes ${NODES.map((n) => n.id).join(", ")}`);
     const started = NODES.map((n) => startAgent(n.id, config.amqpUrl, join(sandboxRoot, n.id)));
     agents.push(...started.map((s) => s.child));
     await Promise.all(started.map((s) => s.ready));
@@ -145,6 +160,7 @@ async function main(): Promise<number> {
 
     const submitted = await gql(url, `mutation($input: SubmitWorkflowInput!) { submitWorkflow(input: $input) { id tasks { runs { id node { id } } } } }`, {
       input: {
+        project: "demo",
         name: "federated mean (demo)",
         idempotencyKey: `demo-${Date.now()}`,
         tasks: [
@@ -163,7 +179,7 @@ async function main(): Promise<number> {
     const nodeOfRun = new Map(runs.map((r) => [r.id, r.node.id]));
     say(`workflow ${workflowId} submitted: one task on ${runs.length} nodes; following it live\n`);
 
-    client = createClient({ url: orchestrator.wsUrl, webSocketImpl: WebSocket, retryAttempts: 0 });
+    client = createClient({ url: orchestrator.wsUrl, webSocketImpl: WebSocket, retryAttempts: 0, connectionParams: { authorization: `Bearer ${adminToken}` } });
     const finished = new Promise<string>((resolve, reject) => {
       client!.subscribe(
         { query: `subscription($id: ID!) { workflowEvents(workflowId: $id) { kind state runId } }`, variables: { id: workflowId } },
@@ -215,6 +231,7 @@ async function main(): Promise<number> {
     }
     if (totalCount > 0) say(`\nfederated mean over ${totalCount} values on ${NODES.length} nodes: ${(totalSum / totalCount).toFixed(3)} (no value left its node)`);
     say(`\nworkflow ${state}. GraphQL API: ${url} (stopped now; run \`npm start\` to keep one up)`);
+    say(`Every call needs a token: Authorization: Bearer <token> (see README, Security). The demo's token died with it.`);
     return state === "SUCCEEDED" ? 0 : 1;
   } catch (err) {
     if (err instanceof ServiceUnreachableError) console.error(`fem demo: ${err.message}`);

@@ -79,9 +79,6 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
       const { record, created } = await ensureBootstrapAdminToken(orm.em.fork(), config.bootstrapAdminToken);
       logger.info(created ? "created the bootstrap admin token" : "the bootstrap admin token exists", { prefix: record.prefix, revoked: record.revokedAt !== null });
     }
-    if (config.auth === "on" && !config.oidc && !config.bootstrapAdminToken && !(await hasUsableApiToken(orm.em.fork()))) {
-      throw new AuthNotConfiguredError();
-    }
     const authenticator = createAuthenticator(
       orm,
       config.oidc && {
@@ -97,6 +94,10 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     onStop("authenticator", async () => authenticator.stop());
     const broker = await connectBroker(config, logger);
     onStop("broker", () => broker.stop());
+    // After both services answered, so a newcomer hears first about the one that is down.
+    if (config.auth === "on" && !config.oidc && !config.bootstrapAdminToken && !(await hasUsableApiToken(orm.em.fork()))) {
+      throw new AuthNotConfiguredError();
+    }
     let relay: Relay | null = null;
     const publisher = createDispatchPublisher(
       {

@@ -12,7 +12,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { topics } from "../../src/live/topics.js";
 import { createTestEnv, type TestEnv } from "../support/env.js";
-import { collect, wsClient } from "../support/graphql.js";
+import { collect, TEST_ADMIN_SUBJECT, TEST_ADMIN_TOKEN, wsClient } from "../support/graphql.js";
 import { runScript, startScript, type ScriptProcess } from "../support/script.js";
 import { waitUntil } from "../support/wait.js";
 
@@ -37,7 +37,7 @@ function example(name: string): string {
 async function graphql<T = any>(operation: string, variables?: string): Promise<T> {
   const args = [example(operation)];
   if (variables !== undefined) args.push(variables.endsWith(".json") ? example(variables) : variables);
-  const result = await runScript(example("graphql.mjs"), args, { FEM_URL: env.orchestrator.url });
+  const result = await runScript(example("graphql.mjs"), args, { FEM_URL: env.orchestrator.url, FEM_TOKEN: TEST_ADMIN_TOKEN });
   assert.is(result.code, 0, `${operation} ${variables ?? ""}: ${result.stderr}`);
   return JSON.parse(result.stdout) as T;
 }
@@ -90,6 +90,13 @@ test("register-node.graphql registers the nodes; nodes.graphql pages through the
   assert.match(a.registerNode.credential, /^fem_node_/);
   const b = await graphql("register-node.graphql", `{"input": {"id": "hospital-b", "labels": {"kind": "hospital"}}}`);
   assert.equal(b.registerNode.node.labels, { kind: "hospital" });
+  const project = await graphql("create-project.graphql", `{"name": "oncology", "description": "federated statistics across hospitals"}`);
+  assert.is(project.createProject.name, "oncology");
+  const member = await graphql("add-project-member.graphql", `{"project": "oncology", "subject": "${TEST_ADMIN_SUBJECT}", "role": "OWNER"}`);
+  assert.equal(member.addProjectMember.role, "OWNER");
+  await graphql("add-project-node.graphql", `{"project": "oncology", "node": "hospital-a"}`);
+  const joined = await graphql("add-project-node.graphql", `{"project": "oncology", "node": "hospital-b"}`);
+  assert.equal(joined.addProjectNode.nodeIds, ["hospital-a", "hospital-b"]);
   await Promise.all([env.startAgent("hospital-a"), env.startAgent("hospital-b")]);
 
   const online = `{"filter": {"connectivity": "ONLINE", "labels": {"kind": "hospital"}}, "first": 1}`;
@@ -138,7 +145,7 @@ test("submit-workflow.graphql runs the federated mean; workflow-events.graphql a
   try {
     await env.orchestrator.pubsub.waitForSubscribers(topics.workflow(workflowId), 1, 10_000);
     // Started while the run is still PENDING: it waits, then prints the lines as they come.
-    follower = startScript(example("follow-logs.mjs"), [meanRunId], { FEM_URL: env.orchestrator.url });
+    follower = startScript(example("follow-logs.mjs"), [meanRunId], { FEM_URL: env.orchestrator.url, FEM_TOKEN: TEST_ADMIN_TOKEN });
     await events.waitFor((items) => items.some((e) => e.kind === "WORKFLOW" && e.state === "SUCCEEDED"), 60_000, "the workflow to succeed");
     assert.equal(events.items.filter((e) => e.runId === meanRunId).map((e) => e.state), ["QUEUED", "ACCEPTED", "RUNNING", "SUCCEEDED"]);
     assert.is(events.items.at(-1)!.kind, "WORKFLOW");
@@ -216,7 +223,7 @@ test("retry-task.graphql runs a finished task again as a new attempt", async () 
 });
 
 test("cancel-workflow.graphql stops a running workflow, and follow-logs.mjs then exits 1", async () => {
-  const slow = `{"input": {"name": "slow", "tasks": [{"key": "slow", "tool": "local-stats@1.0.0", "nodes": ["hospital-b"], "params": {"site": "hospital-b", "values": "1,2,3,4,5,6,7,8,9,10", "delayMs": 1000}}]}}`;
+  const slow = `{"input": {"project": "oncology", "name": "slow", "tasks": [{"key": "slow", "tool": "local-stats@1.0.0", "nodes": ["hospital-b"], "params": {"site": "hospital-b", "values": "1,2,3,4,5,6,7,8,9,10", "delayMs": 1000}}]}}`;
   const { submitWorkflow } = await graphql("submit-workflow.graphql", slow);
   const runId: string = submitWorkflow.tasks[0].runs[0].id;
   await waitUntil(
@@ -228,7 +235,7 @@ test("cancel-workflow.graphql stops a running workflow, and follow-logs.mjs then
   const { cancelWorkflow } = await graphql("cancel-workflow.graphql", `{"id": "${submitWorkflow.id}"}`);
   assert.is(cancelWorkflow.state, "CANCELLED");
   assert.equal(cancelWorkflow.tasks[0].runs[0], { id: runId, state: "CANCELLED", message: "cancelled by a user" });
-  const followed = await runScript(example("follow-logs.mjs"), [runId], { FEM_URL: env.orchestrator.url });
+  const followed = await runScript(example("follow-logs.mjs"), [runId], { FEM_URL: env.orchestrator.url, FEM_TOKEN: TEST_ADMIN_TOKEN });
   assert.is(followed.code, 1, followed.stderr);
   assert.match(followed.stderr, /ended: CANCELLED/);
 });
@@ -260,8 +267,8 @@ test("audit-events.graphql lists the mutations these runs made; audit-chain.grap
 test("graphql.mjs prints each error's code and message and exits 1", async () => {
   const result = await runScript(
     example("graphql.mjs"),
-    [example("submit-workflow.graphql"), `{"input": {"tasks": [{"key": "x", "tool": "nope@1", "nodes": ["hospital-a"]}]}}`],
-    { FEM_URL: env.orchestrator.url },
+    [example("submit-workflow.graphql"), `{"input": {"project": "oncology", "tasks": [{"key": "x", "tool": "nope@1", "nodes": ["hospital-a"]}]}}`],
+    { FEM_URL: env.orchestrator.url, FEM_TOKEN: TEST_ADMIN_TOKEN },
   );
   assert.is(result.code, 1);
   assert.is(result.stdout, "");
