@@ -220,3 +220,14 @@ export function createWsAuditor(record: RecordMutation, logger: Logger): (args: 
     await recordAll(record, records, logger);
   };
 }
+
+/** A sign-in failure or a refused query or subscription, recorded like a mutation's outcome (never throws). */
+export function recordAuthEvent(
+  record: RecordMutation,
+  logger: Logger,
+  event: { actor: string; action: "auth.signIn" | "auth.denied"; outcome: MutationOutcome; requestId: string; details: Record<string, unknown> },
+): void {
+  record({ ...event, target: null }).catch((err: unknown) =>
+    logger.error("could not record an authentication event in the audit log", { action: event.action, requestId: event.requestId, error: toError(err).message }),
+  );
+}

@@ -7,14 +7,14 @@ import type { AddressInfo } from "node:net";
 import { ApolloServer, HeaderMap } from "@apollo/server";
 import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
 import { randomUUID } from "node:crypto";
-import { getOperationAST, GraphQLError, type ExecutionArgs, type GraphQLSchema } from "graphql";
+import { getOperationAST, GraphQLError, type ExecutionArgs, type GraphQLSchema, type OperationDefinitionNode } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
-import { UnauthenticatedError } from "../kernel/index.js";
+import { ForbiddenError, UnauthenticatedError } from "../kernel/index.js";
 import type { Logger } from "../logger.js";
 import { createAdmission, type AdmissionOptions } from "./admission.js";
 import { authorizeOperation, toHttpError } from "./authorization.js";
-import { createAuditPlugin, createWsAuditor } from "./audit-plugin.js";
+import { createAuditPlugin, createWsAuditor, recordAuthEvent } from "./audit-plugin.js";
 import { createContext, type AppServices, type Context, type Identity } from "./context.js";
 import { createErrorFormatter } from "./errors.js";
 
@@ -71,6 +71,17 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
   const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, maxPayload: options.maxRequestBytes });
   const formatError = createErrorFormatter(logger);
   const auditWsResult = createWsAuditor(services.recordMutation, logger);
+  // Mutations are recorded by the audit plugin with their outcome; refused queries and subscriptions here.
+  const auditDenial = (denied: UnauthenticatedError | ForbiddenError, operation: OperationDefinitionNode, context: Context) => {
+    if (operation.operation === "mutation") return;
+    recordAuthEvent(services.recordMutation, logger, {
+      actor: context.viewerOrNull?.subject ?? "anonymous",
+      action: "auth.denied",
+      outcome: denied instanceof UnauthenticatedError ? "UNAUTHENTICATED" : "DENIED",
+      requestId: context.requestId,
+      details: { operation: operation.operation, reason: denied.message },
+    });
+  };
   const admission = createAdmission(schema, options.limits);
   const wsCleanup = useServer<Record<string, unknown>>(
     {
@@ -81,14 +92,18 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
           socketIdentities.set(ctx.extra, null);
           return true;
         }
+        const refuse = (reason: string) => {
+          recordAuthEvent(services.recordMutation, logger, { actor: "anonymous", action: "auth.signIn", outcome: "UNAUTHENTICATED", requestId: randomUUID(), details: { transport: "websocket", reason } });
+          return false;
+        };
         try {
           const identity = await services.authenticator.authenticate(connectionAuthorization(ctx.connectionParams));
-          if (!identity) return false;
+          if (!identity) return refuse("no token in connection_init");
           socketIdentities.set(ctx.extra, identity);
           return true;
         } catch (err) {
           if (!(err instanceof UnauthenticatedError)) logger.warn("WebSocket authentication failed", { error: err instanceof Error ? err.message : String(err) });
-          return false;
+          return refuse(err instanceof Error ? err.message : String(err));
         }
       },
       // Parsed, validated, held to the limits and authorised here, as on HTTP: a refused operation never starts.
@@ -100,6 +115,7 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
         const operation = getOperationAST(args.document, payload.operationName ?? undefined);
         if (!operation) return [new GraphQLError("the document names no operation to run (or several without operationName)")];
         const denied = authorizeOperation(args.document, operation, contextValue.viewerOrNull);
+        if (denied) auditDenial(denied, operation, contextValue);
         return denied ? [toHttpError(denied)] : args;
       },
       onError: (_ctx, _id, _payload, errors) => errors.map((e) => formatError(e.toJSON(), e)),
@@ -126,7 +142,9 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
             async didResolveOperation({ document, operation, contextValue }) {
               if (!operation) return;
               const denied = authorizeOperation(document, operation, contextValue.viewerOrNull);
-              if (denied) throw toHttpError(denied);
+              if (!denied) return;
+              auditDenial(denied, operation, contextValue);
+              throw toHttpError(denied);
             },
           };
         },
@@ -156,6 +174,7 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
           identity = await services.authenticator.authenticate(headers.get("authorization"));
         } catch (err) {
           if (!(err instanceof UnauthenticatedError)) throw err;
+          recordAuthEvent(services.recordMutation, logger, { actor: "anonymous", action: "auth.signIn", outcome: "UNAUTHENTICATED", requestId, details: { transport: "http", reason: err.message } });
           req.resume();
           return sendJson(res, 401, { errors: [{ message: err.message, extensions: { code: err.code } }] }, { "www-authenticate": 'Bearer realm="fem", error="invalid_token"' });
         }

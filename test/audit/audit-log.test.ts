@@ -4,7 +4,7 @@ import * as assert from "uvu/assert";
 import { appendAuditEvent, AuditOutcome, recordAuditEvent, verifyAuditChain } from "../../src/audit/index.js";
 import { createTestEnv, type TestEnv } from "../support/env.js";
 import { collect, gqlOk, TEST_ADMIN_SUBJECT, TEST_ADMIN_TOKEN, wsClient, type GqlResult } from "../support/graphql.js";
-import { withTimeout } from "../support/wait.js";
+import { waitUntil, withTimeout } from "../support/wait.js";
 
 const test = suite("audit log");
 let env: TestEnv;
@@ -116,6 +116,39 @@ test("records an anonymous mutation as UNAUTHENTICATED and one a caller may not 
   const [forbidden] = await eventsOf(plain.requestId!);
   assert.equal({ actor: forbidden.actor, outcome: forbidden.outcome }, { actor: TEST_ADMIN_SUBJECT, outcome: "DENIED" });
   assert.is((await env.sql(`select 1 from node where id in ('audit-anon', 'audit-plain')`)).length, 0, "nothing was registered");
+});
+
+test("records a sign-in failure and a refused query, on HTTP and WebSocket", async () => {
+  const bogus = await post(`{ me { subject } }`, {}, "fem_pat_not-a-real-token-0123456789abcdef");
+  assert.is(bogus.result.errors?.[0]?.extensions?.code, "UNAUTHENTICATED");
+  const [signIn] = await waitUntil(async () => {
+    const rows = await eventsOf(bogus.requestId!);
+    return rows.length > 0 ? rows : undefined;
+  }, 5_000, "the sign-in failure in the log");
+  assert.equal({ actor: signIn.actor, action: signIn.action, outcome: signIn.outcome }, { actor: "anonymous", action: "auth.signIn", outcome: "UNAUTHENTICATED" });
+  assert.not.ok(JSON.stringify(signIn.details).includes("not-a-real-token"), "the token stays out of the log");
+
+  const { token } = (await gqlOk(env.orchestrator.url, `mutation { createApiToken(input: { name: "reader" }) { token } }`)).createApiToken;
+  const refused = await post(`{ deadLetters { nodes { id } } }`, {}, token);
+  assert.is(refused.result.errors?.[0]?.extensions?.code, "FORBIDDEN");
+  const [denied] = await waitUntil(async () => {
+    const rows = await eventsOf(refused.requestId!);
+    return rows.length > 0 ? rows : undefined;
+  }, 5_000, "the refused query in the log");
+  assert.equal({ actor: denied.actor, action: denied.action, outcome: denied.outcome }, { actor: TEST_ADMIN_SUBJECT, action: "auth.denied", outcome: "DENIED" });
+
+  const anonymous = wsClient(env.orchestrator.wsUrl, { token: null });
+  const closed = await new Promise<number>((resolve) => {
+    anonymous.on("closed", (event) => resolve((event as { code: number }).code));
+    anonymous.subscribe({ query: "subscription { nodeUpdated { id } }" }, { next: () => undefined, error: () => undefined, complete: () => undefined });
+  });
+  await anonymous.dispose();
+  assert.is(closed, 4403);
+  await waitUntil(
+    async () => Number((await env.sql<{ n: string }>(`select count(*) as n from audit_event where action = 'auth.signIn' and details->>'transport' = 'websocket'`))[0].n) >= 1,
+    5_000,
+    "the refused socket to be in the log",
+  );
 });
 
 test("records a mutation with bad input as FAILED with its error code", async () => {
