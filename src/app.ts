@@ -181,6 +181,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
         host: config.host,
         port: config.port,
         maxRequestBytes: config.maxRequestBytes,
+        introspection: config.introspection,
         limits: {
           maxDepth: config.maxQueryDepth,
           maxAliases: config.maxQueryAliases,

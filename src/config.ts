@@ -66,6 +66,8 @@ export interface OrchestratorConfig {
   auth: "on" | "off";
   /** The site's OpenID Provider, when callers sign in with OIDC access tokens. @default null // API tokens only */
   oidc: OidcSettings | null;
+  /** Whether the schema may be introspected (`__schema`, `__type`), on both transports. @default true, false when NODE_ENV=production */
+  introspection: boolean;
   /** Origins a browser page may call the API from (WebSocket upgrade and CORS). @default [] // same-origin and non-browser clients only */
   allowedOrigins: string[];
 }
@@ -119,6 +121,8 @@ const schema = z.object({
     .regex(/^fem_pat_[A-Za-z0-9_-]{24,504}$/, "must be fem_pat_ followed by 24 to 504 characters of A-Z, a-z, 0-9, _ and -")
     .optional(),
   FEM_AUTH: z.enum(["on", "off"]).default("on"),
+  FEM_INTROSPECTION: bool.optional(),
+  NODE_ENV: z.string().optional(),
   FEM_OIDC_ISSUER: z.string().url().optional(),
   FEM_OIDC_AUDIENCE: z.string().min(1).optional(),
   FEM_OIDC_ROLES_CLAIM: z.string().regex(/^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$/, "a claim name or a dotted path such as realm_access.roles").optional(),
@@ -177,6 +181,7 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
       logLevel: e.LOG_LEVEL,
       bootstrapAdminToken: e.FEM_BOOTSTRAP_ADMIN_TOKEN ?? null,
       auth: e.FEM_AUTH,
+      introspection: e.FEM_INTROSPECTION ?? e.NODE_ENV !== "production",
       oidc:
         e.FEM_OIDC_ISSUER && e.FEM_OIDC_AUDIENCE
           ? {

@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import { ApolloServer, HeaderMap } from "@apollo/server";
 import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
 import { randomUUID } from "node:crypto";
-import { getOperationAST, GraphQLError, type ExecutionArgs, type GraphQLSchema, type OperationDefinitionNode } from "graphql";
+import { getOperationAST, GraphQLError, NoSchemaIntrospectionCustomRule, validate, type ExecutionArgs, type GraphQLSchema, type OperationDefinitionNode } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 import { ForbiddenError, UnauthenticatedError } from "../kernel/index.js";
@@ -26,6 +26,8 @@ export interface GraphQLServerOptions {
   maxRequestBytes: number;
   /** Cost limits and the mutation rate, the same on both transports. */
   limits: AdmissionOptions;
+  /** Whether `__schema` and `__type` may be queried (both transports). */
+  introspection: boolean;
 }
 
 export interface GraphQLServer {
@@ -112,6 +114,10 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
         const admitted = admission.admit(payload, contextValue.caller, () => contextValue);
         if (Array.isArray(admitted)) return admitted;
         const args = admitted as ExecutionArgs;
+        if (!options.introspection) {
+          const refused = validate(schema, args.document, [NoSchemaIntrospectionCustomRule]);
+          if (refused.length > 0) return refused;
+        }
         const operation = getOperationAST(args.document, payload.operationName ?? undefined);
         if (!operation) return [new GraphQLError("the document names no operation to run (or several without operationName)")];
         const denied = authorizeOperation(args.document, operation, contextValue.viewerOrNull);
@@ -132,6 +138,7 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
     formatError,
     stopOnTerminationSignals: false,
     includeStacktraceInErrorResponses: false,
+    introspection: options.introspection,
     parseOptions: admission.parseOptions,
     validationRules: admission.validationRules,
     plugins: [
