@@ -1,5 +1,6 @@
 /** One instance's way of turning a bearer token into an identity: API tokens always, OIDC when configured. */
 import type { MikroORM } from "@mikro-orm/postgresql";
+import { translateDbError } from "../db/sql.js";
 import type { Logger } from "../logger.js";
 import { toError } from "../shared/index.js";
 import { verifyApiToken } from "./api-token.service.js";
@@ -32,7 +33,8 @@ export function createAuthenticator(orm: MikroORM, oidc: OidcVerifierOptions | n
   return {
     async authenticate(header) {
       const identity = await resolveBearer(header, {
-        verifyApiToken: (token) => verifyApiToken(orm.em.fork(), token),
+        // A database outage is UNAVAILABLE (try again), not an unknown token.
+        verifyApiToken: (token) => verifyApiToken(orm.em.fork(), token).catch((err: unknown) => Promise.reject(translateDbError(err))),
         verifyOidcToken: verifier ? (token) => verifier.verify(token) : undefined,
       });
       if (identity?.via === "oidc") remember(identity);

@@ -10,7 +10,7 @@ import { randomUUID } from "node:crypto";
 import { getOperationAST, GraphQLError, NoSchemaIntrospectionCustomRule, validate, type ExecutionArgs, type GraphQLSchema, type OperationDefinitionNode } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
-import { ForbiddenError, UnauthenticatedError } from "../kernel/index.js";
+import { ForbiddenError, UnauthenticatedError, UnavailableError } from "../kernel/index.js";
 import type { Logger } from "../logger.js";
 import { createAdmission, type AdmissionOptions } from "./admission.js";
 import { authorizeOperation, toHttpError } from "./authorization.js";
@@ -180,6 +180,7 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
         try {
           identity = await services.authenticator.authenticate(headers.get("authorization"));
         } catch (err) {
+          if (err instanceof UnavailableError) return sendJson(res, 503, { errors: [{ message: err.message, extensions: { code: err.code } }] }, { "retry-after": "5" });
           if (!(err instanceof UnauthenticatedError)) throw err;
           recordAuthEvent(services.recordMutation, logger, { actor: "anonymous", action: "auth.signIn", outcome: "UNAUTHENTICATED", requestId, details: { transport: "http", reason: err.message } });
           req.resume();
