@@ -3,8 +3,8 @@
  * the token expires (a timer per socket), and the token is checked again at each subscribe (expiry,
  * revocation of an API token).
  */
-import type { Authenticator, Identity } from "../auth/index.js";
 import { UnauthenticatedError } from "../kernel/index.js";
+import type { Identity } from "./context.js";
 
 /** Close code when the socket's credential no longer holds; the client signs in again (graphql-ws's Unauthorized). */
 export const CLOSE_UNAUTHORIZED = 4401;
@@ -41,11 +41,17 @@ export function armExpiry(expiresAt: Date, onExpired: () => void): ExpiryTimer {
   };
 }
 
+/** The part of the auth domain's Authenticator used here. */
+export interface CredentialChecker {
+  /** Rejects with UNAUTHENTICATED when `identity` no longer holds at `now`. */
+  recheck(identity: Identity, now?: Date): Promise<void>;
+}
+
 /**
  * Why the socket of `identity` must close now (its close reason), or null while its credential
  * still holds. Throws what the authenticator throws besides UNAUTHENTICATED (e.g. the database is away).
  */
-export async function credentialRefusal(authenticator: Authenticator, identity: Identity, now: Date = new Date()): Promise<string | null> {
+export async function credentialRefusal(authenticator: CredentialChecker, identity: Identity, now: Date = new Date()): Promise<string | null> {
   if (identity.expiresAt && identity.expiresAt.getTime() <= now.getTime()) return TOKEN_EXPIRED;
   try {
     await authenticator.recheck(identity, now);
