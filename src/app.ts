@@ -189,6 +189,9 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
           maxTokens: config.maxQueryTokens,
           mutationsPerMinute: config.mutationsPerMinute,
         },
+        allowedOrigins: config.allowedOrigins,
+        maxSubscriptionsPerSocket: config.maxSubscriptionsPerSocket,
+        maxSocketsPerUser: config.maxSocketsPerUser,
       },
       logger,
     );

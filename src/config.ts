@@ -70,6 +70,10 @@ export interface OrchestratorConfig {
   introspection: boolean;
   /** Origins a browser page may call the API from (WebSocket upgrade and CORS). @default [] // same-origin and non-browser clients only */
   allowedOrigins: string[];
+  /** Operations (subscriptions included) in progress at once on one WebSocket. @default 100 */
+  maxSubscriptionsPerSocket: number;
+  /** Open WebSockets one subject may hold on one instance. @default 20 */
+  maxSocketsPerUser: number;
 }
 
 export interface OidcSettings {
@@ -134,6 +138,8 @@ const schema = z.object({
     .transform((v) => v.split(",").map((o) => o.trim()).filter((o) => o !== ""))
     .pipe(z.array(z.string().regex(/^https?:\/\/[^/\s]+$/, "origins are scheme://host[:port], comma-separated")))
     .default([]),
+  FEM_MAX_SUBSCRIPTIONS_PER_SOCKET: int(1).max(100_000).default(100),
+  FEM_MAX_SOCKETS_PER_USER: int(1).max(100_000).default(20),
 }).superRefine((e, ctx) => {
   if (Boolean(e.FEM_OIDC_ISSUER) !== Boolean(e.FEM_OIDC_AUDIENCE)) {
     ctx.addIssue({ code: "custom", path: ["FEM_OIDC_AUDIENCE"], message: "FEM_OIDC_ISSUER and FEM_OIDC_AUDIENCE go together" });
@@ -194,6 +200,8 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
             }
           : null,
       allowedOrigins: e.FEM_ALLOWED_ORIGINS,
+      maxSubscriptionsPerSocket: e.FEM_MAX_SUBSCRIPTIONS_PER_SOCKET,
+      maxSocketsPerUser: e.FEM_MAX_SOCKETS_PER_USER,
     },
   };
 }

@@ -50,15 +50,33 @@ export async function verifyApiToken(em: EntityManager, token: string, now: Date
   if (!token.startsWith(API_TOKEN_PREFIX) || token.length > MAX_TOKEN_CHARS) throw UnauthenticatedError.because("the API token is malformed");
   const record = await em.findOne(ApiToken, { tokenHash: hashApiToken(token) });
   if (!record) throw UnauthenticatedError.because("the API token is unknown");
-  if (record.revokedAt) throw UnauthenticatedError.because(`the API token ${record.prefix}… was revoked`);
-  if (record.expiresAt && record.expiresAt.getTime() <= now.getTime()) throw UnauthenticatedError.because(`the API token ${record.prefix}… has expired`);
+  const refused = refusal(record, now);
+  if (refused) throw UnauthenticatedError.because(refused);
   if (!record.lastUsedAt || now.getTime() - record.lastUsedAt.getTime() >= LAST_USED_RESOLUTION_MS) {
     const staleBefore = new Date(now.getTime() - LAST_USED_RESOLUTION_MS);
     // Conditional, so concurrent requests with one token write at most once per interval.
     await em.nativeUpdate(ApiToken, { id: record.id, $or: [{ lastUsedAt: null }, { lastUsedAt: { $lt: staleBefore } }] }, { lastUsedAt: now });
     record.lastUsedAt = now;
   }
-  return { subject: record.ownerSubject, name: null, email: null, roles: [...record.roles], via: "api-token", apiTokenId: record.id };
+  return { subject: record.ownerSubject, name: null, email: null, roles: [...record.roles], via: "api-token", expiresAt: record.expiresAt, apiTokenId: record.id };
+}
+
+/**
+ * Checks again a token that `verifyApiToken` accepted earlier (an open WebSocket's), by its id: one
+ * primary-key read, no hashing and no write. UNAUTHENTICATED when it was revoked, has expired or is gone.
+ */
+export async function recheckApiToken(em: EntityManager, id: string, now: Date = new Date()): Promise<void> {
+  const record = await em.findOne(ApiToken, { id });
+  if (!record) throw UnauthenticatedError.because("the API token no longer exists");
+  const refused = refusal(record, now);
+  if (refused) throw UnauthenticatedError.because(refused);
+}
+
+/** Why a stored token may not be used at `now`, or null when it may. */
+function refusal(record: ApiToken, now: Date): string | null {
+  if (record.revokedAt) return `the API token ${record.prefix}… was revoked`;
+  if (record.expiresAt && record.expiresAt.getTime() <= now.getTime()) return `the API token ${record.prefix}… has expired`;
+  return null;
 }
 
 /** Revokes a token at once (idempotent: a revoked token stays as first revoked); NOT_FOUND when there is no such token. */

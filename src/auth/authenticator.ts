@@ -1,9 +1,10 @@
 /** One instance's way of turning a bearer token into an identity: API tokens always, OIDC when configured. */
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { translateDbError } from "../db/sql.js";
+import { UnauthenticatedError } from "../kernel/index.js";
 import type { Logger } from "../logger.js";
 import { toError } from "../shared/index.js";
-import { verifyApiToken } from "./api-token.service.js";
+import { recheckApiToken, verifyApiToken } from "./api-token.service.js";
 import { resolveBearer } from "./bearer.js";
 import type { Identity } from "./identity.js";
 import { createOidcVerifier, type OidcVerifier, type OidcVerifierOptions } from "./oidc.js";
@@ -12,6 +13,12 @@ import { rememberUser } from "./user.service.js";
 export interface Authenticator {
   /** The caller behind an `Authorization` header value; null without one; rejects with UNAUTHENTICATED. */
   authenticate(header: string | null | undefined): Promise<Identity | null>;
+  /**
+   * Checks again an identity `authenticate` returned earlier (an open WebSocket's, at each
+   * subscribe): UNAUTHENTICATED when it has expired or its API token was revoked. Cheap: no
+   * signature check, at most one primary-key read.
+   */
+  recheck(identity: Identity, now?: Date): Promise<void>;
   stop(): void;
 }
 
@@ -39,6 +46,10 @@ export function createAuthenticator(orm: MikroORM, oidc: OidcVerifierOptions | n
       });
       if (identity?.via === "oidc") remember(identity);
       return identity;
+    },
+    async recheck(identity, now = new Date()) {
+      if (identity.expiresAt && identity.expiresAt.getTime() <= now.getTime()) throw UnauthenticatedError.because("the token has expired");
+      if (identity.apiTokenId) await recheckApiToken(orm.em.fork(), identity.apiTokenId, now);
     },
     stop() {
       verifier?.stop();

@@ -19,6 +19,8 @@ export interface Identity {
   email: string | null;
   roles: GlobalRole[];
   via: IdentitySource;
+  /** When the credential stops being valid: an OIDC token's `exp`, an API token's `expiresAt`; null when it never expires. */
+  expiresAt: Date | null;
   /** The API token used, when `via` is `api-token`. */
   apiTokenId?: string;
 }

@@ -3,7 +3,7 @@
  * `Identity`. Not yet enforced on the API (the permission rules come with the next slice).
  */
 export { ApiToken } from "./api-token.entity.js";
-export { API_TOKEN_PREFIX, createApiToken, hasUsableApiToken, ensureBootstrapAdminToken, hashApiToken, listApiTokens, revokeApiToken, verifyApiToken, type NewApiToken } from "./api-token.service.js";
+export { API_TOKEN_PREFIX, createApiToken, hasUsableApiToken, ensureBootstrapAdminToken, hashApiToken, listApiTokens, recheckApiToken, revokeApiToken, verifyApiToken, type NewApiToken } from "./api-token.service.js";
 export { resolveBearer, type BearerDeps } from "./bearer.js";
 export { GLOBAL_ROLES, isGlobalRole, type Identity, type IdentitySource } from "./identity.js";
 export { createOidcVerifier, type OidcVerifier, type OidcVerifierOptions } from "./oidc.js";

@@ -97,6 +97,8 @@ export function createOidcVerifier(options: OidcVerifierOptions): OidcVerifier {
         email: stringClaim(claims, options.emailClaim ?? "email"),
         roles: rolesClaim(claims, options.rolesClaim),
         via: "oidc",
+        // `exp` is required above; jose has checked it is a number.
+        expiresAt: new Date((claims.exp as number) * 1_000),
       };
     },
     stop(): void {

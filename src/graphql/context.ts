@@ -59,7 +59,7 @@ export interface Context extends AppServices {
 export type { Identity };
 
 /** Who every caller is when authentication is off. */
-export const LOCAL_DEVELOPER: Identity = { subject: "local-developer", name: "local developer (FEM_AUTH=off)", email: null, roles: [GlobalRole.ADMIN], via: "api-token" };
+export const LOCAL_DEVELOPER: Identity = { subject: "local-developer", name: "local developer (FEM_AUTH=off)", email: null, roles: [GlobalRole.ADMIN], via: "api-token", expiresAt: null };
 
 function byId<T extends { id: string }>(keys: readonly string[], rows: T[]): (T | null)[] {
   const map = new Map(rows.map((r) => [r.id, r]));

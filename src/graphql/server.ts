@@ -7,13 +7,13 @@ import type { AddressInfo } from "node:net";
 import { ApolloServer, HeaderMap } from "@apollo/server";
 import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
 import { randomUUID } from "node:crypto";
-import { getOperationAST, GraphQLError, NoSchemaIntrospectionCustomRule, validate, type ExecutionArgs, type GraphQLSchema, type OperationDefinitionNode } from "graphql";
-import { useServer } from "graphql-ws/use/ws";
-import { WebSocketServer } from "ws";
+import type { GraphQLSchema, OperationDefinitionNode } from "graphql";
 import { ForbiddenError, UnauthenticatedError, UnavailableError } from "../kernel/index.js";
 import type { Logger } from "../logger.js";
 import { createAdmission, type AdmissionOptions } from "./admission.js";
 import { authorizeOperation, toHttpError } from "./authorization.js";
+import { applyCors, createOriginPolicy } from "./origins.js";
+import { attachGraphQLWebSocket } from "./websocket.js";
 import { createAuditPlugin, createWsAuditor, recordAuthEvent } from "./audit-plugin.js";
 import { createContext, type AppServices, type Context, type Identity } from "./context.js";
 import { createErrorFormatter } from "./errors.js";
@@ -28,6 +28,12 @@ export interface GraphQLServerOptions {
   limits: AdmissionOptions;
   /** Whether `__schema` and `__type` may be queried (both transports). */
   introspection: boolean;
+  /** Origins of browser pages allowed besides the server's own (WebSocket upgrade and CORS). */
+  allowedOrigins: readonly string[];
+  /** @default 100 */
+  maxSubscriptionsPerSocket: number;
+  /** @default 20 */
+  maxSocketsPerUser: number;
 }
 
 export interface GraphQLServer {
@@ -60,21 +66,11 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown, heade
   res.end(JSON.stringify(body));
 }
 
-/** The identity a graphql-ws connection authenticated with in `connection_init`. */
-const socketIdentities = new WeakMap<object, Identity | null>();
-
-function connectionAuthorization(params: Record<string, unknown> | undefined): string | null {
-  const value = params?.authorization ?? params?.Authorization;
-  return typeof value === "string" ? value : null;
-}
-
 export async function startGraphQLServer(schema: GraphQLSchema, services: AppServices, options: GraphQLServerOptions, logger: Logger): Promise<GraphQLServer> {
   const httpServer = http.createServer();
-  const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, maxPayload: options.maxRequestBytes });
   const formatError = createErrorFormatter(logger);
-  const auditWsResult = createWsAuditor(services.recordMutation, logger);
   // Mutations are recorded by the audit plugin with their outcome; refused queries and subscriptions here.
-  const auditDenial = (denied: UnauthenticatedError | ForbiddenError, operation: OperationDefinitionNode, context: Context) => {
+  const auditDenial = (denied: UnauthenticatedError | ForbiddenError, operation: OperationDefinitionNode, context: Context): void => {
     if (operation.operation === "mutation") return;
     recordAuthEvent(services.recordMutation, logger, {
       actor: context.viewerOrNull?.subject ?? "anonymous",
@@ -85,53 +81,18 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
     });
   };
   const admission = createAdmission(schema, options.limits);
-  const wsCleanup = useServer<Record<string, unknown>>(
+  const origins = createOriginPolicy(options.allowedOrigins);
+  const webSocket = attachGraphQLWebSocket(
+    httpServer,
     {
-      schema,
-      // The token travels in connection_init; a connection without a valid one is closed (4403).
-      onConnect: async (ctx) => {
-        if (services.auth === "off") {
-          socketIdentities.set(ctx.extra, null);
-          return true;
-        }
-        const refuse = (reason: string) => {
-          recordAuthEvent(services.recordMutation, logger, { actor: "anonymous", action: "auth.signIn", outcome: "UNAUTHENTICATED", requestId: randomUUID(), details: { transport: "websocket", reason } });
-          return false;
-        };
-        try {
-          const identity = await services.authenticator.authenticate(connectionAuthorization(ctx.connectionParams));
-          if (!identity) return refuse("no token in connection_init");
-          socketIdentities.set(ctx.extra, identity);
-          return true;
-        } catch (err) {
-          if (!(err instanceof UnauthenticatedError)) logger.warn("WebSocket authentication failed", { error: err instanceof Error ? err.message : String(err) });
-          return refuse(err instanceof Error ? err.message : String(err));
-        }
-      },
-      // Parsed, validated, held to the limits and authorised here, as on HTTP: a refused operation never starts.
-      onSubscribe: async (ctx, _id, payload) => {
-        const contextValue = await createContext(services, false, socketIdentities.get(ctx.extra) ?? null, ctx.extra.request.socket.remoteAddress ?? null);
-        const admitted = admission.admit(payload, contextValue.caller, () => contextValue);
-        if (Array.isArray(admitted)) return admitted;
-        const args = admitted as ExecutionArgs;
-        if (!options.introspection) {
-          const refused = validate(schema, args.document, [NoSchemaIntrospectionCustomRule]);
-          if (refused.length > 0) return refused;
-        }
-        const operation = getOperationAST(args.document, payload.operationName ?? undefined);
-        if (!operation) return [new GraphQLError("the document names no operation to run (or several without operationName)")];
-        const denied = authorizeOperation(args.document, operation, contextValue.viewerOrNull);
-        if (denied) auditDenial(denied, operation, contextValue);
-        return denied ? [toHttpError(denied)] : args;
-      },
-      onError: (_ctx, _id, _payload, errors) => errors.map((e) => formatError(e.toJSON(), e)),
-      onNext: async (_ctx, _id, _payload, args, result) => {
-        const formatted = "errors" in result && result.errors ? { ...result, errors: result.errors.map((e) => formatError(e instanceof GraphQLError ? e.toJSON() : e, e)) } : undefined;
-        await auditWsResult(args, formatted ?? result);
-        return formatted as never;
-      },
+      path: GRAPHQL_PATH,
+      maxPayloadBytes: options.maxRequestBytes,
+      introspection: options.introspection,
+      origins,
+      maxSubscriptionsPerSocket: options.maxSubscriptionsPerSocket,
+      maxSocketsPerUser: options.maxSocketsPerUser,
     },
-    wsServer,
+    { schema, services, admission, formatError, auditResult: createWsAuditor(services.recordMutation, logger), auditDenial, logger },
   );
   const apollo = new ApolloServer<Context>({
     schema,
@@ -159,7 +120,7 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
       // Limits after the rules: an anonymous caller learns it must sign in before anything else.
       admission.apolloPlugin,
       createAuditPlugin<Context>(services.recordMutation, logger),
-      { async serverWillStart() { return { async drainServer() { await wsCleanup.dispose(); } }; } },
+      { async serverWillStart() { return { async drainServer() { await webSocket.dispose(); } }; } },
     ],
   });
   await apollo.start();
@@ -168,6 +129,7 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
     const url = new URL(req.url ?? "/", "http://localhost");
     if (url.pathname === "/health") return sendJson(res, 200, { status: "ok" });
     if (url.pathname !== GRAPHQL_PATH) return sendJson(res, 404, { error: `GraphQL is served at ${GRAPHQL_PATH}` });
+    if (applyCors(req, res, origins)) return;
     void (async () => {
       const headers = new HeaderMap();
       for (const [key, value] of Object.entries(req.headers)) {
@@ -196,7 +158,7 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
         httpGraphQLRequest: { method: req.method ?? "GET", headers, search: url.search, body },
         context: () => createContext(services, true, identity, req.socket.remoteAddress ?? null, requestId),
       });
-      for (const [key, value] of response.headers) res.setHeader(key, value);
+      for (const [key, value] of response.headers) res.setHeader(key, key === "vary" ? `${value}, Origin` : value);
       res.statusCode = response.status ?? 200;
       if (response.body.kind === "complete") {
         res.end(response.body.string);

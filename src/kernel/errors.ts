@@ -85,9 +85,17 @@ export class QueryTooComplexError extends AppError {
   }
 }
 
-/** The caller sent more mutations than its rate allows; `facts.retryAfterSeconds` says when to try again. */
+/**
+ * The caller sent more mutations than its rate allows (`facts.retryAfterSeconds` says when to try
+ * again), or holds as much as a fixed limit allows (`RateLimitedError.limit`).
+ */
 export class RateLimitedError extends AppError {
-  constructor(message: string, retryAfterSeconds: number) {
-    super("RATE_LIMITED", message, { retryAfterSeconds });
+  constructor(message: string, retryAfterSeconds: number | null, facts: Record<string, unknown> = {}) {
+    super("RATE_LIMITED", message, retryAfterSeconds === null ? facts : { retryAfterSeconds, ...facts });
+  }
+
+  /** A count limit reached (not a rate): `facts.limit` names it, `facts.max` is its value. */
+  static limit(message: string, limit: string, max: number): RateLimitedError {
+    return new RateLimitedError(message, null, { limit, max });
   }
 }

@@ -74,7 +74,7 @@ test("creates a token with 256 random bits, shown once and stored only as its SH
 test("a token resolves to its owner and roles, and marks when it was last used", async () => {
   const { token, record } = await createApiToken(orm.em.fork(), { name: "reports", ownerSubject: "bob", roles: ["NODE_OPERATOR"], expiresAt: null });
   const identity = await verifyApiToken(orm.em.fork(), token);
-  assert.equal(identity, { subject: "bob", name: null, email: null, roles: ["NODE_OPERATOR"], via: "api-token", apiTokenId: record.id });
+  assert.equal(identity, { subject: "bob", name: null, email: null, roles: ["NODE_OPERATOR"], via: "api-token", expiresAt: null, apiTokenId: record.id });
   const lastUsedMs = async (): Promise<number | null> => {
     const [row] = await orm.em.getConnection().execute<{ last_used_at: string | Date | null }[]>(`select last_used_at from api_token where id = ?`, [record.id]);
     return row.last_used_at === null ? null : new Date(row.last_used_at).getTime();

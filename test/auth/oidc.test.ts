@@ -136,14 +136,16 @@ test.after(async () => {
 });
 
 test("accepts an access token the provider issued, with roles from the configured claim", async () => {
-  const identity = await withTimeout(verifier().verify(await issuedToken()), WAIT_MS, "verification");
+  const { expiresAt, ...identity } = await withTimeout(verifier().verify(await issuedToken()), WAIT_MS, "verification");
   assert.equal(identity, { subject: CLIENT_ID, name: "Nightly pipeline", email: null, roles: ["NODE_OPERATOR"], via: "oidc" });
+  assert.ok(expiresAt && expiresAt.getTime() > Date.now(), "the identity carries the token's exp");
 });
 
 test("reads name, email and a top-level roles claim by the names configured", async () => {
   const token = await signed(keyA, { preferred_username: "Alice A.", mail: "alice@example.org", groups: "ADMIN unrelated" });
   const identity = await verifier({ nameClaim: "preferred_username", emailClaim: "mail", rolesClaim: "groups" }).verify(token);
-  assert.equal(identity, { subject: "alice", name: "Alice A.", email: "alice@example.org", roles: ["ADMIN"], via: "oidc" });
+  const exp = (JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString("utf8")) as { exp: number }).exp;
+  assert.equal(identity, { subject: "alice", name: "Alice A.", email: "alice@example.org", roles: ["ADMIN"], via: "oidc", expiresAt: new Date(exp * 1_000) });
 });
 
 test("resolves a bearer header that is not an API token through the OIDC verifier", async () => {

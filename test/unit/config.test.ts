@@ -20,13 +20,13 @@ test("has API limits that every existing query fits, and refuses nonsense ones",
   if (result.ok) {
     const c = result.config;
     assert.equal(
-      [c.maxQueryDepth, c.maxQueryAliases, c.maxQueryCost, c.maxQueryTokens, c.mutationsPerMinute, c.maxRunsPerWorkflow],
-      [12, 30, 25_000, 5_000, 600, 20_000],
+      [c.maxQueryDepth, c.maxQueryAliases, c.maxQueryCost, c.maxQueryTokens, c.mutationsPerMinute, c.maxRunsPerWorkflow, c.maxSubscriptionsPerSocket, c.maxSocketsPerUser],
+      [12, 30, 25_000, 5_000, 600, 20_000, 100, 20],
     );
   }
-  const bad = parseConfig({ FEM_MAX_QUERY_DEPTH: "1", FEM_MUTATIONS_PER_MINUTE: "0", FEM_MAX_QUERY_COST: "lots" });
+  const bad = parseConfig({ FEM_MAX_QUERY_DEPTH: "1", FEM_MUTATIONS_PER_MINUTE: "0", FEM_MAX_QUERY_COST: "lots", FEM_MAX_SUBSCRIPTIONS_PER_SOCKET: "0", FEM_MAX_SOCKETS_PER_USER: "x" });
   assert.not.ok(bad.ok);
-  if (!bad.ok) assert.is(bad.problems.length, 3, bad.problems.join("\n"));
+  if (!bad.ok) assert.is(bad.problems.length, 5, bad.problems.join("\n"));
 });
 
 test("lists every problem at once", () => {
