@@ -7,7 +7,7 @@
 import { createApiToken } from "../../src/auth/index.js";
 import { GlobalRole } from "../../src/kernel/index.js";
 import type { TestEnv } from "../support/env.js";
-import { gqlOk } from "../support/graphql.js";
+import { gqlOk, type GqlResult } from "../support/graphql.js";
 import { REGISTER_TOOL } from "../support/fixtures.js";
 
 export const PERSONAS = ["anonymous", "viewerOfAlpha", "researcherOfBeta", "researcherOfAlpha", "ownerOfAlpha", "operatorOfA1", "admin"] as const;
@@ -25,6 +25,11 @@ export const SUBJECTS: Record<Exclude<Persona, "anonymous">, string> = {
 
 export const TOOL_SECRET = "tool-secret-value";
 export const RUN_SECRET = "run-secret-value";
+
+export interface Operation {
+  query: string;
+  variables?: Record<string, unknown>;
+}
 
 export interface ProjectFixture {
   id: string;
@@ -49,7 +54,7 @@ export interface World {
   submit(project: "alpha" | "beta", nodes: string[]): Promise<{ workflowId: string; taskId: string; runs: Record<string, string> }>;
   /** As ADMIN: a new API token of `subject` (no roles unless given). */
   token(subject: string, roles?: GlobalRole[], expiresAt?: Date | null): Promise<{ token: string; id: string }>;
-  /** Ids in `result` that `persona` must not see (those it sent itself, echoed in an error, aside). */
+  /** Ids (and secret values) in `result` that `persona` must not see; ids it sent itself, echoed in an error, aside. */
   leaks(persona: Persona, result: unknown, request?: unknown): string[];
   /** A fresh name for throwaway objects. */
   fresh(prefix: string): string;
@@ -124,7 +129,8 @@ export async function createWorld(env: TestEnv): Promise<World> {
     const hidden = hiddenIds(persona, fixtures);
     const text = JSON.stringify(result);
     const sent = JSON.stringify(request);
-    return [...hidden].filter((id) => mentions(text, id) && !mentions(sent, id));
+    const secrets = persona === "admin" ? [] : [TOOL_SECRET, RUN_SECRET].filter((secret) => text.includes(secret));
+    return [...[...hidden].filter((id) => mentions(text, id) && !mentions(sent, id)), ...secrets];
   };
   return { url, tokens, alpha: fixtures.alpha, beta: fixtures.beta, toolId: tool.registerTool.id, toolRef, submit, token, leaks, fresh };
 }
@@ -150,4 +156,15 @@ function hiddenIds(persona: Persona, fixtures: Record<"alpha" | "beta", ProjectF
 /** Whether `text` names `id` as a whole word ("b-1" is not found inside a UUID such as "…ab-1f…"). */
 function mentions(text: string, id: string): boolean {
   return new RegExp(`(?<![A-Za-z0-9-])${id.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?![A-Za-z0-9-])`).test(text);
+}
+
+/** A POST that keeps the status and the Bearer challenge. */
+export async function post(url: string, operation: Operation, token: string | null): Promise<GqlResult & { status: number; challenge: string | null }> {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify({ query: operation.query, variables: operation.variables ?? {} }),
+    signal: AbortSignal.timeout(30_000),
+  });
+  return { ...((await response.json()) as GqlResult), status: response.status, challenge: response.headers.get("www-authenticate") };
 }

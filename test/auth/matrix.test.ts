@@ -10,15 +10,11 @@ import * as assert from "uvu/assert";
 import { RULES } from "../../src/graphql/authorization.js";
 import { createSchema } from "../../src/graphql/schema.js";
 import { createTestEnv, type TestEnv } from "../support/env.js";
-import { gqlOk, type GqlResult } from "../support/graphql.js";
-import { createWorld, PERSONAS, SUBJECTS, type Persona, type World } from "./matrix-world.js";
+import { gqlOk } from "../support/graphql.js";
+import { createWorld, PERSONAS, post, SUBJECTS, type Operation, type Persona, type World } from "./matrix-world.js";
 
 type Outcome = "ok" | "FORBIDDEN" | "NOT_FOUND";
 type Signed = Exclude<Persona, "anonymous">;
-interface Operation {
-  query: string;
-  variables?: Record<string, unknown>;
-}
 interface Case {
   expect: Record<Signed, Outcome>;
   /** Builds the operation for one persona; state-changing cases make their own throwaway target. */
@@ -52,7 +48,7 @@ const registerNode = async (w: World) => {
   return id;
 };
 
-export const CASES: Record<string, Case> = {
+const CASES: Record<string, Case> = {
   "Query.me": { expect: anySignedIn, op: () => ({ query: `{ me { subject roles memberships { projectId role } operatedNodes } }` }) },
   "Query.node": { expect: alphaReaders, op: () => ({ query: `{ node(id: "a-2") { id } }` }) },
   "Query.nodes": { expect: anySignedIn, op: () => ({ query: `{ nodes { nodes { id } } }` }) },
@@ -144,17 +140,6 @@ export const CASES: Record<string, Case> = {
     },
   },
 };
-
-/** A POST that keeps the status and the Bearer challenge. */
-export async function post(url: string, operation: Operation, token: string | null): Promise<GqlResult & { status: number; challenge: string | null }> {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify({ query: operation.query, variables: operation.variables ?? {} }),
-    signal: AbortSignal.timeout(30_000),
-  });
-  return { ...((await response.json()) as GqlResult), status: response.status, challenge: response.headers.get("www-authenticate") };
-}
 
 async function rootFieldsOfSchema(): Promise<string[]> {
   const schema = await createSchema();
