@@ -96,6 +96,11 @@ export async function createWorld(env: TestEnv): Promise<World> {
     const { workflowId, taskId, runs } = await submit(name, [...nodes]);
     Object.assign(fixtures[name], { workflowId, taskId, runs });
   }
+  // Cancelled runs are finished: accounting then has a row for every node to leak, if it would.
+  for (const [name, nodes] of [["alpha", ["a-1", "a-2"]], ["beta", ["b-1"]]] as const) {
+    const { workflowId } = await submit(name, [...nodes]);
+    await gqlOk(url, `mutation($id: ID!) { cancelWorkflow(id: $id) { id } }`, { id: workflowId });
+  }
   // Run.env comes from the tool; a per-run secret makes the masking visible on runs too.
   await env.sql(`update run set env = env || jsonb_build_object('RUN_SECRET', ?::text)`, [RUN_SECRET]);
 

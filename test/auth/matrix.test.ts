@@ -208,6 +208,17 @@ matrix("a node's operator reads the runs on its node, but not through them the r
   assert.equal(member.data?.run.task.nodes, [{ id: "a-1" }, { id: "a-2" }], JSON.stringify(member));
 });
 
+matrix("accounting counts only the finished runs of the caller's projects and operated nodes", async () => {
+  const nodesSeen = async (persona: Persona) => {
+    const result = await post(world.url, { query: `{ accounting(groupBy: [NODE]) { node runs } }` }, world.tokens[persona]);
+    return (result.data?.accounting as { node: string }[]).map((row) => row.node).sort();
+  };
+  assert.equal(await nodesSeen("admin"), ["a-1", "a-2", "b-1"]);
+  assert.equal(await nodesSeen("viewerOfAlpha"), ["a-1", "a-2"]);
+  assert.equal(await nodesSeen("researcherOfBeta"), ["b-1"]);
+  assert.equal(await nodesSeen("operatorOfA1"), ["a-1"]);
+});
+
 function describe(expect: Record<Signed, Outcome>): string {
   const allowed = Object.entries(expect).filter(([, o]) => o === "ok").map(([p]) => p);
   return allowed.length === 6 ? "every signed-in persona is allowed" : `allowed: ${allowed.join(", ")}`;
