@@ -208,6 +208,28 @@ matrix("a node's operator reads the runs on its node, but not through them the r
   assert.equal(member.data?.run.task.nodes, [{ id: "a-1" }, { id: "a-2" }], JSON.stringify(member));
 });
 
+matrix("a member removed from a project cannot get its workflow back by replaying an idempotency key", async () => {
+  const subject = world.fresh("leaver");
+  const { token } = await world.token(subject);
+  const member = (role: string) => gqlOk(world.url, `mutation($s: String!, $r: ProjectRole!) { addProjectMember(project: "alpha", subject: $s, role: $r) { subject } }`, { s: subject, r: role });
+  await member("RESEARCHER");
+  const submit = {
+    query: `mutation($input: SubmitWorkflowInput!) { submitWorkflow(input: $input) { id tasks { runs { id node { id } } } } }`,
+    variables: { input: { project: "alpha", idempotencyKey: "replay-1", tasks: [{ key: "t", tool: world.toolRef, nodes: ["a-1"], params: { value: "v" } }] } },
+  };
+  const first = await post(world.url, submit, token);
+  const workflowId = first.data?.submitWorkflow.id as string;
+  assert.ok(workflowId, JSON.stringify(first));
+  await gqlOk(world.url, `mutation($s: String!) { removeProjectMember(project: "alpha", subject: $s) { id } }`, { s: subject });
+  const replay = await post(world.url, submit, token);
+  assert.is(replay.errors?.[0]?.extensions?.code, "NOT_FOUND", JSON.stringify(replay));
+  assert.ok(!JSON.stringify(replay).includes(workflowId), JSON.stringify(replay));
+  await member("VIEWER");
+  const asViewer = await post(world.url, submit, token);
+  assert.is(asViewer.errors?.[0]?.extensions?.code, "FORBIDDEN", JSON.stringify(asViewer));
+  assert.ok(!JSON.stringify(asViewer).includes(workflowId), JSON.stringify(asViewer));
+});
+
 matrix("accounting counts only the finished runs of the caller's projects and operated nodes", async () => {
   const nodesSeen = async (persona: Persona) => {
     const result = await post(world.url, { query: `{ accounting(groupBy: [NODE]) { node runs } }` }, world.tokens[persona]);
