@@ -58,8 +58,8 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown, heade
   res.end(JSON.stringify(body));
 }
 
-/** The identity a graphql-ws connection authenticated with in `connection_init`. */
-const socketIdentities = new WeakMap<object, Identity | null>();
+/** The `Authorization` value a graphql-ws connection sent in `connection_init`, checked again for every operation. */
+const socketAuthorizations = new WeakMap<object, string | null>();
 
 function connectionAuthorization(params: Record<string, unknown> | undefined): string | null {
   const value = params?.authorization ?? params?.Authorization;
@@ -77,14 +77,12 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
       schema,
       // The token travels in connection_init; a connection without a valid one is closed (4403).
       onConnect: async (ctx) => {
-        if (services.auth === "off") {
-          socketIdentities.set(ctx.extra, null);
-          return true;
-        }
+        if (services.auth === "off") return true;
+        const authorization = connectionAuthorization(ctx.connectionParams);
         try {
-          const identity = await services.authenticator.authenticate(connectionAuthorization(ctx.connectionParams));
+          const identity = await services.authenticator.authenticate(authorization);
           if (!identity) return false;
-          socketIdentities.set(ctx.extra, identity);
+          socketAuthorizations.set(ctx.extra, authorization);
           return true;
         } catch (err) {
           if (!(err instanceof UnauthenticatedError)) logger.warn("WebSocket authentication failed", { error: err instanceof Error ? err.message : String(err) });
@@ -93,7 +91,17 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
       },
       // Parsed, validated, held to the limits and authorised here, as on HTTP: a refused operation never starts.
       onSubscribe: async (ctx, _id, payload) => {
-        const contextValue = await createContext(services, false, socketIdentities.get(ctx.extra) ?? null, ctx.extra.request.socket.remoteAddress ?? null);
+        // The token again, as HTTP does per request: one revoked or expired since connection_init starts nothing more.
+        let identity: Identity | null = null;
+        if (services.auth !== "off") {
+          try {
+            identity = await services.authenticator.authenticate(socketAuthorizations.get(ctx.extra));
+          } catch (err) {
+            if (err instanceof UnauthenticatedError) return [toHttpError(err)];
+            throw err;
+          }
+        }
+        const contextValue = await createContext(services, false, identity, ctx.extra.request.socket.remoteAddress ?? null);
         const admitted = admission.admit(payload, contextValue.caller, () => contextValue);
         if (Array.isArray(admitted)) return admitted;
         const args = admitted as ExecutionArgs;
