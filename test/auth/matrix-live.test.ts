@@ -4,12 +4,13 @@
  * answered precisely with nothing stored.
  */
 import "reflect-metadata";
-import type { Client } from "graphql-ws";
+import { createClient, type Client } from "graphql-ws";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import WebSocket from "ws";
 import { topics } from "../../src/live/topics.js";
 import { createTestEnv, type TestEnv } from "../support/env.js";
-import { collect, expectError, gql, wsClient, type Collector } from "../support/graphql.js";
+import { collect, expectError, gql, wsClient, wsOnce, type Collector } from "../support/graphql.js";
 import { waitUntil } from "../support/wait.js";
 import { createWorld, PERSONAS, post, RUN_SECRET, SUBJECTS, TOOL_SECRET, type Persona, type World } from "./matrix-world.js";
 
@@ -163,6 +164,19 @@ test("a revoked token is refused at the next request; an expired one is refused"
   const answer = await post(world.url, ME, expired.token);
   expectError(answer, "UNAUTHENTICATED", /expired/);
   assert.is(answer.status, 401);
+});
+
+test("a token revoked while its WebSocket is open is refused for the next operation on that socket", async () => {
+  const { token, id } = await world.token(SUBJECTS.researcherOfAlpha);
+  // Not lazy: one socket, one connection_init, for both operations and the subscription held open.
+  const client = createClient({ url: world.url, webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, connectionParams: { authorization: `Bearer ${token}` } });
+  clients.push(client);
+  const held = collect(client, `subscription { nodeUpdated(nodeId: "a-1") { id } }`, {}, "nodeUpdated");
+  collectors.push(held);
+  assert.is((await wsOnce(client, `{ me { subject } }`)).data?.me.subject, SUBJECTS.researcherOfAlpha);
+  await post(world.url, { query: `mutation($id: ID!) { revokeApiToken(id: $id) { id } }`, variables: { id } }, token);
+  expectError(await wsOnce(client, `{ me { subject } }`), "UNAUTHENTICATED", /revoked/);
+  assert.equal(held.errors, []);
 });
 
 test("a RESEARCHER cannot create a token with ADMIN, and no token is stored", async () => {
