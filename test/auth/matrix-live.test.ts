@@ -8,6 +8,7 @@ import { createClient, type Client } from "graphql-ws";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import WebSocket from "ws";
+import { createApiToken } from "../../src/auth/index.js";
 import { topics } from "../../src/live/topics.js";
 import { createTestEnv, type TestEnv } from "../support/env.js";
 import { collect, expectError, gql, wsClient, wsOnce, type Collector } from "../support/graphql.js";
@@ -159,7 +160,6 @@ test("a revoked token is refused at the next request; an expired one is refused"
   assert.is(revoked.status, 401);
 
   const hourAgo = new Date(Date.now() - 3_600_000);
-  const { createApiToken } = await import("../../src/auth/index.js");
   const expired = await createApiToken(env.orchestrator.orm.em.fork(), { name: "old", ownerSubject: SUBJECTS.researcherOfAlpha, roles: [], expiresAt: new Date(hourAgo.getTime() + 60_000) }, hourAgo);
   const answer = await post(world.url, ME, expired.token);
   expectError(answer, "UNAUTHENTICATED", /expired/);
