@@ -145,10 +145,11 @@ export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData
   validateGraph(data.tasks);
   const submittedBy = viewer.subject;
   const hash = contentHash(data);
+  // The caller's right to submit is checked before a replay: a key must not hand a workflow back to one no longer allowed.
+  const project = await projectForSubmit(em, viewer, data.project);
   const existing = await findByIdempotencyKey(em, submittedBy, data.idempotencyKey ?? null, hash);
   if (existing) return { workflow: existing, created: false, changes: new ChangeSet() };
 
-  const project = await projectForSubmit(em, viewer, data.project);
   const tools = await loadTools(em, data.tasks);
   const nodes = new Map((await loadNodes(em, data.tasks, await projectNodeIds(em, project.id))).map((n) => [n.id, n]));
   const workflow = new Workflow();

@@ -7,7 +7,8 @@ import { Tool } from "../tools/index.js";
 import { Task } from "./task.entity.js";
 import { Workflow } from "./workflow.entity.js";
 import { retryTask } from "./retry-task.js";
-import { cancelTask, getTask } from "./workflow.service.js";
+import { NotFoundError } from "../kernel/index.js";
+import { canReadWorkflow, cancelTask, getTask } from "./workflow.service.js";
 
 /** Assumed entries of a task's lists (runs, nodes, dependencies) when estimating a query's cost. */
 const FAN_ESTIMATE = 5;
@@ -71,8 +72,14 @@ export class TaskResolver {
 /** The task a run belongs to (the Run type is the runs domain's; the link is this domain's). */
 @Resolver(() => Run)
 export class RunTaskResolver {
+  /**
+   * A node's operator reads the runs on its node but not the rest of their workflow (other nodes'
+   * runs, the graph): for a caller who cannot read the workflow, the task is NOT_FOUND.
+   */
   @FieldResolver(() => Task)
   async task(@Root() run: Run, @Ctx() ctx: Context): Promise<Task> {
+    const workflow = await ctx.loaders.workflow.load(run.workflowId);
+    if (!workflow || !canReadWorkflow(ctx.viewer(), workflow.projectId)) throw NotFoundError.entity("Task", run.taskId);
     return (await ctx.loaders.task.load(run.taskId))!;
   }
 }

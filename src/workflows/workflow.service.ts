@@ -7,7 +7,7 @@ import { Task } from "./task.entity.js";
 import { Workflow } from "./workflow.entity.js";
 
 /** Whether the viewer may read a workflow's project (workflows from before projects: ADMIN only). */
-function canRead(viewer: Viewer, projectId: string | null): boolean {
+export function canReadWorkflow(viewer: Viewer, projectId: string | null): boolean {
   return projectId ? hasProjectRole(viewer, projectId, ProjectRole.VIEWER) : isAdmin(viewer);
 }
 
@@ -21,7 +21,7 @@ function checkCanChange(viewer: Viewer, projectId: string | null, what: string):
 export async function getWorkflow(em: EntityManager, id: string, viewer: Viewer): Promise<Workflow> {
   checkUuid("id", id);
   const workflow = await em.findOne(Workflow, { id });
-  if (!workflow || !canRead(viewer, workflow.projectId)) throw NotFoundError.entity("Workflow", id);
+  if (!workflow || !canReadWorkflow(viewer, workflow.projectId)) throw NotFoundError.entity("Workflow", id);
   return workflow;
 }
 
@@ -34,7 +34,7 @@ async function getTaskWithProject(em: EntityManager, id: string, viewer: Viewer)
   checkUuid("id", id);
   const task = await em.findOne(Task, { id });
   const [workflow] = task ? await query<{ project_id: string | null }>(em, `select project_id from workflow where id = ?`, [task.workflowId]) : [];
-  if (!task || !workflow || !canRead(viewer, workflow.project_id)) throw NotFoundError.entity("Task", id);
+  if (!task || !workflow || !canReadWorkflow(viewer, workflow.project_id)) throw NotFoundError.entity("Task", id);
   return { task, projectId: workflow.project_id };
 }
 
