@@ -21,7 +21,8 @@ export async function loadViewer(em: EntityManager, identity: Identity): Promise
   );
   return {
     subject: identity.subject,
-    roles: new Set([...identity.roles, ...row.roles.filter(isGlobalRole)]),
+    // Operating a node (a grantNodeOperator row) is what makes a NODE_OPERATOR.
+    roles: new Set([...identity.roles, ...row.roles.filter(isGlobalRole), ...(row.nodes.length > 0 ? [GlobalRole.NODE_OPERATOR] : [])]),
     projects: new Map(row.projects),
     operatedNodes: new Set(row.nodes),
   };

@@ -44,9 +44,9 @@ export function hasProjectRole(viewer: Viewer, projectId: string, role: ProjectR
   return held !== undefined && rank[held] >= rank[role];
 }
 
-/** True when the viewer operates the node (or is ADMIN). */
+/** True when the viewer operates the node (granted with grantNodeOperator) or is ADMIN. */
 export function operatesNode(viewer: Viewer, nodeId: string): boolean {
-  return isAdmin(viewer) || (viewer.roles.has(GlobalRole.NODE_OPERATOR) && viewer.operatedNodes.has(nodeId));
+  return isAdmin(viewer) || viewer.operatedNodes.has(nodeId);
 }
 
 /** Ids of the projects the viewer may read; null means every project (ADMIN). */

@@ -166,7 +166,7 @@ test("a revoked token is refused at the next request; an expired one is refused"
   assert.is(answer.status, 401);
 });
 
-test("a token revoked while its WebSocket is open is refused for the next operation on that socket", async () => {
+test("a token revoked while its WebSocket is open: the next operation closes that socket with 4401", async () => {
   const { token, id } = await world.token(SUBJECTS.researcherOfAlpha);
   // Not lazy: one socket, one connection_init, for both operations and the subscription held open.
   const client = createClient({ url: world.url, webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, connectionParams: { authorization: `Bearer ${token}` } });
@@ -175,8 +175,15 @@ test("a token revoked while its WebSocket is open is refused for the next operat
   collectors.push(held);
   assert.is((await wsOnce(client, `{ me { subject } }`)).data?.me.subject, SUBJECTS.researcherOfAlpha);
   await post(world.url, { query: `mutation($id: ID!) { revokeApiToken(id: $id) { id } }`, variables: { id } }, token);
-  expectError(await wsOnce(client, `{ me { subject } }`), "UNAUTHENTICATED", /revoked/);
-  assert.equal(held.errors, []);
+  const closed = await wsOnce(client, `{ me { subject } }`).then(
+    (answer) => ({ code: 0, reason: JSON.stringify(answer) }),
+    (event: unknown) => ({ code: (event as { code?: number }).code ?? -1, reason: String((event as { reason?: string }).reason ?? event) }),
+  );
+  assert.is(closed.code, 4401, closed.reason);
+  assert.match(closed.reason, /revoked/);
+  // The socket's credential is dead: the subscription it held ended with it.
+  await held.waitFor(() => held.errors.length > 0 || held.completed, 5_000, "the held subscription to end").catch(() => undefined);
+  assert.ok(held.errors.length > 0 || held.completed, "the held subscription ended");
 });
 
 test("a RESEARCHER cannot create a token with ADMIN, and no token is stored", async () => {
