@@ -11,26 +11,24 @@ import {
   revokeApiToken,
   verifyApiToken,
 } from "../../src/auth/index.js";
-import { createOrm, migrate, type Orm } from "../../src/db/orm.js";
+import type { Orm } from "../../src/db/orm.js";
 import { AppError } from "../../src/kernel/index.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { createMigratedDatabase, type MigratedDatabase } from "../support/database.js";
 
 const test = suite("auth: API tokens");
-let db: TestDatabase;
+let database: MigratedDatabase;
 let orm: Orm;
 
 const HOUR_MS = 3_600_000;
 const inAnHour = (): Date => new Date(Date.now() + HOUR_MS);
 
 test.before(async () => {
-  db = await createTestDatabase();
-  orm = await createOrm({ databaseUrl: db.url, poolSize: 2 });
-  await migrate(orm);
+  database = await createMigratedDatabase();
+  orm = database.orm;
 });
 
 test.after(async () => {
-  await orm?.close(true);
-  await db?.drop();
+  await database?.dispose();
 });
 
 async function rejection(promise: Promise<unknown>): Promise<AppError> {

@@ -3,22 +3,20 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { GlobalRole } from "../../src/kernel/index.js";
 import { rememberUser, User } from "../../src/auth/index.js";
-import { createOrm, migrate, type Orm } from "../../src/db/orm.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import type { Orm } from "../../src/db/orm.js";
+import { createMigratedDatabase, type MigratedDatabase } from "../support/database.js";
 
 const test = suite("auth: users");
-let db: TestDatabase;
+let database: MigratedDatabase;
 let orm: Orm;
 
 test.before(async () => {
-  db = await createTestDatabase();
-  orm = await createOrm({ databaseUrl: db.url, poolSize: 2 });
-  await migrate(orm);
+  database = await createMigratedDatabase();
+  orm = database.orm;
 });
 
 test.after(async () => {
-  await orm?.close(true);
-  await db?.drop();
+  await database?.dispose();
 });
 
 test("records an OIDC caller, then refreshes its name, email, roles and last sighting but not when it was first seen", async () => {

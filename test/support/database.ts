@@ -38,3 +38,26 @@ export async function createTestDatabase(prefix = "fem_test"): Promise<TestDatab
     },
   };
 }
+
+export interface MigratedDatabase {
+  db: TestDatabase;
+  orm: import("../../src/db/orm.js").Orm;
+  /** Closes the ORM and drops the database; safe to call twice. */
+  dispose(): Promise<void>;
+}
+
+/** A throwaway database with every migration applied and an ORM on it, for suites that test services directly. */
+export async function createMigratedDatabase(poolSize = 2): Promise<MigratedDatabase> {
+  const { createOrm, migrate } = await import("../../src/db/orm.js");
+  const db = await createTestDatabase();
+  const orm = await createOrm({ databaseUrl: db.url, poolSize });
+  await migrate(orm);
+  return {
+    db,
+    orm,
+    async dispose() {
+      await orm.close(true);
+      await db.drop();
+    },
+  };
+}
