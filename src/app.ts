@@ -11,7 +11,7 @@ import { createAfterCommit } from "./after-commit.js";
 import { toError, withTimeout } from "./shared/index.js";
 import { createAuthenticator, ensureBootstrapAdminToken, hasUsableApiToken } from "./auth/index.js";
 import { AuditOutcome, recordAuditEvent } from "./audit/index.js";
-import { storeDeadLetter } from "./dead-letters/index.js";
+import { createDeadLetterConsumer, type DeadLetterConsumer } from "./dead-letters/index.js";
 import { createSchema } from "./graphql/schema.js";
 import { startGraphQLServer } from "./graphql/server.js";
 import { createIngestion, type Ingestion } from "./ingestion/index.js";
@@ -31,6 +31,7 @@ export interface Orchestrator {
   pubsub: PubSub;
   relay: Relay;
   ingestion: Ingestion;
+  deadLetters: DeadLetterConsumer;
   stop(): Promise<void>;
 }
 
@@ -130,6 +131,8 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
       afterCommit,
       logger,
       maxResultBytes: config.maxResultBytes,
+      maxEventBytes: config.maxEventBytes,
+      maxLogBytesPerRun: config.maxLogBytesPerRun,
       maxBatch: config.ingestPrefetch,
     });
     onStop("ingestion", async () => {
@@ -139,15 +142,9 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     });
     await broker.consumeLive((content) => live.receive(content));
     await broker.consumeNodeEvents((delivery) => ingestion.accept(delivery));
-    await broker.consumeDeadLetters((letter) => {
-      storeDeadLetter(orm.em.fork(), letter).then(
-        () => {
-          logger.warn("a message was dead-lettered; see the deadLetters query", { routingKey: letter.routingKey, messageId: letter.messageId });
-          letter.ack();
-        },
-        (err: unknown) => letter.retry(toError(err)),
-      );
-    });
+    const deadLetters = createDeadLetterConsumer(orm, { retentionMs: config.deadLetterRetentionMs, pruneIntervalMs: config.heartbeatIntervalMs }, logger);
+    onStop("dead-letter pruning", () => deadLetters.stop());
+    await broker.consumeDeadLetters((letter) => deadLetters.handle(letter));
 
     const sweeper = createNodeSweeper(
       orm,
@@ -194,7 +191,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     );
     onStop("graphql server", () => server.stop());
     logger.info("orchestrator ready", { url: server.url, instanceId: config.instanceId, auth: config.auth === "off" ? "OFF: every caller is a local ADMIN" : config.oidc ? "OIDC and API tokens" : "API tokens" });
-    return { url: server.url, wsUrl: server.wsUrl, orm, pubsub, relay, ingestion, stop };
+    return { url: server.url, wsUrl: server.wsUrl, orm, pubsub, relay, ingestion, deadLetters, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -33,6 +33,9 @@ export const QUEUES = {
   deadLetters: "fem.dead-letters",
 } as const;
 
+/** Headers of a dead letter the orchestrator republished itself: why, from which queue, the problem, the original size. */
+export const DEAD_LETTER_HEADERS = { reason: "x-fem-reason", queue: "x-fem-queue", problem: "x-fem-problem", sizeBytes: "x-fem-size-bytes" } as const;
+
 /** Deliveries of one message before the broker dead-letters it (quorum queue `x-delivery-limit`). */
 export const DELIVERY_LIMIT = 5;
 
@@ -75,10 +78,13 @@ export const NODE_ID_PATTERN = /^[a-z0-9][a-z0-9-]{1,62}$/;
 /** Launchers a dispatch may name; which of them a node offers is the node's own setting. */
 export const KNOWN_LAUNCHERS = ["process", "docker", "podman", "singularity"] as const;
 
+/** Largest value of a PostgreSQL `integer`: counters on the wire stay within it. */
+const MAX_INT32 = 2_147_483_647;
+
 const nodeId = z.string().regex(NODE_ID_PATTERN);
 const uuid = z.string().uuid();
 const isoTime = z.string().datetime({ offset: true });
-const attempt = z.number().int().min(1);
+const attempt = z.number().int().min(1).max(MAX_INT32);
 
 export const RUN_STATES = ["PENDING", "QUEUED", "ACCEPTED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED"] as const;
 export type RunStateName = (typeof RUN_STATES)[number];
@@ -99,6 +105,24 @@ export const MAX_LINES_PER_BATCH = 2_000;
 
 // ── orchestrator → agent ────────────────────────────────────────────────────────────────────────
 
+/** Largest node message (dispatch or cancel) an agent parses; a larger one is dead-lettered unread. @default 8_388_608 // 8 MiB */
+export const MAX_NODE_MESSAGE_BYTES = 8_388_608;
+/** Most argv items of one dispatch. */
+export const MAX_ARGV_ITEMS = 4_096;
+/** Longest argv item (Linux refuses single arguments over 128 KiB). */
+export const MAX_ARG_CHARS = 65_536;
+/** Most environment variables of one dispatch. */
+export const MAX_ENV_VARS = 1_024;
+/** Longest environment variable name. */
+export const MAX_ENV_NAME_CHARS = 256;
+/** Longest environment variable value. */
+export const MAX_ENV_VALUE_CHARS = 65_536;
+/** Most upstream results one dispatch carries. */
+export const MAX_UPSTREAM_ITEMS = 10_000;
+/** Most output globs of one dispatch. */
+export const MAX_OUTPUTS = 1_000;
+const shortText = z.string().max(1_000);
+
 export const runDispatchSchema = z.object({
   type: z.literal("run.dispatch"),
   v: z.literal(WIRE_VERSION),
@@ -107,26 +131,34 @@ export const runDispatchSchema = z.object({
   nodeId,
   workflowId: uuid,
   taskId: uuid,
-  tool: z.object({ name: z.string().min(1), version: z.string().min(1) }),
+  tool: z.object({ name: shortText.min(1), version: shortText.min(1) }),
   /** How the node must run it: `process`, or a container launcher with `image`. */
-  launcher: z.string().min(1).default("process"),
-  image: z.string().nullable().default(null),
+  launcher: shortText.min(1).default("process"),
+  image: shortText.nullable().default(null),
   /** Full argv: `argv[0]` is the executable; never passed through a shell. */
-  argv: z.array(z.string()).min(1),
+  argv: z.array(z.string().max(MAX_ARG_CHARS)).min(1).max(MAX_ARGV_ITEMS),
   /** The only environment the process gets (besides what the agent adds: none). */
-  env: z.record(z.string(), z.string()),
-  timeoutSeconds: z.number().int().positive().nullable(),
+  env: z
+    .record(z.string().max(MAX_ENV_NAME_CHARS), z.string().max(MAX_ENV_VALUE_CHARS))
+    .refine((env) => Object.keys(env).length <= MAX_ENV_VARS, `at most ${MAX_ENV_VARS} environment variables`),
+  timeoutSeconds: z.number().int().positive().max(MAX_INT32).nullable(),
   /** Sandbox-relative path of a small JSON file the run may write as its result. */
-  resultFile: z.string().nullable(),
+  resultFile: shortText.nullable(),
   /** Output globs the tool declares (for release later). */
-  outputs: z.array(z.string()),
+  outputs: z.array(shortText).max(MAX_OUTPUTS),
   /**
    * Results of the successful runs of the tasks this one depends on. The agent writes them to
    * `INPUTS_FILE` in the run's sandbox before it starts the process.
    */
-  upstream: z.array(z.object({ taskKey: z.string(), nodeId, runId: uuid, result: z.unknown() })).default([]),
+  upstream: z.array(z.object({ taskKey: shortText, nodeId, runId: uuid, result: z.unknown() })).max(MAX_UPSTREAM_ITEMS).default([]),
 });
 export type RunDispatch = z.infer<typeof runDispatchSchema>;
+
+/**
+ * Just enough of a `run.dispatch` to know which run it is, so that a dispatch the full schema
+ * refuses (over a cap) can be answered REJECTED_BY_NODE instead of leaving the run queued.
+ */
+export const runDispatchIdentitySchema = z.object({ type: z.literal("run.dispatch"), runId: uuid, attempt, nodeId });
 
 export const runCancelSchema = z.object({
   type: z.literal("run.cancel"),
@@ -199,7 +231,7 @@ export const runStateEventSchema = z.object({
 export type RunStateEvent = z.infer<typeof runStateEventSchema>;
 
 export const logLineSchema = z.object({
-  seq: z.number().int().min(1),
+  seq: z.number().int().min(1).max(MAX_INT32),
   stream: z.enum(LOG_STREAMS),
   at: isoTime,
   text: z.string().max(MAX_LOG_LINE_CHARS),
@@ -232,8 +264,8 @@ export const heartbeatEventSchema = z.object({
   v: z.literal(WIRE_VERSION),
   nodeId,
   at: isoTime,
-  capacity: z.number().int().positive(),
-  launchers: z.array(z.string()).max(20),
+  capacity: z.number().int().positive().max(MAX_INT32),
+  launchers: z.array(z.string().max(100)).max(20),
   health: healthSchema,
   /** Runs the agent is executing right now. */
   activeRuns: z.array(z.object({ runId: uuid, attempt })).max(10_000),
