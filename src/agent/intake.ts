@@ -2,7 +2,15 @@
  * Decides what happens to each delivered node message: validation, duplicates, the tool allow-list,
  * capacity (a delivery waits un-acked for a free slot), acceptance (journal, then ack) and cancels.
  */
-import { nodeMessageSchema, parseMessage, type RunCancel, type RunDispatch, type RunStateEvent } from "../messaging/contracts.js";
+import {
+  MAX_NODE_MESSAGE_BYTES,
+  nodeMessageSchema,
+  parseMessage,
+  runDispatchIdentitySchema,
+  type RunCancel,
+  type RunDispatch,
+  type RunStateEvent,
+} from "../messaging/contracts.js";
 import { isToolAllowed, toError, withTimeout } from "../shared/index.js";
 import type { NodeMessageDelivery, SubscriptionName } from "./broker.js";
 import { stateEvent, zeroUsage, type RunRef } from "./events.js";
@@ -87,8 +95,18 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
       else parked.push(delivery);
       return;
     }
-    const parsed = parseMessage(nodeMessageSchema, delivery.content);
-    if (!parsed.ok) return deadLetter(delivery, `invalid node message on ${source}: ${parsed.error}`);
+    const sizeBytes = delivery.body.length;
+    if (sizeBytes > MAX_NODE_MESSAGE_BYTES) {
+      return deadLetter(delivery, `node message of ${sizeBytes} bytes on ${source} is over the ${MAX_NODE_MESSAGE_BYTES}-byte limit; not read`);
+    }
+    let content: unknown;
+    try {
+      content = JSON.parse(delivery.body.toString("utf8"));
+    } catch (err) {
+      return deadLetter(delivery, `node message on ${source} is not JSON: ${toError(err).message}`);
+    }
+    const parsed = parseMessage(nodeMessageSchema, content);
+    if (!parsed.ok) return refuseInvalid(source, delivery, content, parsed.error);
     const message = parsed.value;
     if (message.nodeId !== settings.nodeId) return deadLetter(delivery, `${message.type} for node ${message.nodeId} reached node ${settings.nodeId}`);
     if (message.type === "run.cancel") {
@@ -103,6 +121,22 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
     }
     if (source !== "runs") return deadLetter(delivery, `run.dispatch of ${tagOf(message)} arrived on the ${source} queue`);
     handleDispatch(message, delivery);
+  }
+
+  /** A dispatch of this node's that the schema refuses (over a cap, say) fails REJECTED_BY_NODE; anything else is dead-lettered. */
+  function refuseInvalid(source: SubscriptionName, delivery: NodeMessageDelivery, content: unknown, problem: string): void {
+    const identity = parseMessage(runDispatchIdentitySchema, content);
+    if (!identity.ok || identity.value.nodeId !== settings.nodeId || source !== "runs") {
+      return deadLetter(delivery, `invalid node message on ${source}: ${problem}`);
+    }
+    const ref: RunRef = { runId: identity.value.runId, attempt: identity.value.attempt };
+    if (journal.get(ref.runId, ref.attempt)) {
+      log.info(`${tagOf(ref)}: invalid duplicate delivery, acknowledged and not run`);
+      return void settle(delivery, "ack", `duplicate of ${tagOf(ref)}`);
+    }
+    const message = `dispatch refused: ${problem}`.slice(0, 4_000);
+    log.warn(`${tagOf(ref)}: ${message}`);
+    void reportWithoutRunning(ref, delivery, failed(ref, "REJECTED_BY_NODE", message));
   }
 
   function handleDispatch(dispatch: RunDispatch, delivery: NodeMessageDelivery): void {
