@@ -3,6 +3,7 @@
  * the JSON messages with their schemas. The agent imports this module and nothing else of the
  * server, so it must stay free of ORM, GraphQL and configuration imports.
  */
+import { sign as signBytes, verify as verifyBytes, type KeyObject } from "node:crypto";
 import { z } from "zod";
 
 /** Version carried by every message as `v`; bump it when a message changes incompatibly. */
@@ -123,6 +124,16 @@ export const MAX_UPSTREAM_ITEMS = 10_000;
 export const MAX_OUTPUTS = 1_000;
 const shortText = z.string().max(1_000);
 
+/**
+ * The orchestrator's signature of a node message: when it was issued, and an Ed25519 signature
+ * (base64) of `signedBytes`. Optional in the schema so that an unsigned message can be refused
+ * with a reason rather than dropped as malformed.
+ */
+const signatureFields = {
+  issuedAt: isoTime.optional(),
+  sig: z.string().max(200).optional(),
+};
+
 export const runDispatchSchema = z.object({
   type: z.literal("run.dispatch"),
   v: z.literal(WIRE_VERSION),
@@ -151,6 +162,7 @@ export const runDispatchSchema = z.object({
    * `INPUTS_FILE` in the run's sandbox before it starts the process.
    */
   upstream: z.array(z.object({ taskKey: shortText, nodeId, runId: uuid, result: z.unknown() })).max(MAX_UPSTREAM_ITEMS).default([]),
+  ...signatureFields,
 });
 export type RunDispatch = z.infer<typeof runDispatchSchema>;
 
@@ -167,6 +179,7 @@ export const runCancelSchema = z.object({
   attempt,
   nodeId,
   reason: z.string().max(1_000),
+  ...signatureFields,
 });
 export type RunCancel = z.infer<typeof runCancelSchema>;
 
@@ -199,6 +212,64 @@ export function runCancelMessage(fields: Omit<RunCancel, "type" | "v">): Outgoin
     routingKey: dispatchRoutingKey(fields.nodeId, "control"),
     payload: { type: "run.cancel", v: WIRE_VERSION, ...fields },
   };
+}
+
+// ── signatures of node messages ─────────────────────────────────────────────────────────────────
+
+/** Prefix of the signed bytes, so a signature of a node message is never valid for anything else. */
+const SIGNATURE_CONTEXT = "fem-node-message/v1\n";
+/** How far a message's `issuedAt` may lie in the future (clock skew between hosts). @default 300_000 // 5 minutes */
+export const MAX_CLOCK_SKEW_MS = 300_000;
+
+/** JSON with object keys sorted at every level (PostgreSQL's jsonb, which the outbox uses, reorders keys). */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((item) => (item === undefined ? "null" : canonicalJson(item))).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const record = value as Record<string, unknown>;
+    const keys = Object.keys(record).filter((k) => record[k] !== undefined).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(record[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+/**
+ * The bytes the orchestrator signs and the agent verifies: every field of the message but `sig`
+ * (for a dispatch: run, attempt, node, tool, launcher, image, argv, env, upstream inputs, issue
+ * time and the rest), as canonical JSON after a fixed prefix.
+ */
+export function signedBytes(message: NodeMessage): Buffer {
+  const { sig: _sig, ...signed } = message;
+  return Buffer.from(SIGNATURE_CONTEXT + canonicalJson(signed), "utf8");
+}
+
+/** `message` issued at `issuedAt`, signed with the orchestrator's Ed25519 private key. */
+export function signNodeMessage<M extends NodeMessage>(message: M, privateKey: KeyObject, issuedAt: Date = new Date()): M {
+  const unsigned = { ...message, issuedAt: issuedAt.toISOString(), sig: undefined };
+  return { ...unsigned, sig: signBytes(null, signedBytes(unsigned), privateKey).toString("base64") };
+}
+
+export interface VerifyOptions {
+  /** The orchestrator public keys the node pinned (more than one while a key is rotated). */
+  publicKeys: readonly KeyObject[];
+  /** Oldest `issuedAt` accepted, as an age. */
+  maxAgeMs: number;
+  /** @default Date.now() */
+  nowMs?: number;
+}
+
+/** Whether `message` is signed by one of the pinned keys and fresh; otherwise why not. */
+export function verifyNodeMessage(message: NodeMessage, options: VerifyOptions): { ok: true } | { ok: false; reason: string } {
+  if (!message.sig || !message.issuedAt) return { ok: false, reason: "unsigned: the message carries no orchestrator signature" };
+  const signature = Buffer.from(message.sig, "base64");
+  const data = signedBytes(message);
+  if (!options.publicKeys.some((key) => verifyBytes(null, data, key, signature))) {
+    return { ok: false, reason: "bad signature: not signed by a pinned orchestrator key, or altered after signing" };
+  }
+  const nowMs = options.nowMs ?? Date.now();
+  const ageMs = nowMs - Date.parse(message.issuedAt);
+  if (ageMs > options.maxAgeMs) return { ok: false, reason: `expired: issued at ${message.issuedAt}, more than ${options.maxAgeMs} ms ago` };
+  if (ageMs < -MAX_CLOCK_SKEW_MS) return { ok: false, reason: `issued in the future (${message.issuedAt})` };
+  return { ok: true };
 }
 
 // ── agent → orchestrator ────────────────────────────────────────────────────────────────────────
