@@ -21,6 +21,8 @@ import type { Logger } from "./logger.js";
 import { createBroker, type Broker } from "./messaging/broker.js";
 import { createDispatchPublisher } from "./messaging/dispatch-publisher.js";
 import { createOutboxPruner, createRelay, markUnsent, type Relay } from "./messaging/relay.js";
+import { signNodeMessage } from "./messaging/contracts.js";
+import { loadOrCreateSigningKey } from "./messaging/signing-key.js";
 import { createNodeSweeper } from "./nodes/index.js";
 import { createScheduler } from "./runs/index.js";
 
@@ -32,6 +34,8 @@ export interface Orchestrator {
   relay: Relay;
   ingestion: Ingestion;
   deadLetters: DeadLetterConsumer;
+  /** SPKI PEM of the key that signs dispatches and cancels. */
+  publicKeyPem: string;
   stop(): Promise<void>;
 }
 
@@ -116,7 +120,14 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
 
     const pubsub = createPubSub(config.subscriberBufferSize);
     const live = createLiveEvents(config.instanceId, pubsub, broker, logger);
-    relay = createRelay(orm, publisher, { pollMs: config.relayPollMs, batchSize: config.relayBatchSize }, logger);
+    const signingKey = loadOrCreateSigningKey(config.signingKeyFile);
+    logger.info("dispatches are signed; nodes pin this public key (FEM_ORCHESTRATOR_PUBLIC_KEY_FILE)", { keyFile: `${config.signingKeyFile}.pub`, publicKey: signingKey.publicKeyPem });
+    relay = createRelay(
+      orm,
+      publisher,
+      { pollMs: config.relayPollMs, batchSize: config.relayBatchSize, sign: (message) => signNodeMessage(message, signingKey.privateKey) },
+      logger,
+    );
     onStop("relay", () => relay.stop());
     // The scheduler is created after the hook that wakes it; the hook reaches it through this variable.
     let scheduler: { wake(): void } | null = null;
@@ -173,6 +184,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
           await recordAuditEvent(orm, { ...record, outcome: AuditOutcome[record.outcome] });
         },
         maxRunsPerWorkflow: config.maxRunsPerWorkflow,
+        orchestratorPublicKeyPem: signingKey.publicKeyPem,
       },
       {
         host: config.host,
@@ -191,7 +203,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     );
     onStop("graphql server", () => server.stop());
     logger.info("orchestrator ready", { url: server.url, instanceId: config.instanceId, auth: config.auth === "off" ? "OFF: every caller is a local ADMIN" : config.oidc ? "OIDC and API tokens" : "API tokens" });
-    return { url: server.url, wsUrl: server.wsUrl, orm, pubsub, relay, ingestion, deadLetters, stop };
+    return { url: server.url, wsUrl: server.wsUrl, orm, pubsub, relay, ingestion, deadLetters, publicKeyPem: signingKey.publicKeyPem, stop };
   } catch (err) {
     await stop();
     throw err;

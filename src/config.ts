@@ -50,6 +50,8 @@ export interface OrchestratorConfig {
   maxLogBytesPerRun: number;
   /** How long dead letters are kept before the sweep deletes them. @default 1_209_600_000 // 14 days */
   deadLetterRetentionMs: number;
+  /** PKCS#8 PEM file of the Ed25519 key that signs dispatches and cancels; generated there (0600) when absent. @default fem-signing-key.pem */
+  signingKeyFile: string;
   /** Largest HTTP request body. @default 1_048_576 */
   maxRequestBytes: number;
   /** Deepest field nesting an operation may have (introspection's `__schema` not counted). @default 12 */
@@ -116,6 +118,7 @@ const schema = z.object({
   FEM_MAX_EVENT_BYTES: int(1_024).max(134_217_728).default(524_288),
   FEM_MAX_LOG_BYTES_PER_RUN: int(1).default(67_108_864),
   FEM_DEAD_LETTER_RETENTION_MS: int(0).default(1_209_600_000),
+  FEM_SIGNING_KEY_FILE: z.string().min(1).default("fem-signing-key.pem"),
   FEM_MAX_REQUEST_BYTES: int(1_024).default(1_048_576),
   FEM_MAX_QUERY_DEPTH: int(2).max(1_000).default(12),
   FEM_MAX_QUERY_ALIASES: int(0).default(30),
@@ -183,6 +186,7 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
       maxEventBytes: e.FEM_MAX_EVENT_BYTES,
       maxLogBytesPerRun: e.FEM_MAX_LOG_BYTES_PER_RUN,
       deadLetterRetentionMs: e.FEM_DEAD_LETTER_RETENTION_MS,
+      signingKeyFile: e.FEM_SIGNING_KEY_FILE,
       maxRequestBytes: e.FEM_MAX_REQUEST_BYTES,
       maxQueryDepth: e.FEM_MAX_QUERY_DEPTH,
       maxQueryAliases: e.FEM_MAX_QUERY_ALIASES,

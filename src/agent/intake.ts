@@ -19,6 +19,7 @@ import type { AgentLogger } from "./log.js";
 import type { Outbox } from "./outbox.js";
 import { reportTerminal } from "./report.js";
 import type { ActiveRun } from "./run.js";
+import type { TrustCheck } from "./trust.js";
 
 export interface IntakeSettings {
   nodeId: string;
@@ -27,6 +28,8 @@ export interface IntakeSettings {
   allowedTools: readonly string[];
   /** Launchers this agent runs work with. */
   launchers: readonly string[];
+  /** Checks the orchestrator's signature; null runs unsigned messages (FEM_ALLOW_UNSIGNED). */
+  trust: TrustCheck | null;
 }
 
 export interface IntakeDeps {
@@ -109,6 +112,12 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
     if (!parsed.ok) return refuseInvalid(source, delivery, content, parsed.error);
     const message = parsed.value;
     if (message.nodeId !== settings.nodeId) return deadLetter(delivery, `${message.type} for node ${message.nodeId} reached node ${settings.nodeId}`);
+    const trusted = settings.trust?.(message) ?? { ok: true };
+    if (!trusted.ok) {
+      // A cancel that is not the orchestrator's must stop nothing; a dispatch is answered so its run ends.
+      if (message.type === "run.cancel" || source !== "runs") return deadLetter(delivery, `${message.type} of ${tagOf(message)} refused: ${trusted.reason}`);
+      return refuseDispatch(message, delivery, `dispatch refused: ${trusted.reason}`);
+    }
     if (message.type === "run.cancel") {
       handleCancel(message).then(
         () => settle(delivery, "ack", `cancel of ${tagOf(message)}`),
@@ -129,14 +138,18 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
     if (!identity.ok || identity.value.nodeId !== settings.nodeId || source !== "runs") {
       return deadLetter(delivery, `invalid node message on ${source}: ${problem}`);
     }
-    const ref: RunRef = { runId: identity.value.runId, attempt: identity.value.attempt };
+    refuseDispatch(identity.value, delivery, `dispatch refused: ${problem}`);
+  }
+
+  /** Fails a dispatch REJECTED_BY_NODE without running it; one already journaled (a replay) is only acknowledged. */
+  function refuseDispatch(ref: RunRef, delivery: NodeMessageDelivery, why: string): void {
     if (journal.get(ref.runId, ref.attempt)) {
-      log.info(`${tagOf(ref)}: invalid duplicate delivery, acknowledged and not run`);
+      log.warn(`${tagOf(ref)}: already known, so not run again (${why})`);
       return void settle(delivery, "ack", `duplicate of ${tagOf(ref)}`);
     }
-    const message = `dispatch refused: ${problem}`.slice(0, 4_000);
+    const message = why.slice(0, 4_000);
     log.warn(`${tagOf(ref)}: ${message}`);
-    void reportWithoutRunning(ref, delivery, failed(ref, "REJECTED_BY_NODE", message));
+    void reportWithoutRunning({ runId: ref.runId, attempt: ref.attempt }, delivery, failed(ref, "REJECTED_BY_NODE", message));
   }
 
   function handleDispatch(dispatch: RunDispatch, delivery: NodeMessageDelivery): void {
