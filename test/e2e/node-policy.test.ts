@@ -7,7 +7,7 @@ import { dispatchRoutingKey, EXCHANGES, MAX_ARG_CHARS, nodeQueueNames } from "..
 import { queueDepth, rabbitmqctl } from "../support/broker.js";
 import { createTestEnv, type TestEnv } from "../support/env.js";
 import { addToTestProject, gqlOk } from "../support/graphql.js";
-import { getWorkflow, REGISTER_TOOL, registerNodeScriptTool, SUBMIT, TERMINAL, type WorkflowView } from "../support/fixtures.js";
+import { finishedWorkflow, getWorkflow, REGISTER_TOOL, registerNodeScriptTool, SUBMIT, type WorkflowView } from "../support/fixtures.js";
 import { waitUntil } from "../support/wait.js";
 
 const test = suite("what nodes accept");
@@ -28,12 +28,7 @@ test.before(async () => {
 
 test.after(async () => env?.dispose());
 
-async function finished(id: string): Promise<WorkflowView> {
-  return waitUntil(async () => {
-    const w = await getWorkflow(env.orchestrator.url, id);
-    return TERMINAL.includes(w.state) ? w : undefined;
-  }, 30_000, "the workflow to finish");
-}
+const finished = (id: string): Promise<WorkflowView> => finishedWorkflow(env.orchestrator.url, id);
 
 test("a label selector targets every active node carrying the labels", async () => {
   const data = await gqlOk(env.orchestrator.url, SUBMIT, { input: { tasks: [{ key: "t", tool: "hello@1.0.0", nodeSelector: { kind: "lab" } }] } });

@@ -8,7 +8,7 @@ import { dispatchRoutingKey, EXCHANGES, nodeQueueNames, signNodeMessage, type Ru
 import { queueDepth } from "../support/broker.js";
 import { createTestEnv, type TestEnv } from "../support/env.js";
 import { addToTestProject, gqlOk } from "../support/graphql.js";
-import { getWorkflow, registerNodeScriptTool, SUBMIT, TERMINAL, type WorkflowView } from "../support/fixtures.js";
+import { finishedWorkflow, getWorkflow, registerNodeScriptTool, SUBMIT, type WorkflowView } from "../support/fixtures.js";
 import { sleep, waitUntil } from "../support/wait.js";
 
 const test = suite("signed dispatches");
@@ -22,12 +22,7 @@ test.before(async () => {
 
 test.after(async () => env?.dispose());
 
-async function finished(id: string): Promise<WorkflowView> {
-  return waitUntil(async () => {
-    const w = await getWorkflow(env.orchestrator.url, id);
-    return TERMINAL.includes(w.state) ? w : undefined;
-  }, 30_000, "the workflow to finish");
-}
+const finished = (id: string): Promise<WorkflowView> => finishedWorkflow(env.orchestrator.url, id);
 
 /** Takes the orchestrator's dispatches from a node's queue (no agent yet) and puts `rewrite` of each back, as another broker user could. */
 async function replaceDispatches(nodeId: string, count: number, rewrite: (dispatch: RunDispatch, i: number) => unknown[]): Promise<RunDispatch[]> {
