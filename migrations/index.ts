@@ -8,6 +8,7 @@ import { Migration20261128193000 } from "./Migration20261128193000_active_runs_a
 import { Migration20261130210434 } from "./Migration20261130210434_auth_identities.js";
 import { Migration20261130212104 } from "./Migration20261130212104_projects.js";
 import { Migration20261130211500 } from "./Migration20261130211500_audit_log.js";
+import { Migration20261130220000 } from "./Migration20261130220000_log_cap.js";
 
 export const migrationsList: MigrationObject[] = [
   { name: "Migration20261128181629", class: Migration20261128181629 },
@@ -18,4 +19,5 @@ export const migrationsList: MigrationObject[] = [
   { name: "Migration20261130210434_auth_identities", class: Migration20261130210434 },
   { name: "Migration20261130212104_projects", class: Migration20261130212104 },
   { name: "Migration20261130211500_audit_log", class: Migration20261130211500 },
+  { name: "Migration20261130220000_log_cap", class: Migration20261130220000 },
 ];

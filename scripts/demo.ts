@@ -63,9 +63,17 @@ async function purgeDemoQueues(amqpUrl: string): Promise<void> {
   }
 }
 
-function startAgent(nodeId: string, amqpUrl: string, sandboxDir: string): { child: ChildProcess; ready: Promise<void> } {
+function startAgent(nodeId: string, amqpUrl: string, sandboxDir: string, publicKeyFile: string): { child: ChildProcess; ready: Promise<void> } {
   const child = spawn(process.execPath, [agentBin], {
-    env: { PATH: inheritedPath(), AMQP_URL: amqpUrl, FEM_NODE_ID: nodeId, FEM_SANDBOX_DIR: sandboxDir, FEM_CAPACITY: "2", FEM_HEARTBEAT_INTERVAL_MS: "1000" },
+    env: {
+      PATH: inheritedPath(),
+      AMQP_URL: amqpUrl,
+      FEM_NODE_ID: nodeId,
+      FEM_SANDBOX_DIR: sandboxDir,
+      FEM_CAPACITY: "2",
+      FEM_HEARTBEAT_INTERVAL_MS: "1000",
+      FEM_ORCHESTRATOR_PUBLIC_KEY_FILE: publicKeyFile,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -111,8 +119,10 @@ async function main(): Promise<number> {
     console.error(`fem demo: ${(err as Error).message}`);
     return 1;
   }
-  const config = { ...parsed.config, databaseUrl, auth: "on" as const, bootstrapAdminToken: adminToken };
   const sandboxRoot = mkdtempSync(join(tmpdir(), "fem-demo-"));
+  // The demo's own signing key; its agents pin the public key written next to it.
+  const signingKeyFile = join(sandboxRoot, "orchestrator-key.pem");
+  const config = { ...parsed.config, databaseUrl, auth: "on" as const, bootstrapAdminToken: adminToken, signingKeyFile };
   const agents: ChildProcess[] = [];
   let orchestrator: Orchestrator | null = null;
   let client: ReturnType<typeof createClient> | null = null;
@@ -136,7 +146,7 @@ async function main(): Promise<number> {
       await gql(url, `mutation($n: ID!) { addProjectNode(project: "demo", nodeId: $n) { id } }`, { n: node.id });
     }
     say(`project demo: nodes ${NODES.map((n) => n.id).join(", ")}`);
-    const started = NODES.map((n) => startAgent(n.id, config.amqpUrl, join(sandboxRoot, n.id)));
+    const started = NODES.map((n) => startAgent(n.id, config.amqpUrl, join(sandboxRoot, n.id), `${signingKeyFile}.pub`));
     agents.push(...started.map((s) => s.child));
     await Promise.all(started.map((s) => s.ready));
     say(`agents running: ${NODES.map((n) => n.id).join(", ")}`);

@@ -11,7 +11,7 @@ import { createAfterCommit } from "./after-commit.js";
 import { toError, withTimeout } from "./shared/index.js";
 import { createAuthenticator, ensureBootstrapAdminToken, hasUsableApiToken } from "./auth/index.js";
 import { AuditOutcome, recordAuditEvent } from "./audit/index.js";
-import { storeDeadLetter } from "./dead-letters/index.js";
+import { createDeadLetterConsumer, type DeadLetterConsumer } from "./dead-letters/index.js";
 import { createSchema } from "./graphql/schema.js";
 import { startGraphQLServer } from "./graphql/server.js";
 import { createIngestion, type Ingestion } from "./ingestion/index.js";
@@ -21,6 +21,8 @@ import type { Logger } from "./logger.js";
 import { createBroker, type Broker } from "./messaging/broker.js";
 import { createDispatchPublisher } from "./messaging/dispatch-publisher.js";
 import { createOutboxPruner, createRelay, markUnsent, type Relay } from "./messaging/relay.js";
+import { signNodeMessage } from "./messaging/contracts.js";
+import { loadOrCreateSigningKey } from "./messaging/signing-key.js";
 import { createNodeSweeper } from "./nodes/index.js";
 import { createScheduler } from "./runs/index.js";
 
@@ -31,6 +33,9 @@ export interface Orchestrator {
   pubsub: PubSub;
   relay: Relay;
   ingestion: Ingestion;
+  deadLetters: DeadLetterConsumer;
+  /** SPKI PEM of the key that signs dispatches and cancels. */
+  publicKeyPem: string;
   stop(): Promise<void>;
 }
 
@@ -115,7 +120,14 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
 
     const pubsub = createPubSub(config.subscriberBufferSize);
     const live = createLiveEvents(config.instanceId, pubsub, broker, logger);
-    relay = createRelay(orm, publisher, { pollMs: config.relayPollMs, batchSize: config.relayBatchSize }, logger);
+    const signingKey = loadOrCreateSigningKey(config.signingKeyFile);
+    logger.info("dispatches are signed; nodes pin this public key (FEM_ORCHESTRATOR_PUBLIC_KEY_FILE)", { keyFile: `${config.signingKeyFile}.pub`, publicKey: signingKey.publicKeyPem });
+    relay = createRelay(
+      orm,
+      publisher,
+      { pollMs: config.relayPollMs, batchSize: config.relayBatchSize, sign: (message) => signNodeMessage(message, signingKey.privateKey) },
+      logger,
+    );
     onStop("relay", () => relay.stop());
     // The scheduler is created after the hook that wakes it; the hook reaches it through this variable.
     let scheduler: { wake(): void } | null = null;
@@ -130,6 +142,8 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
       afterCommit,
       logger,
       maxResultBytes: config.maxResultBytes,
+      maxEventBytes: config.maxEventBytes,
+      maxLogBytesPerRun: config.maxLogBytesPerRun,
       maxBatch: config.ingestPrefetch,
     });
     onStop("ingestion", async () => {
@@ -139,15 +153,9 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     });
     await broker.consumeLive((content) => live.receive(content));
     await broker.consumeNodeEvents((delivery) => ingestion.accept(delivery));
-    await broker.consumeDeadLetters((letter) => {
-      storeDeadLetter(orm.em.fork(), letter).then(
-        () => {
-          logger.warn("a message was dead-lettered; see the deadLetters query", { routingKey: letter.routingKey, messageId: letter.messageId });
-          letter.ack();
-        },
-        (err: unknown) => letter.retry(toError(err)),
-      );
-    });
+    const deadLetters = createDeadLetterConsumer(orm, { retentionMs: config.deadLetterRetentionMs, pruneIntervalMs: config.heartbeatIntervalMs }, logger);
+    onStop("dead-letter pruning", () => deadLetters.stop());
+    await broker.consumeDeadLetters((letter) => deadLetters.handle(letter));
 
     const sweeper = createNodeSweeper(
       orm,
@@ -176,6 +184,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
           await recordAuditEvent(orm, { ...record, outcome: AuditOutcome[record.outcome] });
         },
         maxRunsPerWorkflow: config.maxRunsPerWorkflow,
+        orchestratorPublicKeyPem: signingKey.publicKeyPem,
       },
       {
         host: config.host,
@@ -197,7 +206,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     );
     onStop("graphql server", () => server.stop());
     logger.info("orchestrator ready", { url: server.url, instanceId: config.instanceId, auth: config.auth === "off" ? "OFF: every caller is a local ADMIN" : config.oidc ? "OIDC and API tokens" : "API tokens" });
-    return { url: server.url, wsUrl: server.wsUrl, orm, pubsub, relay, ingestion, stop };
+    return { url: server.url, wsUrl: server.wsUrl, orm, pubsub, relay, ingestion, deadLetters, publicKeyPem: signingKey.publicKeyPem, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -44,6 +44,14 @@ export interface OrchestratorConfig {
   shutdownTimeoutMs: number;
   /** Largest JSON result a run may return. @default 65_536 */
   maxResultBytes: number;
+  /** Largest node event accepted, checked before it is parsed; larger ones are dead-lettered `too_large`. @default 524_288 // 512 KiB */
+  maxEventBytes: number;
+  /** Log text stored per run; past it one SYSTEM line says what was dropped. @default 67_108_864 // 64 MiB */
+  maxLogBytesPerRun: number;
+  /** How long dead letters are kept before the sweep deletes them. @default 1_209_600_000 // 14 days */
+  deadLetterRetentionMs: number;
+  /** PKCS#8 PEM file of the Ed25519 key that signs dispatches and cancels; generated there (0600) when absent. @default fem-signing-key.pem */
+  signingKeyFile: string;
   /** Largest HTTP request body. @default 1_048_576 */
   maxRequestBytes: number;
   /** Deepest field nesting an operation may have (introspection's `__schema` not counted). @default 12 */
@@ -111,6 +119,10 @@ const schema = z.object({
   FEM_SUBSCRIBER_BUFFER_SIZE: int(10).default(1_000),
   FEM_SHUTDOWN_TIMEOUT_MS: int(100).default(15_000),
   FEM_MAX_RESULT_BYTES: int(1).default(65_536),
+  FEM_MAX_EVENT_BYTES: int(1_024).max(134_217_728).default(524_288),
+  FEM_MAX_LOG_BYTES_PER_RUN: int(1).default(67_108_864),
+  FEM_DEAD_LETTER_RETENTION_MS: int(0).default(1_209_600_000),
+  FEM_SIGNING_KEY_FILE: z.string().min(1).default("fem-signing-key.pem"),
   FEM_MAX_REQUEST_BYTES: int(1_024).default(1_048_576),
   FEM_MAX_QUERY_DEPTH: int(2).max(1_000).default(12),
   FEM_MAX_QUERY_ALIASES: int(0).default(30),
@@ -177,6 +189,10 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
       subscriberBufferSize: e.FEM_SUBSCRIBER_BUFFER_SIZE,
       shutdownTimeoutMs: e.FEM_SHUTDOWN_TIMEOUT_MS,
       maxResultBytes: e.FEM_MAX_RESULT_BYTES,
+      maxEventBytes: e.FEM_MAX_EVENT_BYTES,
+      maxLogBytesPerRun: e.FEM_MAX_LOG_BYTES_PER_RUN,
+      deadLetterRetentionMs: e.FEM_DEAD_LETTER_RETENTION_MS,
+      signingKeyFile: e.FEM_SIGNING_KEY_FILE,
       maxRequestBytes: e.FEM_MAX_REQUEST_BYTES,
       maxQueryDepth: e.FEM_MAX_QUERY_DEPTH,
       maxQueryAliases: e.FEM_MAX_QUERY_ALIASES,

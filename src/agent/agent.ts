@@ -8,6 +8,7 @@ import { connectAgentBroker, type AgentBroker } from "./broker.js";
 import type { AgentConfig } from "./config.js";
 import { createHeartbeat } from "./heartbeat.js";
 import { createIntake, type Intake } from "./intake.js";
+import { readPinnedKeys, signatureCheck } from "./trust.js";
 import { openJournal, type Journal } from "./journal.js";
 import { createStderrLogger, type AgentLogger } from "./log.js";
 import { createOutbox, type Outbox } from "./outbox.js";
@@ -58,6 +59,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
   let intake: Intake | null = null;
 
   async function start(): Promise<Started> {
+    const trust = config.orchestratorPublicKeyFile === null ? null : signatureCheck(await readPinnedKeys(config.orchestratorPublicKeyFile), config.maxMessageAgeMs);
+    if (trust === null) log.warn("no orchestrator key pinned (FEM_ALLOW_UNSIGNED=true): unsigned dispatches will run");
     await fs.mkdir(config.sandboxDir, { recursive: true });
     const journal = await openJournal(config.sandboxDir, { log });
     let broker: AgentBroker;
@@ -82,7 +85,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       searchPath: config.executableSearchPath,
     };
     intake = createIntake(
-      { nodeId: config.nodeId, capacity: config.capacity, allowedTools: config.allowedTools, launchers: config.launchers },
+      { nodeId: config.nodeId, capacity: config.capacity, allowedTools: config.allowedTools, launchers: config.launchers, trust },
       { journal, outbox, log, startRun: (dispatch) => startRun(dispatch, runSettings, { outbox, journal, sampler, log }) },
     );
     const active = intake;

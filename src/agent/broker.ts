@@ -19,7 +19,8 @@ export type SubscriptionName = "runs" | "control";
 
 /** One delivered node message (a dispatch or a cancel); exactly one of its settle methods should be called. */
 export interface NodeMessageDelivery {
-  content: unknown;
+  /** The raw body, not parsed yet: intake checks its size first. */
+  body: Buffer;
   redelivered: boolean;
   ack(): Promise<void>;
   /** Rejects without requeue, so the queue dead-letters it. */
@@ -103,7 +104,8 @@ function subscription(queue: string, prefetch: number): Record<string, unknown> 
     queue,
     prefetch,
     closeTimeout: SUBSCRIPTION_CLOSE_TIMEOUT_MS,
-    contentType: "application/json",
+    // Raw bytes: intake checks the size before it parses anything.
+    contentType: "application/octet-stream",
     retry: BROKER_RETRY,
   };
 }
@@ -172,8 +174,8 @@ export async function connectAgentBroker(settings: AgentBrokerSettings, deps: { 
       connectTimeoutMs,
       `no "subscribed" within ${connectTimeoutMs} ms`,
     );
-    session.on("message", (message: RascalMessage, content: unknown, ackOrNack: AckOrNack) => {
-      onDelivery(toDelivery(message, content, ackOrNack));
+    session.on("message", (message: RascalMessage, _content: unknown, ackOrNack: AckOrNack) => {
+      onDelivery(toDelivery(message, ackOrNack));
     });
     await registered;
   }
@@ -230,7 +232,7 @@ function connectErrorCode(err: Error): string {
   return typeof amqpCode === "number" ? String(amqpCode) : "UNKNOWN";
 }
 
-function toDelivery(message: RascalMessage, content: unknown, ackOrNack: AckOrNack): NodeMessageDelivery {
+function toDelivery(message: RascalMessage, ackOrNack: AckOrNack): NodeMessageDelivery {
   const settle = (err: Error | undefined, recovery: Record<string, unknown> | undefined) =>
     new Promise<void>((resolve, reject) => {
       const done = (failure?: unknown) => (failure ? reject(toError(failure)) : resolve());
@@ -238,7 +240,7 @@ function toDelivery(message: RascalMessage, content: unknown, ackOrNack: AckOrNa
       else ackOrNack(done);
     });
   return {
-    content,
+    body: message.content,
     redelivered: message.fields?.redelivered === true,
     ack: () => settle(undefined, undefined),
     deadLetter: (reason) => settle(new Error(reason), { strategy: "nack" }),
@@ -249,6 +251,7 @@ function toDelivery(message: RascalMessage, content: unknown, ackOrNack: AckOrNa
 // @types/rascal lags rascal 21; these are the few shapes the agent uses.
 type AckOrNack = (...args: unknown[]) => void;
 interface RascalMessage {
+  content: Buffer;
   fields?: { redelivered?: boolean };
 }
 interface Emitter {

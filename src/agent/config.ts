@@ -39,6 +39,12 @@ export interface AgentConfig {
   allowedTools: string[];
   /** Directories searched for an `argv[0]` without a slash (the agent's own PATH). */
   executableSearchPath: string[];
+  /** PEM file of the orchestrator public key(s) dispatches must be signed with (several while a key rotates). @default null */
+  orchestratorPublicKeyFile: string | null;
+  /** Runs unsigned dispatches when no key is pinned (tests and demos only). @default false */
+  allowUnsigned: boolean;
+  /** Oldest signed message accepted, by its issue time. @default 86_400_000 // 1 day */
+  maxMessageAgeMs: number;
 }
 
 export type ParsedAgentConfig = { ok: true; config: AgentConfig } | { ok: false; problems: string[] };
@@ -63,6 +69,13 @@ const SETTINGS = {
   launchers: { env: "FEM_LAUNCHERS", flag: "--launchers", describe: "comma list (default process)" },
   sandboxRetentionMs: { env: "FEM_SANDBOX_RETENTION_MS", flag: "--sandbox-retention-ms", describe: "delete run directories older than this; 0 keeps them (default 604800000, 7 days)" },
   allowedTools: { env: "FEM_ALLOWED_TOOLS", flag: "--allowed-tools", describe: "comma list of name or name@version (default: all)" },
+  orchestratorPublicKeyFile: {
+    env: "FEM_ORCHESTRATOR_PUBLIC_KEY_FILE",
+    flag: "--orchestrator-public-key-file",
+    describe: "PEM file with the orchestrator public key(s) dispatches must be signed with (required unless FEM_ALLOW_UNSIGNED=true)",
+  },
+  allowUnsigned: { env: "FEM_ALLOW_UNSIGNED", flag: "--allow-unsigned", describe: "true runs unsigned dispatches when no key is pinned: tests and demos only (default false)" },
+  maxMessageAgeMs: { env: "FEM_MAX_MESSAGE_AGE_MS", flag: "--max-message-age-ms", describe: "refuse signed messages issued longer ago (default 86400000, 1 day)" },
 } satisfies Record<string, Setting>;
 
 type SettingName = keyof typeof SETTINGS;
@@ -136,6 +149,20 @@ const settingsSchema = z.object({
   killGraceMs: integer("killGraceMs", 0, 600_000).prefault("5000"),
   sandboxRetentionMs: integer("sandboxRetentionMs", 0, 31_536_000_000).prefault("604800000"),
   shutdownGraceMs: integer("shutdownGraceMs", 0, 86_400_000).prefault("30000"),
+  orchestratorPublicKeyFile: z
+    .string()
+    .transform((file): string | null => path.resolve(file))
+    .optional()
+    .transform((file) => file ?? null),
+  allowUnsigned: z
+    .enum(["true", "false"], { error: (issue) => `${label("allowUnsigned")}: "${String(issue.input)}" is not true or false` })
+    .transform((value) => value === "true")
+    .prefault("false"),
+  maxMessageAgeMs: integer("maxMessageAgeMs", 1_000, 31_536_000_000).prefault("86400000"),
+}).superRefine((settings, ctx) => {
+  if (settings.orchestratorPublicKeyFile === null && !settings.allowUnsigned) {
+    ctx.addIssue({ code: "custom", message: `${label("orchestratorPublicKeyFile")} is required: the orchestrator public key that signs dispatches (or ${label("allowUnsigned")} true, for tests and demos only)` });
+  }
 });
 
 /** One line per setting, for `--help`. */

@@ -2,7 +2,15 @@
  * Decides what happens to each delivered node message: validation, duplicates, the tool allow-list,
  * capacity (a delivery waits un-acked for a free slot), acceptance (journal, then ack) and cancels.
  */
-import { nodeMessageSchema, parseMessage, type RunCancel, type RunDispatch, type RunStateEvent } from "../messaging/contracts.js";
+import {
+  MAX_NODE_MESSAGE_BYTES,
+  nodeMessageSchema,
+  parseMessage,
+  runDispatchIdentitySchema,
+  type RunCancel,
+  type RunDispatch,
+  type RunStateEvent,
+} from "../messaging/contracts.js";
 import { isToolAllowed, toError, withTimeout } from "../shared/index.js";
 import type { NodeMessageDelivery, SubscriptionName } from "./broker.js";
 import { stateEvent, zeroUsage, type RunRef } from "./events.js";
@@ -11,6 +19,7 @@ import type { AgentLogger } from "./log.js";
 import type { Outbox } from "./outbox.js";
 import { reportTerminal } from "./report.js";
 import type { ActiveRun } from "./run.js";
+import type { TrustCheck } from "./trust.js";
 
 export interface IntakeSettings {
   nodeId: string;
@@ -19,6 +28,8 @@ export interface IntakeSettings {
   allowedTools: readonly string[];
   /** Launchers this agent runs work with. */
   launchers: readonly string[];
+  /** Checks the orchestrator's signature; null runs unsigned messages (FEM_ALLOW_UNSIGNED). */
+  trust: TrustCheck | null;
 }
 
 export interface IntakeDeps {
@@ -87,10 +98,26 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
       else parked.push(delivery);
       return;
     }
-    const parsed = parseMessage(nodeMessageSchema, delivery.content);
-    if (!parsed.ok) return deadLetter(delivery, `invalid node message on ${source}: ${parsed.error}`);
+    const sizeBytes = delivery.body.length;
+    if (sizeBytes > MAX_NODE_MESSAGE_BYTES) {
+      return deadLetter(delivery, `node message of ${sizeBytes} bytes on ${source} is over the ${MAX_NODE_MESSAGE_BYTES}-byte limit; not read`);
+    }
+    let content: unknown;
+    try {
+      content = JSON.parse(delivery.body.toString("utf8"));
+    } catch (err) {
+      return deadLetter(delivery, `node message on ${source} is not JSON: ${toError(err).message}`);
+    }
+    const parsed = parseMessage(nodeMessageSchema, content);
+    if (!parsed.ok) return refuseInvalid(source, delivery, content, parsed.error);
     const message = parsed.value;
     if (message.nodeId !== settings.nodeId) return deadLetter(delivery, `${message.type} for node ${message.nodeId} reached node ${settings.nodeId}`);
+    const trusted = settings.trust?.(message) ?? { ok: true };
+    if (!trusted.ok) {
+      // A cancel that is not the orchestrator's must stop nothing; a dispatch is answered so its run ends.
+      if (message.type === "run.cancel" || source !== "runs") return deadLetter(delivery, `${message.type} of ${tagOf(message)} refused: ${trusted.reason}`);
+      return refuseDispatch(message, delivery, `dispatch refused: ${trusted.reason}`);
+    }
     if (message.type === "run.cancel") {
       handleCancel(message).then(
         () => settle(delivery, "ack", `cancel of ${tagOf(message)}`),
@@ -103,6 +130,26 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
     }
     if (source !== "runs") return deadLetter(delivery, `run.dispatch of ${tagOf(message)} arrived on the ${source} queue`);
     handleDispatch(message, delivery);
+  }
+
+  /** A dispatch of this node's that the schema refuses (over a cap, say) fails REJECTED_BY_NODE; anything else is dead-lettered. */
+  function refuseInvalid(source: SubscriptionName, delivery: NodeMessageDelivery, content: unknown, problem: string): void {
+    const identity = parseMessage(runDispatchIdentitySchema, content);
+    if (!identity.ok || identity.value.nodeId !== settings.nodeId || source !== "runs") {
+      return deadLetter(delivery, `invalid node message on ${source}: ${problem}`);
+    }
+    refuseDispatch(identity.value, delivery, `dispatch refused: ${problem}`);
+  }
+
+  /** Fails a dispatch REJECTED_BY_NODE without running it; one already journaled (a replay) is only acknowledged. */
+  function refuseDispatch(ref: RunRef, delivery: NodeMessageDelivery, why: string): void {
+    if (journal.get(ref.runId, ref.attempt)) {
+      log.warn(`${tagOf(ref)}: already known, so not run again (${why})`);
+      return void settle(delivery, "ack", `duplicate of ${tagOf(ref)}`);
+    }
+    const message = why.slice(0, 4_000);
+    log.warn(`${tagOf(ref)}: ${message}`);
+    void reportWithoutRunning({ runId: ref.runId, attempt: ref.attempt }, delivery, failed(ref, "REJECTED_BY_NODE", message));
   }
 
   function handleDispatch(dispatch: RunDispatch, delivery: NodeMessageDelivery): void {

@@ -25,6 +25,32 @@ export function json(value: unknown): string {
 
 const transientCodes = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004"]);
 
+/** Names of the SQLSTATE codes a node's data can cause. */
+const dataErrorNames: Record<string, string> = {
+  "22001": "string data right truncation",
+  "22003": "numeric value out of range",
+  "22007": "invalid datetime format",
+  "22008": "datetime field overflow",
+  "22021": "character not in repertoire",
+  "22P02": "invalid text representation",
+  "22P05": "untranslatable character",
+  "23502": "not-null violation",
+  "23514": "check violation",
+};
+
+/**
+ * What PostgreSQL refused, from the error's SQLSTATE, constraint and column only: its message
+ * carries the statement and the row, which may hold the very data that was refused.
+ */
+export function dbErrorSummary(err: unknown): string {
+  const e = (err ?? {}) as { code?: unknown; constraint?: unknown; column?: unknown };
+  const code = typeof e.code === "string" ? e.code : "unknown";
+  const parts = [`PostgreSQL error ${code}${dataErrorNames[code] ? ` (${dataErrorNames[code]})` : ""}`];
+  if (typeof e.constraint === "string") parts.push(`constraint ${e.constraint}`);
+  if (typeof e.column === "string") parts.push(`column ${e.column}`);
+  return parts.join(", ");
+}
+
 /** True when the error means PostgreSQL is away or restarting (the request may be retried). */
 export function isTransientDbError(err: unknown): boolean {
   const code = (err as { code?: string } | null)?.code;

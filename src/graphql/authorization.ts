@@ -13,6 +13,7 @@ export type Rule = "signedIn" | "admin";
 export const RULES: Readonly<Record<string, Rule>> = {
   // Reading: scoped by the services to the caller's projects and nodes.
   "Query.me": "signedIn",
+  "Query.orchestratorPublicKey": "signedIn",
   "Query.node": "signedIn",
   "Query.nodes": "signedIn",
   "Query.tool": "signedIn",

@@ -29,6 +29,8 @@ export interface AppServices {
   recordMutation: RecordMutation;
   /** Most runs one workflow may create. @default 20_000 */
   maxRunsPerWorkflow: number;
+  /** SPKI PEM of the key that signs dispatches and cancels. */
+  orchestratorPublicKeyPem: string;
 }
 
 export interface Loaders {

@@ -6,6 +6,7 @@
  */
 import type { MikroORM } from "@mikro-orm/postgresql";
 import {
+  isTerminal,
   nodeEventSchema,
   parseMessage,
   routingKeyOfNodeEvent,
@@ -17,11 +18,11 @@ import {
 import type { NodeEventDelivery } from "../messaging/broker.js";
 import { ChangeSet, UnavailableError, type AfterCommit } from "../kernel/index.js";
 import { toError } from "../shared/index.js";
-import { isTransientDbError } from "../db/sql.js";
+import { dbErrorSummary, isTransientDbError } from "../db/sql.js";
 import type { Logger } from "../logger.js";
 import { storeLogBatches } from "../logs/index.js";
 import { recordHeartbeats } from "../nodes/index.js";
-import { adoptReportedRuns, applyReportedStates } from "../runs/index.js";
+import { adoptReportedRuns, applyReportedStates, bareTerminalReport } from "../runs/index.js";
 
 export interface IngestionDeps {
   orm: MikroORM;
@@ -29,6 +30,10 @@ export interface IngestionDeps {
   afterCommit: AfterCommit;
   logger: Logger;
   maxResultBytes: number;
+  /** Largest event body accepted; larger ones are dead-lettered `too_large` unparsed. */
+  maxEventBytes: number;
+  /** Log text stored per run; past it the log is truncated (see `storeLogBatches`). */
+  maxLogBytesPerRun: number;
   /** Most messages handled in one transaction. */
   maxBatch: number;
 }
@@ -57,19 +62,28 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
   let running: Promise<void> | null = null;
   const counts = { stored: 0, deadLettered: 0, retried: 0 };
 
+  function deadLetter(delivery: NodeEventDelivery, problem: string, reason?: string): null {
+    counts.deadLettered += 1;
+    deps.logger.warn("dead-lettering an invalid node event", { messageId: delivery.messageId, routingKey: delivery.routingKey, problem, reason });
+    delivery.deadLetter(new Error(problem), reason);
+    return null;
+  }
+
   function validate(delivery: NodeEventDelivery): Parsed | null {
-    const parsed = parseMessage(nodeEventSchema, delivery.content);
-    let problem = parsed.ok ? null : parsed.error;
-    if (parsed.ok) {
-      const expected = routingKeyOfNodeEvent(parsed.value);
-      if (delivery.routingKey !== expected) problem = `routing key ${delivery.routingKey} does not match ${expected}`;
+    const sizeBytes = delivery.body.length;
+    if (sizeBytes > deps.maxEventBytes) {
+      return deadLetter(delivery, `event of ${sizeBytes} bytes is over the ${deps.maxEventBytes}-byte limit (FEM_MAX_EVENT_BYTES)`, "too_large");
     }
-    if (problem !== null || !parsed.ok) {
-      counts.deadLettered += 1;
-      deps.logger.warn("dead-lettering an invalid node event", { messageId: delivery.messageId, routingKey: delivery.routingKey, problem });
-      delivery.deadLetter(new Error(problem ?? "invalid"));
-      return null;
+    let content: unknown;
+    try {
+      content = JSON.parse(delivery.body.toString("utf8"));
+    } catch (err) {
+      return deadLetter(delivery, `not JSON: ${toError(err).message}`);
     }
+    const parsed = parseMessage(nodeEventSchema, content);
+    if (!parsed.ok) return deadLetter(delivery, parsed.error);
+    const expected = routingKeyOfNodeEvent(parsed.value);
+    if (delivery.routingKey !== expected) return deadLetter(delivery, `routing key ${delivery.routingKey} does not match ${expected}`);
     return { delivery, event: parsed.value };
   }
 
@@ -85,7 +99,7 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
     }
     await deps.orm.em.fork().transactional(async (em) => {
       // Lines first: a run's last lines are stored no later than its terminal state.
-      await storeLogBatches(em, logs, changes);
+      await storeLogBatches(em, logs, changes, { maxLogBytesPerRun: deps.maxLogBytesPerRun });
       await applyReportedStates(em, states, changes, {
         maxResultBytes: deps.maxResultBytes,
         onIgnored: (event, current) =>
@@ -98,6 +112,23 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
     for (const { delivery } of batch) delivery.ack();
     counts.stored += batch.length;
     deps.afterCommit(changes);
+  }
+
+  function retry(item: Parsed, err: unknown): void {
+    counts.retried += 1;
+    deps.logger.warn("node event failed; the broker will redeliver it", { messageId: item.delivery.messageId, error: toError(err).message });
+    item.delivery.retry(toError(err));
+  }
+
+  /**
+   * After `err` refused one event alone: a terminal report is stored in its bare form (FAILED,
+   * without the node's data, saying why) so the run still ends; anything else throws `err` again.
+   */
+  async function handleBare(item: Parsed, err: unknown): Promise<void> {
+    const { event } = item;
+    if (isTransient(err) || event.type !== "run.state" || !isTerminal(event.state)) throw err;
+    deps.logger.warn("a terminal report was refused by the database; storing it bare", { runId: event.runId, attempt: event.attempt, error: toError(err).message });
+    await handle([{ delivery: item.delivery, event: bareTerminalReport(event, dbErrorSummary(err)) }]);
   }
 
   async function flush(): Promise<void> {
@@ -119,23 +150,29 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
           continue;
         }
         if (batch.length === 1) {
-          counts.retried += 1;
-          deps.logger.warn("node event failed; the broker will redeliver it", { messageId: batch[0].delivery.messageId, error: toError(err).message });
-          batch[0].delivery.retry(toError(err));
+          try {
+            await handleBare(batch[0], err);
+          } catch (bareErr) {
+            if (isTransient(bareErr)) buffer = [...batch, ...buffer];
+            else retry(batch[0], err);
+          }
           continue;
         }
         for (const [i, item] of batch.entries()) {
           try {
             await handle([item]);
-          } catch (itemErr) {
-            if (isTransient(itemErr)) {
-              // The database went away mid-way: the rest waits with the outage handling above.
-              buffer = [...batch.slice(i), ...buffer];
-              break;
+          } catch (firstErr) {
+            try {
+              await handleBare(item, firstErr);
+              continue;
+            } catch (itemErr) {
+              if (isTransient(itemErr)) {
+                // The database went away mid-way: the rest waits with the outage handling above.
+                buffer = [...batch.slice(i), ...buffer];
+                break;
+              }
+              retry(item, itemErr);
             }
-            counts.retried += 1;
-            deps.logger.warn("node event failed; the broker will redeliver it", { messageId: item.delivery.messageId, error: toError(itemErr).message });
-            item.delivery.retry(toError(itemErr));
           }
         }
       }

@@ -4,32 +4,63 @@ import type { LogLineWire, RunLogsEvent } from "../messaging/contracts.js";
 import { json, query } from "../db/sql.js";
 import type { ChangeSet, LogChange, LogStream } from "../kernel/index.js";
 import type { LogLine } from "./log-line.entity.js";
+import { planLogLines, truncationNotice, type LogPlan, type LogRow, type RunLogState } from "./log-cap.js";
 
 /** Lines per INSERT statement: large enough to amortise the round trip, small enough to stream. */
 const INSERT_CHUNK_ROWS = 5_000;
 
+export interface LogStoreOptions {
+  /** Log text stored per run; past it the log is truncated (see log-cap.ts). */
+  maxLogBytesPerRun: number;
+}
+
+interface Owner {
+  id: string;
+  task_id: string;
+  workflow_id: string;
+  log_bytes: number;
+  log_truncated_seq: number | null;
+  log_dropped_to_seq: number | null;
+  log_dropped_bytes: number;
+}
+
 /**
  * Inserts the lines of many `run.logs` events in a few statements (one per 5,000 lines). Lines
- * already stored, and lines of a run that is not this node's or not this attempt, are ignored.
- * Returns how many lines were newly stored.
+ * already stored, and lines of a run that is not this node's or not this attempt, are ignored;
+ * NULs become U+FFFD; past the per-run cap the log ends with one truncation notice. Returns how
+ * many lines were newly stored.
  */
-export async function storeLogBatches(em: EntityManager, events: RunLogsEvent[], changes: ChangeSet): Promise<number> {
+export async function storeLogBatches(em: EntityManager, events: RunLogsEvent[], changes: ChangeSet, options: LogStoreOptions): Promise<number> {
   if (events.length === 0) return 0;
   // Which (run, node, attempt) the lines claim to belong to, checked once per run, not per line.
   const claims = [...new Map(events.map((e) => [`${e.runId}/${e.nodeId}/${e.attempt}`, { id: e.runId, node_id: e.nodeId, attempt: e.attempt }])).values()];
-  const owners = await query<{ id: string; task_id: string; workflow_id: string }>(
+  // Locked (in id order) so that two instances storing lines of one run count its bytes in turn.
+  const owners = await query<Owner>(
     em,
-    `select r.id, r.task_id, r.workflow_id from jsonb_to_recordset(?::jsonb) as x(id uuid, node_id text, attempt int)
-     join run r on r.id = x.id and r.node_id = x.node_id and r.attempt = x.attempt`,
+    `select r.id, r.task_id, r.workflow_id, r.log_bytes, r.log_truncated_seq, r.log_dropped_to_seq, r.log_dropped_bytes
+     from jsonb_to_recordset(?::jsonb) as x(id uuid, node_id text, attempt int)
+     join run r on r.id = x.id and r.node_id = x.node_id and r.attempt = x.attempt
+     order by r.id for update of r`,
     [json(claims)],
   );
   const owner = new Map(owners.map((o) => [o.id, o]));
-  const lines = new Map<string, LogLineWire>();
+  const linesOf = new Map<string, Map<number, LogLineWire>>();
   for (const event of events) {
     if (!owner.has(event.runId)) continue;
-    for (const line of event.lines) lines.set(`${event.runId}/${line.seq}`, line);
+    const lines = linesOf.get(event.runId) ?? new Map<number, LogLineWire>();
+    for (const line of event.lines) lines.set(line.seq, line);
+    linesOf.set(event.runId, lines);
   }
-  const rows = [...lines].map(([key, l]) => ({ run_id: key.slice(0, key.indexOf("/")), seq: l.seq, stream: l.stream, at: l.at, text: l.text }));
+  const rows: (LogRow & { run_id: string })[] = [];
+  const truncations: { id: string; state: RunLogState; noticeText: string | null }[] = [];
+  for (const [runId, lines] of linesOf) {
+    const plan = await planRun(em, owner.get(runId)!, [...lines.values()], options.maxLogBytesPerRun);
+    rows.push(...plan.rows.map((r) => ({ run_id: runId, ...r })));
+    if (plan.state.truncatedSeq !== null) {
+      truncations.push({ id: runId, state: plan.state, noticeText: plan.noticeChanged ? truncationNotice(plan.state, options.maxLogBytesPerRun) : null });
+    }
+  }
+  const stored = new Map(rows.map((r) => [`${r.run_id}/${r.seq}`, r]));
   const inserted: { run_id: string; seq: number }[] = [];
   for (let from = 0; from < rows.length; from += INSERT_CHUNK_ROWS) {
     inserted.push(
@@ -43,10 +74,11 @@ export async function storeLogBatches(em: EntityManager, events: RunLogsEvent[],
       )),
     );
   }
+  await recordTruncations(em, truncations);
   if (inserted.length === 0) return 0;
   const perRun = new Map<string, { count: number; bytes: number; lines: LogChange["lines"] }>();
   for (const { run_id, seq } of inserted) {
-    const line = lines.get(`${run_id}/${seq}`)!;
+    const line = stored.get(`${run_id}/${seq}`)!;
     const entry = perRun.get(run_id) ?? { count: 0, bytes: 0, lines: [] };
     entry.count += 1;
     entry.bytes += Buffer.byteLength(line.text);
@@ -66,6 +98,40 @@ export async function storeLogBatches(em: EntityManager, events: RunLogsEvent[],
     changes.logs.push({ runId, taskId: o.task_id, workflowId: o.workflow_id, lines: entry.lines });
   }
   return inserted.length;
+}
+
+/** The plan for one run's lines; lines already stored are left out first when the cap is near. */
+async function planRun(em: EntityManager, o: Owner, lines: LogLineWire[], maxBytes: number): Promise<LogPlan> {
+  const before: RunLogState = {
+    logBytes: Number(o.log_bytes),
+    truncatedSeq: o.log_truncated_seq,
+    droppedToSeq: o.log_dropped_to_seq,
+    droppedBytes: Number(o.log_dropped_bytes),
+  };
+  const batchBytes = lines.reduce((sum, l) => sum + Buffer.byteLength(l.text), 0);
+  if (before.truncatedSeq === null && before.logBytes + batchBytes <= maxBytes) return planLogLines(lines, before, maxBytes);
+  // Near or past the cap, a redelivered line must not count twice: leave out what is stored.
+  const existing = await query<{ seq: number }>(
+    em,
+    `select seq from log_line where run_id = ? and seq in (select value::int from jsonb_array_elements_text(?::jsonb))`,
+    [o.id, json(lines.map((l) => l.seq))],
+  );
+  const known = new Set(existing.map((e) => e.seq));
+  return planLogLines(lines.filter((l) => !known.has(l.seq)), before, maxBytes);
+}
+
+async function recordTruncations(em: EntityManager, truncations: { id: string; state: RunLogState; noticeText: string | null }[]): Promise<void> {
+  for (const t of truncations) {
+    await query(em, `update run set log_truncated_seq = ?, log_dropped_to_seq = ?, log_dropped_bytes = ? where id = ?`, [
+      t.state.truncatedSeq,
+      t.state.droppedToSeq,
+      t.state.droppedBytes,
+      t.id,
+    ]);
+    if (t.noticeText !== null) {
+      await query(em, `update log_line set text = ? where run_id = ? and seq = ?`, [t.noticeText, t.id, t.state.truncatedSeq]);
+    }
+  }
 }
 
 /** Characters of text one read returns at most (one line more when a single line is longer). @default 1_048_576 */

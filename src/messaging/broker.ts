@@ -4,19 +4,31 @@
  * dispatch-publisher.ts.
  */
 import rascal from "rascal";
-import { maskUrl, toError } from "../shared/index.js";
+import { maskUrl, toError, withTimeout } from "../shared/index.js";
+import { DEAD_LETTER_HEADERS, QUEUES } from "./contracts.js";
 import { orchestratorTopology, PUBLICATIONS, SUBSCRIPTIONS, type TopologyOptions } from "./topology.js";
 import type { Logger } from "../logger.js";
 
 /** A consumed node event, settled once: ack, retry later (requeue) or dead-letter. */
 export interface NodeEventDelivery {
-  content: unknown;
+  /** The raw body, not parsed yet: its size is checked first. */
+  body: Buffer;
   messageId: string | undefined;
   routingKey: string;
   ack(): void;
   retry(error: Error): void;
-  deadLetter(error: Error): void;
+  /**
+   * Dead-letters the message. With a `reason`, the first `MAX_DEAD_LETTER_BODY_BYTES` of the body
+   * are republished to the dead-letter exchange carrying that reason (then the message is acked);
+   * without one, the broker dead-letters it as `rejected`.
+   */
+  deadLetter(error: Error, reason?: string): void;
 }
+
+/** Bytes of a body kept when the orchestrator republishes a dead letter itself. @default 65_536 */
+export const MAX_DEAD_LETTER_BODY_BYTES = 65_536;
+/** Longest wait for the broker to confirm a republished dead letter. @default 10_000 */
+const DEAD_LETTER_PUBLISH_TIMEOUT_MS = 10_000;
 
 
 export interface DeadLetterDelivery {
@@ -66,6 +78,28 @@ export async function createBroker(options: TopologyOptions, logger: Logger): Pr
     subscriptions.push(subscription);
   }
 
+  /** Publishes the start of `message` to the dead-letter exchange with why; resolves once confirmed. */
+  async function republishDeadLetter(message: import("amqplib").Message, error: Error, reason: string): Promise<void> {
+    const headers = {
+      [DEAD_LETTER_HEADERS.reason]: reason,
+      [DEAD_LETTER_HEADERS.queue]: QUEUES.nodeEvents,
+      [DEAD_LETTER_HEADERS.problem]: error.message.slice(0, 1_000),
+      [DEAD_LETTER_HEADERS.sizeBytes]: message.content.length,
+    };
+    const session = await broker.publish(PUBLICATIONS.deadLetter, message.content.subarray(0, MAX_DEAD_LETTER_BODY_BYTES), {
+      routingKey: message.fields.routingKey,
+      options: { headers, messageId: message.properties.messageId as string | undefined, contentType: "application/octet-stream" },
+    });
+    await withTimeout(
+      new Promise<void>((resolve, reject) => {
+        session.on("success", () => resolve());
+        session.on("error", (err: unknown) => reject(toError(err)));
+      }),
+      DEAD_LETTER_PUBLISH_TIMEOUT_MS,
+      "dead letter publish confirm",
+    );
+  }
+
   return {
     publishLive(payload) {
       if (stopped) return;
@@ -76,14 +110,24 @@ export async function createBroker(options: TopologyOptions, logger: Logger): Pr
     },
 
     async consumeNodeEvents(handler) {
-      await subscribe(SUBSCRIPTIONS.nodeEvents, (message, content, ackOrNack) => {
+      await subscribe(SUBSCRIPTIONS.nodeEvents, (message, _content, ackOrNack) => {
+        const nack = (error: Error) => ackOrNack(error, { strategy: "nack" });
         handler({
-          content,
+          body: message.content,
           messageId: message.properties.messageId as string | undefined,
           routingKey: message.fields.routingKey,
           ack: () => ackOrNack(),
           retry: (error) => ackOrNack(error, { strategy: "nack", requeue: true, defer: 1_000 } as never),
-          deadLetter: (error) => ackOrNack(error, { strategy: "nack" }),
+          deadLetter: (error, reason) => {
+            if (reason === undefined) return nack(error);
+            republishDeadLetter(message, error, reason).then(
+              () => ackOrNack(),
+              (err: unknown) => {
+                logger.warn("could not republish a dead letter; the broker dead-letters it as rejected", { error: toError(err).message });
+                nack(error);
+              },
+            );
+          },
         });
       });
     },

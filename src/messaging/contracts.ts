@@ -3,6 +3,7 @@
  * the JSON messages with their schemas. The agent imports this module and nothing else of the
  * server, so it must stay free of ORM, GraphQL and configuration imports.
  */
+import { sign as signBytes, verify as verifyBytes, type KeyObject } from "node:crypto";
 import { z } from "zod";
 
 /** Version carried by every message as `v`; bump it when a message changes incompatibly. */
@@ -32,6 +33,9 @@ export const QUEUES = {
   nodeEvents: "fem.orchestrator.node-events",
   deadLetters: "fem.dead-letters",
 } as const;
+
+/** Headers of a dead letter the orchestrator republished itself: why, from which queue, the problem, the original size. */
+export const DEAD_LETTER_HEADERS = { reason: "x-fem-reason", queue: "x-fem-queue", problem: "x-fem-problem", sizeBytes: "x-fem-size-bytes" } as const;
 
 /** Deliveries of one message before the broker dead-letters it (quorum queue `x-delivery-limit`). */
 export const DELIVERY_LIMIT = 5;
@@ -75,10 +79,13 @@ export const NODE_ID_PATTERN = /^[a-z0-9][a-z0-9-]{1,62}$/;
 /** Launchers a dispatch may name; which of them a node offers is the node's own setting. */
 export const KNOWN_LAUNCHERS = ["process", "docker", "podman", "singularity"] as const;
 
+/** Largest value of a PostgreSQL `integer`: counters on the wire stay within it. */
+const MAX_INT32 = 2_147_483_647;
+
 const nodeId = z.string().regex(NODE_ID_PATTERN);
 const uuid = z.string().uuid();
 const isoTime = z.string().datetime({ offset: true });
-const attempt = z.number().int().min(1);
+const attempt = z.number().int().min(1).max(MAX_INT32);
 
 export const RUN_STATES = ["PENDING", "QUEUED", "ACCEPTED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED"] as const;
 export type RunStateName = (typeof RUN_STATES)[number];
@@ -99,6 +106,34 @@ export const MAX_LINES_PER_BATCH = 2_000;
 
 // ── orchestrator → agent ────────────────────────────────────────────────────────────────────────
 
+/** Largest node message (dispatch or cancel) an agent parses; a larger one is dead-lettered unread. @default 8_388_608 // 8 MiB */
+export const MAX_NODE_MESSAGE_BYTES = 8_388_608;
+/** Most argv items of one dispatch. */
+export const MAX_ARGV_ITEMS = 4_096;
+/** Longest argv item (Linux refuses single arguments over 128 KiB). */
+export const MAX_ARG_CHARS = 65_536;
+/** Most environment variables of one dispatch. */
+export const MAX_ENV_VARS = 1_024;
+/** Longest environment variable name. */
+export const MAX_ENV_NAME_CHARS = 256;
+/** Longest environment variable value. */
+export const MAX_ENV_VALUE_CHARS = 65_536;
+/** Most upstream results one dispatch carries. */
+export const MAX_UPSTREAM_ITEMS = 10_000;
+/** Most output globs of one dispatch. */
+export const MAX_OUTPUTS = 1_000;
+const shortText = z.string().max(1_000);
+
+/**
+ * The orchestrator's signature of a node message: when it was issued, and an Ed25519 signature
+ * (base64) of `signedBytes`. Optional in the schema so that an unsigned message can be refused
+ * with a reason rather than dropped as malformed.
+ */
+const signatureFields = {
+  issuedAt: isoTime.optional(),
+  sig: z.string().max(200).optional(),
+};
+
 export const runDispatchSchema = z.object({
   type: z.literal("run.dispatch"),
   v: z.literal(WIRE_VERSION),
@@ -107,26 +142,35 @@ export const runDispatchSchema = z.object({
   nodeId,
   workflowId: uuid,
   taskId: uuid,
-  tool: z.object({ name: z.string().min(1), version: z.string().min(1) }),
+  tool: z.object({ name: shortText.min(1), version: shortText.min(1) }),
   /** How the node must run it: `process`, or a container launcher with `image`. */
-  launcher: z.string().min(1).default("process"),
-  image: z.string().nullable().default(null),
+  launcher: shortText.min(1).default("process"),
+  image: shortText.nullable().default(null),
   /** Full argv: `argv[0]` is the executable; never passed through a shell. */
-  argv: z.array(z.string()).min(1),
+  argv: z.array(z.string().max(MAX_ARG_CHARS)).min(1).max(MAX_ARGV_ITEMS),
   /** The only environment the process gets (besides what the agent adds: none). */
-  env: z.record(z.string(), z.string()),
-  timeoutSeconds: z.number().int().positive().nullable(),
+  env: z
+    .record(z.string().max(MAX_ENV_NAME_CHARS), z.string().max(MAX_ENV_VALUE_CHARS))
+    .refine((env) => Object.keys(env).length <= MAX_ENV_VARS, `at most ${MAX_ENV_VARS} environment variables`),
+  timeoutSeconds: z.number().int().positive().max(MAX_INT32).nullable(),
   /** Sandbox-relative path of a small JSON file the run may write as its result. */
-  resultFile: z.string().nullable(),
+  resultFile: shortText.nullable(),
   /** Output globs the tool declares (for release later). */
-  outputs: z.array(z.string()),
+  outputs: z.array(shortText).max(MAX_OUTPUTS),
   /**
    * Results of the successful runs of the tasks this one depends on. The agent writes them to
    * `INPUTS_FILE` in the run's sandbox before it starts the process.
    */
-  upstream: z.array(z.object({ taskKey: z.string(), nodeId, runId: uuid, result: z.unknown() })).default([]),
+  upstream: z.array(z.object({ taskKey: shortText, nodeId, runId: uuid, result: z.unknown() })).max(MAX_UPSTREAM_ITEMS).default([]),
+  ...signatureFields,
 });
 export type RunDispatch = z.infer<typeof runDispatchSchema>;
+
+/**
+ * Just enough of a `run.dispatch` to know which run it is, so that a dispatch the full schema
+ * refuses (over a cap) can be answered REJECTED_BY_NODE instead of leaving the run queued.
+ */
+export const runDispatchIdentitySchema = z.object({ type: z.literal("run.dispatch"), runId: uuid, attempt, nodeId });
 
 export const runCancelSchema = z.object({
   type: z.literal("run.cancel"),
@@ -135,6 +179,7 @@ export const runCancelSchema = z.object({
   attempt,
   nodeId,
   reason: z.string().max(1_000),
+  ...signatureFields,
 });
 export type RunCancel = z.infer<typeof runCancelSchema>;
 
@@ -169,6 +214,64 @@ export function runCancelMessage(fields: Omit<RunCancel, "type" | "v">): Outgoin
   };
 }
 
+// ── signatures of node messages ─────────────────────────────────────────────────────────────────
+
+/** Prefix of the signed bytes, so a signature of a node message is never valid for anything else. */
+const SIGNATURE_CONTEXT = "fem-node-message/v1\n";
+/** How far a message's `issuedAt` may lie in the future (clock skew between hosts). @default 300_000 // 5 minutes */
+export const MAX_CLOCK_SKEW_MS = 300_000;
+
+/** JSON with object keys sorted at every level (PostgreSQL's jsonb, which the outbox uses, reorders keys). */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((item) => (item === undefined ? "null" : canonicalJson(item))).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const record = value as Record<string, unknown>;
+    const keys = Object.keys(record).filter((k) => record[k] !== undefined).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(record[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+/**
+ * The bytes the orchestrator signs and the agent verifies: every field of the message but `sig`
+ * (for a dispatch: run, attempt, node, tool, launcher, image, argv, env, upstream inputs, issue
+ * time and the rest), as canonical JSON after a fixed prefix.
+ */
+export function signedBytes(message: NodeMessage): Buffer {
+  const { sig: _sig, ...signed } = message;
+  return Buffer.from(SIGNATURE_CONTEXT + canonicalJson(signed), "utf8");
+}
+
+/** `message` issued at `issuedAt`, signed with the orchestrator's Ed25519 private key. */
+export function signNodeMessage<M extends NodeMessage>(message: M, privateKey: KeyObject, issuedAt: Date = new Date()): M {
+  const unsigned = { ...message, issuedAt: issuedAt.toISOString(), sig: undefined };
+  return { ...unsigned, sig: signBytes(null, signedBytes(unsigned), privateKey).toString("base64") };
+}
+
+export interface VerifyOptions {
+  /** The orchestrator public keys the node pinned (more than one while a key is rotated). */
+  publicKeys: readonly KeyObject[];
+  /** Oldest `issuedAt` accepted, as an age. */
+  maxAgeMs: number;
+  /** @default Date.now() */
+  nowMs?: number;
+}
+
+/** Whether `message` is signed by one of the pinned keys and fresh; otherwise why not. */
+export function verifyNodeMessage(message: NodeMessage, options: VerifyOptions): { ok: true } | { ok: false; reason: string } {
+  if (!message.sig || !message.issuedAt) return { ok: false, reason: "unsigned: the message carries no orchestrator signature" };
+  const signature = Buffer.from(message.sig, "base64");
+  const data = signedBytes(message);
+  if (!options.publicKeys.some((key) => verifyBytes(null, data, key, signature))) {
+    return { ok: false, reason: "bad signature: not signed by a pinned orchestrator key, or altered after signing" };
+  }
+  const nowMs = options.nowMs ?? Date.now();
+  const ageMs = nowMs - Date.parse(message.issuedAt);
+  if (ageMs > options.maxAgeMs) return { ok: false, reason: `expired: issued at ${message.issuedAt}, more than ${options.maxAgeMs} ms ago` };
+  if (ageMs < -MAX_CLOCK_SKEW_MS) return { ok: false, reason: `issued in the future (${message.issuedAt})` };
+  return { ok: true };
+}
+
 // ── agent → orchestrator ────────────────────────────────────────────────────────────────────────
 
 export const usageSchema = z.object({
@@ -199,7 +302,7 @@ export const runStateEventSchema = z.object({
 export type RunStateEvent = z.infer<typeof runStateEventSchema>;
 
 export const logLineSchema = z.object({
-  seq: z.number().int().min(1),
+  seq: z.number().int().min(1).max(MAX_INT32),
   stream: z.enum(LOG_STREAMS),
   at: isoTime,
   text: z.string().max(MAX_LOG_LINE_CHARS),
@@ -232,8 +335,8 @@ export const heartbeatEventSchema = z.object({
   v: z.literal(WIRE_VERSION),
   nodeId,
   at: isoTime,
-  capacity: z.number().int().positive(),
-  launchers: z.array(z.string()).max(20),
+  capacity: z.number().int().positive().max(MAX_INT32),
+  launchers: z.array(z.string().max(100)).max(20),
   health: healthSchema,
   /** Runs the agent is executing right now. */
   activeRuns: z.array(z.object({ runId: uuid, attempt })).max(10_000),

@@ -8,12 +8,14 @@ import type { EntityManager, MikroORM } from "@mikro-orm/postgresql";
 import { json, query } from "../db/sql.js";
 import { createLoop, type Loop } from "../loop.js";
 import type { Logger } from "../logger.js";
-import { nodeOfDispatchRoutingKey } from "./contracts.js";
+import { nodeMessageSchema, nodeOfDispatchRoutingKey, parseMessage, type NodeMessage } from "./contracts.js";
 import type { DispatchPublisher } from "./dispatch-publisher.js";
 
 export interface RelayOptions {
   pollMs: number;
   batchSize: number;
+  /** Signs a node message as it leaves (issue time = publish time, so outbox waits do not age it). */
+  sign: (message: NodeMessage) => NodeMessage;
 }
 
 export interface Relay {
@@ -33,6 +35,16 @@ interface OutboxRow {
 }
 
 export function createRelay(orm: MikroORM, publisher: Pick<DispatchPublisher, "publishAll" | "ensureNodeQueues">, options: RelayOptions, logger: Logger): Relay {
+  /** The payload as the agent will parse it (defaults applied), signed; a payload that is no node message goes as it is. */
+  function signed(payload: unknown): unknown {
+    const parsed = parseMessage(nodeMessageSchema, payload);
+    if (!parsed.ok) {
+      logger.warn("an outbox payload is not a node message; published unsigned", { problem: parsed.error });
+      return payload;
+    }
+    return options.sign(parsed.value);
+  }
+
   async function runOnce(): Promise<number> {
     let sent = 0;
     let unconfirmed = 0;
@@ -46,7 +58,9 @@ export function createRelay(orm: MikroORM, publisher: Pick<DispatchPublisher, "p
       if (rows.length === 0) return;
       const nodes = new Set(rows.map((r) => nodeOfDispatchRoutingKey(r.routing_key)).filter((n): n is string => n !== null));
       for (const nodeId of nodes) await publisher.ensureNodeQueues(nodeId);
-      const confirmed = await publisher.publishAll(rows.map((r) => ({ exchange: r.exchange, routingKey: r.routing_key, payload: r.payload, messageId: r.message_id })));
+      const confirmed = await publisher.publishAll(
+        rows.map((r) => ({ exchange: r.exchange, routingKey: r.routing_key, payload: signed(r.payload), messageId: r.message_id })),
+      );
       const ok = rows.filter((_, i) => confirmed[i]).map((r) => r.id);
       const failed = rows.filter((_, i) => !confirmed[i]);
       if (ok.length > 0) {

@@ -13,7 +13,7 @@ export function liveQueueName(instanceId: string): string {
   return `fem.orchestrator.live.${instanceId}`;
 }
 
-export const PUBLICATIONS = { live: "live" } as const;
+export const PUBLICATIONS = { live: "live", deadLetter: "dead-letter" } as const;
 export const SUBSCRIPTIONS = { nodeEvents: "node-events", live: "live", deadLetters: "dead-letters" } as const;
 
 function exchange(name: keyof typeof EXCHANGE_TYPES) {
@@ -54,13 +54,15 @@ export function orchestratorTopology(options: TopologyOptions): Record<string, u
             confirm: false,
             options: { persistent: false, mandatory: false, contentType: "application/json" },
           },
+          [PUBLICATIONS.deadLetter]: { exchange: EXCHANGES.deadLetter, confirm: true, options: { persistent: true } },
         },
         subscriptions: {
           [SUBSCRIPTIONS.nodeEvents]: {
             queue: QUEUES.nodeEvents,
             prefetch: options.ingestPrefetch,
             closeTimeout: 5_000,
-            contentType: "application/json",
+            // Raw bytes: ingestion checks the size before it parses anything.
+            contentType: "application/octet-stream",
             retry: BROKER_RETRY,
           },
           [SUBSCRIPTIONS.deadLetters]: {

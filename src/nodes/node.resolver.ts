@@ -12,6 +12,13 @@ import { nodeSnapshot } from "./heartbeat.js";
 
 @Resolver(() => Node)
 export class NodeResolver {
+  @Query(() => String, {
+    description: "The orchestrator's Ed25519 public key (SPKI PEM) that signs every dispatch and cancel; node operators pin it (FEM_ORCHESTRATOR_PUBLIC_KEY_FILE).",
+  })
+  orchestratorPublicKey(@Ctx() ctx: Context): string {
+    return ctx.orchestratorPublicKeyPem;
+  }
+
   @Query(() => Node, { description: "One node; NOT_FOUND when it does not exist." })
   async node(@Arg("id", () => ID) id: string, @Ctx() ctx: Context): Promise<Node> {
     validateNodeId("id", id);

@@ -116,6 +116,18 @@ export class Run {
   @Field(() => Int)
   logLineCount: number = 0;
 
+  /** Seq of the SYSTEM line saying the log was truncated (FEM_MAX_LOG_BYTES_PER_RUN), once it was. */
+  @Property({ type: "integer", nullable: true })
+  logTruncatedSeq: number | null = null;
+
+  /** Highest seq of a line dropped past the log cap. */
+  @Property({ type: "integer", nullable: true })
+  logDroppedToSeq: number | null = null;
+
+  /** Bytes of log text dropped past the log cap. */
+  @Property({ type: "double" })
+  logDroppedBytes: number = 0;
+
   @Property({ type: "json", nullable: true })
   @Field(() => GraphQLJSON, { nullable: true, description: "The small JSON result the run wrote, if any." })
   result: unknown = null;

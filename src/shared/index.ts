@@ -7,3 +7,4 @@ export { errorCode, toError } from "./errors.js";
 export { TimeoutError, withTimeout } from "./timeout.js";
 export { isToolAllowed } from "./tools.js";
 export { maskUrl, vhostOf } from "./urls.js";
+export { fitsPgInt, NUL_REPLACEMENT, PG_INT_MAX, PG_INT_MIN, replaceNul, replaceNulDeep } from "./text.js";

@@ -1,10 +1,13 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { nodeQueueNames } from "../../src/messaging/contracts.js";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import amqp from "amqplib";
+import { dispatchRoutingKey, EXCHANGES, MAX_ARG_CHARS, nodeQueueNames } from "../../src/messaging/contracts.js";
 import { queueDepth, rabbitmqctl } from "../support/broker.js";
 import { createTestEnv, type TestEnv } from "../support/env.js";
 import { addToTestProject, gqlOk } from "../support/graphql.js";
-import { getWorkflow, REGISTER_TOOL, registerNodeScriptTool, SUBMIT, TERMINAL, type WorkflowView } from "../support/fixtures.js";
+import { finishedWorkflow, getWorkflow, REGISTER_TOOL, registerNodeScriptTool, SUBMIT, type WorkflowView } from "../support/fixtures.js";
 import { waitUntil } from "../support/wait.js";
 
 const test = suite("what nodes accept");
@@ -25,12 +28,7 @@ test.before(async () => {
 
 test.after(async () => env?.dispose());
 
-async function finished(id: string): Promise<WorkflowView> {
-  return waitUntil(async () => {
-    const w = await getWorkflow(env.orchestrator.url, id);
-    return TERMINAL.includes(w.state) ? w : undefined;
-  }, 30_000, "the workflow to finish");
-}
+const finished = (id: string): Promise<WorkflowView> => finishedWorkflow(env.orchestrator.url, id);
 
 test("a label selector targets every active node carrying the labels", async () => {
   const data = await gqlOk(env.orchestrator.url, SUBMIT, { input: { tasks: [{ key: "t", tool: "hello@1.0.0", nodeSelector: { kind: "lab" } }] } });
@@ -57,6 +55,35 @@ test("an agent without the tool's launcher fails the run with LAUNCH_ERROR inste
   assert.is(run.state, "FAILED");
   assert.is(run.failureReason, "LAUNCH_ERROR");
   assert.match(run.message ?? "", /no docker launcher/);
+});
+
+test("an agent refuses a dispatch over its caps (an argv item too long) with REJECTED_BY_NODE, and runs nothing", async () => {
+  // The API caps parameters well below the agent's caps, so the oversized dispatch is put in the
+  // node's queue by hand, in place of the orchestrator's own.
+  await gqlOk(env.orchestrator.url, `mutation { registerNode(input: { id: "cap-1" }) { node { id } } }`);
+  await addToTestProject(env.orchestrator.url, ["cap-1"]);
+  const data = await gqlOk(env.orchestrator.url, SUBMIT, { input: { tasks: [{ key: "t", tool: "hello@1.0.0", nodes: ["cap-1"] }] } });
+  const queue = nodeQueueNames("cap-1").runs;
+  await waitUntil(async () => (await queueDepth(env.vhost.name, queue)) === 1, 10_000, "the run in the node's queue");
+  const connection = await amqp.connect(env.vhost.url);
+  try {
+    const channel = await connection.createConfirmChannel();
+    const message = await channel.get(queue, { noAck: false });
+    if (!message) throw new Error("no dispatch in the queue");
+    const dispatch = JSON.parse(message.content.toString("utf8"));
+    channel.ack(message);
+    const oversized = { ...dispatch, argv: [...dispatch.argv, "x".repeat(MAX_ARG_CHARS + 1)] };
+    channel.publish(EXCHANGES.dispatch, dispatchRoutingKey("cap-1", "run"), Buffer.from(JSON.stringify(oversized)), { persistent: true, contentType: "application/json" });
+    await channel.waitForConfirms();
+  } finally {
+    await connection.close();
+  }
+  await env.startAgent("cap-1");
+  const run = (await finished(data.submitWorkflow.id)).tasks[0].runs[0];
+  assert.is(run.state, "FAILED");
+  assert.is(run.failureReason, "REJECTED_BY_NODE");
+  assert.match(run.message ?? "", /dispatch refused: argv\.\d+: Too big/i);
+  assert.not.ok(existsSync(join(env.sandboxRoot, "cap-1", "runs", `${run.id}-1`)), "no sandbox was made for it");
 });
 
 test("a dispatch the broker returns (its node's queue was deleted) is published again, not lost", async () => {

@@ -14,7 +14,8 @@ let second: OrchestratorProcess;
 
 test.before(async () => {
   env = await createTestEnv();
-  second = await spawnOrchestrator({ DATABASE_URL: env.db.url, AMQP_URL: env.vhost.url });
+  // Every instance signs with the same key, the one the agents pin.
+  second = await spawnOrchestrator({ DATABASE_URL: env.db.url, AMQP_URL: env.vhost.url, FEM_SIGNING_KEY_FILE: env.config.signingKeyFile });
   await env.registerNodes(["site-a"]);
   await env.startAgent("site-a");
 });

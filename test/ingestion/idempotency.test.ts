@@ -126,18 +126,24 @@ test("operators see dead letters with where they came from and why", async () =>
 });
 
 test("a message that keeps failing is dead-lettered after its delivery limit while others keep flowing", async () => {
-  // Valid on the wire, but PostgreSQL refuses the exit code (out of integer range) every time.
-  const poison = { ...state("FAILED", { exitCode: 2 ** 40, failureReason: "EXIT_CODE" }), attempt: 2 };
-  await events.publish(poison);
-  await events.publish(heartbeat());
-  await settle();
-  const letter = await waitUntil(async () => {
-    const data = await gqlOk(env.orchestrator.url, `{ deadLetters(first: 1) { nodes { reason deliveryCount body } } }`);
-    const newest = data.deadLetters.nodes[0];
-    return newest?.reason === "delivery_limit" ? newest : undefined;
-  }, 30_000, "the poison message to be dead-lettered");
-  assert.match(letter.body, /1099511627776/);
-  assert.is((await run()).state, "RUNNING", "the poison changed nothing");
+  // Valid on the wire, but PostgreSQL refuses it every time (a constraint this test adds). An
+  // out-of-range exit code no longer serves: it is refused with a reason and ends the run (bounds.test.ts).
+  await env.sql(`alter table log_line add constraint test_poison check (text <> 'poison')`);
+  try {
+    const before = await run();
+    await events.publish({ ...logs([100]), attempt: 2, lines: [{ seq: 100, stream: "STDOUT", at: at(), text: "poison" }] });
+    await events.publish(heartbeat());
+    await settle();
+    const letter = await waitUntil(async () => {
+      const data = await gqlOk(env.orchestrator.url, `{ deadLetters(first: 1) { nodes { reason deliveryCount body } } }`);
+      const newest = data.deadLetters.nodes[0];
+      return newest?.reason === "delivery_limit" ? newest : undefined;
+    }, 30_000, "the poison message to be dead-lettered");
+    assert.match(letter.body, /poison/);
+    assert.equal(await run(), before, "the poison changed nothing");
+  } finally {
+    await env.sql(`alter table log_line drop constraint test_poison`);
+  }
 });
 
 test.run();

@@ -34,6 +34,8 @@ export async function spawnAgent(options: AgentOptions): Promise<AgentProcess> {
       FEM_HEARTBEAT_INTERVAL_MS: String(options.heartbeatIntervalMs),
       FEM_KILL_GRACE_MS: "1000",
       FEM_SHUTDOWN_GRACE_MS: "2000",
+      // Agents of suites that pin no key (orchestrators in other processes) run unsigned dispatches.
+      FEM_ALLOW_UNSIGNED: "true",
       ...options.env,
     },
     stdio: ["ignore", "pipe", "pipe"],

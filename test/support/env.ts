@@ -49,6 +49,7 @@ export async function createTestEnv(overrides: Partial<OrchestratorConfig> = {},
     relayPollMs: 100,
     logLevel: level,
     bootstrapAdminToken: TEST_ADMIN_TOKEN,
+    signingKeyFile: join(sandboxRoot, "orchestrator-key.pem"),
     ...overrides,
   });
   let orchestrator: Orchestrator;
@@ -76,6 +77,7 @@ export async function createTestEnv(overrides: Partial<OrchestratorConfig> = {},
         capacity: 2,
         heartbeatIntervalMs: 300,
         ...options,
+        env: { FEM_ORCHESTRATOR_PUBLIC_KEY_FILE: `${config.signingKeyFile}.pub`, ...options.env },
       });
       agents.push(agent);
       return agent;

@@ -1,5 +1,6 @@
 /** Tools and queries that several suites use. */
 import { gqlOk } from "./graphql.js";
+import { waitUntil } from "./wait.js";
 
 export const REGISTER_TOOL = `mutation($input: RegisterToolInput!) { registerTool(input: $input) { id name version } }`;
 export const SUBMIT = `mutation($input: SubmitWorkflowInput!) { submitWorkflow(input: $input) { id state tasks { id key runs { id node { id } state argv } } } }`;
@@ -55,3 +56,11 @@ export async function getWorkflow(url: string, id: string): Promise<WorkflowView
 }
 
 export const TERMINAL = ["SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED"];
+
+/** The workflow once it reached a terminal state (within `timeoutMs`). */
+export async function finishedWorkflow(url: string, id: string, timeoutMs = 30_000): Promise<WorkflowView> {
+  return waitUntil(async () => {
+    const w = await getWorkflow(url, id);
+    return TERMINAL.includes(w.state) ? w : undefined;
+  }, timeoutMs, "the workflow to finish");
+}

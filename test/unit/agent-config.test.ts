@@ -5,14 +5,17 @@ import { agentUsage, parseAgentConfig, type AgentConfig } from "../../src/agent/
 
 const test = suite("agent configuration");
 
+/** A pinned orchestrator key, which every agent needs unless FEM_ALLOW_UNSIGNED=true. */
+const KEY = { FEM_ORCHESTRATOR_PUBLIC_KEY_FILE: "/etc/fem/orchestrator.pub" };
+
 function expectConfig(env: Record<string, string | undefined>, argv: string[] = []): AgentConfig {
-  const result = parseAgentConfig(env, argv);
+  const result = parseAgentConfig({ ...KEY, ...env }, argv);
   if (!result.ok) throw new Error(`expected a config, got problems:\n${result.problems.join("\n")}`);
   return result.config;
 }
 
 function expectProblems(env: Record<string, string | undefined>, argv: string[] = []): string[] {
-  const result = parseAgentConfig(env, argv);
+  const result = parseAgentConfig({ ...KEY, ...env }, argv);
   if (result.ok) throw new Error("expected problems, got a config");
   return result.problems;
 }
@@ -34,6 +37,9 @@ test("uses the defaults when only the node id is set", () => {
     launchers: ["process"],
     allowedTools: [],
     executableSearchPath: ["/usr/local/bin", "/usr/bin"],
+    orchestratorPublicKeyFile: "/etc/fem/orchestrator.pub",
+    allowUnsigned: false,
+    maxMessageAgeMs: 86_400_000,
   });
 });
 
@@ -155,10 +161,21 @@ test("--help names every flag with its environment variable", () => {
     ["--node-id", "FEM_NODE_ID"],
     ["--shutdown-mode", "FEM_SHUTDOWN_MODE"],
     ["--allowed-tools", "FEM_ALLOWED_TOOLS"],
+    ["--orchestrator-public-key-file", "FEM_ORCHESTRATOR_PUBLIC_KEY_FILE"],
   ] as const) {
     assert.match(usage, new RegExp(`${flag}\\s+${env}\\s`));
   }
-  assert.is(usage.split("\n").length, 14);
+  assert.is(usage.split("\n").length, 17);
+});
+
+test("refuses to start without a pinned orchestrator key unless unsigned dispatches are allowed explicitly", () => {
+  const problems = expectProblems({ FEM_NODE_ID: "site-a", FEM_ORCHESTRATOR_PUBLIC_KEY_FILE: undefined });
+  assert.equal(problems, [
+    "FEM_ORCHESTRATOR_PUBLIC_KEY_FILE / --orchestrator-public-key-file is required: the orchestrator public key that signs dispatches (or FEM_ALLOW_UNSIGNED / --allow-unsigned true, for tests and demos only)",
+  ]);
+  const config = expectConfig({ FEM_NODE_ID: "site-a", FEM_ORCHESTRATOR_PUBLIC_KEY_FILE: undefined, FEM_ALLOW_UNSIGNED: "true" });
+  assert.is(config.orchestratorPublicKeyFile, null);
+  assert.is(config.allowUnsigned, true);
 });
 
 test.run();

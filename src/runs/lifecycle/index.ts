@@ -7,6 +7,6 @@ export { cancelRuns } from "./cancel.js";
 export { createRuns, dispatchRuns, type NewRun } from "./create.js";
 export { adoptReportedRuns, loseRunsOfNode, loseRunsOfSilentNodes, type ReportedActiveRun } from "./lost-runs.js";
 export { deriveTaskState, deriveWorkflowState, refreshTasks } from "./progress.js";
-export { applyReportedStates, type TransitionOptions } from "./reports.js";
+export { applyReportedStates, bareTerminalReport, type TransitionOptions } from "./reports.js";
 export { rerunTasks } from "./rerun.js";
 export { isAllowed, TRANSITIONS, type RunOperation, type Transition } from "./table.js";

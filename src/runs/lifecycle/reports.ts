@@ -3,7 +3,8 @@
  * attempt, node), so a duplicate or late message, or one for an older attempt, changes nothing.
  */
 import type { EntityManager } from "@mikro-orm/postgresql";
-import type { RunStateEvent } from "../../messaging/contracts.js";
+import type { FailureReasonName, RunStateEvent } from "../../messaging/contracts.js";
+import { fitsPgInt, replaceNul, replaceNulDeep } from "../../shared/index.js";
 import { query } from "../../db/sql.js";
 import { RunState, type ChangeSet } from "../../kernel/index.js";
 import { rowToRun, type RunRecord } from "../run.mapper.js";
@@ -68,10 +69,10 @@ async function casUpdate(em: EntityManager, event: RunStateEvent, options: Trans
     sets.push("started_at = ?", "accepted_at = coalesce(accepted_at, ?)");
     params.push(event.at, event.at);
   } else {
-    const result = resultJson(event.result, options);
-    const message = result.dropped ? [event.message, result.dropped].filter(Boolean).join("; ") : (event.message ?? null);
+    const end = terminalFields(event, options);
+    params[0] = end.state;
     sets.push("finished_at = ?", "exit_code = ?", "failure_reason = ?", "message = ?", "result = ?::jsonb");
-    params.push(event.at, event.exitCode ?? null, event.failureReason ?? null, message, result.json);
+    params.push(event.at, end.exitCode, end.failureReason, end.message, end.result);
     sets.push(...usageSets(event, params));
     // A start report may arrive after the end report (another orchestrator took it): derive it.
     sets.push("accepted_at = coalesce(accepted_at, started_at, ?::timestamptz - ? * interval '1 millisecond')");
@@ -97,13 +98,63 @@ function usageSets(event: RunStateEvent, params: unknown[]): string[] {
   return ["wall_ms = ?", "cpu_user_ms = ?", "cpu_system_ms = ?", "peak_rss_bytes = ?", "output_bytes = ?"];
 }
 
-/** The result as JSON text, or why it was dropped (over the size cap). */
-function resultJson(result: unknown, options: TransitionOptions): { json: string | null; dropped: string | null } {
-  if (result === undefined || result === null) return { json: null, dropped: null };
-  const text = JSON.stringify(result);
-  const bytes = Buffer.byteLength(text);
-  if (bytes <= options.maxResultBytes) return { json: text, dropped: null };
-  return { json: null, dropped: `result of ${bytes} bytes dropped: over the ${options.maxResultBytes}-byte limit (FEM_MAX_RESULT_BYTES)` };
+interface TerminalFields {
+  state: RunStateEvent["state"];
+  exitCode: number | null;
+  failureReason: FailureReasonName | null;
+  message: string | null;
+  /** JSON text of the result, or null. */
+  result: string | null;
+}
+
+/**
+ * What a terminal report stores, made safe for PostgreSQL: NUL characters in the message and the
+ * result become U+FFFD, a result over the size cap is dropped, and an exit code outside
+ * PostgreSQL's integer range is refused and fails the run. Each change is noted in the message.
+ */
+function terminalFields(event: RunStateEvent, options: TransitionOptions): TerminalFields {
+  const notes: string[] = [];
+  const message = event.message ? replaceNul(event.message) : null;
+  if (message && message.replaced > 0) notes.push(`${message.replaced} NUL character(s) in the message replaced by U+FFFD`);
+  let result: string | null = null;
+  if (event.result !== undefined && event.result !== null) {
+    const clean = replaceNulDeep(event.result);
+    if (clean.replaced > 0) notes.push(`${clean.replaced} NUL character(s) in the result replaced by U+FFFD`);
+    const text = JSON.stringify(clean.value);
+    const bytes = Buffer.byteLength(text);
+    if (bytes <= options.maxResultBytes) result = text;
+    else notes.push(`result of ${bytes} bytes dropped: over the ${options.maxResultBytes}-byte limit (FEM_MAX_RESULT_BYTES)`);
+  }
+  let state = event.state;
+  let exitCode = event.exitCode ?? null;
+  let failureReason = event.failureReason ?? null;
+  if (exitCode !== null && !fitsPgInt(exitCode)) {
+    notes.push(`exit code ${exitCode} refused: outside the integer range`);
+    exitCode = null;
+    if (state === "SUCCEEDED") {
+      state = "FAILED";
+      failureReason = "EXIT_CODE";
+    }
+  }
+  return { state, exitCode, failureReason, message: [message?.text, ...notes].filter(Boolean).join("; ") || null, result };
+}
+
+/**
+ * The bare form of a terminal report that PostgreSQL refused: FAILED, without the node's result,
+ * usage, exit code and message, with why in its message, so the run still ends.
+ */
+export function bareTerminalReport(event: RunStateEvent, why: string): RunStateEvent {
+  return {
+    type: event.type,
+    v: event.v,
+    nodeId: event.nodeId,
+    runId: event.runId,
+    attempt: event.attempt,
+    state: "FAILED",
+    at: event.at,
+    failureReason: event.state === "FAILED" ? (event.failureReason ?? null) : null,
+    message: `the node's ${event.state} report could not be stored (${replaceNul(why).text.slice(0, 1_000)}); stored without its result, usage, exit code and message`,
+  };
 }
 
 /** Handles a report the CAS refused; returns the run's current state (null if unknown). */
@@ -123,7 +174,7 @@ async function lateReport(em: EntityManager, event: RunStateEvent): Promise<RunS
     `update run set ${sets.join(", ")}, exit_code = coalesce(exit_code, ?)
      where id = ? and attempt = ? and node_id = ? and wall_ms is null and state in ('CANCELLED','FAILED')
      returning state`,
-    [...params, event.exitCode ?? null, event.runId, event.attempt, event.nodeId],
+    [...params, event.exitCode !== undefined && event.exitCode !== null && fitsPgInt(event.exitCode) ? event.exitCode : null, event.runId, event.attempt, event.nodeId],
   );
   return rows[0]?.state ?? null;
 }

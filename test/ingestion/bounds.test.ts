@@ -1,0 +1,163 @@
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { createEventPublisher, type EventPublisher } from "../support/amqp.js";
+import { createTestEnv, type TestEnv } from "../support/env.js";
+import { gqlOk } from "../support/graphql.js";
+import { registerNodeScriptTool, SUBMIT } from "../support/fixtures.js";
+import { waitUntil } from "../support/wait.js";
+
+const test = suite("bounded and sanitised node events");
+let env: TestEnv;
+let events: EventPublisher;
+let tool: string;
+const nodeId = "site-b";
+const MAX_EVENT_BYTES = 65_536;
+const MAX_LOG_BYTES = 1_000;
+
+test.before(async () => {
+  env = await createTestEnv({ maxEventBytes: MAX_EVENT_BYTES, maxLogBytesPerRun: MAX_LOG_BYTES });
+  await env.registerNodes([nodeId], 50);
+  tool = await registerNodeScriptTool(env.orchestrator.url, "echo", "console.log('hi')");
+  events = await createEventPublisher(env.vhost.url);
+});
+
+test.after(async () => {
+  await events?.close();
+  await env?.dispose();
+});
+
+const at = () => new Date().toISOString();
+const state = (runId: string, s: string, extra: Record<string, unknown> = {}) => ({ type: "run.state", v: 1, nodeId, runId, attempt: 1, state: s, at: at(), ...extra });
+const logs = (runId: string, lines: { seq: number; text: string }[]) => ({
+  type: "run.logs",
+  v: 1,
+  nodeId,
+  runId,
+  attempt: 1,
+  lines: lines.map((l) => ({ seq: l.seq, stream: "STDOUT", at: at(), text: l.text })),
+});
+
+/** A fresh run of this node, queued and then RUNNING as its (played) agent reports. */
+async function runningRun(): Promise<string> {
+  const data = await gqlOk(env.orchestrator.url, SUBMIT, { input: { tasks: [{ key: "t", tool, nodes: [nodeId] }] } });
+  const runId: string = data.submitWorkflow.tasks[0].runs[0].id;
+  await waitUntil(async () => (await run(runId)).state === "QUEUED", 10_000, "the run to be queued");
+  await events.publish(state(runId, "RUNNING"));
+  await waitUntil(async () => (await run(runId)).state === "RUNNING", 10_000, "the run to be RUNNING");
+  return runId;
+}
+
+async function run(runId: string) {
+  const [row] = await env.sql<Record<string, any>>(
+    `select state, failure_reason, exit_code, message, result, log_line_count, log_truncated_seq from run where id = ?`,
+    [runId],
+  );
+  return row;
+}
+
+async function ended(runId: string) {
+  return waitUntil(async () => {
+    const row = await run(runId);
+    return ["SUCCEEDED", "FAILED", "CANCELLED"].includes(row.state) ? row : undefined;
+  }, 15_000, "the run to end");
+}
+
+async function deadLetters(): Promise<{ queue: string; reason: string; body: string }[]> {
+  const data = await gqlOk(env.orchestrator.url, `{ deadLetters(first: 50) { nodes { queue reason body } } }`);
+  return data.deadLetters.nodes;
+}
+
+test("an event over the size limit is dead-lettered too_large, unparsed, and stores nothing", async () => {
+  const runId = await runningRun();
+  const big = logs(runId, [1, 2, 3, 4, 5].map((seq) => ({ seq, text: "x".repeat(16_000) })));
+  await events.publish(big);
+  const letter = await waitUntil(async () => (await deadLetters()).find((l) => l.reason === "too_large"), 15_000, "a too_large dead letter");
+  assert.is(letter.queue, "fem.orchestrator.node-events");
+  assert.ok(letter.body.length <= 65_536, "only the start of the body is kept");
+  assert.is((await run(runId)).log_line_count, 0);
+});
+
+test("a result and a message holding NUL characters end the run with them replaced and noted", async () => {
+  const runId = await runningRun();
+  await events.publish(state(runId, "SUCCEEDED", { exitCode: 0, message: "done\u0000", result: { "k\u0000": ["a\u0000b", 1] } }));
+  const row = await ended(runId);
+  assert.is(row.state, "SUCCEEDED");
+  assert.equal(row.result, { "k\uFFFD": ["a\uFFFDb", 1] });
+  assert.match(row.message, /^done\uFFFD; 1 NUL character\(s\) in the message replaced by U\+FFFD; 2 NUL character\(s\) in the result replaced/);
+});
+
+test("log text holding NUL characters is stored with them replaced", async () => {
+  const runId = await runningRun();
+  await events.publish(logs(runId, [{ seq: 1, text: "a\u0000b" }]));
+  const rows = await waitUntil(async () => {
+    const found = await env.sql<{ text: string }>(`select text from log_line where run_id = ?`, [runId]);
+    return found.length > 0 ? found : undefined;
+  }, 10_000, "the line to be stored");
+  assert.is(rows[0].text, "a\uFFFDb");
+});
+
+test("a log flood past the per-run cap stores one truncation notice and nothing past it", async () => {
+  const runId = await runningRun();
+  const line = (seq: number) => ({ seq, text: String(seq).padStart(100, ".") });
+  for (let from = 1; from <= 50; from += 10) {
+    await events.publish(logs(runId, Array.from({ length: 10 }, (_, i) => line(from + i))));
+  }
+  // A redelivered batch past the cap counts once.
+  await events.publish(logs(runId, Array.from({ length: 10 }, (_, i) => line(41 + i))));
+  await events.publish(state(runId, "SUCCEEDED", { exitCode: 0 }));
+  await ended(runId);
+  await env.orchestrator.ingestion.drain(5_000);
+  const rows = await env.sql<{ seq: number; stream: string; text: string }>(`select seq, stream, text from log_line where run_id = ? order by seq`, [runId]);
+  assert.equal(rows.map((r) => r.seq), Array.from({ length: 11 }, (_, i) => i + 1), "gap-free, ending at the notice");
+  assert.ok(rows.slice(0, 10).every((r) => r.stream === "STDOUT" && r.text.length === 100));
+  const notice = rows[10];
+  assert.is(notice.stream, "SYSTEM");
+  assert.match(notice.text, /log truncated: over the 1000-byte limit per run \(FEM_MAX_LOG_BYTES_PER_RUN\); 40 line\(s\) and 4000 bytes dropped from line 11 on/);
+  const row = await run(runId);
+  assert.is(row.log_truncated_seq, 11);
+  assert.is(row.log_line_count, 11);
+});
+
+test("an exit code out of PostgreSQL's range is refused and ends the run FAILED with the reason", async () => {
+  const failing = await runningRun();
+  await events.publish(state(failing, "FAILED", { exitCode: 2 ** 40, failureReason: "EXIT_CODE" }));
+  const failed = await ended(failing);
+  assert.is(failed.state, "FAILED");
+  assert.is(failed.exit_code, null);
+  assert.match(failed.message, /exit code 1099511627776 refused: outside the integer range/);
+
+  const succeeding = await runningRun();
+  await events.publish(state(succeeding, "SUCCEEDED", { exitCode: -(2 ** 40) }));
+  const row = await ended(succeeding);
+  assert.is(row.state, "FAILED");
+  assert.is(row.failure_reason, "EXIT_CODE");
+});
+
+test("a terminal report PostgreSQL refuses still ends the run, FAILED, saying why", async () => {
+  await env.sql(`alter table run add constraint test_refuse_message check (message is null or message not like '%refuse-me%')`);
+  try {
+    const runId = await runningRun();
+    await events.publish(state(runId, "SUCCEEDED", { exitCode: 0, message: "refuse-me", result: { ok: true } }));
+    const row = await ended(runId);
+    assert.is(row.state, "FAILED");
+    assert.is(row.result, null);
+    assert.match(row.message, /the node's SUCCEEDED report could not be stored \(PostgreSQL error 23514 \(check violation\), constraint test_refuse_message\); stored without its result/);
+  } finally {
+    await env.sql(`alter table run drop constraint test_refuse_message`);
+  }
+});
+
+test("a dead letter that cannot be stored is dropped after its attempts and does not stall the others", async () => {
+  await env.sql(`alter table dead_letter add constraint test_unstorable check (body not like '%unstorable%')`);
+  try {
+    const droppedBefore = env.orchestrator.deadLetters.stats().dropped;
+    await events.publishRaw(Buffer.from("unstorable"), `node.${nodeId}.run.state`);
+    await events.publishRaw(Buffer.from("after\u0000the bad one"), `node.${nodeId}.run.state`);
+    await waitUntil(async () => (await deadLetters()).some((l) => l.body === "after\uFFFDthe bad one"), 15_000, "the next letter to be stored, NUL replaced");
+    await waitUntil(() => env.orchestrator.deadLetters.stats().dropped > droppedBefore, 15_000, "the unstorable letter to be dropped");
+  } finally {
+    await env.sql(`alter table dead_letter drop constraint test_unstorable`);
+  }
+});
+
+test.run();
