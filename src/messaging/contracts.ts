@@ -5,6 +5,11 @@
  */
 import { sign as signBytes, verify as verifyBytes, type KeyObject } from "node:crypto";
 import { z } from "zod";
+import { canonicalJson } from "../shared/canonical-json.js";
+import { DIGEST_PATTERN } from "../shared/tool-digest.js";
+
+/** Canonical JSON (sorted keys): what signatures and tool digests are computed over; PostgreSQL's jsonb, which the outbox uses, reorders keys. */
+export { canonicalJson };
 
 /** Version carried by every message as `v`; bump it when a message changes incompatibly. */
 export const WIRE_VERSION = 1;
@@ -134,6 +139,28 @@ const signatureFields = {
   sig: z.string().max(200).optional(),
 };
 
+const toolArgDefinitionSchema = z.object({
+  id: shortText,
+  type: z.enum(["STRING", "INT", "FLOAT", "BOOLEAN"]),
+  default: z.union([z.string().max(MAX_ARG_CHARS), z.number(), z.boolean()]).nullable(),
+  position: z.number().int().nonnegative().max(MAX_INT32).nullable(),
+  prefix: shortText.nullable(),
+  separate: z.boolean(),
+  required: z.boolean(),
+  allowDash: z.boolean(),
+});
+
+/** A tool's definition as `toolDefinition` (src/shared) gives it: what its digest covers. */
+export const toolDefinitionSchema = z.object({
+  executable: z.string().max(MAX_ARG_CHARS),
+  launcher: shortText,
+  image: shortText.nullable(),
+  args: z.array(toolArgDefinitionSchema).max(MAX_ARGV_ITEMS),
+  envKeys: z.array(z.string().max(MAX_ENV_NAME_CHARS)).max(MAX_ENV_VARS),
+  resultFile: shortText.nullable(),
+  outputs: z.array(shortText).max(MAX_OUTPUTS),
+});
+
 export const runDispatchSchema = z.object({
   type: z.literal("run.dispatch"),
   v: z.literal(WIRE_VERSION),
@@ -142,7 +169,16 @@ export const runDispatchSchema = z.object({
   nodeId,
   workflowId: uuid,
   taskId: uuid,
-  tool: z.object({ name: shortText.min(1), version: shortText.min(1) }),
+  /**
+   * The tool, with its definition and the digest it was registered with. Both optional so that a
+   * dispatch queued before they existed still parses; an agent with a policy file refuses it.
+   */
+  tool: z.object({
+    name: shortText.min(1),
+    version: shortText.min(1),
+    digest: z.string().regex(DIGEST_PATTERN).optional(),
+    definition: toolDefinitionSchema.optional(),
+  }),
   /** How the node must run it: `process`, or a container launcher with `image`. */
   launcher: shortText.min(1).default("process"),
   image: shortText.nullable().default(null),
@@ -220,17 +256,6 @@ export function runCancelMessage(fields: Omit<RunCancel, "type" | "v">): Outgoin
 const SIGNATURE_CONTEXT = "fem-node-message/v1\n";
 /** How far a message's `issuedAt` may lie in the future (clock skew between hosts). @default 300_000 // 5 minutes */
 export const MAX_CLOCK_SKEW_MS = 300_000;
-
-/** JSON with object keys sorted at every level (PostgreSQL's jsonb, which the outbox uses, reorders keys). */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map((item) => (item === undefined ? "null" : canonicalJson(item))).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    const record = value as Record<string, unknown>;
-    const keys = Object.keys(record).filter((k) => record[k] !== undefined).sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(record[k])}`).join(",")}}`;
-  }
-  return JSON.stringify(value) ?? "null";
-}
 
 /**
  * The bytes the orchestrator signs and the agent verifies: every field of the message but `sig`

@@ -8,3 +8,6 @@ export { TimeoutError, withTimeout } from "./timeout.js";
 export { isToolAllowed } from "./tools.js";
 export { maskUrl, vhostOf } from "./urls.js";
 export { fitsPgInt, NUL_REPLACEMENT, PG_INT_MAX, PG_INT_MIN, replaceNul, replaceNulDeep } from "./text.js";
+export { canonicalJson } from "./canonical-json.js";
+export { DIGEST_PATTERN, toolDefinition, toolDigest, type ToolArgDefinition, type ToolDefinition, type ToolDefinitionSource } from "./tool-digest.js";
+export { argvTemplateProblem } from "./tool-template.js";
