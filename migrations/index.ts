@@ -9,6 +9,7 @@ import { Migration20261130210434 } from "./Migration20261130210434_auth_identiti
 import { Migration20261130212104 } from "./Migration20261130212104_projects.js";
 import { Migration20261130211500 } from "./Migration20261130211500_audit_log.js";
 import { Migration20261130220000 } from "./Migration20261130220000_log_cap.js";
+import { Migration20261130223000 } from "./Migration20261130223000_tool_digest.js";
 
 export const migrationsList: MigrationObject[] = [
   { name: "Migration20261128181629", class: Migration20261128181629 },
@@ -20,4 +21,5 @@ export const migrationsList: MigrationObject[] = [
   { name: "Migration20261130212104_projects", class: Migration20261130212104 },
   { name: "Migration20261130211500_audit_log", class: Migration20261130211500 },
   { name: "Migration20261130220000_log_cap", class: Migration20261130220000 },
+  { name: "Migration20261130223000_tool_digest", class: Migration20261130223000 },
 ];

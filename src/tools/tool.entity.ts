@@ -1,6 +1,7 @@
 import { Entity, PrimaryKey, Property, Unique } from "@mikro-orm/core";
 import { GraphQLJSON, GraphQLJSONObject } from "graphql-scalars";
 import { Field, ID, Int, ObjectType, registerEnumType } from "type-graphql";
+import { toolDigest } from "../shared/index.js";
 
 export enum ArgType {
   STRING = "STRING",
@@ -80,8 +81,17 @@ export class Tool {
   @Field(() => Date)
   createdAt: Date = new Date();
 
+  /** Set at registration; null for tools registered before digests existed (see `contentDigest`). */
+  @Property({ type: "text", nullable: true })
+  digest: string | null = null;
+
   @Field(() => String, { description: "`name@version`" })
   get ref(): string {
     return `${this.name}@${this.version}`;
+  }
+
+  /** The stored digest, or for an older tool the one its definition gives. */
+  get contentDigest(): string {
+    return this.digest ?? toolDigest(this);
   }
 }

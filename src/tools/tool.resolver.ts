@@ -37,6 +37,13 @@ export class ToolResolver {
   env(@Root() tool: Tool, @Ctx() ctx: Context): Record<string, string> {
     return maskedEnv(tool.env, ctx.viewer());
   }
+
+  @FieldResolver(() => String, {
+    description: "`sha256:` and the hex SHA-256 of the tool's canonical definition (executable, command template, env names, launcher, image, result file, outputs): what a node pins.",
+  })
+  digest(@Root() tool: Tool): string {
+    return tool.contentDigest;
+  }
 }
 
 /** Tools registered before `allowDash` existed store no such key: false, as for a new tool that omits it. */

@@ -4,6 +4,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import { BadInputError, checkText, ConflictError, MAX_VALUE_CHARS, NotFoundError } from "../kernel/index.js";
 import { KNOWN_LAUNCHERS } from "../messaging/contracts.js";
+import { toolDigest } from "../shared/index.js";
 import { typeProblem } from "./command.js";
 import { ArgType, Tool, type ToolArg } from "./tool.entity.js";
 
@@ -115,6 +116,7 @@ export async function registerTool(em: EntityManager, data: RegisterToolData): P
   tool.timeoutSeconds = data.timeoutSeconds ?? null;
   tool.outputs = data.outputs ?? [];
   tool.resultFile = data.resultFile ?? null;
+  tool.digest = toolDigest(tool);
   try {
     await em.persistAndFlush(tool);
   } catch (err) {

@@ -3,6 +3,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { runCancelMessage, runDispatchMessage, type OutgoingNodeMessage } from "../../messaging/contracts.js";
 import { json, query } from "../../db/sql.js";
 import type { ChangeSet } from "../../kernel/index.js";
+import { toolDefinition, toolDigest, type ToolDefinitionSource } from "../../shared/index.js";
 
 interface DispatchRow {
   id: string;
@@ -12,6 +13,10 @@ interface DispatchRow {
   task_id: string;
   tool_name: string;
   tool_version: string;
+  tool_digest: string | null;
+  executable: string;
+  args: ToolDefinitionSource["args"];
+  tool_env: Record<string, string>;
   launcher: string;
   image: string | null;
   argv: string[];
@@ -23,16 +28,16 @@ interface DispatchRow {
 }
 
 /**
- * Queues one `run.dispatch` message per run, from the run, its task, its tool and the results of
- * its upstream tasks' successful runs (one read and one insert whatever the number of runs), in
- * priority order.
+ * Queues one `run.dispatch` message per run, from the run, its task, its tool (with its definition
+ * and digest, which a node may pin) and the results of its upstream tasks' successful runs (one
+ * read and one insert whatever the number of runs), in priority order.
  */
 export async function enqueueDispatch(em: EntityManager, runIds: string[], changes: ChangeSet): Promise<void> {
   if (runIds.length === 0) return;
   const rows = await query<DispatchRow>(
     em,
     `select r.id, r.attempt, r.node_id, r.workflow_id, r.task_id, tl.name as tool_name, tl.version as tool_version,
-       tl.launcher, tl.image, r.argv, r.env, r.timeout_seconds, tl.result_file, tl.outputs,
+       tl.digest as tool_digest, tl.executable, tl.args, tl.env as tool_env, tl.launcher, tl.image, r.argv, r.env, r.timeout_seconds, tl.result_file, tl.outputs,
        coalesce((
          select jsonb_agg(jsonb_build_object('taskKey', ut.key, 'nodeId', ur.node_id, 'runId', ur.id, 'result', ur.result) order by ut.key, ur.node_id)
          from task ut join run ur on ur.task_id = ut.id
@@ -52,7 +57,7 @@ export async function enqueueDispatch(em: EntityManager, runIds: string[], chang
       nodeId: r.node_id,
       workflowId: r.workflow_id,
       taskId: r.task_id,
-      tool: { name: r.tool_name, version: r.tool_version },
+      tool: toolOfDispatch(r),
       launcher: r.launcher,
       image: r.image,
       argv: r.argv,
@@ -64,6 +69,20 @@ export async function enqueueDispatch(em: EntityManager, runIds: string[], chang
     }),
   );
   await insertOutbox(em, messages, changes);
+}
+
+/** The dispatch's tool: name, version, definition and the digest it was registered with (computed for older tools). */
+function toolOfDispatch(r: DispatchRow) {
+  const source: ToolDefinitionSource = {
+    executable: r.executable,
+    launcher: r.launcher,
+    image: r.image,
+    args: r.args,
+    env: r.tool_env,
+    resultFile: r.result_file,
+    outputs: r.outputs,
+  };
+  return { name: r.tool_name, version: r.tool_version, digest: r.tool_digest ?? toolDigest(source), definition: toolDefinition(source) };
 }
 
 /** Queues a `run.cancel` control message for each (run, attempt) on its node. */
