@@ -8,6 +8,7 @@ import { connectAgentBroker, type AgentBroker } from "./broker.js";
 import type { AgentConfig } from "./config.js";
 import { createHeartbeat } from "./heartbeat.js";
 import { createIntake, type Intake } from "./intake.js";
+import { readPolicy } from "./policy.js";
 import { readPinnedKeys, signatureCheck } from "./trust.js";
 import { openJournal, type Journal } from "./journal.js";
 import { createStderrLogger, type AgentLogger } from "./log.js";
@@ -61,6 +62,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
   async function start(): Promise<Started> {
     const trust = config.orchestratorPublicKeyFile === null ? null : signatureCheck(await readPinnedKeys(config.orchestratorPublicKeyFile), config.maxMessageAgeMs);
     if (trust === null) log.warn("no orchestrator key pinned (FEM_ALLOW_UNSIGNED=true): unsigned dispatches will run");
+    const policy = config.policyFile === null ? null : await readPolicy(config.policyFile);
+    if (policy?.allowAny) log.warn("the tool policy allows any tool (allow: any); definitions are still checked against their digests");
     await fs.mkdir(config.sandboxDir, { recursive: true });
     const journal = await openJournal(config.sandboxDir, { log });
     let broker: AgentBroker;
@@ -85,7 +88,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       searchPath: config.executableSearchPath,
     };
     intake = createIntake(
-      { nodeId: config.nodeId, capacity: config.capacity, allowedTools: config.allowedTools, launchers: config.launchers, trust },
+      { nodeId: config.nodeId, capacity: config.capacity, allowedTools: config.allowedTools, policy, launchers: config.launchers, trust },
       { journal, outbox, log, startRun: (dispatch) => startRun(dispatch, runSettings, { outbox, journal, sampler, log }) },
     );
     const active = intake;

@@ -37,6 +37,8 @@ export interface AgentConfig {
   launchers: string[];
   /** `name` or `name@version` entries; empty means every tool is allowed. @default [] */
   allowedTools: string[];
+  /** JSON file pinning the tools this node runs by name[@version] and digest; null keeps the FEM_ALLOWED_TOOLS check only. @default null */
+  policyFile: string | null;
   /** Directories searched for an `argv[0]` without a slash (the agent's own PATH). */
   executableSearchPath: string[];
   /** PEM file of the orchestrator public key(s) dispatches must be signed with (several while a key rotates). @default null */
@@ -69,6 +71,11 @@ const SETTINGS = {
   launchers: { env: "FEM_LAUNCHERS", flag: "--launchers", describe: "comma list (default process)" },
   sandboxRetentionMs: { env: "FEM_SANDBOX_RETENTION_MS", flag: "--sandbox-retention-ms", describe: "delete run directories older than this; 0 keeps them (default 604800000, 7 days)" },
   allowedTools: { env: "FEM_ALLOWED_TOOLS", flag: "--allowed-tools", describe: "comma list of name or name@version (default: all)" },
+  policyFile: {
+    env: "FEM_POLICY_FILE",
+    flag: "--policy-file",
+    describe: "JSON file of the tools this node runs, pinned by name[@version] and digest (default: none, FEM_ALLOWED_TOOLS decides)",
+  },
   orchestratorPublicKeyFile: {
     env: "FEM_ORCHESTRATOR_PUBLIC_KEY_FILE",
     flag: "--orchestrator-public-key-file",
@@ -149,6 +156,11 @@ const settingsSchema = z.object({
   killGraceMs: integer("killGraceMs", 0, 600_000).prefault("5000"),
   sandboxRetentionMs: integer("sandboxRetentionMs", 0, 31_536_000_000).prefault("604800000"),
   shutdownGraceMs: integer("shutdownGraceMs", 0, 86_400_000).prefault("30000"),
+  policyFile: z
+    .string()
+    .transform((file): string | null => path.resolve(file))
+    .optional()
+    .transform((file) => file ?? null),
   orchestratorPublicKeyFile: z
     .string()
     .transform((file): string | null => path.resolve(file))

@@ -1,6 +1,7 @@
 /**
- * Decides what happens to each delivered node message: validation, duplicates, the tool allow-list,
- * capacity (a delivery waits un-acked for a free slot), acceptance (journal, then ack) and cancels.
+ * Decides what happens to each delivered node message: validation, duplicates, the tool allow-list
+ * and pinned digests, capacity (a delivery waits un-acked for a free slot), acceptance (journal,
+ * then ack) and cancels.
  */
 import {
   MAX_NODE_MESSAGE_BYTES,
@@ -19,6 +20,7 @@ import type { AgentLogger } from "./log.js";
 import type { Outbox } from "./outbox.js";
 import { reportTerminal } from "./report.js";
 import type { ActiveRun } from "./run.js";
+import { digestProblem, policyProblem, type ToolPolicy } from "./policy.js";
 import type { TrustCheck } from "./trust.js";
 
 export interface IntakeSettings {
@@ -26,6 +28,8 @@ export interface IntakeSettings {
   capacity: number;
   /** `name` or `name@version`; empty allows every tool. */
   allowedTools: readonly string[];
+  /** Tools pinned by digest (FEM_POLICY_FILE); null checks only `allowedTools`. */
+  policy: ToolPolicy | null;
   /** Launchers this agent runs work with. */
   launchers: readonly string[];
   /** Checks the orchestrator's signature; null runs unsigned messages (FEM_ALLOW_UNSIGNED). */
@@ -161,6 +165,8 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
       log.warn(`${tagOf(dispatch)}: ${message}`);
       return void reportWithoutRunning(dispatch, delivery, failed(dispatch, "REJECTED_BY_NODE", message));
     }
+    const toolProblem = digestProblem(dispatch) ?? (settings.policy && policyProblem(settings.policy, dispatch));
+    if (toolProblem) return refuseDispatch(dispatch, delivery, `dispatch refused: ${toolProblem}`);
     if (!settings.launchers.includes(dispatch.launcher)) {
       const message = `node ${settings.nodeId} has no ${dispatch.launcher} launcher (it offers ${settings.launchers.join(", ")})`;
       log.warn(`${tagOf(dispatch)}: ${message}`);

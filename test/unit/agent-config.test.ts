@@ -36,6 +36,7 @@ test("uses the defaults when only the node id is set", () => {
     sandboxRetentionMs: 604_800_000,
     launchers: ["process"],
     allowedTools: [],
+    policyFile: null,
     executableSearchPath: ["/usr/local/bin", "/usr/bin"],
     orchestratorPublicKeyFile: "/etc/fem/orchestrator.pub",
     allowUnsigned: false,
@@ -58,6 +59,7 @@ test("reads every setting from the environment", () => {
     FEM_LAUNCHERS: "process",
     FEM_SANDBOX_RETENTION_MS: "0",
     FEM_ALLOWED_TOOLS: "stats, fedavg@1.2",
+    FEM_POLICY_FILE: "/etc/fem/policy.json",
   });
   assert.is(config.amqpUrl, "amqps://agent:secret@broker.example:5671/fem");
   assert.is(config.sandboxDir, "/var/lib/fem");
@@ -65,6 +67,7 @@ test("reads every setting from the environment", () => {
   assert.is(config.shutdownMode, "handback");
   assert.is(config.sandboxRetentionMs, 0);
   assert.equal(config.allowedTools, ["stats", "fedavg@1.2"]);
+  assert.is(config.policyFile, "/etc/fem/policy.json");
 });
 
 test("flags win over the environment, in both the `--flag value` and `--flag=value` forms", () => {
@@ -161,11 +164,12 @@ test("--help names every flag with its environment variable", () => {
     ["--node-id", "FEM_NODE_ID"],
     ["--shutdown-mode", "FEM_SHUTDOWN_MODE"],
     ["--allowed-tools", "FEM_ALLOWED_TOOLS"],
+    ["--policy-file", "FEM_POLICY_FILE"],
     ["--orchestrator-public-key-file", "FEM_ORCHESTRATOR_PUBLIC_KEY_FILE"],
   ] as const) {
     assert.match(usage, new RegExp(`${flag}\\s+${env}\\s`));
   }
-  assert.is(usage.split("\n").length, 17);
+  assert.is(usage.split("\n").length, 18);
 });
 
 test("refuses to start without a pinned orchestrator key unless unsigned dispatches are allowed explicitly", () => {

@@ -1,0 +1,97 @@
+/**
+ * The node's tool policy (`FEM_POLICY_FILE`): which tools, by name[@version] and content digest,
+ * this node runs; and the checks a dispatch's tool passes before it is accepted.
+ */
+import { readFile } from "node:fs/promises";
+import { z } from "zod";
+import type { RunDispatch } from "../messaging/contracts.js";
+import { argvTemplateProblem, DIGEST_PATTERN, toolDigest, type ToolDefinition } from "../shared/index.js";
+
+export interface PinnedTool {
+  name: string;
+  /** Absent: any version whose digest is pinned. */
+  version: string | null;
+  digests: string[];
+}
+
+/** `allowAny` runs every tool (its definition is still checked); otherwise only `tools`. */
+export interface ToolPolicy {
+  allowAny: boolean;
+  tools: PinnedTool[];
+}
+
+const digest = z.string().regex(DIGEST_PATTERN, { error: (issue) => `"${String(issue.input)}" is not sha256: and 64 lowercase hex digits` });
+
+const policySchema = z.strictObject({
+  allow: z.literal("any", { error: () => `allow may only be "any"` }).optional(),
+  tools: z
+    .array(
+      z
+        .strictObject({
+          name: z.string().min(1),
+          version: z.string().min(1).optional(),
+          digest: digest.optional(),
+          digests: z.array(digest).min(1).optional(),
+        })
+        .refine((t) => t.digest !== undefined || t.digests !== undefined, { error: "names no digest (digest or digests)" }),
+    )
+    .default([]),
+});
+
+/** Parses a policy document; every problem is listed, each with its place in the file. */
+export function parsePolicy(content: unknown): { ok: true; policy: ToolPolicy } | { ok: false; problems: string[] } {
+  const parsed = policySchema.safeParse(content);
+  if (!parsed.success) return { ok: false, problems: parsed.error.issues.map((i) => `${i.path.join(".") || "(file)"}: ${i.message}`) };
+  const tools = parsed.data.tools.map((t) => ({ name: t.name, version: t.version ?? null, digests: [...(t.digest ? [t.digest] : []), ...(t.digests ?? [])] }));
+  return { ok: true, policy: { allowAny: parsed.data.allow === "any", tools } };
+}
+
+/** Reads and parses the policy file (JSON). Throws an Error listing every problem. */
+export async function readPolicy(file: string): Promise<ToolPolicy> {
+  let content: unknown;
+  try {
+    content = JSON.parse(await readFile(file, "utf8"));
+  } catch (err) {
+    throw new Error(`FEM_POLICY_FILE ${file} cannot be read as JSON`, { cause: err });
+  }
+  const parsed = parsePolicy(content);
+  if (!parsed.ok) throw new Error(`FEM_POLICY_FILE ${file} is invalid: ${parsed.problems.join("; ")}`);
+  return parsed.policy;
+}
+
+/**
+ * Null when the dispatch's tool definition gives the digest it carries; otherwise why not. A
+ * dispatch without them passes here (one queued before digests existed): only a policy requires them.
+ */
+export function digestProblem(dispatch: RunDispatch): string | null {
+  const { digest, definition } = dispatch.tool;
+  if (!digest || !definition) return null;
+  const actual = toolDigest(definition);
+  return actual === digest ? null : `tool definition does not match its digest ${digest} (it gives ${actual})`;
+}
+
+/** Where the dispatch departs from its tool's definition, or null. */
+function dispatchDisagreement(definition: ToolDefinition, dispatch: RunDispatch): string | null {
+  if (dispatch.launcher !== definition.launcher) return `launcher ${dispatch.launcher} is not the tool's ${definition.launcher}`;
+  if (dispatch.image !== definition.image) return "image is not the tool's";
+  if (dispatch.resultFile !== definition.resultFile) return "resultFile is not the tool's";
+  if (JSON.stringify(dispatch.outputs) !== JSON.stringify(definition.outputs)) return "outputs are not the tool's";
+  const envKeys = Object.keys(dispatch.env).sort();
+  if (JSON.stringify(envKeys) !== JSON.stringify(definition.envKeys)) return "environment names are not the tool's";
+  return argvTemplateProblem(definition, dispatch.argv);
+}
+
+/**
+ * Null when `policy` runs the dispatch's tool and the dispatch follows the tool's definition
+ * (launcher, image, result file, outputs, env names, argv per the template); otherwise why not,
+ * naming the tool and its digest. Call after `digestProblem`.
+ */
+export function policyProblem(policy: ToolPolicy, dispatch: RunDispatch): string | null {
+  const { name, version, digest, definition } = dispatch.tool;
+  const ref = `${name}@${version}`;
+  if (!digest || !definition) return `tool ${ref} comes without a digest and definition, and this node pins tools (FEM_POLICY_FILE)`;
+  const pinned = policy.allowAny || policy.tools.some((t) => t.name === name && (t.version === null || t.version === version) && t.digests.includes(digest));
+  if (!pinned) return `tool ${ref} with digest ${digest} is not pinned on this node (FEM_POLICY_FILE)`;
+  const disagreement = dispatchDisagreement(definition, dispatch);
+  return disagreement === null ? null : `tool ${ref} (${digest}): ${disagreement}`;
+}
