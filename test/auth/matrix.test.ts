@@ -50,6 +50,7 @@ const registerNode = async (w: World) => {
 
 const CASES: Record<string, Case> = {
   "Query.me": { expect: anySignedIn, op: () => ({ query: `{ me { subject roles memberships { projectId role } operatedNodes } }` }) },
+  "Query.orchestratorPublicKey": { expect: anySignedIn, op: () => ({ query: `{ orchestratorPublicKey }` }) },
   "Query.node": { expect: alphaReaders, op: () => ({ query: `{ node(id: "a-2") { id } }` }) },
   "Query.nodes": { expect: anySignedIn, op: () => ({ query: `{ nodes { nodes { id } } }` }) },
   "Query.tool": { expect: anySignedIn, op: (w) => ({ query: `query($id: ID!) { tool(id: $id) { id ref env } }`, variables: { id: w.toolId } }) },
