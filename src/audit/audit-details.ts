@@ -1,5 +1,5 @@
 /** Keeps an audit row's `details` small and free of secrets before it is hashed and stored. */
-import { canonicalJson } from "./audit-hash.js";
+import { canonicalJson } from "../shared/index.js";
 
 /** Largest canonical JSON of `details` kept as given; anything larger is replaced by its size. @default 4_096 */
 export const MAX_DETAILS_BYTES = 4_096;

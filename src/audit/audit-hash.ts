@@ -3,6 +3,7 @@
  * and the previous row's hash, so editing, deleting or reordering a row breaks the chain after it.
  */
 import { createHash } from "node:crypto";
+import { canonicalJson } from "../shared/index.js";
 
 /** `prevHash` of the first row. */
 export const GENESIS_HASH = "0".repeat(64);
@@ -18,16 +19,6 @@ export interface HashedAuditFields {
   requestId: string;
   details: Record<string, unknown>;
   prevHash: string;
-}
-
-/** JSON with object keys sorted at every depth and no whitespace; `undefined` members are left out. */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null";
-  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? "null" : canonicalJson(v))).join(",")}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
 }
 
 /**

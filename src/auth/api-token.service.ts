@@ -1,9 +1,8 @@
 /** API tokens: created with a name, roles and an expiry, shown once, stored only as a SHA-256 hash. */
 import { createHash, randomBytes } from "node:crypto";
 import { type EntityManager, UniqueConstraintViolationException } from "@mikro-orm/core";
-import { BadInputError, checkUuid, NotFoundError, UnauthenticatedError } from "../kernel/index.js";
+import { BadInputError, checkSubject, checkUuid, GlobalRole, NotFoundError, UnauthenticatedError } from "../kernel/index.js";
 import { ApiToken } from "./api-token.entity.js";
-import { GlobalRole } from "../kernel/index.js";
 import { GLOBAL_ROLES, type Identity, isGlobalRole } from "./identity.js";
 
 /** Every API token starts with this, so a bearer token can be told from a JWT without parsing it. */
@@ -36,7 +35,7 @@ export function hashApiToken(token: string): string {
 /** Stores a new token and returns it with its record; the token is not kept and cannot be shown again. Throws BAD_USER_INPUT naming the field. */
 export async function createApiToken(em: EntityManager, input: NewApiToken, now: Date = new Date()): Promise<{ token: string; record: ApiToken }> {
   const name = checkName(input.name);
-  const ownerSubject = checkSubject(input.ownerSubject, "ownerSubject");
+  const ownerSubject = checkSubject("ownerSubject", input.ownerSubject);
   const roles = checkRoles(input.roles);
   const expiresAt = checkExpiry(input.expiresAt ?? null, now);
   const token = API_TOKEN_PREFIX + randomBytes(TOKEN_RANDOM_BYTES).toString("base64url");
@@ -82,7 +81,7 @@ function refusal(record: ApiToken, now: Date): string | null {
 /** Revokes a token at once (idempotent: a revoked token stays as first revoked); NOT_FOUND when there is no such token. */
 export async function revokeApiToken(em: EntityManager, id: string, bySubject: string, now: Date = new Date()): Promise<ApiToken> {
   checkUuid("id", id);
-  const revokedBy = checkSubject(bySubject, "bySubject");
+  const revokedBy = checkSubject("bySubject", bySubject);
   const record = await em.findOne(ApiToken, { id });
   if (!record) throw NotFoundError.entity("ApiToken", id);
   if (!record.revokedAt) {
@@ -125,11 +124,6 @@ function checkName(value: unknown): string {
   const name = typeof value === "string" ? value.trim() : "";
   if (name.length < 1 || name.length > MAX_NAME_CHARS) throw BadInputError.field("name", `must be 1 to ${MAX_NAME_CHARS} characters`, { length: name.length });
   return name;
-}
-
-function checkSubject(value: unknown, field: string): string {
-  if (typeof value !== "string" || value.length === 0 || value.length > 255) throw BadInputError.field(field, "must be a subject of 1 to 255 characters");
-  return value;
 }
 
 function checkRoles(values: readonly unknown[]): GlobalRole[] {

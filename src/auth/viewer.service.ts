@@ -1,8 +1,7 @@
 /** Loading who a caller is allowed to be: global roles, project roles and operated nodes. */
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { query } from "../db/sql.js";
-import { BadInputError, ConflictError, ForbiddenError, GlobalRole, isAdmin, NotFoundError, type ProjectRole, type Viewer } from "../kernel/index.js";
-import { validateSubject } from "../projects/index.js";
+import { BadInputError, checkSubject, ConflictError, ForbiddenError, GlobalRole, isAdmin, NotFoundError, type ProjectRole, type Viewer } from "../kernel/index.js";
 import type { Identity } from "./identity.js";
 import { isGlobalRole } from "./identity.js";
 
@@ -41,7 +40,7 @@ function checkRole(role: string): GlobalRole {
 /** Grants a global role to a subject (ADMIN). CONFLICT when it already holds the grant. */
 export async function grantRole(em: EntityManager, viewer: Viewer, subject: string, role: string): Promise<GlobalRole[]> {
   if (!isAdmin(viewer)) throw ForbiddenError.action("grant roles", "ADMIN");
-  validateSubject("subject", subject);
+  checkSubject("subject", subject);
   const checked = checkRole(role);
   const rows = await query(em, `insert into role_grant (subject, role, granted_by, granted_at) values (?, ?, ?, now()) on conflict do nothing returning role`, [subject, checked, viewer.subject]);
   if (rows.length === 0) throw new ConflictError(`${JSON.stringify(subject)} already holds ${checked}`, { subject, role: checked });
@@ -51,7 +50,7 @@ export async function grantRole(em: EntityManager, viewer: Viewer, subject: stri
 /** Withdraws a granted role (ADMIN); roles that come from the identity provider's claim stay with it. */
 export async function revokeRole(em: EntityManager, viewer: Viewer, subject: string, role: string): Promise<GlobalRole[]> {
   if (!isAdmin(viewer)) throw ForbiddenError.action("revoke roles", "ADMIN");
-  validateSubject("subject", subject);
+  checkSubject("subject", subject);
   const checked = checkRole(role);
   const rows = await query(em, `delete from role_grant where subject = ? and role = ? returning role`, [subject, checked]);
   if (rows.length === 0) throw NotFoundError.entity("RoleGrant", `${subject}/${checked}`);

@@ -60,8 +60,5 @@ export function maskedEnv(env: Record<string, string>, viewer: Viewer): Record<s
   return Object.fromEntries(Object.keys(env).map((name) => [name, "***"]));
 }
 
-/** A viewer with every right: for the orchestrator's own work and for tests of services. */
-export const SYSTEM_VIEWER: Viewer = { subject: "system", roles: new Set([GlobalRole.ADMIN]), projects: new Map(), operatedNodes: new Set() };
-
 registerEnumType(GlobalRole, { name: "GlobalRole", description: "Roles that hold across projects." });
 registerEnumType(ProjectRole, { name: "ProjectRole", description: "A member's role in one project." });

@@ -8,9 +8,6 @@ import { z } from "zod";
 import { canonicalJson } from "../shared/canonical-json.js";
 import { DIGEST_PATTERN } from "../shared/tool-digest.js";
 
-/** Canonical JSON (sorted keys): what signatures and tool digests are computed over; PostgreSQL's jsonb, which the outbox uses, reorders keys. */
-export { canonicalJson };
-
 /** Version carried by every message as `v`; bump it when a message changes incompatibly. */
 export const WIRE_VERSION = 1;
 

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import { KNOWN_LAUNCHERS, NODE_ID_PATTERN } from "../messaging/contracts.js";
-import { BadInputError, ChangeSet, checkText, ConflictError, ForbiddenError, isAdmin, MAX_NAME_CHARS, NotFoundError, operatesNode, type Viewer } from "../kernel/index.js";
+import { BadInputError, ChangeSet, checkSubject, checkText, ConflictError, ForbiddenError, isAdmin, MAX_NAME_CHARS, NotFoundError, operatesNode, type Viewer } from "../kernel/index.js";
 import { nodeIdsOfProjects } from "../projects/index.js";
 import { query } from "../db/sql.js";
 import { loseRunsOfNode } from "../runs/index.js";
@@ -145,7 +145,7 @@ export async function setNodeAdminState(em: EntityManager, viewer: Viewer, id: s
 export async function grantNodeOperator(em: EntityManager, viewer: Viewer, nodeId: string, subject: string): Promise<Node> {
   if (!isAdmin(viewer)) throw ForbiddenError.action("grant node operators", "ADMIN");
   validateNodeId("nodeId", nodeId);
-  if (subject.length < 1 || subject.length > 255 || /[\u0000-\u001f\u007f]/.test(subject)) throw BadInputError.field("subject", "a subject is 1-255 characters without control characters");
+  checkSubject("subject", subject);
   const node = await getNode(em, nodeId, viewer);
   const rows = await query(em, `insert into node_operator (node_id, subject, granted_at) values (?, ?, now()) on conflict do nothing returning subject`, [nodeId, subject]);
   if (rows.length === 0) throw new ConflictError(`${JSON.stringify(subject)} already operates node ${nodeId}`, { subject });

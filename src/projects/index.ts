@@ -7,5 +7,4 @@ export {
   nodeIdsOfProjects,
   projectForSubmit,
   projectNodeIds,
-  validateSubject,
 } from "./project.service.js";

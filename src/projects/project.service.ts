@@ -3,20 +3,11 @@ import { randomUUID } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import { json, query } from "../db/sql.js";
-import { BadInputError, ConflictError, ForbiddenError, hasProjectRole, isAdmin, NotFoundError, ProjectRole, readableProjectIds, type Viewer } from "../kernel/index.js";
+import { BadInputError, checkSubject, ConflictError, ForbiddenError, hasProjectRole, isAdmin, NotFoundError, ProjectRole, readableProjectIds, type Viewer } from "../kernel/index.js";
 import { Project, ProjectMember } from "./project.entity.js";
 
 const PROJECT_NAME = /^[a-z0-9][a-z0-9-]{1,62}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** Longest subject accepted (OIDC subjects are at most 255 ASCII characters). */
-export const MAX_SUBJECT_CHARS = 255;
-
-export function validateSubject(field: string, subject: string): void {
-  if (subject.length < 1 || subject.length > MAX_SUBJECT_CHARS || /[\u0000-\u001f\u007f]/.test(subject)) {
-    throw BadInputError.field(field, `a subject is 1-${MAX_SUBJECT_CHARS} characters without control characters`);
-  }
-}
-
 function validateRole(field: string, role: string): ProjectRole {
   if (!(Object.values(ProjectRole) as string[]).includes(role)) throw BadInputError.field(field, `unknown role ${JSON.stringify(role)}; one of ${Object.values(ProjectRole).join(", ")}`);
   return role as ProjectRole;
@@ -69,7 +60,7 @@ async function ownedProject(em: EntityManager, viewer: Viewer, idOrName: string)
 }
 
 export async function addProjectMember(em: EntityManager, viewer: Viewer, projectRef: string, subject: string, role: string): Promise<ProjectMember> {
-  validateSubject("subject", subject);
+  checkSubject("subject", subject);
   const checked = validateRole("role", role);
   const project = await ownedProject(em, viewer, projectRef);
   const member = new ProjectMember();
@@ -84,7 +75,7 @@ export async function addProjectMember(em: EntityManager, viewer: Viewer, projec
 }
 
 export async function setProjectMemberRole(em: EntityManager, viewer: Viewer, projectRef: string, subject: string, role: string): Promise<ProjectMember> {
-  validateSubject("subject", subject);
+  checkSubject("subject", subject);
   const checked = validateRole("role", role);
   const project = await ownedProject(em, viewer, projectRef);
   const rows = await query(em, `update project_member set role = ? where project_id = ? and subject = ? returning *`, [checked, project.id, subject]);
@@ -93,7 +84,7 @@ export async function setProjectMemberRole(em: EntityManager, viewer: Viewer, pr
 }
 
 export async function removeProjectMember(em: EntityManager, viewer: Viewer, projectRef: string, subject: string): Promise<Project> {
-  validateSubject("subject", subject);
+  checkSubject("subject", subject);
   const project = await ownedProject(em, viewer, projectRef);
   const rows = await query(em, `delete from project_member where project_id = ? and subject = ? returning subject`, [project.id, subject]);
   if (rows.length === 0) throw NotFoundError.entity("ProjectMember", subject);

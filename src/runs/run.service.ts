@@ -8,7 +8,7 @@ import { Run } from "./run.entity.js";
  * Whether the viewer may read a run: a member of its workflow's project, the operator of its
  * node, or ADMIN.
  */
-export async function canReadRun(em: EntityManager, viewer: Viewer, run: Pick<Run, "nodeId" | "workflowId">): Promise<boolean> {
+async function canReadRun(em: EntityManager, viewer: Viewer, run: Pick<Run, "nodeId" | "workflowId">): Promise<boolean> {
   if (isAdmin(viewer) || operatesNode(viewer, run.nodeId)) return true;
   const [workflow] = await query<{ project_id: string | null }>(em, `select project_id from workflow where id = ?`, [run.workflowId]);
   return workflow?.project_id ? hasProjectRole(viewer, workflow.project_id, ProjectRole.VIEWER) : false;

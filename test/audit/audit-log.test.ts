@@ -138,10 +138,14 @@ test("records a sign-in failure and a refused query, on HTTP and WebSocket", asy
   assert.equal({ actor: denied.actor, action: denied.action, outcome: denied.outcome }, { actor: TEST_ADMIN_SUBJECT, action: "auth.denied", outcome: "DENIED" });
 
   const anonymous = wsClient(env.orchestrator.wsUrl, { token: null });
-  const closed = await new Promise<number>((resolve) => {
-    anonymous.on("closed", (event) => resolve((event as { code: number }).code));
-    anonymous.subscribe({ query: "subscription { nodeUpdated { id } }" }, { next: () => undefined, error: () => undefined, complete: () => undefined });
-  });
+  const closed = await withTimeout(
+    new Promise<number>((resolve) => {
+      anonymous.on("closed", (event) => resolve((event as { code: number }).code));
+      anonymous.subscribe({ query: "subscription { nodeUpdated { id } }" }, { next: () => undefined, error: () => undefined, complete: () => undefined });
+    }),
+    10_000,
+    "the anonymous socket to be closed",
+  );
   await anonymous.dispose();
   assert.is(closed, 4403);
   await waitUntil(

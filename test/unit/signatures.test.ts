@@ -1,8 +1,8 @@
 import { generateKeyPairSync } from "node:crypto";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { canonicalJson } from "../../src/shared/index.js";
 import {
-  canonicalJson,
   nodeMessageSchema,
   runCancelMessage,
   runDispatchMessage,
