@@ -7,7 +7,7 @@
 import "reflect-metadata";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -63,11 +63,20 @@ async function purgeDemoQueues(amqpUrl: string): Promise<void> {
   }
 }
 
-function startAgent(nodeId: string, amqpUrl: string, sandboxDir: string, publicKeyFile: string): { child: ChildProcess; ready: Promise<void> } {
+/** The broker URL an agent gets: no user in it (it connects as its node's own user). */
+function withoutUser(amqpUrl: string): string {
+  const url = new URL(amqpUrl);
+  url.username = "";
+  url.password = "";
+  return url.toString();
+}
+
+function startAgent(nodeId: string, amqpUrl: string, sandboxDir: string, publicKeyFile: string, credentialFile: string): { child: ChildProcess; ready: Promise<void> } {
   const child = spawn(process.execPath, [agentBin], {
     env: {
       PATH: inheritedPath(),
-      AMQP_URL: amqpUrl,
+      AMQP_URL: withoutUser(amqpUrl),
+      FEM_NODE_CREDENTIAL_FILE: credentialFile,
       FEM_NODE_ID: nodeId,
       FEM_SANDBOX_DIR: sandboxDir,
       FEM_CAPACITY: "2",
@@ -122,6 +131,7 @@ async function main(): Promise<number> {
   const sandboxRoot = mkdtempSync(join(tmpdir(), "fem-demo-"));
   // The demo's own signing key; its agents pin the public key written next to it.
   const signingKeyFile = join(sandboxRoot, "orchestrator-key.pem");
+  const credentialFileOf = (nodeId: string) => join(sandboxRoot, `${nodeId}.credential`);
   const config = { ...parsed.config, databaseUrl, auth: "on" as const, bootstrapAdminToken: adminToken, signingKeyFile };
   const agents: ChildProcess[] = [];
   let orchestrator: Orchestrator | null = null;
@@ -140,13 +150,15 @@ async function main(): Promise<number> {
     await gql(url, `mutation { createProject(input: { name: "demo", description: "federated mean across the demo hospitals" }) { id } }`);
     await gql(url, `mutation($s: String!) { addProjectMember(project: "demo", subject: $s, role: OWNER) { subject } }`, { s: me.me.subject });
     for (const node of NODES) {
-      await gql(url, `mutation($input: RegisterNodeInput!) { registerNode(input: $input) { node { id } } }`, {
+      const registered = await gql(url, `mutation($input: RegisterNodeInput!) { registerNode(input: $input) { node { id } credential } }`, {
         input: { id: node.id, name: `Demo ${node.id}`, capacity: 2, labels: { kind: "hospital" } },
       });
+      // The node's own broker password, shown once: its agent reads it from a file only it may read.
+      writeFileSync(credentialFileOf(node.id), registered.registerNode.credential, { mode: 0o600 });
       await gql(url, `mutation($n: ID!) { addProjectNode(project: "demo", nodeId: $n) { id } }`, { n: node.id });
     }
-    say(`project demo: nodes ${NODES.map((n) => n.id).join(", ")}`);
-    const started = NODES.map((n) => startAgent(n.id, config.amqpUrl, join(sandboxRoot, n.id), `${signingKeyFile}.pub`));
+    say(`project demo: nodes ${NODES.map((n) => n.id).join(", ")}, each with its own broker user`);
+    const started = NODES.map((n) => startAgent(n.id, config.amqpUrl, join(sandboxRoot, n.id), `${signingKeyFile}.pub`, credentialFileOf(n.id)));
     agents.push(...started.map((s) => s.child));
     await Promise.all(started.map((s) => s.ready));
     say(`agents running: ${NODES.map((n) => n.id).join(", ")}`);

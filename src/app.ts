@@ -5,7 +5,7 @@
 import type { Orm } from "./db/orm.js";
 import { migrate } from "./db/orm.js";
 import { connectDatabase } from "./db/connect.js";
-import { rabbitmqUnreachable } from "./unreachable.js";
+import { rabbitmqUnreachable, ServiceUnreachableError } from "./unreachable.js";
 import type { OrchestratorConfig } from "./config.js";
 import { createAfterCommit } from "./after-commit.js";
 import { toError, withTimeout } from "./shared/index.js";
@@ -19,6 +19,7 @@ import { createLiveEvents } from "./live/live-events.js";
 import { createPubSub, type PubSub } from "./live/pubsub.js";
 import type { Logger } from "./logger.js";
 import { createBroker, type Broker } from "./messaging/broker.js";
+import { createBrokerUsers } from "./messaging/broker-users.js";
 import { createDispatchPublisher } from "./messaging/dispatch-publisher.js";
 import { createOutboxPruner, createRelay, markUnsent, type Relay } from "./messaging/relay.js";
 import { signNodeMessage } from "./messaging/contracts.js";
@@ -99,6 +100,10 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     onStop("authenticator", async () => authenticator.stop());
     const broker = await connectBroker(config, logger);
     onStop("broker", () => broker.stop());
+    const brokerUsers = createBrokerUsers({ amqpUrl: config.amqpUrl, managementUrl: config.brokerManagementUrl });
+    await brokerUsers.check().catch((err: unknown) => {
+      throw new ServiceUnreachableError(toError(err).message, { cause: err });
+    });
     // After both services answered, so a newcomer hears first about the one that is down.
     if (config.auth === "on" && !config.oidc && !config.bootstrapAdminToken && !(await hasUsableApiToken(orm.em.fork()))) {
       throw new AuthNotConfiguredError();
@@ -145,6 +150,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
       maxEventBytes: config.maxEventBytes,
       maxLogBytesPerRun: config.maxLogBytesPerRun,
       maxBatch: config.ingestPrefetch,
+      brokerUserOf: brokerUsers.userOf,
     });
     onStop("ingestion", async () => {
       // Stop taking node events first, then finish what was taken.
@@ -179,6 +185,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
         authenticator,
         auth: config.auth,
         declareNodeQueues: (nodeId) => publisher.ensureNodeQueues(nodeId),
+        brokerUsers,
         subscriberBufferSize: config.subscriberBufferSize,
         recordMutation: async (record) => {
           await recordAuditEvent(orm, { ...record, outcome: AuditOutcome[record.outcome] });

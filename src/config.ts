@@ -12,6 +12,11 @@ export interface OrchestratorConfig {
   databaseUrl: string;
   /** RabbitMQ URL; its path is the vhost. @default amqp://guest:guest@127.0.0.1:5672 */
   amqpUrl: string;
+  /**
+   * RabbitMQ's management API, where each node gets its own broker user; null derives
+   * `http://<AMQP host>:15672` with the AMQP URL's user. @default null
+   */
+  brokerManagementUrl: string | null;
   /** @default 4000 */
   port: number;
   /** @default 127.0.0.1 */
@@ -103,6 +108,7 @@ const int = (min: number) => z.coerce.number().int().min(min);
 const schema = z.object({
   DATABASE_URL: z.string().url().default("postgres://postgres@127.0.0.1:5432/fem"),
   AMQP_URL: z.string().regex(/^amqps?:\/\//, "must start with amqp:// or amqps://").default("amqp://guest:guest@127.0.0.1:5672"),
+  FEM_RABBITMQ_MANAGEMENT_URL: z.string().regex(/^https?:\/\/[^\s]+$/, "must be an http:// or https:// URL such as http://127.0.0.1:15672").optional(),
   PORT: int(0).max(65_535).default(4000),
   HOST: z.string().min(1).default("127.0.0.1"),
   FEM_MIGRATE_ON_START: bool.default(true),
@@ -173,6 +179,7 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
     config: {
       databaseUrl: e.DATABASE_URL,
       amqpUrl: e.AMQP_URL,
+      brokerManagementUrl: e.FEM_RABBITMQ_MANAGEMENT_URL ?? null,
       port: e.PORT,
       host: e.HOST,
       migrateOnStart: e.FEM_MIGRATE_ON_START,

@@ -5,6 +5,7 @@
 import fs from "node:fs/promises";
 import { setTimeout as delay } from "node:timers/promises";
 import { connectAgentBroker, type AgentBroker } from "./broker.js";
+import { readNodeCredential } from "./credential.js";
 import type { AgentConfig } from "./config.js";
 import { createHeartbeat } from "./heartbeat.js";
 import { createIntake, type Intake } from "./intake.js";
@@ -64,13 +65,20 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     if (trust === null) log.warn("no orchestrator key pinned (FEM_ALLOW_UNSIGNED=true): unsigned dispatches will run");
     const policy = config.policyFile === null ? null : await readPolicy(config.policyFile);
     if (policy?.allowAny) log.warn("the tool policy allows any tool (allow: any); definitions are still checked against their digests");
+    const credential = await readNodeCredential(config.credential);
     await fs.mkdir(config.sandboxDir, { recursive: true });
     const journal = await openJournal(config.sandboxDir, { log });
     let broker: AgentBroker;
+    // A DISABLED node cannot be told to stop its runs (the orchestrator cut it off the broker): it stops them itself.
+    const onCutOff = (reason: string) => {
+      const count = intake?.activeCount() ?? 0;
+      log.warn(`${reason}; cancelling ${count} active run(s)`);
+      intake?.cancelAll("the node was disabled", false);
+    };
     try {
       broker = await connectAgentBroker(
-        { amqpUrl: config.amqpUrl, nodeId: config.nodeId, capacity: config.capacity, connectTimeoutMs: deps.connectTimeoutMs },
-        { log },
+        { amqpUrl: config.amqpUrl, nodeId: config.nodeId, credential, capacity: config.capacity, connectTimeoutMs: deps.connectTimeoutMs },
+        { log, onCutOff },
       );
     } catch (err) {
       await journal.stop();

@@ -3,15 +3,7 @@
  * sees three things only: confirmed publishing, deliveries with ack/dead-letter, and `stop()`.
  */
 import rascal from "rascal";
-import {
-  EXCHANGES,
-  EXCHANGE_TYPES,
-  QUEUES,
-  dispatchRoutingKey,
-  durableQueueOptions,
-  nodeQueueNames,
-  type NodeEvent,
-} from "../messaging/contracts.js";
+import { EXCHANGES, QUEUES, nodeBrokerUser, nodeQueueNames, type NodeEvent } from "../messaging/contracts.js";
 import { BROKER_RETRY, errorCode, maskUrl, TimeoutError, toError, vhostOf, withTimeout } from "../shared/index.js";
 import type { AgentLogger } from "./log.js";
 
@@ -40,8 +32,11 @@ export interface AgentBroker {
 }
 
 export interface AgentBrokerSettings {
+  /** The broker URL without a user. */
   amqpUrl: string;
   nodeId: string;
+  /** The node's credential: the password of its own broker user. */
+  credential: string;
   capacity: number;
   /** Bound on the first connection and on registering a consumer. @default 10_000 */
   connectTimeoutMs?: number;
@@ -64,32 +59,39 @@ const PUBLISH_TIMEOUT_MS = 10_000;
 const SUBSCRIPTION_CLOSE_TIMEOUT_MS = 5_000;
 const SHUTDOWN_TIMEOUT_MS = 5_000;
 
-/** The rascal definition of the agent's vhost (exported so tests can inspect it). */
+/** The node's own broker user on the vhost of `amqpUrl`. */
+export function brokerUserOf(settings: Pick<AgentBrokerSettings, "amqpUrl" | "nodeId">): string {
+  return nodeBrokerUser(vhostOf(settings.amqpUrl), settings.nodeId);
+}
+
+/** `amqpUrl` with the node's broker user and credential in it. */
+export function brokerUrlOf(settings: Pick<AgentBrokerSettings, "amqpUrl" | "nodeId" | "credential">): string {
+  const url = new URL(settings.amqpUrl);
+  url.username = encodeURIComponent(brokerUserOf(settings));
+  url.password = encodeURIComponent(settings.credential);
+  return url.toString();
+}
+
+/**
+ * The rascal definition of the agent's vhost (exported so tests can inspect it). The node's user
+ * may configure nothing: the orchestrator declares the exchanges, the node's queues and their
+ * bindings, and the agent only checks (passively) that they exist. Every event carries the
+ * node's user as `user_id`, which RabbitMQ verifies.
+ */
 export function buildBrokerConfig(settings: AgentBrokerSettings): Record<string, unknown> {
   const queues = nodeQueueNames(settings.nodeId);
-  const durableExchange = (name: keyof typeof EXCHANGE_TYPES) => ({ type: EXCHANGE_TYPES[name], options: { durable: true } });
+  const existing = { assert: false, check: true };
   const vhost = {
     connection: {
-      url: settings.amqpUrl,
+      url: brokerUrlOf(settings),
       socketOptions: { noDelay: true, timeout: settings.connectTimeoutMs ?? 10_000 },
       retry: BROKER_RETRY,
     },
     publicationChannelPools: { confirmPool: { max: 50 } },
-    exchanges: {
-      [EXCHANGES.dispatch]: durableExchange(EXCHANGES.dispatch),
-      [EXCHANGES.nodeEvents]: durableExchange(EXCHANGES.nodeEvents),
-      [EXCHANGES.deadLetter]: durableExchange(EXCHANGES.deadLetter),
-    },
-    queues: {
-      [queues.runs]: { options: durableQueueOptions },
-      [queues.control]: { options: durableQueueOptions },
-    },
-    bindings: {
-      runs: { source: EXCHANGES.dispatch, destination: queues.runs, destinationType: "queue", bindingKey: dispatchRoutingKey(settings.nodeId, "run") },
-      control: { source: EXCHANGES.dispatch, destination: queues.control, destinationType: "queue", bindingKey: dispatchRoutingKey(settings.nodeId, "control") },
-    },
+    exchanges: { [EXCHANGES.nodeEvents]: existing },
+    queues: { [queues.runs]: existing, [queues.control]: existing },
     publications: {
-      [PUBLICATION]: { exchange: EXCHANGES.nodeEvents, confirm: true, timeout: PUBLISH_TIMEOUT_MS, options: { persistent: true } },
+      [PUBLICATION]: { exchange: EXCHANGES.nodeEvents, confirm: true, timeout: PUBLISH_TIMEOUT_MS, options: { persistent: true, userId: brokerUserOf(settings) } },
     },
     subscriptions: {
       runs: subscription(queues.runs, settings.capacity),
@@ -111,13 +113,27 @@ function subscription(queue: string, prefetch: number): Record<string, unknown> 
 }
 
 /** Connects, declares the topology and returns the broker; throws `BrokerConnectError` within the timeout. */
-export async function connectAgentBroker(settings: AgentBrokerSettings, deps: { log: AgentLogger }): Promise<AgentBroker> {
+export interface AgentBrokerDeps {
+  log: AgentLogger;
+  /**
+   * Called once per disconnection when RabbitMQ refuses the node's user the vhost while
+   * reconnecting: the orchestrator withdrew its permissions (the node is DISABLED).
+   */
+  onCutOff?: (reason: string) => void;
+}
+
+export async function connectAgentBroker(settings: AgentBrokerSettings, deps: AgentBrokerDeps): Promise<AgentBroker> {
   const { log } = deps;
   const connectTimeoutMs = settings.connectTimeoutMs ?? 10_000;
   const broker = await createRascalBroker(settings, connectTimeoutMs);
   let lostAt: number | null = null;
   let errorLoggedAt = 0;
+  let cutOffAt: number | null = null;
   broker.on("error", (err: unknown) => {
+    if (lostAt !== null && cutOffAt !== lostAt && connectErrorCode(toError(err)) === "NOT_ALLOWED") {
+      cutOffAt = lostAt;
+      deps.onCutOff?.(`RabbitMQ refuses ${brokerUserOf(settings)} the vhost: the node was disabled`);
+    }
     // While disconnected, rascal reports every failed reconnection; one line per 30 s is enough.
     if (lostAt !== null && Date.now() - errorLoggedAt < 30_000) return;
     errorLoggedAt = Date.now();
@@ -126,7 +142,7 @@ export async function connectAgentBroker(settings: AgentBrokerSettings, deps: { 
   broker.on("disconnect", () => {
     if (lostAt !== null) return;
     lostAt = Date.now();
-    log.warn(`lost the connection to RabbitMQ at ${maskUrl(settings.amqpUrl)}; reconnecting`);
+    log.warn(`lost the connection to RabbitMQ at ${maskUrl(settings.amqpUrl)}; reconnecting (a DISABLED node or a rotated credential is refused until enabled or given the new credential)`);
   });
   broker.on("vhost_initialised", () => {
     if (lostAt === null) return;
@@ -228,6 +244,7 @@ function connectErrorCode(err: Error): string {
   // A missing vhost (or one the user may not use) closes the connection instead of opening it.
   if (/NOT_ALLOWED|vhost|Expected ConnectionOpenOk/i.test(err.message)) return "NOT_ALLOWED";
   if (/PRECONDITION_FAILED|406/.test(err.message)) return "PRECONDITION_FAILED";
+  if (/NOT_FOUND|404/.test(err.message)) return "NOT_FOUND";
   const amqpCode = (err as { code?: unknown }).code;
   return typeof amqpCode === "number" ? String(amqpCode) : "UNKNOWN";
 }

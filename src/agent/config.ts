@@ -12,8 +12,14 @@ import { maskUrl } from "../shared/index.js";
 export const IMPLEMENTED_LAUNCHERS = ["process"] as const;
 
 export interface AgentConfig {
-  /** Broker URL; its path is the vhost. @default "amqp://guest:guest@127.0.0.1:5672" */
+  /** Broker URL without a user (the agent connects as its node's own broker user); its path is the vhost. @default "amqp://127.0.0.1:5672" */
   amqpUrl: string;
+  /**
+   * Where the node's credential (registerNode's answer, its broker password) comes from: a file
+   * only the agent can read (FEM_NODE_CREDENTIAL_FILE), or FEM_NODE_CREDENTIAL. Never a flag, so it
+   * is never on the command line.
+   */
+  credential: { file: string } | { value: string };
   nodeId: string;
   /** Absolute directory holding the journal and one sandbox per run. @default "./fem-sandbox" */
   sandboxDir: string;
@@ -58,7 +64,7 @@ interface Setting {
 }
 
 const SETTINGS = {
-  amqpUrl: { env: "AMQP_URL", flag: "--amqp-url", describe: "broker URL, the path is the vhost (default amqp://guest:guest@127.0.0.1:5672)" },
+  amqpUrl: { env: "AMQP_URL", flag: "--amqp-url", describe: "broker URL without a user, the path is the vhost (default amqp://127.0.0.1:5672)" },
   nodeId: { env: "FEM_NODE_ID", flag: "--node-id", describe: "this node's id (required)" },
   sandboxDir: { env: "FEM_SANDBOX_DIR", flag: "--sandbox-dir", describe: "journal and run sandboxes (default ./fem-sandbox)" },
   capacity: { env: "FEM_CAPACITY", flag: "--capacity", describe: "most concurrent runs (default 2)" },
@@ -118,7 +124,7 @@ const settingsSchema = z.object({
       const problem = amqpUrlProblem(url);
       if (problem !== null) ctx.addIssue({ code: "custom", message: `${label("amqpUrl")} ${problem}` });
     })
-    .prefault("amqp://guest:guest@127.0.0.1:5672"),
+    .prefault("amqp://127.0.0.1:5672"),
   nodeId: z
     .string({ error: () => `${label("nodeId")} is required` })
     .regex(NODE_ID_PATTERN, { error: (issue) => `${label("nodeId")} must match ${NODE_ID_PATTERN}, got "${String(issue.input)}"` }),
@@ -196,9 +202,24 @@ export function parseAgentConfig(env: Readonly<Record<string, string | undefined
   }
   const parsed = settingsSchema.safeParse(given);
   if (!parsed.success) problems.push(...parsed.error.issues.map((issue) => issue.message));
-  if (!parsed.success || problems.length > 0) return { ok: false, problems };
+  const credential = credentialSource(env, problems);
+  if (!parsed.success || credential === null || problems.length > 0) return { ok: false, problems };
   const executableSearchPath = (env.PATH ?? "").split(path.delimiter).filter((dir) => dir !== "");
-  return { ok: true, config: { ...parsed.data, executableSearchPath } };
+  return { ok: true, config: { ...parsed.data, credential, executableSearchPath } };
+}
+
+/** The node credential's source, from the environment only; null (with a problem) when there is none or two. */
+function credentialSource(env: Readonly<Record<string, string | undefined>>, problems: string[]): AgentConfig["credential"] | null {
+  const file = env.FEM_NODE_CREDENTIAL_FILE?.trim() || undefined;
+  const value = env.FEM_NODE_CREDENTIAL?.trim() || undefined;
+  if (file !== undefined && value !== undefined) {
+    problems.push("FEM_NODE_CREDENTIAL_FILE and FEM_NODE_CREDENTIAL are both set; give the credential one way");
+    return null;
+  }
+  if (file !== undefined) return { file: path.resolve(file) };
+  if (value !== undefined) return { value };
+  problems.push("FEM_NODE_CREDENTIAL_FILE is required: a file (mode 0600) holding the credential registerNode returned for this node (or FEM_NODE_CREDENTIAL)");
+  return null;
 }
 
 /** Parses this process's environment and the given command-line arguments. */
@@ -234,8 +255,12 @@ function parseFlags(argv: readonly string[]): { flags: Map<string, string>; prob
 /** What is wrong with an AMQP URL, as the end of a sentence, or null. */
 function amqpUrlProblem(url: string): string | null {
   try {
-    const { protocol } = new URL(url);
-    return protocol === "amqp:" || protocol === "amqps:" ? null : `must start with amqp:// or amqps://, got "${maskUrl(url)}"`;
+    const { protocol, username, password } = new URL(url);
+    if (protocol !== "amqp:" && protocol !== "amqps:") return `must start with amqp:// or amqps://, got "${maskUrl(url)}"`;
+    if (username !== "" || password !== "") {
+      return `must not carry a user or password ("${maskUrl(url)}"): the agent connects as its node's own broker user with FEM_NODE_CREDENTIAL_FILE`;
+    }
+    return null;
   } catch {
     return `is not a valid URL: "${maskUrl(url)}"`;
   }

@@ -5,7 +5,7 @@
  */
 import { maskUrl, toError, vhostOf } from "../shared/index.js";
 import { createAgent } from "./agent.js";
-import { BrokerConnectError } from "./broker.js";
+import { BrokerConnectError, brokerUserOf } from "./broker.js";
 import { agentUsage, loadAgentConfig, type AgentConfig } from "./config.js";
 import { createStderrLogger } from "./log.js";
 
@@ -63,10 +63,14 @@ function startFailureLine(config: AgentConfig, err: unknown): string {
   const url = maskUrl(config.amqpUrl);
   if (err instanceof BrokerConnectError) {
     if (UNREACHABLE_CODES.has(err.code)) return `fem-agent: cannot reach RabbitMQ at ${url} (${err.code}) — ${RABBITMQ_HINT}`;
-    if (err.code === "ACCESS_REFUSED") return `fem-agent: RabbitMQ at ${url} refused access (ACCESS_REFUSED) — check the user and password in AMQP_URL and that user's permissions on the vhost`;
-    if (err.code === "NOT_ALLOWED") {
-      return `fem-agent: RabbitMQ at ${url} refused the vhost "${vhostOf(config.amqpUrl)}" (NOT_ALLOWED) — create it (rabbitmqctl add_vhost) or grant the user permissions on it`;
+    const user = brokerUserOf(config);
+    if (err.code === "ACCESS_REFUSED") {
+      return `fem-agent: RabbitMQ at ${url} refused ${user} (ACCESS_REFUSED) — is node ${config.nodeId} registered, and is FEM_NODE_CREDENTIAL_FILE its current credential (rotateNodeCredential issues a new one)?`;
     }
+    if (err.code === "NOT_ALLOWED") {
+      return `fem-agent: RabbitMQ at ${url} does not let ${user} use the vhost "${vhostOf(config.amqpUrl)}" (NOT_ALLOWED) — the node is DISABLED, or the orchestrator uses another vhost`;
+    }
+    if (err.code === "NOT_FOUND") return `fem-agent: node ${config.nodeId}'s queues do not exist on RabbitMQ at ${url} — the orchestrator declares them when the node is registered`;
     return `fem-agent: cannot set up RabbitMQ at ${url} (${err.code}): ${oneLine(err.message)}`;
   }
   const error = toError(err);

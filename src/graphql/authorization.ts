@@ -39,6 +39,7 @@ export const RULES: Readonly<Record<string, Rule>> = {
   // Nodes: operators may drain or disable their own nodes (checked by the service).
   "Mutation.registerNode": "admin",
   "Mutation.setNodeAdminState": "signedIn",
+  "Mutation.rotateNodeCredential": "signedIn",
   "Mutation.grantNodeOperator": "admin",
   "Mutation.revokeNodeOperator": "admin",
   "Mutation.registerTool": "admin",

@@ -6,7 +6,7 @@ import { loadViewer, type Authenticator, type Identity } from "../auth/index.js"
 import { GlobalRole, UnauthenticatedError, type AfterCommit, type Viewer } from "../kernel/index.js";
 import type { PubSub } from "../live/pubsub.js";
 import type { RecordMutation } from "./audit-plugin.js";
-import { Node } from "../nodes/index.js";
+import { Node, type NodeBrokerAccess } from "../nodes/index.js";
 import { membersOfProjects, nodeIdsOfProjects, type ProjectMember } from "../projects/index.js";
 import { runsByTaskIds, type Run } from "../runs/index.js";
 import { Tool } from "../tools/index.js";
@@ -20,6 +20,8 @@ export interface AppServices {
   afterCommit: AfterCommit;
   /** Registers a node's queues on the broker right away (best effort). */
   declareNodeQueues(nodeId: string): Promise<void>;
+  /** Each node's own broker user. */
+  brokerUsers: NodeBrokerAccess;
   subscriberBufferSize: number;
   /** Turns an `Authorization` header into the caller. */
   authenticator: Authenticator;

@@ -22,7 +22,7 @@ import { dbErrorSummary, isTransientDbError } from "../db/sql.js";
 import type { Logger } from "../logger.js";
 import { storeLogBatches } from "../logs/index.js";
 import { recordHeartbeats } from "../nodes/index.js";
-import { adoptReportedRuns, applyReportedStates, bareTerminalReport } from "../runs/index.js";
+import { adoptReportedRuns, applyReportedStates, bareTerminalReport, forgedRunClaims, type RunClaim } from "../runs/index.js";
 
 export interface IngestionDeps {
   orm: MikroORM;
@@ -36,6 +36,8 @@ export interface IngestionDeps {
   maxLogBytesPerRun: number;
   /** Most messages handled in one transaction. */
   maxBatch: number;
+  /** The broker user a node publishes as; an event whose AMQP `user_id` differs is dead-lettered `forged`. */
+  brokerUserOf(nodeId: string): string;
 }
 
 export interface Ingestion {
@@ -83,21 +85,41 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
     const parsed = parseMessage(nodeEventSchema, content);
     if (!parsed.ok) return deadLetter(delivery, parsed.error);
     const expected = routingKeyOfNodeEvent(parsed.value);
-    if (delivery.routingKey !== expected) return deadLetter(delivery, `routing key ${delivery.routingKey} does not match ${expected}`);
+    if (delivery.routingKey !== expected) return deadLetter(delivery, `routing key ${delivery.routingKey} does not match ${expected}`, "forged");
+    const user = deps.brokerUserOf(parsed.value.nodeId);
+    if (delivery.userId !== user) {
+      return deadLetter(delivery, `published by broker user ${JSON.stringify(delivery.userId ?? null)}, not by node ${parsed.value.nodeId}'s own ${user}`, "forged");
+    }
     return { delivery, event: parsed.value };
+  }
+
+  /** The runs each event says its node holds. */
+  function claimsOf(event: NodeEvent): RunClaim[] {
+    if (event.type === "node.heartbeat") return event.activeRuns.map((r) => ({ runId: r.runId, attempt: r.attempt, nodeId: event.nodeId }));
+    return [{ runId: event.runId, attempt: event.attempt, nodeId: event.nodeId }];
   }
 
   async function handle(batch: Parsed[]): Promise<void> {
     const changes = new ChangeSet();
-    const states: RunStateEvent[] = [];
-    const logs: RunLogsEvent[] = [];
-    const heartbeats: HeartbeatEvent[] = [];
-    for (const { event } of batch) {
-      if (event.type === "run.state") states.push(event);
-      else if (event.type === "run.logs") logs.push(event);
-      else heartbeats.push(event);
-    }
+    const forged = new Map<Parsed, string>();
     await deps.orm.em.fork().transactional(async (em) => {
+      forged.clear();
+      const claims = new Map(batch.map((item) => [item, claimsOf(item.event)]));
+      const forgedClaims = await forgedRunClaims(em, [...claims.values()].flat());
+      for (const [item, itemClaims] of claims) {
+        const problem = itemClaims.map((c) => forgedClaims.get(c)).find((p) => p !== undefined);
+        if (problem !== undefined) forged.set(item, problem);
+      }
+      const states: RunStateEvent[] = [];
+      const logs: RunLogsEvent[] = [];
+      const heartbeats: HeartbeatEvent[] = [];
+      for (const item of batch) {
+        if (forged.has(item)) continue;
+        const { event } = item;
+        if (event.type === "run.state") states.push(event);
+        else if (event.type === "run.logs") logs.push(event);
+        else heartbeats.push(event);
+      }
       // Lines first: a run's last lines are stored no later than its terminal state.
       await storeLogBatches(em, logs, changes, { maxLogBytesPerRun: deps.maxLogBytesPerRun });
       await applyReportedStates(em, states, changes, {
@@ -109,8 +131,12 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
       const active = heartbeats.flatMap((hb) => hb.activeRuns.map((r) => ({ runId: r.runId, attempt: r.attempt, nodeId: hb.nodeId })));
       await adoptReportedRuns(em, active, changes);
     });
-    for (const { delivery } of batch) delivery.ack();
-    counts.stored += batch.length;
+    for (const item of batch) {
+      const problem = forged.get(item);
+      if (problem === undefined) item.delivery.ack();
+      else deadLetter(item.delivery, problem, "forged");
+    }
+    counts.stored += batch.length - forged.size;
     deps.afterCommit(changes);
   }
 

@@ -15,6 +15,8 @@ export interface NodeEventDelivery {
   body: Buffer;
   messageId: string | undefined;
   routingKey: string;
+  /** The AMQP `user_id` property: RabbitMQ refuses a message whose `user_id` is not the publisher's own user. */
+  userId: string | undefined;
   ack(): void;
   retry(error: Error): void;
   /**
@@ -116,6 +118,7 @@ export async function createBroker(options: TopologyOptions, logger: Logger): Pr
           body: message.content,
           messageId: message.properties.messageId as string | undefined,
           routingKey: message.fields.routingKey,
+          userId: message.properties.userId as string | undefined,
           ack: () => ackOrNack(),
           retry: (error) => ackOrNack(error, { strategy: "nack", requeue: true, defer: 1_000 } as never),
           deadLetter: (error, reason) => {

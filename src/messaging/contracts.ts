@@ -66,6 +66,33 @@ export function nodeEventRoutingKey(nodeId: string, type: string): string {
   return `node.${nodeId}.${type}`;
 }
 
+/**
+ * A node's own RabbitMQ user on `vhost`: both sides derive it, the orchestrator to provision it and
+ * to check each event's `user_id`, the agent to connect and to set `user_id`. RabbitMQ users span
+ * vhosts, so a vhost other than `/` is part of the name.
+ */
+export function nodeBrokerUser(vhost: string, nodeId: string): string {
+  return vhost === "/" ? `fem-node.${nodeId}` : `fem-node.${vhost}.${nodeId}`;
+}
+
+const escapeRegex = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/**
+ * The least privilege of a node's broker user (RabbitMQ regular expressions): it configures
+ * nothing (the orchestrator declares every queue and binding), reads only its own queues (never
+ * `fem.dispatch`: read on an exchange is what allows binding to it), writes only to the node-events
+ * exchange, and there only routing keys of its own node.
+ */
+export function nodeBrokerPermissions(nodeId: string): {
+  vhost: { configure: string; write: string; read: string };
+  topic: { exchange: string; write: string; read: string };
+} {
+  return {
+    vhost: { configure: "^$", write: `^${escapeRegex(EXCHANGES.nodeEvents)}$`, read: `^${escapeRegex(nodeQueuePrefix(nodeId))}` },
+    topic: { exchange: EXCHANGES.nodeEvents, write: `^${escapeRegex(nodeEventRoutingKey(nodeId, ""))}`, read: "^$" },
+  };
+}
+
 /** Options of durable work queues; the orchestrator and the agent must declare them identically. */
 export const durableQueueOptions = {
   durable: true,

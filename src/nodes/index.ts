@@ -2,7 +2,7 @@
 export { nodeRowToSnapshot, nodeSnapshot, recordHeartbeats } from "./heartbeat.js";
 export { Connectivity, Node, NodeAdminState } from "./node.entity.js";
 export { NodeResolver, RunNodeResolver } from "./node.resolver.js";
-export { getNode, listNodes, registerNode, setNodeAdminState, validateLabels, validateNodeId } from "./node.service.js";
+export { getNode, listNodes, registerNode, rotateNodeCredential, setNodeAdminState, validateLabels, validateNodeId, type NodeBrokerAccess } from "./node.service.js";
 export { createNodeSweeper, type SweeperOptions } from "./sweeper.js";
 export { NodeOperator } from "./node-operator.entity.js";
 export { grantNodeOperator, revokeNodeOperator } from "./node.service.js";

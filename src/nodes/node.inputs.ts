@@ -23,7 +23,7 @@ export class NodeFilter {
 @ObjectType()
 export class NodeRegistration {
   @Field(() => Node) node!: Node;
-  @Field(() => String, { description: "Shown once and stored only as a hash. Reserved for the node's own broker user; agents do not use it yet." }) credential!: string;
+  @Field(() => String, { description: "The password of the node's own broker user (FEM_NODE_CREDENTIAL_FILE on the agent); shown once, stored only as a hash." }) credential!: string;
 }
 
 export const NodeConnection = ConnectionType(Node, "Node");

@@ -7,7 +7,7 @@ import { topics } from "../live/topics.js";
 import { Run } from "../runs/index.js";
 import { Node, NodeAdminState } from "./node.entity.js";
 import { NodeConnection, NodeFilter, NodeRegistration, RegisterNodeInput } from "./node.inputs.js";
-import { getNode, grantNodeOperator, listNodes, registerNode, revokeNodeOperator, setNodeAdminState, validateNodeId, visibleNodeIds } from "./node.service.js";
+import { getNode, grantNodeOperator, listNodes, registerNode, revokeNodeOperator, rotateNodeCredential, setNodeAdminState, validateNodeId, visibleNodeIds } from "./node.service.js";
 import { nodeSnapshot } from "./heartbeat.js";
 
 @Resolver(() => Node)
@@ -37,15 +37,24 @@ export class NodeResolver {
     return connection(nodes, hasNextPage, (n) => n.id);
   }
 
-  @Mutation(() => NodeRegistration, { description: "Registers a node; the credential is returned only here." })
+  @Mutation(() => NodeRegistration, {
+    description: "Registers a node and provisions its own broker user; the credential (its broker password) is returned only here.",
+  })
   async registerNode(@Arg("input", () => RegisterNodeInput) input: RegisterNodeInput, @Ctx() ctx: Context): Promise<NodeRegistration> {
-    const result = await registerNode(ctx.orm.em.fork(), input);
+    const result = await registerNode(ctx.orm.em.fork(), input, ctx.brokerUsers);
     // The relay declares queues before dispatching too; this makes them exist before the agent starts.
     await ctx.declareNodeQueues(result.node.id).catch(() => undefined);
     const changes = new ChangeSet();
     changes.nodes.set(result.node.id, nodeSnapshot(result.node));
     ctx.afterCommit(changes);
     return result;
+  }
+
+  @Mutation(() => NodeRegistration, {
+    description: "Gives a node a new credential, returned only here (ADMIN or the node's operator); the old one stops working at once and the node's connections are closed.",
+  })
+  async rotateNodeCredential(@Arg("id", () => ID) id: string, @Ctx() ctx: Context): Promise<NodeRegistration> {
+    return rotateNodeCredential(ctx.orm.em.fork(), ctx.viewer(), id, ctx.brokerUsers);
   }
 
   @Mutation(() => Node, { description: "Makes a user an operator of a node (ADMIN): they see its runs and may drain or disable it." })
@@ -58,9 +67,11 @@ export class NodeResolver {
     return revokeNodeOperator(ctx.orm.em.fork(), ctx.viewer(), nodeId, subject);
   }
 
-  @Mutation(() => Node, { description: "ACTIVE takes work; DRAINING finishes what runs and takes nothing new; DISABLED takes nothing." })
+  @Mutation(() => Node, {
+    description: "ACTIVE takes work; DRAINING finishes what runs and takes nothing new; DISABLED takes nothing and cuts the node off the broker until it is enabled again.",
+  })
   async setNodeAdminState(@Arg("id", () => ID) id: string, @Arg("state", () => NodeAdminState) state: NodeAdminState, @Ctx() ctx: Context): Promise<Node> {
-    const { node, changes } = await setNodeAdminState(ctx.orm.em.fork(), ctx.viewer(), id, state);
+    const { node, changes } = await setNodeAdminState(ctx.orm.em.fork(), ctx.viewer(), id, state, ctx.brokerUsers);
     ctx.afterCommit(changes);
     return node;
   }

@@ -19,6 +19,16 @@ export interface RegisterNodeData {
   allowedTools?: string[] | null;
 }
 
+/**
+ * What this domain needs of the broker: each node's own user, provisioned with the node's
+ * credential, its permissions withdrawn while DISABLED (see messaging/broker-users.ts).
+ */
+export interface NodeBrokerAccess {
+  provision(nodeId: string, password: string, active: boolean): Promise<void>;
+  revoke(nodeId: string): Promise<void>;
+  restore(nodeId: string): Promise<void>;
+}
+
 export interface NodeFilter {
   adminState?: NodeAdminState | null;
   connectivity?: Connectivity | null;
@@ -57,7 +67,11 @@ function newCredential(): { credential: string; hash: string } {
   return { credential, hash: createHash("sha256").update(credential).digest("hex") };
 }
 
-export async function registerNode(em: EntityManager, data: RegisterNodeData): Promise<{ node: Node; credential: string }> {
+/**
+ * Registers a node and provisions its broker user with a fresh credential, returned only here. The
+ * row commits only once the broker user exists, so a broker that refuses leaves nothing behind.
+ */
+export async function registerNode(em: EntityManager, data: RegisterNodeData, broker: NodeBrokerAccess): Promise<{ node: Node; credential: string }> {
   validateNodeId("id", data.id);
   const capacity = data.capacity ?? 2;
   if (!Number.isInteger(capacity) || capacity < 1 || capacity > 1_000) throw BadInputError.field("capacity", "must be an integer from 1 to 1000");
@@ -81,12 +95,33 @@ export async function registerNode(em: EntityManager, data: RegisterNodeData): P
   const { credential, hash } = newCredential();
   node.credentialHash = hash;
   try {
-    await em.persistAndFlush(node);
+    await em.transactional(async (tem) => {
+      tem.persist(node);
+      await tem.flush();
+      await broker.provision(node.id, credential, true);
+    });
   } catch (err) {
     if (err instanceof UniqueConstraintViolationException) throw new ConflictError(`node ${JSON.stringify(data.id)} is already registered`, { id: data.id });
     throw err;
   }
   return { node, credential };
+}
+
+/**
+ * Gives a node a new credential (ADMIN or the node's operator): the broker user's password is
+ * replaced and its open connections closed, so the old credential stops working at once.
+ */
+export async function rotateNodeCredential(em: EntityManager, viewer: Viewer, id: string, broker: NodeBrokerAccess): Promise<{ node: Node; credential: string }> {
+  validateNodeId("id", id);
+  await getNode(em, id, viewer);
+  if (!operatesNode(viewer, id)) throw ForbiddenError.action(`rotate the credential of node ${id}`, "ADMIN or NODE_OPERATOR of the node");
+  const { credential, hash } = newCredential();
+  await em.transactional(async (tem) => {
+    const rows = await query<{ admin_state: NodeAdminState }>(tem, `update node set credential_hash = ?, updated_at = now() where id = ? returning admin_state`, [hash, id]);
+    if (rows.length === 0) throw NotFoundError.entity("Node", id);
+    await broker.provision(id, credential, rows[0].admin_state !== NodeAdminState.DISABLED);
+  });
+  return { node: await getNode(em.fork(), id, viewer), credential };
 }
 
 export async function getNode(em: EntityManager, id: string, viewer: Viewer): Promise<Node> {
@@ -122,9 +157,16 @@ export async function listNodes(em: EntityManager, viewer: Viewer, filter: NodeF
 /**
  * Sets a node's admin state. DRAINING: the scheduler starts nothing new there; what runs finishes.
  * DISABLED: runs handed to the node and not finished fail with NODE_LOST (retried per policy) and the
- * agent is told to stop them; runs still waiting stay queued until the node is ACTIVE again.
+ * agent is told to stop them; runs still waiting stay queued until the node is ACTIVE again. The
+ * node's broker user loses its permissions and connections while DISABLED and gets them back after.
  */
-export async function setNodeAdminState(em: EntityManager, viewer: Viewer, id: string, state: NodeAdminState): Promise<{ node: Node; changes: ChangeSet }> {
+export async function setNodeAdminState(
+  em: EntityManager,
+  viewer: Viewer,
+  id: string,
+  state: NodeAdminState,
+  broker: NodeBrokerAccess,
+): Promise<{ node: Node; changes: ChangeSet }> {
   validateNodeId("id", id);
   await getNode(em, id, viewer);
   if (!operatesNode(viewer, id)) throw ForbiddenError.action(`change the admin state of node ${id}`, "ADMIN or NODE_OPERATOR of the node");
@@ -135,6 +177,10 @@ export async function setNodeAdminState(em: EntityManager, viewer: Viewer, id: s
     changes.nodes.set(id, nodeRowToSnapshot(rows[0]));
     if (state === NodeAdminState.DISABLED) {
       await loseRunsOfNode(tem, id, `node ${id} was disabled by an administrator`, changes);
+      // Last, so that a broker that refuses rolls the whole change back.
+      await broker.revoke(id);
+    } else {
+      await broker.restore(id);
     }
     changes.schedule = true;
   });

@@ -3,6 +3,6 @@ export * from "./lifecycle/index.js";
 export { Run } from "./run.entity.js";
 export { rowToRun, type RunRecord } from "./run.mapper.js";
 export { RunResolver } from "./run.resolver.js";
-export { getRun, runsByTaskIds } from "./run.service.js";
+export { forgedRunClaims, getRun, runsByTaskIds, type RunClaim } from "./run.service.js";
 export { createScheduler, dispatchReadyRuns, type SchedulerOptions } from "./scheduler.js";
 export { Usage } from "./run.types.js";

@@ -1,6 +1,6 @@
 /** Reading runs. Framework-free: throws AppErrors only. */
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { query } from "../db/sql.js";
+import { json, query } from "../db/sql.js";
 import { checkUuid, hasProjectRole, isAdmin, NotFoundError, operatesNode, ProjectRole, type Viewer } from "../kernel/index.js";
 import { Run } from "./run.entity.js";
 
@@ -27,3 +27,34 @@ export async function runsByTaskIds(em: EntityManager, ids: readonly string[]): 
   return em.find(Run, { taskId: { $in: [...ids] } }, { orderBy: { nodeId: "asc", attempt: "asc" } });
 }
 
+
+/** What a node claims about a run: that it holds `attempt` of it. */
+export interface RunClaim {
+  runId: string;
+  attempt: number;
+  nodeId: string;
+}
+
+/**
+ * The claims that are forged, with why: each run row is one attempt on one node, so a claim naming
+ * another node or another attempt of an existing run is forged. An unknown run changes nothing and
+ * is not judged. One statement.
+ */
+export async function forgedRunClaims(em: EntityManager, claims: readonly RunClaim[]): Promise<Map<RunClaim, string>> {
+  const forged = new Map<RunClaim, string>();
+  if (claims.length === 0) return forged;
+  const ids = [...new Set(claims.map((c) => c.runId))];
+  const rows = await query<{ id: string; attempt: number; node_id: string }>(
+    em,
+    `select id, attempt, node_id from run where id in (select jsonb_array_elements_text(?::jsonb)::uuid)`,
+    [json(ids)],
+  );
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  for (const claim of claims) {
+    const run = byId.get(claim.runId);
+    if (run && (run.node_id !== claim.nodeId || run.attempt !== claim.attempt)) {
+      forged.set(claim, `run ${claim.runId} attempt ${claim.attempt} is not node ${claim.nodeId}'s`);
+    }
+  }
+  return forged;
+}

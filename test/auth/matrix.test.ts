@@ -88,6 +88,11 @@ const CASES: Record<string, Case> = {
     expect: { ...all("FORBIDDEN"), researcherOfBeta: "NOT_FOUND", operatorOfA1: "ok", admin: "ok" },
     op: () => ({ query: `mutation { setNodeAdminState(id: "a-1", state: ACTIVE) { id adminState } }` }),
   },
+  // No agent runs in this world, so rotating a-1's credential disturbs nothing; alpha's members see a-1 but do not operate it.
+  "Mutation.rotateNodeCredential": {
+    expect: { ...all("FORBIDDEN"), researcherOfBeta: "NOT_FOUND", operatorOfA1: "ok", admin: "ok" },
+    op: () => ({ query: `mutation { rotateNodeCredential(id: "a-1") { node { id } credential } }` }),
+  },
   "Mutation.grantNodeOperator": { expect: adminOnly, op: (w) => ({ query: `mutation($s: String!) { grantNodeOperator(nodeId: "a-2", subject: $s) { id } }`, variables: { s: w.fresh("op") } }) },
   "Mutation.revokeNodeOperator": {
     expect: adminOnly,

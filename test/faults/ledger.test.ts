@@ -40,9 +40,11 @@ test(`${TOTAL} runs through a broker restart and a kill -9 of one of two orchest
   orchestrators.push(a, b);
   await createTestProject(a.url);
   for (const id of ["ledger-1", "ledger-2"]) {
-    await gqlOk(a.url, `mutation($id: ID!) { registerNode(input: { id: $id, capacity: 8 }) { node { id } } }`, { id });
+    const { registerNode } = await gqlOk(a.url, `mutation($id: ID!) { registerNode(input: { id: $id, capacity: 8 }) { node { id } credential } }`, { id });
     await addToTestProject(a.url, [id]);
-    agents.push(await spawnAgent({ nodeId: id, amqpUrl: services.vhost.url, sandboxDir: join(markers, `sandbox-${id}`), capacity: 8, heartbeatIntervalMs: 1_000 }));
+    agents.push(
+      await spawnAgent({ nodeId: id, amqpUrl: services.vhost.url, credential: registerNode.credential, sandboxDir: join(markers, `sandbox-${id}`), capacity: 8, heartbeatIntervalMs: 1_000 }),
+    );
   }
   // Each execution appends one line to its task's marker file: lines = executions.
   await gqlOk(a.url, REGISTER_TOOL, {

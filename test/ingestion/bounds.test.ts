@@ -18,7 +18,7 @@ test.before(async () => {
   env = await createTestEnv({ maxEventBytes: MAX_EVENT_BYTES, maxLogBytesPerRun: MAX_LOG_BYTES });
   await env.registerNodes([nodeId], 50);
   tool = await registerNodeScriptTool(env.orchestrator.url, "echo", "console.log('hi')");
-  events = await createEventPublisher(env.vhost.url);
+  events = await createEventPublisher(await env.nodeAmqpUrl(nodeId));
 });
 
 test.after(async () => {

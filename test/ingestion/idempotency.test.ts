@@ -18,7 +18,7 @@ test.before(async () => {
   const tool = await registerNodeScriptTool(env.orchestrator.url, "echo", "console.log('hi')");
   const data = await gqlOk(env.orchestrator.url, SUBMIT, { input: { tasks: [{ key: "t", tool, nodes: [nodeId] }] } });
   runId = data.submitWorkflow.tasks[0].runs[0].id;
-  events = await createEventPublisher(env.vhost.url);
+  events = await createEventPublisher(await env.nodeAmqpUrl(nodeId));
 });
 
 test.after(async () => {
@@ -109,7 +109,8 @@ test("a malformed message is dead-lettered and ingestion carries on", async () =
   const deadLetteredBefore = env.orchestrator.ingestion.stats().deadLettered;
   await events.publishRaw(Buffer.from("{not json"), `node.${nodeId}.run.state`);
   await events.publish({ ...state("RUNNING"), attempt: 2, runId: "not-a-uuid" });
-  await events.publish({ ...state("RUNNING"), attempt: 2 }, "node.someone-else.run.state");
+  // Another node's name in the body under this node's own routing key (RabbitMQ refuses any other key).
+  await events.publish({ ...state("RUNNING"), attempt: 2, nodeId: "someone-else" }, `node.${nodeId}.run.state`);
   await events.publish({ type: "run.explode", v: 1, nodeId });
   await events.publish({ ...state("RUNNING"), attempt: 2 });
   await waitUntil(async () => (await run()).state === "RUNNING", 10_000, "the valid message after the bad ones");
@@ -121,7 +122,9 @@ test("operators see dead letters with where they came from and why", async () =>
     const data = await gqlOk(env.orchestrator.url, `{ deadLetters(first: 20) { nodes { queue routingKey reason body } } }`);
     return data.deadLetters.nodes.length >= 4 ? data.deadLetters.nodes : undefined;
   }, 10_000, "4 dead letters to be listed");
-  assert.ok(letters.every((l: { queue: string; reason: string }) => l.queue === "fem.orchestrator.node-events" && l.reason === "rejected"));
+  assert.ok(letters.every((l: { queue: string; reason: string }) => l.queue === "fem.orchestrator.node-events" && ["rejected", "forged"].includes(l.reason)));
+  // Events of the older attempt, and the one naming another node, were not this node's to send.
+  assert.ok(letters.some((l: { reason: string; body: string }) => l.reason === "forged" && l.body.includes("someone-else")), "the event naming another node is forged");
   assert.ok(letters.some((l: { body: string }) => l.body === "{not json"), "even a body that is not JSON is kept");
 });
 

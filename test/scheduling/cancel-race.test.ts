@@ -14,7 +14,7 @@ const N = 50;
 test.before(async () => {
   env = await createTestEnv();
   await env.registerNodes(["site-race"], 100);
-  events = await createEventPublisher(env.vhost.url);
+  events = await createEventPublisher(await env.nodeAmqpUrl("site-race"));
 });
 
 test.after(async () => {

@@ -51,7 +51,7 @@ test("a run whose agent is killed is NODE_LOST after the grace period and retrie
   assert.equal(done.tasks[0].runs.map((r) => [r.attempt, r.state]), [[1, "FAILED"], [2, "SUCCEEDED"]]);
   await waitUntil(async () => (await processesWith(marker)).length === 0, 10_000, "no process of attempt 1 left");
 
-  const events = await createEventPublisher(env.vhost.url);
+  const events = await createEventPublisher(await env.nodeAmqpUrl("site-a"));
   try {
     const at = new Date().toISOString();
     await events.publish({ type: "run.state", v: 1, nodeId: "site-a", runId: first.id, attempt: 1, state: "RUNNING", at });

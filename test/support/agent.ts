@@ -1,13 +1,19 @@
 /** Real `fem-agent` processes for tests. */
 import { spawn, type ChildProcess } from "node:child_process";
+import { chmod, mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { withoutUser } from "./broker.js";
 import { waitUntil, withTimeout } from "./wait.js";
 
 export const AGENT_BIN = fileURLToPath(new URL("../../src/agent/main.js", import.meta.url));
 
 export interface AgentOptions {
   nodeId: string;
+  /** The broker URL; a user and password in it are dropped (the agent connects as its node's user). */
   amqpUrl: string;
+  /** The node's credential, written to a file of mode 0600 for FEM_NODE_CREDENTIAL_FILE. */
+  credential: string;
   sandboxDir: string;
   capacity: number;
   heartbeatIntervalMs: number;
@@ -24,10 +30,15 @@ export interface AgentProcess {
 }
 
 export async function spawnAgent(options: AgentOptions): Promise<AgentProcess> {
+  await mkdir(options.sandboxDir, { recursive: true });
+  const credentialFile = join(options.sandboxDir, "..", `${options.nodeId}.credential`);
+  await writeFile(credentialFile, options.credential, { mode: 0o600 });
+  await chmod(credentialFile, 0o600);
   const child = spawn(process.execPath, [AGENT_BIN], {
     env: {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
-      AMQP_URL: options.amqpUrl,
+      AMQP_URL: withoutUser(options.amqpUrl),
+      FEM_NODE_CREDENTIAL_FILE: credentialFile,
       FEM_NODE_ID: options.nodeId,
       FEM_SANDBOX_DIR: options.sandboxDir,
       FEM_CAPACITY: String(options.capacity),

@@ -8,12 +8,17 @@ export interface EventPublisher {
   close(): Promise<void>;
 }
 
+/**
+ * Publishes as the broker user in `url` (a node's own, see TestEnv.nodeAmqpUrl), setting `user_id`
+ * to it as the agent does.
+ */
 export async function createEventPublisher(url: string): Promise<EventPublisher> {
   const connection = await amqp.connect(url);
   const channel = await connection.createConfirmChannel();
+  const userId = decodeURIComponent(new URL(url).username);
   const send = (body: Buffer, routingKey: string, contentType: string) =>
     new Promise<void>((resolve, reject) =>
-      channel.publish(EXCHANGES.nodeEvents, routingKey, body, { persistent: true, contentType }, (err) => (err ? reject(err) : resolve())),
+      channel.publish(EXCHANGES.nodeEvents, routingKey, body, { persistent: true, contentType, userId }, (err) => (err ? reject(err) : resolve())),
     );
   return {
     publish: (event, routingKey) => send(Buffer.from(JSON.stringify(event)), routingKey ?? nodeEventRoutingKey(event.nodeId, event.type), "application/json"),

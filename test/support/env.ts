@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { createOrchestrator, type Orchestrator, type OrchestratorHooks } from "../../src/app.js";
 import { parseConfig, type OrchestratorConfig } from "../../src/config.js";
 import { createLogger, type LogLevel } from "../../src/logger.js";
+import { nodeBrokerUser } from "../../src/messaging/contracts.js";
 import { createTestVhost, type TestVhost } from "./broker.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
 import { addToTestProject, createTestProject, gqlOk, TEST_ADMIN_TOKEN } from "./graphql.js";
@@ -22,6 +23,10 @@ export interface TestEnv {
   startAgent(nodeId: string, options?: Partial<AgentOptions>): Promise<AgentProcess>;
   /** Registers nodes over GraphQL and adds them to the suite's project `test`. */
   registerNodes(ids: string[], capacity?: number): Promise<void>;
+  /** A registered node's credential: the one registerNodes got, else a new one from rotateNodeCredential. */
+  credentialOf(nodeId: string): Promise<string>;
+  /** The suite's AMQP URL with the node's own broker user and credential (what its agent connects as). */
+  nodeAmqpUrl(nodeId: string): Promise<string>;
   /** Runs raw SQL on the suite's database. */
   sql<T = Record<string, unknown>>(query: string, params?: unknown[]): Promise<T[]>;
   dispose(): Promise<void>;
@@ -62,6 +67,7 @@ export async function createTestEnv(overrides: Partial<OrchestratorConfig> = {},
   }
   await createTestProject(orchestrator.url);
   const agents: AgentProcess[] = [];
+  const credentials = new Map<string, string>();
   const env: TestEnv = {
     db,
     vhost,
@@ -73,6 +79,8 @@ export async function createTestEnv(overrides: Partial<OrchestratorConfig> = {},
       const agent = await spawnAgent({
         nodeId,
         amqpUrl: vhost.url,
+        // A node that is not registered has no credential; its agent gets one RabbitMQ refuses.
+        credential: options.credential ?? (await env.credentialOf(nodeId).catch(() => "fem_node_unregistered")),
         sandboxDir: join(sandboxRoot, nodeId),
         capacity: 2,
         heartbeatIntervalMs: 300,
@@ -84,11 +92,31 @@ export async function createTestEnv(overrides: Partial<OrchestratorConfig> = {},
     },
     async registerNodes(ids, capacity = 2) {
       for (const id of ids) {
-        await gqlOk(orchestrator.url, `mutation($input: RegisterNodeInput!) { registerNode(input: $input) { node { id } } }`, {
-          input: { id, capacity, labels: { site: id } },
-        });
+        const data = await gqlOk<{ registerNode: { credential: string } }>(
+          orchestrator.url,
+          `mutation($input: RegisterNodeInput!) { registerNode(input: $input) { node { id } credential } }`,
+          { input: { id, capacity, labels: { site: id } } },
+        );
+        credentials.set(id, data.registerNode.credential);
       }
       await addToTestProject(orchestrator.url, ids);
+    },
+    async credentialOf(nodeId) {
+      const known = credentials.get(nodeId);
+      if (known !== undefined) return known;
+      const data = await gqlOk<{ rotateNodeCredential: { credential: string } }>(
+        orchestrator.url,
+        `mutation($id: ID!) { rotateNodeCredential(id: $id) { credential } }`,
+        { id: nodeId },
+      );
+      credentials.set(nodeId, data.rotateNodeCredential.credential);
+      return data.rotateNodeCredential.credential;
+    },
+    async nodeAmqpUrl(nodeId) {
+      const url = new URL(vhost.url);
+      url.username = encodeURIComponent(nodeBrokerUser(vhost.name, nodeId));
+      url.password = encodeURIComponent(await env.credentialOf(nodeId));
+      return url.toString();
     },
     async sql(query, params = []) {
       return (await orchestrator.orm.em.fork().getConnection().execute(query, params, "all")) as never;

@@ -5,8 +5,8 @@ import { agentUsage, parseAgentConfig, type AgentConfig } from "../../src/agent/
 
 const test = suite("agent configuration");
 
-/** A pinned orchestrator key, which every agent needs unless FEM_ALLOW_UNSIGNED=true. */
-const KEY = { FEM_ORCHESTRATOR_PUBLIC_KEY_FILE: "/etc/fem/orchestrator.pub" };
+/** A pinned orchestrator key (every agent needs one unless FEM_ALLOW_UNSIGNED=true) and the node's credential file. */
+const KEY = { FEM_ORCHESTRATOR_PUBLIC_KEY_FILE: "/etc/fem/orchestrator.pub", FEM_NODE_CREDENTIAL_FILE: "/etc/fem/node.credential" };
 
 function expectConfig(env: Record<string, string | undefined>, argv: string[] = []): AgentConfig {
   const result = parseAgentConfig({ ...KEY, ...env }, argv);
@@ -23,7 +23,8 @@ function expectProblems(env: Record<string, string | undefined>, argv: string[] 
 test("uses the defaults when only the node id is set", () => {
   const config = expectConfig({ FEM_NODE_ID: "site-a", PATH: "/usr/local/bin::/usr/bin" });
   assert.equal(config, {
-    amqpUrl: "amqp://guest:guest@127.0.0.1:5672",
+    amqpUrl: "amqp://127.0.0.1:5672",
+    credential: { file: "/etc/fem/node.credential" },
     nodeId: "site-a",
     sandboxDir: path.resolve("./fem-sandbox"),
     capacity: 2,
@@ -46,7 +47,7 @@ test("uses the defaults when only the node id is set", () => {
 
 test("reads every setting from the environment", () => {
   const config = expectConfig({
-    AMQP_URL: "amqps://agent:secret@broker.example:5671/fem",
+    AMQP_URL: "amqps://broker.example:5671/fem",
     FEM_NODE_ID: "site-b",
     FEM_SANDBOX_DIR: "/var/lib/fem",
     FEM_CAPACITY: "8",
@@ -61,7 +62,7 @@ test("reads every setting from the environment", () => {
     FEM_ALLOWED_TOOLS: "stats, fedavg@1.2",
     FEM_POLICY_FILE: "/etc/fem/policy.json",
   });
-  assert.is(config.amqpUrl, "amqps://agent:secret@broker.example:5671/fem");
+  assert.is(config.amqpUrl, "amqps://broker.example:5671/fem");
   assert.is(config.sandboxDir, "/var/lib/fem");
   assert.is(config.capacity, 8);
   assert.is(config.shutdownMode, "handback");
@@ -180,6 +181,23 @@ test("refuses to start without a pinned orchestrator key unless unsigned dispatc
   const config = expectConfig({ FEM_NODE_ID: "site-a", FEM_ORCHESTRATOR_PUBLIC_KEY_FILE: undefined, FEM_ALLOW_UNSIGNED: "true" });
   assert.is(config.orchestratorPublicKeyFile, null);
   assert.is(config.allowUnsigned, true);
+});
+
+test("takes the node credential from the environment only, one way, and refuses a user in AMQP_URL", () => {
+  assert.equal(expectConfig({ FEM_NODE_ID: "site-a", FEM_NODE_CREDENTIAL_FILE: undefined, FEM_NODE_CREDENTIAL: "fem_node_x" }).credential, { value: "fem_node_x" });
+  assert.equal(expectProblems({ FEM_NODE_ID: "site-a", FEM_NODE_CREDENTIAL_FILE: undefined }), [
+    "FEM_NODE_CREDENTIAL_FILE is required: a file (mode 0600) holding the credential registerNode returned for this node (or FEM_NODE_CREDENTIAL)",
+  ]);
+  assert.equal(expectProblems({ FEM_NODE_ID: "site-a", FEM_NODE_CREDENTIAL: "fem_node_x" }), [
+    "FEM_NODE_CREDENTIAL_FILE and FEM_NODE_CREDENTIAL are both set; give the credential one way",
+  ]);
+  // No flag carries it: a credential on the command line would be visible to every process.
+  assert.match(expectProblems({ FEM_NODE_ID: "site-a" }, ["--node-credential", "x"])[0], /unknown argument/);
+  assert.not.match(agentUsage(), /credential/i);
+  const problems = expectProblems({ FEM_NODE_ID: "site-a", AMQP_URL: "amqp://guest:secret@broker:5672/fem" });
+  assert.equal(problems, [
+    `AMQP_URL / --amqp-url must not carry a user or password ("amqp://guest:***@broker:5672/fem"): the agent connects as its node's own broker user with FEM_NODE_CREDENTIAL_FILE`,
+  ]);
 });
 
 test.run();
