@@ -11,3 +11,4 @@ export { fitsPgInt, NUL_REPLACEMENT, PG_INT_MAX, PG_INT_MIN, replaceNul, replace
 export { canonicalJson } from "./canonical-json.js";
 export { DIGEST_PATTERN, toolDefinition, toolDigest, type ToolArgDefinition, type ToolDefinition, type ToolDefinitionSource } from "./tool-digest.js";
 export { argvTemplateProblem } from "./tool-template.js";
+export { referencesSecrets, SECRET_NAME_PATTERN, secretEnvOf, secretNames, secretRefProblem, substituteSecrets } from "./secret-refs.js";
