@@ -9,6 +9,7 @@ import type { AgentConfig } from "./config.js";
 import { createHeartbeat } from "./heartbeat.js";
 import { createIntake, type Intake } from "./intake.js";
 import { readPolicy } from "./policy.js";
+import { NO_SECRETS, readSecrets } from "./secrets.js";
 import { readPinnedKeys, signatureCheck } from "./trust.js";
 import { openJournal, type Journal } from "./journal.js";
 import { createStderrLogger, type AgentLogger } from "./log.js";
@@ -64,6 +65,10 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     if (trust === null) log.warn("no orchestrator key pinned (FEM_ALLOW_UNSIGNED=true): unsigned dispatches will run");
     const policy = config.policyFile === null ? null : await readPolicy(config.policyFile);
     if (policy?.allowAny) log.warn("the tool policy allows any tool (allow: any); definitions are still checked against their digests");
+    const secrets = config.secretsFile === null ? NO_SECRETS : await readSecrets(config.secretsFile);
+    if (secrets.size > 0 && (policy === null || policy.allowAny)) {
+      log.warn(`${secrets.size} node secret(s) loaded but no tool is pinned (FEM_POLICY_FILE): any tool the orchestrator sends may reference them`);
+    }
     await fs.mkdir(config.sandboxDir, { recursive: true });
     const journal = await openJournal(config.sandboxDir, { log });
     let broker: AgentBroker;
@@ -88,8 +93,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       searchPath: config.executableSearchPath,
     };
     intake = createIntake(
-      { nodeId: config.nodeId, capacity: config.capacity, allowedTools: config.allowedTools, policy, launchers: config.launchers, trust },
-      { journal, outbox, log, startRun: (dispatch) => startRun(dispatch, runSettings, { outbox, journal, sampler, log }) },
+      { nodeId: config.nodeId, capacity: config.capacity, allowedTools: config.allowedTools, policy, secrets, launchers: config.launchers, trust },
+      { journal, outbox, log, startRun: (dispatch) => startRun(dispatch, runSettings, { outbox, journal, sampler, log, secrets }) },
     );
     const active = intake;
     const heartbeat = createHeartbeat(

@@ -37,8 +37,10 @@ export interface AgentConfig {
   launchers: string[];
   /** `name` or `name@version` entries; empty means every tool is allowed. @default [] */
   allowedTools: string[];
-  /** JSON file pinning the tools this node runs by name[@version] and digest; null keeps the FEM_ALLOWED_TOOLS check only. @default null */
+  /** YAML or JSON file pinning the tools this node runs by name[@version] and digest; null keeps the FEM_ALLOWED_TOOLS check only. @default null */
   policyFile: string | null;
+  /** YAML or JSON file of `NAME: value` secrets that tools reference as `${secret:NAME}`; mode 0600 or 0400. @default null */
+  secretsFile: string | null;
   /** Directories searched for an `argv[0]` without a slash (the agent's own PATH). */
   executableSearchPath: string[];
   /** PEM file of the orchestrator public key(s) dispatches must be signed with (several while a key rotates). @default null */
@@ -74,7 +76,12 @@ const SETTINGS = {
   policyFile: {
     env: "FEM_POLICY_FILE",
     flag: "--policy-file",
-    describe: "JSON file of the tools this node runs, pinned by name[@version] and digest (default: none, FEM_ALLOWED_TOOLS decides)",
+    describe: "YAML or JSON file of the tools this node runs, pinned by name[@version] and digest (default: none, FEM_ALLOWED_TOOLS decides)",
+  },
+  secretsFile: {
+    env: "FEM_SECRETS_FILE",
+    flag: "--secrets-file",
+    describe: "YAML or JSON file (mode 0600) of NAME: value secrets that tools reference as ${secret:NAME} (default: none)",
   },
   orchestratorPublicKeyFile: {
     env: "FEM_ORCHESTRATOR_PUBLIC_KEY_FILE",
@@ -100,6 +107,15 @@ function integer(name: SettingName, min: number, max: number) {
       error: (issue) => `${label(name)} must be an integer from ${min} to ${max}, got "${String(issue.input)}"`,
     })
     .transform(Number);
+}
+
+/** An absolute path, or null when the setting is not given. */
+function optionalFile() {
+  return z
+    .string()
+    .transform((file): string | null => path.resolve(file))
+    .optional()
+    .transform((file) => file ?? null);
 }
 
 /** A comma-separated list; empty items are dropped. */
@@ -156,16 +172,9 @@ const settingsSchema = z.object({
   killGraceMs: integer("killGraceMs", 0, 600_000).prefault("5000"),
   sandboxRetentionMs: integer("sandboxRetentionMs", 0, 31_536_000_000).prefault("604800000"),
   shutdownGraceMs: integer("shutdownGraceMs", 0, 86_400_000).prefault("30000"),
-  policyFile: z
-    .string()
-    .transform((file): string | null => path.resolve(file))
-    .optional()
-    .transform((file) => file ?? null),
-  orchestratorPublicKeyFile: z
-    .string()
-    .transform((file): string | null => path.resolve(file))
-    .optional()
-    .transform((file) => file ?? null),
+  policyFile: optionalFile(),
+  secretsFile: optionalFile(),
+  orchestratorPublicKeyFile: optionalFile(),
   allowUnsigned: z
     .enum(["true", "false"], { error: (issue) => `${label("allowUnsigned")}: "${String(issue.input)}" is not true or false` })
     .transform((value) => value === "true")
@@ -180,7 +189,10 @@ const settingsSchema = z.object({
 /** One line per setting, for `--help`. */
 export function agentUsage(): string {
   const lines = Object.values(SETTINGS).map((s) => `  ${s.flag.padEnd(24)} ${s.env.padEnd(26)} ${s.describe}`);
-  return ["usage: fem-agent [flags]   (each flag also an environment variable; flags win)", ...lines].join("\n");
+  return [
+    "usage: fem-agent [flags]   (each flag also an environment variable; flags win; no flag takes a credential)",
+    ...lines,
+  ].join("\n");
 }
 
 /**
@@ -193,6 +205,11 @@ export function parseAgentConfig(env: Readonly<Record<string, string | undefined
   for (const name of Object.keys(SETTINGS) as SettingName[]) {
     const value = (flags.get(SETTINGS[name].flag) ?? env[SETTINGS[name].env])?.trim();
     if (value !== undefined && value !== "") given[name] = value;
+  }
+  const flagUrl = flags.get(SETTINGS.amqpUrl.flag);
+  if (flagUrl !== undefined && urlHasPassword(flagUrl)) {
+    // The command line is visible to every process on the host, the runs' included.
+    problems.push(`${SETTINGS.amqpUrl.flag} must not carry a password (any process on the host can read the command line): give the URL in ${SETTINGS.amqpUrl.env}`);
   }
   const parsed = settingsSchema.safeParse(given);
   if (!parsed.success) problems.push(...parsed.error.issues.map((issue) => issue.message));
@@ -229,6 +246,14 @@ function parseFlags(argv: readonly string[]): { flags: Map<string, string>; prob
     flags.set(flag, value);
   }
   return { flags, problems };
+}
+
+function urlHasPassword(url: string): boolean {
+  try {
+    return new URL(url).password !== "";
+  } catch {
+    return /:[^/@]*@/.test(url);
+  }
 }
 
 /** What is wrong with an AMQP URL, as the end of a sentence, or null. */

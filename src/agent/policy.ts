@@ -5,7 +5,7 @@
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
 import type { RunDispatch } from "../messaging/contracts.js";
-import { argvTemplateProblem, DIGEST_PATTERN, toolDigest, type ToolDefinition } from "../shared/index.js";
+import { argvTemplateProblem, DIGEST_PATTERN, referencesSecrets, toolDigest, type ToolDefinition } from "../shared/index.js";
 
 export interface PinnedTool {
   name: string;
@@ -78,6 +78,11 @@ function dispatchDisagreement(definition: ToolDefinition, dispatch: RunDispatch)
   if (JSON.stringify(dispatch.outputs) !== JSON.stringify(definition.outputs)) return "outputs are not the tool's";
   const envKeys = Object.keys(dispatch.env).sort();
   if (JSON.stringify(envKeys) !== JSON.stringify(definition.envKeys)) return "environment names are not the tool's";
+  const secretEnv = definition.secretEnv ?? {};
+  for (const [key, value] of Object.entries(dispatch.env)) {
+    const pinned = Object.prototype.hasOwnProperty.call(secretEnv, key) ? secretEnv[key] : undefined;
+    if (referencesSecrets(value) ? value !== pinned : pinned !== undefined) return `env ${key} does not reference the secrets the tool's definition gives it`;
+  }
   return argvTemplateProblem(definition, dispatch.argv);
 }
 

@@ -37,6 +37,7 @@ test("uses the defaults when only the node id is set", () => {
     launchers: ["process"],
     allowedTools: [],
     policyFile: null,
+    secretsFile: null,
     executableSearchPath: ["/usr/local/bin", "/usr/bin"],
     orchestratorPublicKeyFile: "/etc/fem/orchestrator.pub",
     allowUnsigned: false,
@@ -166,10 +167,23 @@ test("--help names every flag with its environment variable", () => {
     ["--allowed-tools", "FEM_ALLOWED_TOOLS"],
     ["--policy-file", "FEM_POLICY_FILE"],
     ["--orchestrator-public-key-file", "FEM_ORCHESTRATOR_PUBLIC_KEY_FILE"],
+    ["--secrets-file", "FEM_SECRETS_FILE"],
   ] as const) {
     assert.match(usage, new RegExp(`${flag}\\s+${env}\\s`));
   }
-  assert.is(usage.split("\n").length, 18);
+  assert.is(usage.split("\n").length, 19);
+});
+
+test("no flag takes a credential: a flag naming one takes a file, and --amqp-url refuses a password", () => {
+  const flags = [...agentUsage().matchAll(/^ {2}(--[a-z-]+)/gm)].map((m) => m[1] ?? "");
+  assert.ok(flags.length >= 18, flags.join(" "));
+  for (const flag of flags.filter((f) => /credential|secret|password|token|key/.test(f))) assert.match(flag, /-file$/, `${flag} takes a file, not the value`);
+  const problems = expectProblems({ FEM_NODE_ID: "site-a" }, ["--amqp-url", "amqp://node:hunter2@broker:5672/fem"]);
+  assert.equal(problems, ["--amqp-url must not carry a password (any process on the host can read the command line): give the URL in AMQP_URL"]);
+  assert.ok(!problems.join("").includes("hunter2"));
+  assert.is(expectConfig({ FEM_NODE_ID: "site-a" }, ["--amqp-url=amqp://node@broker:5672/fem"]).amqpUrl, "amqp://node@broker:5672/fem");
+  assert.is(expectConfig({ FEM_NODE_ID: "site-a", AMQP_URL: "amqp://node:hunter2@broker:5672/fem" }).amqpUrl, "amqp://node:hunter2@broker:5672/fem", "the environment may carry it");
+  assert.is(expectConfig({ FEM_NODE_ID: "site-a", FEM_SECRETS_FILE: "secrets.yaml" }).secretsFile, path.resolve("secrets.yaml"));
 });
 
 test("refuses to start without a pinned orchestrator key unless unsigned dispatches are allowed explicitly", () => {
