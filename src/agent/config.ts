@@ -191,6 +191,7 @@ export function agentUsage(): string {
   const lines = Object.values(SETTINGS).map((s) => `  ${s.flag.padEnd(24)} ${s.env.padEnd(26)} ${s.describe}`);
   return [
     "usage: fem-agent [flags]   (each flag also an environment variable; flags win; no flag takes a credential)",
+    "       fem-agent policy add <name@version> | policy show   (see fem-agent policy --help)",
     ...lines,
   ].join("\n");
 }

@@ -171,7 +171,8 @@ test("--help names every flag with its environment variable", () => {
   ] as const) {
     assert.match(usage, new RegExp(`${flag}\\s+${env}\\s`));
   }
-  assert.is(usage.split("\n").length, 19);
+  assert.is(usage.split("\n").length, 20);
+  assert.match(usage, /fem-agent policy add <name@version>/);
 });
 
 test("no flag takes a credential: a flag naming one takes a file, and --amqp-url refuses a password", () => {
