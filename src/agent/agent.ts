@@ -61,11 +61,12 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
   let intake: Intake | null = null;
 
   async function start(): Promise<Started> {
+    // Every file is read before anything is said, so a start that fails prints its one line only.
     const trust = config.orchestratorPublicKeyFile === null ? null : signatureCheck(await readPinnedKeys(config.orchestratorPublicKeyFile), config.maxMessageAgeMs);
-    if (trust === null) log.warn("no orchestrator key pinned (FEM_ALLOW_UNSIGNED=true): unsigned dispatches will run");
     const policy = config.policyFile === null ? null : await readPolicy(config.policyFile);
-    if (policy?.allowAny) log.warn("the tool policy allows any tool (allow: any); definitions are still checked against their digests");
     const secrets = config.secretsFile === null ? NO_SECRETS : await readSecrets(config.secretsFile);
+    if (trust === null) log.warn("no orchestrator key pinned (FEM_ALLOW_UNSIGNED=true): unsigned dispatches will run");
+    if (policy?.allowAny) log.warn("the tool policy allows any tool (allow: any); definitions are still checked against their digests");
     if (secrets.size > 0 && (policy === null || policy.allowAny)) {
       log.warn(`${secrets.size} node secret(s) loaded but no tool is pinned (FEM_POLICY_FILE): any tool the orchestrator sends may reference them`);
     }
