@@ -10,6 +10,7 @@ import type { AgentConfig } from "./config.js";
 import { createHeartbeat } from "./heartbeat.js";
 import { createIntake, type Intake } from "./intake.js";
 import { readPolicy } from "./policy.js";
+import { NO_SECRETS, readSecrets } from "./secrets.js";
 import { readPinnedKeys, signatureCheck } from "./trust.js";
 import { openJournal, type Journal } from "./journal.js";
 import { createStderrLogger, type AgentLogger } from "./log.js";
@@ -61,11 +62,16 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
   let intake: Intake | null = null;
 
   async function start(): Promise<Started> {
+    // Every file is read before anything is said, so a start that fails prints its one line only.
     const trust = config.orchestratorPublicKeyFile === null ? null : signatureCheck(await readPinnedKeys(config.orchestratorPublicKeyFile), config.maxMessageAgeMs);
-    if (trust === null) log.warn("no orchestrator key pinned (FEM_ALLOW_UNSIGNED=true): unsigned dispatches will run");
     const policy = config.policyFile === null ? null : await readPolicy(config.policyFile);
-    if (policy?.allowAny) log.warn("the tool policy allows any tool (allow: any); definitions are still checked against their digests");
+    const secrets = config.secretsFile === null ? NO_SECRETS : await readSecrets(config.secretsFile);
     const credential = await readNodeCredential(config.credential);
+    if (trust === null) log.warn("no orchestrator key pinned (FEM_ALLOW_UNSIGNED=true): unsigned dispatches will run");
+    if (policy?.allowAny) log.warn("the tool policy allows any tool (allow: any); definitions are still checked against their digests");
+    if (secrets.size > 0 && (policy === null || policy.allowAny)) {
+      log.warn(`${secrets.size} node secret(s) loaded but no tool is pinned (FEM_POLICY_FILE): any tool the orchestrator sends may reference them`);
+    }
     await fs.mkdir(config.sandboxDir, { recursive: true });
     const journal = await openJournal(config.sandboxDir, { log });
     let broker: AgentBroker;
@@ -96,8 +102,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       searchPath: config.executableSearchPath,
     };
     intake = createIntake(
-      { nodeId: config.nodeId, capacity: config.capacity, allowedTools: config.allowedTools, policy, launchers: config.launchers, trust },
-      { journal, outbox, log, startRun: (dispatch) => startRun(dispatch, runSettings, { outbox, journal, sampler, log }) },
+      { nodeId: config.nodeId, capacity: config.capacity, allowedTools: config.allowedTools, policy, secrets, launchers: config.launchers, trust },
+      { journal, outbox, log, startRun: (dispatch) => startRun(dispatch, runSettings, { outbox, journal, sampler, log, secrets }) },
     );
     const active = intake;
     const heartbeat = createHeartbeat(

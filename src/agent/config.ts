@@ -43,8 +43,10 @@ export interface AgentConfig {
   launchers: string[];
   /** `name` or `name@version` entries; empty means every tool is allowed. @default [] */
   allowedTools: string[];
-  /** JSON file pinning the tools this node runs by name[@version] and digest; null keeps the FEM_ALLOWED_TOOLS check only. @default null */
+  /** YAML or JSON file pinning the tools this node runs by name[@version] and digest; null keeps the FEM_ALLOWED_TOOLS check only. @default null */
   policyFile: string | null;
+  /** YAML or JSON file of `NAME: value` secrets that tools reference as `${secret:NAME}`; mode 0600 or 0400. @default null */
+  secretsFile: string | null;
   /** Directories searched for an `argv[0]` without a slash (the agent's own PATH). */
   executableSearchPath: string[];
   /** PEM file of the orchestrator public key(s) dispatches must be signed with (several while a key rotates). @default null */
@@ -80,7 +82,12 @@ const SETTINGS = {
   policyFile: {
     env: "FEM_POLICY_FILE",
     flag: "--policy-file",
-    describe: "JSON file of the tools this node runs, pinned by name[@version] and digest (default: none, FEM_ALLOWED_TOOLS decides)",
+    describe: "YAML or JSON file of the tools this node runs, pinned by name[@version] and digest (default: none, FEM_ALLOWED_TOOLS decides)",
+  },
+  secretsFile: {
+    env: "FEM_SECRETS_FILE",
+    flag: "--secrets-file",
+    describe: "YAML or JSON file (mode 0600) of NAME: value secrets that tools reference as ${secret:NAME} (default: none)",
   },
   orchestratorPublicKeyFile: {
     env: "FEM_ORCHESTRATOR_PUBLIC_KEY_FILE",
@@ -106,6 +113,15 @@ function integer(name: SettingName, min: number, max: number) {
       error: (issue) => `${label(name)} must be an integer from ${min} to ${max}, got "${String(issue.input)}"`,
     })
     .transform(Number);
+}
+
+/** An absolute path, or null when the setting is not given. */
+function optionalFile() {
+  return z
+    .string()
+    .transform((file): string | null => path.resolve(file))
+    .optional()
+    .transform((file) => file ?? null);
 }
 
 /** A comma-separated list; empty items are dropped. */
@@ -162,16 +178,9 @@ const settingsSchema = z.object({
   killGraceMs: integer("killGraceMs", 0, 600_000).prefault("5000"),
   sandboxRetentionMs: integer("sandboxRetentionMs", 0, 31_536_000_000).prefault("604800000"),
   shutdownGraceMs: integer("shutdownGraceMs", 0, 86_400_000).prefault("30000"),
-  policyFile: z
-    .string()
-    .transform((file): string | null => path.resolve(file))
-    .optional()
-    .transform((file) => file ?? null),
-  orchestratorPublicKeyFile: z
-    .string()
-    .transform((file): string | null => path.resolve(file))
-    .optional()
-    .transform((file) => file ?? null),
+  policyFile: optionalFile(),
+  secretsFile: optionalFile(),
+  orchestratorPublicKeyFile: optionalFile(),
   allowUnsigned: z
     .enum(["true", "false"], { error: (issue) => `${label("allowUnsigned")}: "${String(issue.input)}" is not true or false` })
     .transform((value) => value === "true")
@@ -186,7 +195,11 @@ const settingsSchema = z.object({
 /** One line per setting, for `--help`. */
 export function agentUsage(): string {
   const lines = Object.values(SETTINGS).map((s) => `  ${s.flag.padEnd(24)} ${s.env.padEnd(26)} ${s.describe}`);
-  return ["usage: fem-agent [flags]   (each flag also an environment variable; flags win)", ...lines].join("\n");
+  return [
+    "usage: fem-agent [flags]   (each flag also an environment variable; flags win; no flag takes a credential)",
+    "       fem-agent policy add <name@version> | policy show   (see fem-agent policy --help)",
+    ...lines,
+  ].join("\n");
 }
 
 /**
@@ -251,6 +264,7 @@ function parseFlags(argv: readonly string[]): { flags: Map<string, string>; prob
   }
   return { flags, problems };
 }
+
 
 /** What is wrong with an AMQP URL, as the end of a sentence, or null. */
 function amqpUrlProblem(url: string): string | null {

@@ -21,6 +21,7 @@ import type { Outbox } from "./outbox.js";
 import { reportTerminal } from "./report.js";
 import type { ActiveRun } from "./run.js";
 import { digestProblem, policyProblem, type ToolPolicy } from "./policy.js";
+import { secretsProblem, type NodeSecrets } from "./secrets.js";
 import type { TrustCheck } from "./trust.js";
 
 export interface IntakeSettings {
@@ -30,6 +31,8 @@ export interface IntakeSettings {
   allowedTools: readonly string[];
   /** Tools pinned by digest (FEM_POLICY_FILE); null checks only `allowedTools`. */
   policy: ToolPolicy | null;
+  /** Node-local secrets (FEM_SECRETS_FILE); a dispatch referencing one it lacks is refused. */
+  secrets: NodeSecrets;
   /** Launchers this agent runs work with. */
   launchers: readonly string[];
   /** Checks the orchestrator's signature; null runs unsigned messages (FEM_ALLOW_UNSIGNED). */
@@ -167,6 +170,8 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
     }
     const toolProblem = digestProblem(dispatch) ?? (settings.policy && policyProblem(settings.policy, dispatch));
     if (toolProblem) return refuseDispatch(dispatch, delivery, `dispatch refused: ${toolProblem}`);
+    const secretProblem = secretsProblem(dispatch.env, settings.secrets);
+    if (secretProblem) return refuseDispatch(dispatch, delivery, `dispatch refused: tool ${dispatch.tool.name}@${dispatch.tool.version}: ${secretProblem}`);
     if (!settings.launchers.includes(dispatch.launcher)) {
       const message = `node ${settings.nodeId} has no ${dispatch.launcher} launcher (it offers ${settings.launchers.join(", ")})`;
       log.warn(`${tagOf(dispatch)}: ${message}`);

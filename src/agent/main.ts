@@ -3,17 +3,22 @@
  * The `fem-agent` command: parses the configuration, starts the agent, and shuts it down in order
  * on SIGTERM/SIGINT (a second signal kills the runs and exits at once).
  */
-import { maskUrl, toError, vhostOf } from "../shared/index.js";
+import { maskUrl, oneLine, toError, vhostOf } from "../shared/index.js";
 import { createAgent } from "./agent.js";
 import { BrokerConnectError, brokerUserOf } from "./broker.js";
 import { agentUsage, loadAgentConfig, type AgentConfig } from "./config.js";
 import { createStderrLogger } from "./log.js";
+import { runPolicyCommand } from "./policy-cli.js";
 
 const RABBITMQ_HINT = "start it (e.g. docker-compose up -d rabbitmq, or rabbitmq-server -detached)";
 const UNREACHABLE_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ECONNRESET"]);
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
+  if (argv[0] === "policy") {
+    process.exitCode = await runPolicyCommand(argv.slice(1), { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
+    return;
+  }
   if (argv.includes("--help") || argv.includes("-h")) {
     process.stdout.write(`${agentUsage()}\n`);
     return;
@@ -76,10 +81,6 @@ function startFailureLine(config: AgentConfig, err: unknown): string {
   const error = toError(err);
   const cause = error.cause instanceof Error ? `: ${oneLine(error.cause.message)}` : "";
   return `fem-agent: cannot start: ${oneLine(error.message)}${cause}`;
-}
-
-function oneLine(text: string): string {
-  return text.replace(/\s+/g, " ").trim();
 }
 
 main().catch((err: unknown) => {

@@ -1,11 +1,12 @@
 /**
- * The node's tool policy (`FEM_POLICY_FILE`): which tools, by name[@version] and content digest,
- * this node runs; and the checks a dispatch's tool passes before it is accepted.
+ * The node's tool policy (`FEM_POLICY_FILE`, YAML or JSON): which tools, by name[@version] and
+ * content digest, this node runs; and the checks a dispatch's tool passes before it is accepted.
  */
 import { readFile } from "node:fs/promises";
+import { parseDocument } from "yaml";
 import { z } from "zod";
 import type { RunDispatch } from "../messaging/contracts.js";
-import { argvTemplateProblem, DIGEST_PATTERN, toolDigest, type ToolDefinition } from "../shared/index.js";
+import { argvTemplateProblem, DIGEST_PATTERN, referencesSecrets, toolDigest, type ToolDefinition } from "../shared/index.js";
 
 export interface PinnedTool {
   name: string;
@@ -46,15 +47,23 @@ export function parsePolicy(content: unknown): { ok: true; policy: ToolPolicy } 
   return { ok: true, policy: { allowAny: parsed.data.allow === "any", tools } };
 }
 
-/** Reads and parses the policy file (JSON). Throws an Error listing every problem. */
+/** The content of a policy document (YAML, or JSON which YAML reads too); throws naming the first syntax error. */
+export function parsePolicyText(text: string, file: string): unknown {
+  const doc = parseDocument(text, { prettyErrors: false });
+  const [syntax] = doc.errors;
+  if (syntax) throw new Error(`FEM_POLICY_FILE ${file} cannot be parsed as YAML or JSON: ${syntax.message}`);
+  return doc.toJS() ?? {};
+}
+
+/** Reads and parses the policy file (YAML or JSON). Throws an Error listing every problem. */
 export async function readPolicy(file: string): Promise<ToolPolicy> {
-  let content: unknown;
+  let text: string;
   try {
-    content = JSON.parse(await readFile(file, "utf8"));
+    text = await readFile(file, "utf8");
   } catch (err) {
-    throw new Error(`FEM_POLICY_FILE ${file} cannot be read as JSON`, { cause: err });
+    throw new Error(`FEM_POLICY_FILE ${file} cannot be read`, { cause: err });
   }
-  const parsed = parsePolicy(content);
+  const parsed = parsePolicy(parsePolicyText(text, file));
   if (!parsed.ok) throw new Error(`FEM_POLICY_FILE ${file} is invalid: ${parsed.problems.join("; ")}`);
   return parsed.policy;
 }
@@ -78,6 +87,11 @@ function dispatchDisagreement(definition: ToolDefinition, dispatch: RunDispatch)
   if (JSON.stringify(dispatch.outputs) !== JSON.stringify(definition.outputs)) return "outputs are not the tool's";
   const envKeys = Object.keys(dispatch.env).sort();
   if (JSON.stringify(envKeys) !== JSON.stringify(definition.envKeys)) return "environment names are not the tool's";
+  const secretEnv = definition.secretEnv ?? {};
+  for (const [key, value] of Object.entries(dispatch.env)) {
+    const pinned = Object.prototype.hasOwnProperty.call(secretEnv, key) ? secretEnv[key] : undefined;
+    if (referencesSecrets(value) ? value !== pinned : pinned !== undefined) return `env ${key} does not reference the secrets the tool's definition gives it`;
+  }
   return argvTemplateProblem(definition, dispatch.argv);
 }
 

@@ -13,6 +13,7 @@ import { createLogBatcher, type LogBatcher } from "./log-batcher.js";
 import type { AgentLogger } from "./log.js";
 import type { Outbox } from "./outbox.js";
 import { reportTerminal } from "./report.js";
+import { buildRunEnv, type NodeSecrets } from "./secrets.js";
 import { measureOutputBytes, prepareRunDir, readResultFile, writeInputsFile } from "./sandbox.js";
 import { readStartTicks, type ProcessTreeSampler } from "./usage.js";
 
@@ -30,6 +31,8 @@ export interface RunDeps {
   journal: Journal;
   sampler: ProcessTreeSampler;
   log: AgentLogger;
+  /** Substituted into the run's env just before it starts; never logged. */
+  secrets: NodeSecrets;
 }
 
 export interface ActiveRun extends RunRef {
@@ -106,7 +109,8 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     batcher.system(`starting: ${displayArgv(dispatch.argv)}`);
     let child: LaunchedProcess;
     try {
-      child = await launchProcess({ argv: dispatch.argv, env: dispatch.env, cwd: runDir, searchPath: settings.searchPath });
+      // Built from nothing: the tool's env with its secrets resolved, none of the agent's own.
+      child = await launchProcess({ argv: dispatch.argv, env: buildRunEnv(dispatch.env, deps.secrets), cwd: runDir, searchPath: settings.searchPath });
     } catch (err) {
       return launchFailed(toError(err).message);
     }

@@ -181,6 +181,11 @@ export const toolDefinitionSchema = z.object({
   image: shortText.nullable(),
   args: z.array(toolArgDefinitionSchema).max(MAX_ARGV_ITEMS),
   envKeys: z.array(z.string().max(MAX_ENV_NAME_CHARS)).max(MAX_ENV_VARS),
+  /** Env values that reference node secrets (`${secret:NAME}`): the references, never the values. */
+  secretEnv: z
+    .record(z.string().max(MAX_ENV_NAME_CHARS), z.string().max(MAX_ENV_VALUE_CHARS))
+    .refine((env) => Object.keys(env).length <= MAX_ENV_VARS, `at most ${MAX_ENV_VARS} environment variables`)
+    .optional(),
   resultFile: shortText.nullable(),
   outputs: z.array(shortText).max(MAX_OUTPUTS),
 });

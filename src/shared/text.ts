@@ -1,5 +1,10 @@
 /** Keeping what PostgreSQL refuses out of stored text and numbers. */
 
+/** `text` on one line: every run of whitespace (newlines included) as one space, trimmed. */
+export function oneLine(text: string): string {
+  return text.replace(/\s+/g, " ").trim();
+}
+
 /** Largest value of a PostgreSQL `integer` column. */
 export const PG_INT_MAX = 2_147_483_647;
 /** Smallest value of a PostgreSQL `integer` column. */

@@ -4,6 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import { canonicalJson } from "./canonical-json.js";
+import { secretEnvOf } from "./secret-refs.js";
 
 /** `sha256:` and 64 lowercase hex digits. */
 export const DIGEST_PATTERN = /^sha256:[0-9a-f]{64}$/;
@@ -22,13 +23,19 @@ export interface ToolArgDefinition {
   allowDash: boolean;
 }
 
-/** What a tool's digest covers: env names only (values may differ between sites and are not part of what runs). */
+/**
+ * What a tool's digest covers: env names, and the values only of those that reference node secrets
+ * (`${secret:NAME}`), so that a node that pins a tool also pins which variable gets which secret.
+ * Other values are not part of the digest.
+ */
 export interface ToolDefinition {
   executable: string;
   launcher: string;
   image: string | null;
   args: ToolArgDefinition[];
   envKeys: string[];
+  /** Env values that reference secrets, by name; absent when there are none (so older digests stay as they were). */
+  secretEnv?: Record<string, string>;
   resultFile: string | null;
   outputs: string[];
 }
@@ -41,12 +48,14 @@ export interface ToolDefinitionSource {
   args?: readonly (Partial<ToolArgDefinition> & { id: string; type: ToolArgTypeName })[] | null;
   env?: Readonly<Record<string, unknown>> | null;
   envKeys?: readonly string[] | null;
+  secretEnv?: Readonly<Record<string, string>> | null;
   resultFile?: string | null;
   outputs?: readonly string[] | null;
 }
 
 /** The definition of `tool` with every default filled in and env names sorted; argument order is kept (it decides argv). */
 export function toolDefinition(tool: ToolDefinitionSource): ToolDefinition {
+  const secretEnv = tool.secretEnv ?? secretEnvOf(tool.env ?? {});
   return {
     executable: tool.executable,
     launcher: tool.launcher ?? "process",
@@ -62,12 +71,13 @@ export function toolDefinition(tool: ToolDefinitionSource): ToolDefinition {
       allowDash: a.allowDash ?? false,
     })),
     envKeys: [...(tool.envKeys ?? Object.keys(tool.env ?? {}))].sort(),
+    ...(Object.keys(secretEnv).length > 0 ? { secretEnv: { ...secretEnv } } : {}),
     resultFile: tool.resultFile ?? null,
     outputs: [...(tool.outputs ?? [])],
   };
 }
 
-/** `sha256:<hex>` of the canonical JSON of the normalised definition; stable under key order, blind to env values. */
+/** `sha256:<hex>` of the canonical JSON of the normalised definition; stable under key order, blind to env values other than secret references. */
 export function toolDigest(tool: ToolDefinitionSource): string {
   return `sha256:${createHash("sha256").update(canonicalJson(toolDefinition(tool)), "utf8").digest("hex")}`;
 }

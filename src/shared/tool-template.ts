@@ -41,7 +41,7 @@ function matches(arg: ToolArgDefinition, argv: readonly string[], at: number): n
 }
 
 /** The template's arguments in argv order: by position, unpositioned ones after, in declaration order. */
-function inArgvOrder(args: readonly ToolArgDefinition[]): ToolArgDefinition[] {
+export function inArgvOrder(args: readonly ToolArgDefinition[]): ToolArgDefinition[] {
   return args
     .map((arg, index) => ({ arg, index }))
     .sort((a, b) => (a.arg.position ?? Number.MAX_SAFE_INTEGER) - (b.arg.position ?? Number.MAX_SAFE_INTEGER) || a.index - b.index)

@@ -24,7 +24,7 @@ export class RegisterToolInput {
   @Field(() => String, { nullable: true }) image?: string | null;
   @Field(() => String, { nullable: true, description: "Default process." }) launcher?: string | null;
   @Field(() => [ToolArgInput], { nullable: true }) args?: ToolArgInput[] | null;
-  @Field(() => GraphQLJSONObject, { nullable: true, description: "The only environment the process gets." }) env?: Record<string, unknown> | null;
+  @Field(() => GraphQLJSONObject, { nullable: true, description: "The only environment the process gets. A value may reference node-local secrets as `${secret:NAME}` (NAME: A-Z, 0-9, _), which the node's agent substitutes from its own secrets file; only the reference is stored and sent." }) env?: Record<string, unknown> | null;
   @Field(() => Int, { nullable: true }) timeoutSeconds?: number | null;
   @Field(() => [String], { nullable: true }) outputs?: string[] | null;
   @Field(() => String, { nullable: true }) resultFile?: string | null;

@@ -3,6 +3,7 @@ import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } fro
 import type { Context } from "../graphql/context.js";
 import { connection, decodeCursor, LIST_PAGE, pageCost, pageSize } from "../graphql/connection.js";
 import { maskedEnv } from "../kernel/index.js";
+import { toolDefinition, type ToolDefinition } from "../shared/index.js";
 import { Tool, ToolArg } from "./tool.entity.js";
 import { RegisterToolInput, ToolConnection } from "./tool.inputs.js";
 import { getTool, listTools, registerTool } from "./tool.service.js";
@@ -43,6 +44,14 @@ export class ToolResolver {
   })
   digest(@Root() tool: Tool): string {
     return tool.contentDigest;
+  }
+
+  @FieldResolver(() => GraphQLJSONObject, {
+    description:
+      "The canonical definition the digest covers: executable, argument template, env names (`envKeys`), env values that reference node secrets (`secretEnv`, the `${secret:NAME}` text, never a value), launcher, image, result file, outputs. `fem-agent policy add` recomputes the digest from it.",
+  })
+  definition(@Root() tool: Tool): ToolDefinition {
+    return toolDefinition(tool);
   }
 }
 

@@ -4,7 +4,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import { BadInputError, checkText, ConflictError, MAX_VALUE_CHARS, NotFoundError } from "../kernel/index.js";
 import { KNOWN_LAUNCHERS } from "../messaging/contracts.js";
-import { toolDigest } from "../shared/index.js";
+import { secretRefProblem, toolDigest } from "../shared/index.js";
 import { typeProblem } from "./command.js";
 import { ArgType, Tool, type ToolArg } from "./tool.entity.js";
 
@@ -83,6 +83,8 @@ function validateEnv(env: Record<string, unknown>): Record<string, string> {
     if (!ENV_NAME.test(key)) throw BadInputError.field(`env.${key.slice(0, 128)}`, "is not a valid environment variable name (1-128 letters, digits and '_', not starting with a digit)");
     if (typeof value !== "string") throw BadInputError.field(`env.${key}`, "environment values are strings");
     checkText(`env.${key}`, value, MAX_VALUE_CHARS);
+    const refProblem = secretRefProblem(value);
+    if (refProblem) throw BadInputError.field(`env.${key}`, refProblem);
     out[key] = value;
   }
   return out;

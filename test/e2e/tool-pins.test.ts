@@ -1,5 +1,5 @@
 import { createPrivateKey } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import amqp from "amqplib";
@@ -9,8 +9,9 @@ import { dispatchRoutingKey, EXCHANGES, nodeQueueNames, signNodeMessage, type Ru
 import { toolDigest } from "../../src/shared/index.js";
 import { queueDepth } from "../support/broker.js";
 import { createTestEnv, type TestEnv } from "../support/env.js";
-import { addToTestProject, gqlOk } from "../support/graphql.js";
-import { finishedWorkflow, REGISTER_TOOL, registerNodeScriptTool, SUBMIT, type RunView } from "../support/fixtures.js";
+import { gqlOk } from "../support/graphql.js";
+import { finishedWorkflow, REGISTER_TOOL, registerNodeScriptTool, SUBMIT } from "../support/fixtures.js";
+import { assertRefused, registerNode, runOn } from "../support/node-runs.js";
 import { waitUntil } from "../support/wait.js";
 
 const test = suite("tools pinned by digest on the node");
@@ -32,23 +33,10 @@ async function digestOf(ref: string): Promise<string> {
 
 /** Registers `nodeId` and starts its agent with `policy` as its FEM_POLICY_FILE. */
 async function startPinnedAgent(nodeId: string, policy: unknown): Promise<void> {
-  await gqlOk(env.orchestrator.url, `mutation { registerNode(input: { id: "${nodeId}", capacity: 4 }) { node { id } } }`);
-  await addToTestProject(env.orchestrator.url, [nodeId]);
+  await registerNode(env, nodeId);
   const file = join(env.sandboxRoot, `${nodeId}-policy.json`);
   await writeFile(file, JSON.stringify(policy));
   await env.startAgent(nodeId, { env: { FEM_POLICY_FILE: file } });
-}
-
-async function runOn(nodeId: string, tool: string): Promise<RunView> {
-  const data = await gqlOk(env.orchestrator.url, SUBMIT, { input: { tasks: [{ key: "t", tool, nodes: [nodeId] }] } });
-  return (await finishedWorkflow(env.orchestrator.url, data.submitWorkflow.id)).tasks[0].runs[0];
-}
-
-function assertRefused(run: RunView, nodeId: string, message: RegExp): void {
-  assert.is(run.state, "FAILED");
-  assert.is(run.failureReason, "REJECTED_BY_NODE");
-  assert.match(run.message ?? "", message);
-  assert.not.ok(existsSync(join(env.sandboxRoot, nodeId, "runs", `${run.id}-1`)), "no sandbox was made, so nothing ran");
 }
 
 test("a tool's digest is the one its definition gives, on the API and in every dispatch", async () => {
@@ -62,29 +50,28 @@ test("a tool's digest is the one its definition gives, on the API and in every d
 
 test("a pinned tool runs; the same name registered again with another executable, and an unpinned digest, are refused", async () => {
   await startPinnedAgent("pin-1", { tools: [{ name: "hello", digests: [helloDigest] }, { name: "other", version: "9", digest: helloDigest }] });
-  assert.is((await runOn("pin-1", "hello@1.0.0")).state, "SUCCEEDED");
+  assert.is((await runOn(env, "pin-1", "hello@1.0.0")).state, "SUCCEEDED");
   await gqlOk(env.orchestrator.url, REGISTER_TOOL, {
     input: { name: "hello", version: "2.0.0", executable: "/bin/sh", args: [{ id: "script", type: "STRING", position: 0, prefix: "-c", default: "echo pwned > pwned" }] },
   });
   const helloTwo = await digestOf("hello@2.0.0");
-  assertRefused(await runOn("pin-1", "hello@2.0.0"), "pin-1", new RegExp(`tool hello@2\\.0\\.0 with digest ${helloTwo} is not pinned`));
-  assertRefused(await runOn("pin-1", "other@1.0.0"), "pin-1", /tool other@1\.0\.0 with digest sha256:[0-9a-f]{64} is not pinned/);
+  assertRefused(env, await runOn(env, "pin-1", "hello@2.0.0"), "pin-1", new RegExp(`tool hello@2\\.0\\.0 with digest ${helloTwo} is not pinned`));
+  assertRefused(env, await runOn(env, "pin-1", "other@1.0.0"), "pin-1", /tool other@1\.0\.0 with digest sha256:[0-9a-f]{64} is not pinned/);
 });
 
 test("an empty policy refuses every tool", async () => {
   await startPinnedAgent("pin-2", { tools: [] });
-  assertRefused(await runOn("pin-2", "hello@1.0.0"), "pin-2", /not pinned on this node/);
+  assertRefused(env, await runOn(env, "pin-2", "hello@1.0.0"), "pin-2", /not pinned on this node/);
 });
 
 test("a policy that says allow: any runs any tool", async () => {
   await startPinnedAgent("pin-3", { allow: "any" });
-  assert.is((await runOn("pin-3", "other@1.0.0")).state, "SUCCEEDED");
+  assert.is((await runOn(env, "pin-3", "other@1.0.0")).state, "SUCCEEDED");
 });
 
 test("a definition changed after registration is refused, even signed by the orchestrator's key: under its old digest, and under a digest of its own", async () => {
   const nodeId = "pin-4";
-  await gqlOk(env.orchestrator.url, `mutation { registerNode(input: { id: "${nodeId}", capacity: 4 }) { node { id } } }`);
-  await addToTestProject(env.orchestrator.url, [nodeId]);
+  await registerNode(env, nodeId);
   const workflows: string[] = [];
   for (let i = 0; i < 2; i++) workflows.push((await gqlOk(env.orchestrator.url, SUBMIT, { input: { tasks: [{ key: "t", tool: "hello@1.0.0", nodes: [nodeId] }] } })).submitWorkflow.id);
   // A stand-in for an orchestrator that was subverted: the dispatch is rewritten and signed with its own key.
@@ -112,8 +99,8 @@ test("a definition changed after registration is refused, even signed by the orc
   await writeFile(file, JSON.stringify({ tools: [{ name: "hello", version: "1.0.0", digest: helloDigest }] }));
   await env.startAgent(nodeId, { env: { FEM_POLICY_FILE: file } });
   const [underOld, underOwn] = await Promise.all(workflows.map(async (id) => (await finishedWorkflow(env.orchestrator.url, id)).tasks[0].runs[0]));
-  assertRefused(underOld, nodeId, new RegExp(`tool definition does not match its digest ${helloDigest}`));
-  assertRefused(underOwn, nodeId, /tool hello@1\.0\.0 with digest sha256:[0-9a-f]{64} is not pinned/);
+  assertRefused(env, underOld, nodeId, new RegExp(`tool definition does not match its digest ${helloDigest}`));
+  assertRefused(env, underOwn, nodeId, /tool hello@1\.0\.0 with digest sha256:[0-9a-f]{64} is not pinned/);
 });
 
 test("an agent whose policy file is invalid does not start, and lists every problem", async () => {

@@ -38,6 +38,7 @@ test("uses the defaults when only the node id is set", () => {
     launchers: ["process"],
     allowedTools: [],
     policyFile: null,
+    secretsFile: null,
     executableSearchPath: ["/usr/local/bin", "/usr/bin"],
     orchestratorPublicKeyFile: "/etc/fem/orchestrator.pub",
     allowUnsigned: false,
@@ -167,10 +168,23 @@ test("--help names every flag with its environment variable", () => {
     ["--allowed-tools", "FEM_ALLOWED_TOOLS"],
     ["--policy-file", "FEM_POLICY_FILE"],
     ["--orchestrator-public-key-file", "FEM_ORCHESTRATOR_PUBLIC_KEY_FILE"],
+    ["--secrets-file", "FEM_SECRETS_FILE"],
   ] as const) {
     assert.match(usage, new RegExp(`${flag}\\s+${env}\\s`));
   }
-  assert.is(usage.split("\n").length, 18);
+  assert.is(usage.split("\n").length, 20);
+  assert.match(usage, /fem-agent policy add <name@version>/);
+});
+
+test("no flag takes a credential: a flag naming one takes a file, and --amqp-url refuses a password", () => {
+  const flags = [...agentUsage().matchAll(/^ {2}(--[a-z-]+)/gm)].map((m) => m[1] ?? "");
+  assert.ok(flags.length >= 18, flags.join(" "));
+  for (const flag of flags.filter((f) => /credential|secret|password|token|key/.test(f))) assert.match(flag, /-file$/, `${flag} takes a file, not the value`);
+  // No URL carries a password (the node's credential comes from its own file), so none reaches the command line.
+  const problems = expectProblems({ FEM_NODE_ID: "site-a" }, ["--amqp-url", "amqp://node:hunter2@broker:5672/fem"]);
+  assert.match(problems.join("\n"), /must not carry a user or password/);
+  assert.ok(!problems.join("").includes("hunter2"));
+  assert.is(expectConfig({ FEM_NODE_ID: "site-a", FEM_SECRETS_FILE: "secrets.yaml" }).secretsFile, path.resolve("secrets.yaml"));
 });
 
 test("refuses to start without a pinned orchestrator key unless unsigned dispatches are allowed explicitly", () => {
@@ -193,7 +207,7 @@ test("takes the node credential from the environment only, one way, and refuses 
   ]);
   // No flag carries it: a credential on the command line would be visible to every process.
   assert.match(expectProblems({ FEM_NODE_ID: "site-a" }, ["--node-credential", "x"])[0], /unknown argument/);
-  assert.not.match(agentUsage(), /credential/i);
+  assert.not.match(agentUsage(), /--[a-z-]*credential/i);
   const problems = expectProblems({ FEM_NODE_ID: "site-a", AMQP_URL: "amqp://guest:secret@broker:5672/fem" });
   assert.equal(problems, [
     `AMQP_URL / --amqp-url must not carry a user or password ("amqp://guest:***@broker:5672/fem"): the agent connects as its node's own broker user with FEM_NODE_CREDENTIAL_FILE`,

@@ -1,10 +1,10 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { digestProblem, parsePolicy, policyProblem } from "../../src/agent/policy.js";
-import { nodeMessageSchema, runDispatchMessage, type RunDispatch } from "../../src/messaging/contracts.js";
 import { argvTemplateProblem, toolDefinition, toolDigest, type ToolDefinitionSource } from "../../src/shared/index.js";
 import { buildArgv } from "../../src/tools/command.js";
 import { ArgType, type ToolArg } from "../../src/tools/tool.entity.js";
+import { dispatchOf } from "../support/dispatches.js";
 
 const test = suite("tool digests and pins");
 
@@ -93,24 +93,7 @@ test("an argv off the template is refused: executable, order, prefix, type, miss
   assert.match(argvTemplateProblem(definition, bad[0]) ?? "", /not the tool's executable/);
 });
 
-const dispatch: RunDispatch = nodeMessageSchema.parse(
-  runDispatchMessage({
-    runId: "7d2d3f2d-41b0-4854-bd0a-e583cc21ccbd",
-    attempt: 1,
-    nodeId: "site-a",
-    workflowId: "21a76c47-a847-4077-ab62-53428843dd55",
-    taskId: "c7e0422b-0ebb-4b6e-8c89-c7835f49a70a",
-    tool: { name: "stats", version: "1", digest: toolDigest(tool), definition: toolDefinition(tool) },
-    launcher: "process",
-    image: null,
-    argv: argvOf({ cohort: "a" }),
-    env: { DB: "x", A: "y" },
-    timeoutSeconds: 60,
-    resultFile: "result.json",
-    outputs: ["out/*.csv"],
-    upstream: [],
-  }).payload,
-) as RunDispatch;
+const dispatch = dispatchOf(tool, { argv: argvOf({ cohort: "a" }), env: { DB: "x", A: "y" }, timeoutSeconds: 60, resultFile: "result.json", outputs: ["out/*.csv"] });
 
 test("a definition changed under its old digest is refused", () => {
   assert.is(digestProblem(dispatch), null);
