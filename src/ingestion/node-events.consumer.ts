@@ -22,7 +22,7 @@ import { dbErrorSummary, isTransientDbError } from "../db/sql.js";
 import type { Logger } from "../logger.js";
 import { storeLogBatches } from "../logs/index.js";
 import { recordHeartbeats } from "../nodes/index.js";
-import { adoptReportedRuns, applyReportedStates, bareTerminalReport } from "../runs/index.js";
+import { adoptReportedRuns, applyReportedStates, bareTerminalReport, countUnreportedRuns } from "../runs/index.js";
 
 export interface IngestionDeps {
   orm: MikroORM;
@@ -108,6 +108,8 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
       await recordHeartbeats(em, heartbeats, changes, deps.logger);
       const active = heartbeats.flatMap((hb) => hb.activeRuns.map((r) => ({ runId: r.runId, attempt: r.attempt, nodeId: hb.nodeId })));
       await adoptReportedRuns(em, active, changes);
+      // After the states above: a run this batch ended is no longer counted as left out.
+      await countUnreportedRuns(em, heartbeats);
     });
     for (const { delivery } of batch) delivery.ack();
     counts.stored += batch.length;

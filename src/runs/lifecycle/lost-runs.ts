@@ -111,7 +111,7 @@ export async function adoptReportedRuns(em: EntityManager, active: ReportedActiv
   );
   const adopted = await query(
     em,
-    `update run set state = 'RUNNING', failure_reason = null, finished_at = null,
+    `update run set state = 'RUNNING', failure_reason = null, finished_at = null, unreported_heartbeats = 0, unreported_since = null,
        message = 'adopted: the node came back and reported the run still running'
      where id in (select value::uuid from jsonb_array_elements_text(?::jsonb))
        and state in (${fromStates("adopt")}) and failure_reason = 'NODE_LOST'

@@ -62,6 +62,8 @@ export async function applyReportedStates(
 async function casUpdate(em: EntityManager, event: RunStateEvent, options: TransitionOptions): Promise<RunRecord | null> {
   const sets: string[] = ["state = ?"];
   const params: unknown[] = [event.state];
+  // Heartbeats that left the run out count at its current state only (unreported-runs.ts).
+  if (event.state === "ACCEPTED" || event.state === "RUNNING") sets.push("unreported_heartbeats = 0", "unreported_since = null");
   if (event.state === "ACCEPTED") {
     sets.push("accepted_at = ?");
     params.push(event.at);
