@@ -1,13 +1,14 @@
 /**
- * Dispatches that never reached their node: a QUEUED run its live node has left out of its
- * heartbeats past the grace is published again (same attempt) when the node's runs queue holds no
- * ready message. A non-empty queue may still hold it (the node is busy), so it waits; messages the
- * node received but has not started are listed by its heartbeats (`waitingRuns`).
+ * Dispatches that never reached their node: QUEUED runs their live node leaves out of its
+ * heartbeats are dispatched again (same attempt) once the node's runs queue was seen empty and the
+ * node went on leaving them out (src/runs/lifecycle/unreported-runs.ts). A non-empty queue may still
+ * hold them (the node is busy); messages the agent received but has not started are listed by its
+ * heartbeats (`waitingRuns`).
  */
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { ChangeSet, type AfterCommit } from "../kernel/index.js";
 import type { Logger } from "../logger.js";
-import { findUnheldDispatches, redispatchRuns, type UnreportedRunOptions } from "../runs/index.js";
+import { findUnheldDispatches, settleUnheldDispatches, type UnreportedRunOptions } from "../runs/index.js";
 import { toError } from "../shared/index.js";
 
 export interface LostDispatchDeps {
@@ -21,19 +22,25 @@ export interface LostDispatchDeps {
 export async function reconcileLostDispatches(orm: MikroORM, options: UnreportedRunOptions, deps: LostDispatchDeps): Promise<number> {
   const candidates = await findUnheldDispatches(orm.em.fork(), options);
   if (candidates.length === 0) return 0;
-  const emptyNodes = new Set<string>();
+  const byQueue = { empty: [] as string[], notEmpty: [] as string[] };
+  const nodes = new Set(candidates.map((c) => c.nodeId));
   // Asked outside any transaction: no row is locked while the broker answers.
-  for (const nodeId of new Set(candidates.map((c) => c.nodeId))) {
+  for (const nodeId of nodes) {
+    let depth: number;
     try {
-      if ((await deps.runsQueueDepth(nodeId)) === 0) emptyNodes.add(nodeId);
+      depth = await deps.runsQueueDepth(nodeId);
     } catch (err) {
-      deps.logger.warn("cannot count the messages in a node's queue; its lost dispatches wait", { nodeId, error: toError(err).message });
+      deps.logger.warn("cannot count the messages in a node's queue; its unheld dispatches wait", { nodeId, error: toError(err).message });
+      continue;
     }
+    const runIds = candidates.filter((c) => c.nodeId === nodeId).map((c) => c.runId);
+    byQueue[depth === 0 ? "empty" : "notEmpty"].push(...runIds);
   }
-  const runIds = candidates.filter((c) => emptyNodes.has(c.nodeId)).map((c) => c.runId);
-  if (runIds.length === 0) return 0;
   const changes = new ChangeSet();
-  const runs = await orm.em.fork().transactional((em) => redispatchRuns(em, runIds, options, changes));
+  const runs = await orm.em.fork().transactional(async (em) => {
+    await settleUnheldDispatches(em, byQueue.notEmpty, false, options, changes);
+    return settleUnheldDispatches(em, byQueue.empty, true, options, changes);
+  });
   deps.afterCommit(changes);
   for (const run of runs) deps.logger.warn("a dispatch never reached its node; dispatched again", { runId: run.id, attempt: run.attempt, nodeId: run.nodeId });
   return runs.length;

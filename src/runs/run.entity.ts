@@ -88,6 +88,10 @@ export class Run {
   @Property({ type: "datetime", nullable: true })
   unreportedSince: Date | null = null;
 
+  /** When its node's runs queue was seen empty while those heartbeats left the QUEUED run out. */
+  @Property({ type: "datetime", nullable: true })
+  queueEmptyAt: Date | null = null;
+
   @Property({ type: "datetime", nullable: true })
   @Field(() => Date, { nullable: true })
   acceptedAt: Date | null = null;

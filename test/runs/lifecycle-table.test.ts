@@ -19,9 +19,9 @@ import {
   dispatchRuns,
   isAllowed,
   loseRunsOfNode,
-  redispatchRuns,
   refreshTasks,
   rerunTasks,
+  settleUnheldDispatches,
   TRANSITIONS,
   type RunOperation,
 } from "../../src/runs/lifecycle/index.js";
@@ -98,9 +98,9 @@ const cases: Record<Exclude<RunOperation, "create">, { upstream: RunState; dispa
     upstream: RunState.SUCCEEDED,
     dispatched: true,
     apply: async (em, c) => {
-      // Its node has left it out of 3 heartbeats for a minute, and the caller saw the queue empty.
-      await sql(em, `update run set unreported_heartbeats = 3, unreported_since = now() - interval '1 minute' where id = ?`, [ids.run]);
-      return redispatchRuns(em, [ids.run], { minHeartbeats: 3, graceMs: 1_000 }, c);
+      // Its node's queue was seen empty a minute ago, its node has left it out of 3 heartbeats since, and the queue is empty still.
+      await sql(em, `update run set unreported_heartbeats = 3, unreported_since = now() - interval '1 minute', queue_empty_at = now() - interval '1 minute' where id = ?`, [ids.run]);
+      return settleUnheldDispatches(em, [ids.run], true, { minHeartbeats: 3, graceMs: 1_000 }, c);
     },
   },
   accept: { upstream: RunState.SUCCEEDED, dispatched: true, apply: report("ACCEPTED") },

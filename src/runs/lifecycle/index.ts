@@ -13,7 +13,7 @@ export {
   countUnreportedRuns,
   findUnheldDispatches,
   loseUnreportedRuns,
-  redispatchRuns,
+  settleUnheldDispatches,
   type UnheldDispatch,
   type UnreportedRunOptions,
 } from "./unreported-runs.js";

@@ -4,7 +4,8 @@
  * broker. A dispatched run missing from `minHeartbeats` consecutive heartbeats, each sent after the
  * run's last reported change, for longer than `graceMs`, is settled: an ACCEPTED or RUNNING run
  * fails NODE_LOST (and is retried per policy); a QUEUED run is dispatched again, as the same
- * attempt, once its node's queue is seen empty (the caller checks the broker).
+ * attempt, if its node's queue is seen empty and the node goes on leaving it out (the caller asks
+ * the broker).
  *
  * Why the same attempt: the agent journals (run, attempt) before it acknowledges a dispatch and
  * treats any later delivery of a journaled pair as a duplicate, so a late copy of the original can
@@ -55,10 +56,11 @@ export async function countUnreportedRuns(em: EntityManager, heartbeats: Heartbe
      )
      update run r set
        unreported_heartbeats = case when s.listed then 0 else r.unreported_heartbeats + 1 end,
-       unreported_since = case when s.listed then null else coalesce(r.unreported_since, now()) end
+       unreported_since = case when s.listed then null else coalesce(r.unreported_since, now()) end,
+       queue_empty_at = case when s.listed then null else r.queue_empty_at end
      from seen s
      where r.id = s.id and r.state in ('QUEUED', 'ACCEPTED', 'RUNNING')
-       and case when s.listed then r.unreported_heartbeats > 0 or r.unreported_since is not null
+       and case when s.listed then r.unreported_heartbeats > 0 or r.unreported_since is not null or r.queue_empty_at is not null
          -- A heartbeat the node sent before it accepted or started the run (both times on the
          -- node's clock) may be ingested after that report; it says nothing of the run.
          else s.at > coalesce(greatest(r.accepted_at, r.started_at), '-infinity') end`,
@@ -96,45 +98,71 @@ export interface UnheldDispatch {
   nodeId: string;
 }
 
-/** The QUEUED runs past the options whose dispatch was published (none waits in the outbox); read only. */
+/**
+ * The QUEUED runs of live nodes left out of their heartbeats past the options (or, once their
+ * node's queue was seen empty, left out of `minHeartbeats` heartbeats since) whose dispatch was
+ * published (no copy waits in the outbox); read only. Their node's queue is to be checked next.
+ */
 export async function findUnheldDispatches(em: EntityManager, options: UnreportedRunOptions, limit = 1_000): Promise<UnheldDispatch[]> {
   return query<UnheldDispatch>(
     em,
     `select r.id as "runId", r.node_id as "nodeId" from run r join node n on n.id = r.node_id
      where r.state in (${fromStates("redispatch")}) and n.connectivity = 'ONLINE' and n.admin_state <> 'DISABLED'
-       and ${unheldDispatch("r")}
+       and ${UNHELD_DISPATCH}
      order by r.dispatched_at limit ?`,
-    [options.minHeartbeats, options.graceMs, options.graceMs, limit],
+    [...unheldParams(options), limit],
   );
 }
 
 /**
- * Publishes the same attempt of each run again through the outbox, if it still is an unheld
- * dispatch (a report or a heartbeat listing it since the caller looked wins), and restarts its
- * count. Call only for runs whose node's queue was seen empty. Returns the runs dispatched again.
+ * Acts on what the broker said of the runs queue of these runs' node, asked after
+ * `findUnheldDispatches`. The evidence that a dispatch never arrived must all come after an empty
+ * queue was seen, since a message that moved from the queue to the agent just before the check is
+ * listed only by the agent's next heartbeat. So with an empty queue, a run seen so before and left
+ * out since is published again as the same attempt, and any other is marked and counted afresh;
+ * with a non-empty queue (it may hold the run) the count starts over. A report or a heartbeat
+ * listing the run since the caller looked wins. Returns the runs dispatched again.
  */
-export async function redispatchRuns(em: EntityManager, runIds: string[], options: UnreportedRunOptions, changes: ChangeSet): Promise<RunRecord[]> {
+export async function settleUnheldDispatches(
+  em: EntityManager,
+  runIds: string[],
+  queueEmpty: boolean,
+  options: UnreportedRunOptions,
+  changes: ChangeSet,
+): Promise<RunRecord[]> {
   if (runIds.length === 0) return [];
-  const rows = await query(
-    em,
-    `update run r set dispatched_at = now(), unreported_heartbeats = 0, unreported_since = null,
-       message = 'dispatched again: node ' || r.node_id || ' did not hold it (missing from ' || r.unreported_heartbeats
-         || ' heartbeats) and its queue was empty'
-     where r.id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) and r.state in (${fromStates("redispatch")})
-       and ${unheldDispatch("r")}
-     returning r.*`,
-    [json(runIds), options.minHeartbeats, options.graceMs, options.graceMs],
-  );
+  const rows = !queueEmpty
+    ? []
+    : await query(
+        em,
+        `update run r set dispatched_at = now(), ${RESET_UNREPORTED},
+           message = 'dispatched again: node ' || r.node_id || ' did not hold it (missing from its heartbeats since its queue was seen empty '
+             || floor(extract(epoch from now() - r.queue_empty_at))::int || ' s ago)'
+         where r.id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) and r.state in (${fromStates("redispatch")})
+           and r.queue_empty_at is not null and ${UNHELD_DISPATCH}
+         returning r.*`,
+        [json(runIds), ...unheldParams(options)],
+      );
   const runs = rows.map(rowToRun);
   await enqueueDispatch(em, runs.map((r) => r.id), changes);
   changes.addRuns(runs);
+  await query(
+    em,
+    `update run r set unreported_heartbeats = 0, unreported_since = null, queue_empty_at = case when ? then now() end
+     where r.id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) and r.state in (${fromStates("redispatch")}) and ${UNHELD_DISPATCH}`,
+    [queueEmpty, json(runIds), ...unheldParams(options)],
+  );
   return runs;
 }
 
-/** SQL condition on run `r`, with parameters (minHeartbeats, graceMs, graceMs), shared by the search and the update. */
-function unheldDispatch(r: string): string {
-  return `${r}.dispatched_at is not null
-       and ${r}.unreported_heartbeats >= ? and ${r}.unreported_since < now() - (? * interval '1 millisecond')
-       and ${r}.dispatched_at < now() - (? * interval '1 millisecond')
-       and not exists (select 1 from outbox o where o.sent_at is null and o.payload->>'runId' = ${r}.id::text)`;
+/** SET clause that starts a run's count of heartbeats leaving it out over (its node listed it, or it changed state). */
+export const RESET_UNREPORTED = "unreported_heartbeats = 0, unreported_since = null, queue_empty_at = null";
+
+/** Condition on run `r` shared by the search and the updates; parameters from `unheldParams`. */
+const UNHELD_DISPATCH = `r.dispatched_at is not null and r.dispatched_at < now() - (? * interval '1 millisecond')
+       and r.unreported_heartbeats >= ? and (r.queue_empty_at is not null or r.unreported_since < now() - (? * interval '1 millisecond'))
+       and not exists (select 1 from outbox o where o.sent_at is null and o.payload->>'runId' = r.id::text)`;
+
+function unheldParams(options: UnreportedRunOptions): number[] {
+  return [options.graceMs, options.minHeartbeats, options.graceMs];
 }
