@@ -169,9 +169,9 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
         intervalMs: config.heartbeatIntervalMs,
         offlineAfterMs: config.heartbeatIntervalMs * config.missedHeartbeats,
         lostAfterMs: config.nodeLostAfterMs,
+        unreported: { minHeartbeats: config.unreportedHeartbeats, graceMs: config.unreportedRunGraceMs },
       },
-      afterCommit,
-      logger,
+      { afterCommit, logger, runsQueueDepth: (nodeId) => publisher.runsQueueDepth(nodeId) },
     );
     onStop("node sweep", () => sweeper.stop());
 

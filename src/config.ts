@@ -35,6 +35,13 @@ export interface OrchestratorConfig {
   schedulerPollMs: number;
   /** Time without heartbeats after which a node's accepted and running runs fail with NODE_LOST. @default 60_000 */
   nodeLostAfterMs: number;
+  /**
+   * Heartbeats in a row that a live node must send without listing a dispatched run before the run
+   * is settled (ACCEPTED/RUNNING: NODE_LOST; QUEUED: dispatched again). @default 3
+   */
+  unreportedHeartbeats: number;
+  /** Least time a dispatched run must be missing from its live node's heartbeats before it is settled. @default 30_000 // 30 seconds */
+  unreportedRunGraceMs: number;
   /** How long published outbox rows are kept before the sweep deletes them. @default 86_400_000 // 1 day */
   outboxRetentionMs: number;
   /** Outbox rows published per relay transaction. @default 500 */
@@ -118,6 +125,8 @@ const schema = z.object({
   FEM_RELAY_POLL_MS: int(10).default(500),
   FEM_SCHEDULER_POLL_MS: int(10).default(500),
   FEM_NODE_LOST_AFTER_MS: int(100).default(60_000),
+  FEM_UNREPORTED_HEARTBEATS: int(1).max(1_000).default(3),
+  FEM_UNREPORTED_RUN_GRACE_MS: int(0).default(30_000),
   FEM_OUTBOX_RETENTION_MS: int(0).default(86_400_000),
   FEM_RELAY_BATCH_SIZE: int(1).max(10_000).default(500),
   FEM_PUBLISH_TIMEOUT_MS: int(100).default(10_000),
@@ -191,6 +200,8 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
       outboxRetentionMs: e.FEM_OUTBOX_RETENTION_MS,
       schedulerPollMs: e.FEM_SCHEDULER_POLL_MS,
       nodeLostAfterMs: e.FEM_NODE_LOST_AFTER_MS,
+      unreportedHeartbeats: e.FEM_UNREPORTED_HEARTBEATS,
+      unreportedRunGraceMs: e.FEM_UNREPORTED_RUN_GRACE_MS,
       publishTimeoutMs: e.FEM_PUBLISH_TIMEOUT_MS,
       ingestPrefetch: e.FEM_INGEST_PREFETCH,
       subscriberBufferSize: e.FEM_SUBSCRIBER_BUFFER_SIZE,

@@ -12,7 +12,7 @@ import { createIntake, type Intake } from "./intake.js";
 import { readPolicy } from "./policy.js";
 import { NO_SECRETS, readSecrets } from "./secrets.js";
 import { readPinnedKeys, signatureCheck } from "./trust.js";
-import { openJournal, type Journal } from "./journal.js";
+import { openJournal, unreportedRuns, type Journal } from "./journal.js";
 import { createStderrLogger, type AgentLogger } from "./log.js";
 import { createOutbox, type Outbox } from "./outbox.js";
 import { recoverPreviousRuns } from "./recovery.js";
@@ -108,7 +108,12 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     const active = intake;
     const heartbeat = createHeartbeat(
       { nodeId: config.nodeId, capacity: config.capacity, launchers: config.launchers, sandboxDir: config.sandboxDir, intervalMs: config.heartbeatIntervalMs },
-      { send: (event) => void outbox.send(event), activeRuns: () => active.activeRuns(), log },
+      {
+        send: (event) => void outbox.send(event),
+        // A run whose end is still in the outbox is held: the orchestrator must not think it lost.
+        holdings: () => ({ activeRuns: active.activeRuns(), waitingRuns: active.waitingRuns(), unreportedRuns: unreportedRuns(journal) }),
+        log,
+      },
     );
     const pruneSandboxes = () => {
       if (config.sandboxRetentionMs === 0) return;

@@ -1,8 +1,13 @@
-/** Periodic `node.heartbeat` events: capacity, launchers, machine health and the runs in progress. */
+/**
+ * Periodic `node.heartbeat` events: capacity, launchers, machine health and every run the node
+ * holds (active, waiting for a slot, or ended but not yet confirmed), so the orchestrator can tell a
+ * run the node dropped from one whose report is merely late.
+ */
 import fs from "node:fs/promises";
 import os from "node:os";
 import { WIRE_VERSION, type HeartbeatEvent, type Health } from "../messaging/contracts.js";
 import { toError } from "../shared/index.js";
+import type { RunRef } from "./events.js";
 import type { AgentLogger } from "./log.js";
 
 /** Reported in every heartbeat; bump with the package version. */
@@ -16,11 +21,24 @@ export interface HeartbeatSettings {
   intervalMs: number;
 }
 
+/** Every run this node holds, as a heartbeat reports it. */
+export interface RunHoldings {
+  /** Runs being executed (journaled as accepted, not finished). */
+  activeRuns: RunRef[];
+  /** Dispatches delivered and held un-acked until a slot frees. */
+  waitingRuns: RunRef[];
+  /** Runs that ended here whose terminal report the broker has not confirmed yet. */
+  unreportedRuns: RunRef[];
+}
+
 export interface HeartbeatDeps {
   send: (event: HeartbeatEvent) => void;
-  activeRuns: () => { runId: string; attempt: number }[];
+  holdings: () => RunHoldings;
   log: AgentLogger;
 }
+
+/** Most runs of each kind one heartbeat lists (the contract's cap). */
+const MAX_LISTED = 10_000;
 
 /** Sends one heartbeat at once and then one every `intervalMs`. */
 export function createHeartbeat(settings: HeartbeatSettings, deps: HeartbeatDeps): { stop(): void } {
@@ -39,7 +57,7 @@ export function createHeartbeat(settings: HeartbeatSettings, deps: HeartbeatDeps
         capacity: settings.capacity,
         launchers: settings.launchers,
         health,
-        activeRuns: deps.activeRuns().slice(0, 10_000),
+        ...listed(deps.holdings()),
       });
     } catch (err) {
       deps.log.warn(`heartbeat: ${toError(err).message}`);
@@ -58,6 +76,14 @@ export function createHeartbeat(settings: HeartbeatSettings, deps: HeartbeatDeps
       if (timer) clearTimeout(timer);
       timer = null;
     },
+  };
+}
+
+function listed(holdings: RunHoldings): Pick<HeartbeatEvent, "activeRuns" | "waitingRuns" | "unreportedRuns"> {
+  return {
+    activeRuns: holdings.activeRuns.slice(0, MAX_LISTED),
+    waitingRuns: holdings.waitingRuns.slice(0, MAX_LISTED),
+    unreportedRuns: holdings.unreportedRuns.slice(0, MAX_LISTED),
   };
 }
 

@@ -49,6 +49,8 @@ export interface IntakeDeps {
 export interface Intake {
   onDelivery(source: SubscriptionName, delivery: NodeMessageDelivery): void;
   activeRuns(): RunRef[];
+  /** Dispatches delivered and held un-acked until a slot frees. */
+  waitingRuns(): RunRef[];
   activeCount(): number;
   /** Stops taking work: deliveries waiting for a slot, and any later one, are held un-acked. */
   close(): void;
@@ -258,6 +260,7 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
   return {
     onDelivery,
     activeRuns: () => [...slots.values()].map((slot) => slot.ref),
+    waitingRuns: () => waiting.map((w) => ({ runId: w.dispatch.runId, attempt: w.dispatch.attempt })),
     activeCount: () => slots.size,
     close() {
       closed = true;

@@ -101,6 +101,14 @@ export async function openJournal(dir: string, deps: { log: AgentLogger; now?: (
   };
 }
 
+/** Runs that ended whose terminal report the broker has not confirmed (not journaled `reported`). */
+export function unreportedRuns(journal: Journal): { runId: string; attempt: number }[] {
+  return journal
+    .records()
+    .filter((r) => r.terminal !== null && !r.reported)
+    .map((r) => ({ runId: r.runId, attempt: r.attempt }));
+}
+
 function key(runId: string, attempt: number): string {
   return `${runId}:${attempt}`;
 }

@@ -22,7 +22,7 @@ import { dbErrorSummary, isTransientDbError } from "../db/sql.js";
 import type { Logger } from "../logger.js";
 import { storeLogBatches } from "../logs/index.js";
 import { recordHeartbeats } from "../nodes/index.js";
-import { adoptReportedRuns, applyReportedStates, bareTerminalReport, forgedRunClaims, type RunClaim } from "../runs/index.js";
+import { adoptReportedRuns, applyReportedStates, bareTerminalReport, countUnreportedRuns, forgedRunClaims, type RunClaim } from "../runs/index.js";
 
 export interface IngestionDeps {
   orm: MikroORM;
@@ -95,7 +95,10 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
 
   /** The runs each event says its node holds. */
   function claimsOf(event: NodeEvent): RunClaim[] {
-    if (event.type === "node.heartbeat") return event.activeRuns.map((r) => ({ runId: r.runId, attempt: r.attempt, nodeId: event.nodeId }));
+    if (event.type === "node.heartbeat") {
+      const held = [...event.activeRuns, ...(event.waitingRuns ?? []), ...(event.unreportedRuns ?? [])];
+      return held.map((r) => ({ runId: r.runId, attempt: r.attempt, nodeId: event.nodeId }));
+    }
     return [{ runId: event.runId, attempt: event.attempt, nodeId: event.nodeId }];
   }
 
@@ -130,6 +133,8 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
       await recordHeartbeats(em, heartbeats, changes, deps.logger);
       const active = heartbeats.flatMap((hb) => hb.activeRuns.map((r) => ({ runId: r.runId, attempt: r.attempt, nodeId: hb.nodeId })));
       await adoptReportedRuns(em, active, changes);
+      // After the states above: a run this batch ended is no longer counted as left out.
+      await countUnreportedRuns(em, heartbeats);
     });
     for (const item of batch) {
       const problem = forged.get(item);

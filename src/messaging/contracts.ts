@@ -384,6 +384,8 @@ export const healthSchema = z.object({
 });
 export type Health = z.infer<typeof healthSchema>;
 
+const runRefSchema = z.object({ runId: uuid, attempt });
+
 export const heartbeatEventSchema = z.object({
   type: z.literal("node.heartbeat"),
   v: z.literal(WIRE_VERSION),
@@ -393,7 +395,14 @@ export const heartbeatEventSchema = z.object({
   launchers: z.array(z.string().max(100)).max(20),
   health: healthSchema,
   /** Runs the agent is executing right now. */
-  activeRuns: z.array(z.object({ runId: uuid, attempt })).max(10_000),
+  activeRuns: z.array(runRefSchema).max(10_000),
+  /**
+   * Dispatches delivered to the agent and held un-acked until a slot frees. With `unreportedRuns`,
+   * it tells the orchestrator every run the node holds; older agents send neither.
+   */
+  waitingRuns: z.array(runRefSchema).max(10_000).optional(),
+  /** Runs that ended on the node whose terminal report the broker has not confirmed yet. */
+  unreportedRuns: z.array(runRefSchema).max(10_000).optional(),
 });
 export type HeartbeatEvent = z.infer<typeof heartbeatEventSchema>;
 

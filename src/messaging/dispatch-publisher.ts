@@ -2,8 +2,8 @@
  * Publishes outbox batches on one confirm channel: the whole batch is written, then confirms are
  * awaited together (a window as wide as the batch). Rascal's pool of confirm channels cannot match
  * that: on 2 cores over loopback it reached about 4,000 msg/s, raw amqplib with a window of confirms
- * about 8,500. Also declares per-node queues on the same connection. The connection is opened
- * lazily and again after a failure; every wait is bounded.
+ * about 8,500. Also declares per-node queues, and counts what waits in them, on the same
+ * connection. The connection is opened lazily and again after a failure; every wait is bounded.
  */
 import amqp, { type ChannelModel, type ConfirmChannel } from "amqplib";
 import { dispatchRoutingKey, durableQueueOptions, EXCHANGES, nodeQueueNames } from "./contracts.js";
@@ -22,6 +22,11 @@ export interface DispatchPublisher {
   publishAll(messages: OutgoingMessage[]): Promise<boolean[]>;
   /** Declares a node's queues and bindings (idempotent; cached per connection). */
   ensureNodeQueues(nodeId: string): Promise<void>;
+  /**
+   * Messages ready in a node's runs queue (passive declare; not those delivered and unacked), 0 when
+   * the queue does not exist (it is then declared again before the next publish to the node).
+   */
+  runsQueueDepth(nodeId: string): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -119,6 +124,23 @@ export function createDispatchPublisher(options: DispatchPublisherOptions, logge
         await channel.bindQueue(names.runs, EXCHANGES.dispatch, dispatchRoutingKey(nodeId, "run"));
         await channel.bindQueue(names.control, EXCHANGES.dispatch, dispatchRoutingKey(nodeId, "control"));
         l.declared.add(nodeId);
+      } finally {
+        await channel.close().catch(() => undefined);
+      }
+    },
+
+    async runsQueueDepth(nodeId) {
+      const l = await connect();
+      const channel = await l.connection.createChannel();
+      // A missing queue closes the channel (404); without a listener that 'error' would be uncaught.
+      channel.on("error", () => undefined);
+      try {
+        const checked = await withTimeout(channel.checkQueue(nodeQueueNames(nodeId).runs), options.publishTimeoutMs, "no answer to a passive queue declare");
+        return checked.messageCount;
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== 404) throw err;
+        l.declared.delete(nodeId);
+        return 0;
       } finally {
         await channel.close().catch(() => undefined);
       }

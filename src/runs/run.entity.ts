@@ -80,6 +80,18 @@ export class Run {
   @Field(() => Date, { nullable: true, description: "A retry is not dispatched before this time (backoff)." })
   notBefore: Date | null = null;
 
+  /** Consecutive heartbeats of its node, sent after its last state change, that did not list this dispatched run. */
+  @Property({ type: "integer" })
+  unreportedHeartbeats: number = 0;
+
+  /** When the first of those heartbeats arrived (null while the node lists the run). */
+  @Property({ type: "datetime", nullable: true })
+  unreportedSince: Date | null = null;
+
+  /** When its node's runs queue was seen empty while those heartbeats left the QUEUED run out. */
+  @Property({ type: "datetime", nullable: true })
+  queueEmptyAt: Date | null = null;
+
   @Property({ type: "datetime", nullable: true })
   @Field(() => Date, { nullable: true })
   acceptedAt: Date | null = null;

@@ -98,7 +98,8 @@ test("a dispatch the broker returns (its node's queue was deleted) is published 
   await env.startAgent("lab-9");
   const done = await finished(second.submitWorkflow.id);
   assert.is(done.state, "SUCCEEDED");
-  // The first run's message went with the deleted queue: it stays QUEUED, visibly, for an operator to cancel or retry.
+  // The first run's message went with the deleted queue: it stays QUEUED until the node's heartbeats
+  // show it never arrived (FEM_UNREPORTED_RUN_GRACE_MS, 30 s here); test/scheduling/unheld-runs.test.ts covers that.
   assert.is((await getWorkflow(env.orchestrator.url, first.submitWorkflow.id)).tasks[0].runs[0].state, "QUEUED");
 });
 

@@ -21,6 +21,7 @@ import {
   loseRunsOfNode,
   refreshTasks,
   rerunTasks,
+  settleUnheldDispatches,
   TRANSITIONS,
   type RunOperation,
 } from "../../src/runs/lifecycle/index.js";
@@ -93,6 +94,15 @@ const cases: Record<Exclude<RunOperation, "create">, { upstream: RunState; dispa
   release: { upstream: RunState.SUCCEEDED, dispatched: false, apply: (em, c) => refreshTasks(em, [ids.upstream], c) },
   skip: { upstream: RunState.FAILED, dispatched: false, apply: (em, c) => refreshTasks(em, [ids.upstream], c) },
   dispatch: { upstream: RunState.SUCCEEDED, dispatched: false, apply: (em, c) => dispatchRuns(em, [ids.run], c) },
+  redispatch: {
+    upstream: RunState.SUCCEEDED,
+    dispatched: true,
+    apply: async (em, c) => {
+      // Its node's queue was seen empty a minute ago, its node has left it out of 3 heartbeats since, and the queue is empty still.
+      await sql(em, `update run set unreported_heartbeats = 3, unreported_since = now() - interval '1 minute', queue_empty_at = now() - interval '1 minute' where id = ?`, [ids.run]);
+      return settleUnheldDispatches(em, [ids.run], true, { minHeartbeats: 3, graceMs: 1_000 }, c);
+    },
+  },
   accept: { upstream: RunState.SUCCEEDED, dispatched: true, apply: report("ACCEPTED") },
   start: { upstream: RunState.SUCCEEDED, dispatched: true, apply: report("RUNNING") },
   finish: { upstream: RunState.SUCCEEDED, dispatched: true, apply: report("SUCCEEDED") },
@@ -154,6 +164,11 @@ for (const [operation, spec] of Object.entries(cases) as [Exclude<RunOperation, 
           if (after.row.state !== state) wrong.push(`${state}: the old attempt changed to ${String(after.row.state)}`);
         } else if (operation === "dispatch") {
           if (!after.row.dispatched_at) wrong.push(`${state}: not marked dispatched`);
+        } else if (operation === "redispatch") {
+          const [{ n }] = await sql<{ n: number }>(orm.em.fork(), `select count(*)::int as n from outbox where payload->>'runId' = ? and payload->>'attempt' = '1'`, [ids.run]);
+          if (n !== 1) wrong.push(`${state}: expected the same attempt in the outbox once, found ${n}`);
+          if (!(new Date(after.row.dispatched_at as string) > new Date(before.row.dispatched_at as string))) wrong.push(`${state}: dispatched_at not renewed`);
+          if (after.row.state !== state) wrong.push(`${state}: changed to ${String(after.row.state)}`);
         } else if (!to.includes(after.row.state as RunState)) {
           wrong.push(`${state}: expected ${to.join("/")}, got ${String(after.row.state)}`);
         }

@@ -31,6 +31,19 @@ export async function registerNodeScriptTool(url: string, name: string, script: 
   return `${name}@1.0.0`;
 }
 
+/** A tool running `/bin/sh -c <script> <args…>` (`$0`, `$1`, … in the script), version 1. */
+export async function registerShellTool(url: string, name: string, script: string, args: Record<string, unknown>[]): Promise<string> {
+  await gqlOk(url, REGISTER_TOOL, {
+    input: {
+      name,
+      version: "1",
+      executable: "/bin/sh",
+      args: [{ id: "c", type: "STRING", position: 0, default: "-c" }, { id: "script", type: "STRING", position: 1, default: script }, ...args],
+    },
+  });
+  return `${name}@1`;
+}
+
 export interface RunView {
   id: string;
   attempt: number;

@@ -29,6 +29,17 @@ test("has API limits that every existing query fits, and refuses nonsense ones",
   if (!bad.ok) assert.is(bad.problems.length, 5, bad.problems.join("\n"));
 });
 
+test("settles runs a live node leaves out after 3 heartbeats and 30 s by default, and refuses a count of 0", () => {
+  const result = parseConfig({});
+  assert.ok(result.ok);
+  if (result.ok) assert.equal([result.config.unreportedHeartbeats, result.config.unreportedRunGraceMs], [3, 30_000]);
+  const set = parseConfig({ FEM_UNREPORTED_HEARTBEATS: "5", FEM_UNREPORTED_RUN_GRACE_MS: "0" });
+  assert.ok(set.ok && set.config.unreportedHeartbeats === 5 && set.config.unreportedRunGraceMs === 0);
+  const bad = parseConfig({ FEM_UNREPORTED_HEARTBEATS: "0", FEM_UNREPORTED_RUN_GRACE_MS: "-1" });
+  assert.not.ok(bad.ok);
+  if (!bad.ok) assert.is(bad.problems.length, 2, bad.problems.join("\n"));
+});
+
 test("lists every problem at once", () => {
   const result = parseConfig({ PORT: "seventy", AMQP_URL: "http://nope", FEM_MISSED_HEARTBEATS: "0", FEM_MIGRATE_ON_START: "maybe" });
   assert.not.ok(result.ok);

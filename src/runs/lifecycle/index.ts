@@ -9,4 +9,12 @@ export { adoptReportedRuns, loseRunsOfNode, loseRunsOfSilentNodes, type Reported
 export { deriveTaskState, deriveWorkflowState, refreshTasks } from "./progress.js";
 export { applyReportedStates, bareTerminalReport, type TransitionOptions } from "./reports.js";
 export { rerunTasks } from "./rerun.js";
+export {
+  countUnreportedRuns,
+  findUnheldDispatches,
+  loseUnreportedRuns,
+  settleUnheldDispatches,
+  type UnheldDispatch,
+  type UnreportedRunOptions,
+} from "./unreported-runs.js";
 export { isAllowed, TRANSITIONS, type RunOperation, type Transition } from "./table.js";

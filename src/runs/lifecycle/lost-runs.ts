@@ -11,6 +11,7 @@ import { rowToRun, type RunRecord } from "../run.mapper.js";
 import { settleRuns } from "./follow-ups.js";
 import { enqueueCancel } from "./node-messages.js";
 import { fromStates } from "./table.js";
+import { RESET_UNREPORTED } from "./unreported-runs.js";
 
 /**
  * Fails ACCEPTED/RUNNING runs of nodes silent for longer than `lostAfterMs` with NODE_LOST (a
@@ -111,7 +112,7 @@ export async function adoptReportedRuns(em: EntityManager, active: ReportedActiv
   );
   const adopted = await query(
     em,
-    `update run set state = 'RUNNING', failure_reason = null, finished_at = null,
+    `update run set state = 'RUNNING', failure_reason = null, finished_at = null, ${RESET_UNREPORTED},
        message = 'adopted: the node came back and reported the run still running'
      where id in (select value::uuid from jsonb_array_elements_text(?::jsonb))
        and state in (${fromStates("adopt")}) and failure_reason = 'NODE_LOST'

@@ -11,6 +11,7 @@ import { rowToRun, type RunRecord } from "../run.mapper.js";
 import { settleRuns } from "./follow-ups.js";
 import { enqueueCancel } from "./node-messages.js";
 import { fromStates, type RunOperation } from "./table.js";
+import { RESET_UNREPORTED } from "./unreported-runs.js";
 
 /** The operation a reported state performs. */
 const operationOf: Record<RunStateEvent["state"], RunOperation> = {
@@ -62,6 +63,8 @@ export async function applyReportedStates(
 async function casUpdate(em: EntityManager, event: RunStateEvent, options: TransitionOptions): Promise<RunRecord | null> {
   const sets: string[] = ["state = ?"];
   const params: unknown[] = [event.state];
+  // Heartbeats that left the run out count at its current state only (unreported-runs.ts).
+  if (event.state === "ACCEPTED" || event.state === "RUNNING") sets.push(RESET_UNREPORTED);
   if (event.state === "ACCEPTED") {
     sets.push("accepted_at = ?");
     params.push(event.at);

@@ -9,6 +9,7 @@ export type RunOperation =
   | "release"
   | "skip"
   | "dispatch"
+  | "redispatch"
   | "accept"
   | "start"
   | "finish"
@@ -33,11 +34,16 @@ export const TRANSITIONS: Readonly<Record<RunOperation, Transition>> = {
   release: { from: [PENDING], to: [QUEUED], description: "every upstream task succeeded" },
   skip: { from: [PENDING], to: [SKIPPED], description: "an upstream task did not succeed" },
   dispatch: { from: [QUEUED], to: [QUEUED], description: "the scheduler hands the run to its node's queue (sets dispatched_at)" },
+  redispatch: {
+    from: [QUEUED],
+    to: [QUEUED],
+    description: "its live node's heartbeats and its empty queue show the dispatch never arrived: the same attempt is published again",
+  },
   accept: { from: [QUEUED], to: [ACCEPTED], description: "the node journaled the run" },
   start: { from: [QUEUED, ACCEPTED], to: [RUNNING], description: "the node started the process" },
   finish: { from: [QUEUED, ACCEPTED, RUNNING], to: [SUCCEEDED, FAILED, CANCELLED], description: "the node reports how the run ended" },
   cancel: { from: [PENDING, QUEUED, ACCEPTED, RUNNING], to: [CANCELLED], description: "a user cancelled it" },
-  lose: { from: [QUEUED, ACCEPTED, RUNNING], to: [FAILED], description: "the node went silent past the grace, or was disabled (NODE_LOST)" },
+  lose: { from: [QUEUED, ACCEPTED, RUNNING], to: [FAILED], description: "the node went silent past the grace, no longer reports the run, or was disabled (NODE_LOST)" },
   adopt: { from: [FAILED], to: [RUNNING], description: "a run failed as NODE_LOST is reported alive by its node again" },
   retry: { from: [FAILED], to: [QUEUED], description: "the task's retry policy covers the failure: a new attempt" },
   rerun: { from: [SUCCEEDED, FAILED, CANCELLED, SKIPPED], to: [QUEUED, PENDING], description: "retryTask: a new attempt of a finished run" },
