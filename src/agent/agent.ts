@@ -8,6 +8,7 @@ import { connectAgentBroker, type AgentBroker } from "./broker.js";
 import type { AgentConfig } from "./config.js";
 import { createHeartbeat } from "./heartbeat.js";
 import { createIntake, type Intake } from "./intake.js";
+import { createLaunchers, launcherDetails, nodeRunLimits } from "./launcher-registry.js";
 import { readPolicy } from "./policy.js";
 import { readPinnedKeys, signatureCheck } from "./trust.js";
 import { openJournal, type Journal } from "./journal.js";
@@ -36,7 +37,7 @@ export interface Agent {
    */
   stop(options?: { shutdownGraceMs?: number }): Promise<void>;
   activeRunCount(): number;
-  /** SIGKILLs every active run's process group at once, for a forced exit (they are reported NODE_LOST on the next start). */
+  /** SIGKILLs every active run at once, for a forced exit (they are reported NODE_LOST on the next start). */
   abort(): void;
 }
 
@@ -64,6 +65,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     if (trust === null) log.warn("no orchestrator key pinned (FEM_ALLOW_UNSIGNED=true): unsigned dispatches will run");
     const policy = config.policyFile === null ? null : await readPolicy(config.policyFile);
     if (policy?.allowAny) log.warn("the tool policy allows any tool (allow: any); definitions are still checked against their digests");
+    const launchers = await createLaunchers(config, { log });
     await fs.mkdir(config.sandboxDir, { recursive: true });
     const journal = await openJournal(config.sandboxDir, { log });
     let broker: AgentBroker;
@@ -78,7 +80,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     }
     const outbox = createOutbox({ nodeId: config.nodeId }, { publish: broker.publish, log });
     const sampler = createProcessTreeSampler();
-    await recoverPreviousRuns(journal, outbox, { nodeId: config.nodeId }, { log });
+    await recoverPreviousRuns(journal, outbox, { nodeId: config.nodeId }, { log, launchers });
     const runSettings = {
       nodeId: config.nodeId,
       sandboxDir: config.sandboxDir,
@@ -86,14 +88,22 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       logBatchMs: config.logBatchMs,
       logBatchBytes: config.logBatchBytes,
       searchPath: config.executableSearchPath,
+      limits: nodeRunLimits(config),
     };
     intake = createIntake(
       { nodeId: config.nodeId, capacity: config.capacity, allowedTools: config.allowedTools, policy, launchers: config.launchers, trust },
-      { journal, outbox, log, startRun: (dispatch) => startRun(dispatch, runSettings, { outbox, journal, sampler, log }) },
+      { journal, outbox, log, startRun: (dispatch) => startRun(dispatch, runSettings, { launchers, outbox, journal, sampler, log }) },
     );
     const active = intake;
     const heartbeat = createHeartbeat(
-      { nodeId: config.nodeId, capacity: config.capacity, launchers: config.launchers, sandboxDir: config.sandboxDir, intervalMs: config.heartbeatIntervalMs },
+      {
+        nodeId: config.nodeId,
+        capacity: config.capacity,
+        launchers: config.launchers,
+        launcherDetails: launcherDetails(launchers),
+        sandboxDir: config.sandboxDir,
+        intervalMs: config.heartbeatIntervalMs,
+      },
       { send: (event) => void outbox.send(event), activeRuns: () => active.activeRuns(), log },
     );
     const pruneSandboxes = () => {

@@ -1,7 +1,7 @@
 /** Periodic `node.heartbeat` events: capacity, launchers, machine health and the runs in progress. */
 import fs from "node:fs/promises";
 import os from "node:os";
-import { WIRE_VERSION, type HeartbeatEvent, type Health } from "../messaging/contracts.js";
+import { WIRE_VERSION, type HeartbeatEvent, type Health, type LauncherIsolation } from "../messaging/contracts.js";
 import { toError } from "../shared/index.js";
 import type { AgentLogger } from "./log.js";
 
@@ -12,6 +12,8 @@ export interface HeartbeatSettings {
   nodeId: string;
   capacity: number;
   launchers: string[];
+  /** The same launchers with the isolation each gives. */
+  launcherDetails: { name: string; isolation: LauncherIsolation }[];
   sandboxDir: string;
   intervalMs: number;
 }
@@ -38,6 +40,7 @@ export function createHeartbeat(settings: HeartbeatSettings, deps: HeartbeatDeps
         at: new Date().toISOString(),
         capacity: settings.capacity,
         launchers: settings.launchers,
+        launcherDetails: settings.launcherDetails,
         health,
         activeRuns: deps.activeRuns().slice(0, 10_000),
       });
