@@ -9,6 +9,7 @@ import { readNodeCredential } from "./credential.js";
 import type { AgentConfig } from "./config.js";
 import { createHeartbeat } from "./heartbeat.js";
 import { createIntake, type Intake } from "./intake.js";
+import { createLaunchers, launcherDetails, nodeRunLimits } from "./launcher-registry.js";
 import { readPolicy } from "./policy.js";
 import { NO_SECRETS, readSecrets } from "./secrets.js";
 import { readPinnedKeys, signatureCheck } from "./trust.js";
@@ -38,7 +39,7 @@ export interface Agent {
    */
   stop(options?: { shutdownGraceMs?: number }): Promise<void>;
   activeRunCount(): number;
-  /** SIGKILLs every active run's process group at once, for a forced exit (they are reported NODE_LOST on the next start). */
+  /** SIGKILLs every active run at once, for a forced exit (they are reported NODE_LOST on the next start). */
   abort(): void;
 }
 
@@ -72,6 +73,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     if (secrets.size > 0 && (policy === null || policy.allowAny)) {
       log.warn(`${secrets.size} node secret(s) loaded but no tool is pinned (FEM_POLICY_FILE): any tool the orchestrator sends may reference them`);
     }
+    const launchers = await createLaunchers(config, { log });
     await fs.mkdir(config.sandboxDir, { recursive: true });
     const journal = await openJournal(config.sandboxDir, { log });
     let broker: AgentBroker;
@@ -92,7 +94,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     }
     const outbox = createOutbox({ nodeId: config.nodeId }, { publish: broker.publish, log });
     const sampler = createProcessTreeSampler();
-    await recoverPreviousRuns(journal, outbox, { nodeId: config.nodeId }, { log });
+    await recoverPreviousRuns(journal, outbox, { nodeId: config.nodeId }, { log, launchers });
     const runSettings = {
       nodeId: config.nodeId,
       sandboxDir: config.sandboxDir,
@@ -100,14 +102,22 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       logBatchMs: config.logBatchMs,
       logBatchBytes: config.logBatchBytes,
       searchPath: config.executableSearchPath,
+      limits: nodeRunLimits(config),
     };
     intake = createIntake(
       { nodeId: config.nodeId, capacity: config.capacity, allowedTools: config.allowedTools, policy, secrets, launchers: config.launchers, trust },
-      { journal, outbox, log, startRun: (dispatch) => startRun(dispatch, runSettings, { outbox, journal, sampler, log, secrets }) },
+      { journal, outbox, log, startRun: (dispatch) => startRun(dispatch, runSettings, { launchers, outbox, journal, sampler, log, secrets }) },
     );
     const active = intake;
     const heartbeat = createHeartbeat(
-      { nodeId: config.nodeId, capacity: config.capacity, launchers: config.launchers, sandboxDir: config.sandboxDir, intervalMs: config.heartbeatIntervalMs },
+      {
+        nodeId: config.nodeId,
+        capacity: config.capacity,
+        launchers: config.launchers,
+        launcherDetails: launcherDetails(launchers),
+        sandboxDir: config.sandboxDir,
+        intervalMs: config.heartbeatIntervalMs,
+      },
       {
         send: (event) => void outbox.send(event),
         // A run whose end is still in the outbox is held: the orchestrator must not think it lost.

@@ -9,7 +9,7 @@ import { NODE_ID_PATTERN } from "../messaging/contracts.js";
 import { maskUrl } from "../shared/index.js";
 
 /** Launchers this agent build can run work with. */
-export const IMPLEMENTED_LAUNCHERS = ["process"] as const;
+export const IMPLEMENTED_LAUNCHERS = ["process", "sandbox"] as const;
 
 export interface AgentConfig {
   /** Broker URL without a user (the agent connects as its node's own broker user); its path is the vhost. @default "amqp://127.0.0.1:5672" */
@@ -41,6 +41,18 @@ export interface AgentConfig {
   sandboxRetentionMs: number;
   /** @default ["process"] */
   launchers: string[];
+  /** uid `sandbox` runs execute as when the agent is root. @default 65534 */
+  runAsUid: number;
+  /** gid `sandbox` runs execute as when the agent is root. @default 65534 */
+  runAsGid: number;
+  /** Memory of one `sandbox` run, in MiB; 0 for no limit. @default 0 */
+  runMemoryMiB: number;
+  /** Processes of one `sandbox` run; 0 for no limit. @default 0 */
+  runPidsMax: number;
+  /** Largest file, and most the directory holds, of one `sandbox` run, in MiB; 0 for no limit. @default 0 */
+  runDiskMiB: number;
+  /** CPU time of each process of one `sandbox` run, in seconds; 0 for no limit. @default 0 */
+  runCpuSeconds: number;
   /** `name` or `name@version` entries; empty means every tool is allowed. @default [] */
   allowedTools: string[];
   /** YAML or JSON file pinning the tools this node runs by name[@version] and digest; null keeps the FEM_ALLOWED_TOOLS check only. @default null */
@@ -76,7 +88,13 @@ const SETTINGS = {
   killGraceMs: { env: "FEM_KILL_GRACE_MS", flag: "--kill-grace-ms", describe: "SIGTERM to SIGKILL delay (default 5000)" },
   shutdownGraceMs: { env: "FEM_SHUTDOWN_GRACE_MS", flag: "--shutdown-grace-ms", describe: "wait for runs on shutdown (default 30000)" },
   shutdownMode: { env: "FEM_SHUTDOWN_MODE", flag: "--shutdown-mode", describe: "finish (wait, then cancel) or handback (stop, runs retried) (default finish)" },
-  launchers: { env: "FEM_LAUNCHERS", flag: "--launchers", describe: "comma list (default process)" },
+  launchers: { env: "FEM_LAUNCHERS", flag: "--launchers", describe: "comma list of process, sandbox (default process)" },
+  runAsUid: { env: "FEM_RUN_AS_UID", flag: "--run-as-uid", describe: "uid of sandbox runs when the agent is root (default 65534)" },
+  runAsGid: { env: "FEM_RUN_AS_GID", flag: "--run-as-gid", describe: "gid of sandbox runs when the agent is root (default 65534)" },
+  runMemoryMiB: { env: "FEM_RUN_MEMORY_MIB", flag: "--run-memory-mib", describe: "memory limit of a sandbox run, 0 none (default 0)" },
+  runPidsMax: { env: "FEM_RUN_PIDS_MAX", flag: "--run-pids-max", describe: "process limit of a sandbox run, 0 none (default 0)" },
+  runDiskMiB: { env: "FEM_RUN_DISK_MIB", flag: "--run-disk-mib", describe: "disk limit of a sandbox run, 0 none (default 0)" },
+  runCpuSeconds: { env: "FEM_RUN_CPU_SECONDS", flag: "--run-cpu-seconds", describe: "CPU time limit per process of a sandbox run, 0 none (default 0)" },
   sandboxRetentionMs: { env: "FEM_SANDBOX_RETENTION_MS", flag: "--sandbox-retention-ms", describe: "delete run directories older than this; 0 keeps them (default 604800000, 7 days)" },
   allowedTools: { env: "FEM_ALLOWED_TOOLS", flag: "--allowed-tools", describe: "comma list of name or name@version (default: all)" },
   policyFile: {
@@ -178,6 +196,12 @@ const settingsSchema = z.object({
   killGraceMs: integer("killGraceMs", 0, 600_000).prefault("5000"),
   sandboxRetentionMs: integer("sandboxRetentionMs", 0, 31_536_000_000).prefault("604800000"),
   shutdownGraceMs: integer("shutdownGraceMs", 0, 86_400_000).prefault("30000"),
+  runAsUid: integer("runAsUid", 1, 4_294_967_294).prefault("65534"),
+  runAsGid: integer("runAsGid", 1, 4_294_967_294).prefault("65534"),
+  runMemoryMiB: integer("runMemoryMiB", 0, 16_777_216).prefault("0"),
+  runPidsMax: integer("runPidsMax", 0, 4_194_304).prefault("0"),
+  runDiskMiB: integer("runDiskMiB", 0, 1_073_741_824).prefault("0"),
+  runCpuSeconds: integer("runCpuSeconds", 0, 31_536_000).prefault("0"),
   policyFile: optionalFile(),
   secretsFile: optionalFile(),
   orchestratorPublicKeyFile: optionalFile(),

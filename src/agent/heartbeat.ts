@@ -5,7 +5,7 @@
  */
 import fs from "node:fs/promises";
 import os from "node:os";
-import { WIRE_VERSION, type HeartbeatEvent, type Health } from "../messaging/contracts.js";
+import { WIRE_VERSION, type HeartbeatEvent, type Health, type LauncherIsolation } from "../messaging/contracts.js";
 import { toError } from "../shared/index.js";
 import type { RunRef } from "./events.js";
 import type { AgentLogger } from "./log.js";
@@ -17,6 +17,8 @@ export interface HeartbeatSettings {
   nodeId: string;
   capacity: number;
   launchers: string[];
+  /** The same launchers with the isolation each gives. */
+  launcherDetails: { name: string; isolation: LauncherIsolation }[];
   sandboxDir: string;
   intervalMs: number;
 }
@@ -56,6 +58,7 @@ export function createHeartbeat(settings: HeartbeatSettings, deps: HeartbeatDeps
         at: new Date().toISOString(),
         capacity: settings.capacity,
         launchers: settings.launchers,
+        launcherDetails: settings.launcherDetails,
         health,
         ...listed(deps.holdings()),
       });

@@ -1,15 +1,17 @@
 /**
- * The `process` launcher: starts an argv (never through a shell) as the leader of its own process
- * group, so the whole tree can be signalled at once.
+ * What the run code needs of a launcher: prepare a run, start it, signal all of it, wait for it,
+ * read its usage and clean up. Each launcher declares the isolation it gives, which the heartbeat
+ * reports. Implementations: `process-launcher.ts` and `sandbox-launcher.ts` (bubblewrap).
  */
-import { spawn } from "node:child_process";
 import { constants as fsConstants } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import type { Readable } from "node:stream";
+import type { LauncherIsolation, RunLimitKind } from "../messaging/contracts.js";
 import { errorCode, toError } from "../shared/index.js";
+import type { TreeSelector, TreeUsage } from "./usage.js";
 
-/** The executable could not be started; the message names it. */
+/** The run could not be started (or prepared); the message says why. */
 export class LaunchError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -17,46 +19,75 @@ export class LaunchError extends Error {
   }
 }
 
-export interface ProcessExit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
+/**
+ * Limits one run gets; null means none. Today they are the node's defaults (FEM_RUN_*); task-level
+ * requests will arrive with the dispatch and be merged in `runLimitsFor` (src/agent/run-spec.ts).
+ */
+export interface RunLimits {
+  memoryMiB: number | null;
+  pidsMax: number | null;
+  /** Largest file the run may write (RLIMIT_FSIZE) and the most its directory may hold. */
+  diskMiB: number | null;
+  cpuSeconds: number | null;
 }
 
-export interface LaunchedProcess {
-  /** Also the process group id. */
+export interface RunSpec {
+  runId: string;
+  attempt: number;
+  argv: readonly string[];
+  /** The run's whole environment, as `runEnvironment` composed it. */
+  env: Readonly<Record<string, string>>;
+  /** The run's directory on the node (absolute). */
+  runDir: string;
+  /** Where an `argv[0]` without a slash is looked up: the agent's PATH, not the run's. */
+  searchPath: readonly string[];
+  limits: RunLimits;
+}
+
+export interface RunExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** A limit the launcher saw the run hit (the cause of its end, when it was killed for it). */
+  limitHit: LimitHit | null;
+  /** What else the launcher saw, for the run's SYSTEM log lines. */
+  notes: string[];
+}
+
+export interface LimitHit {
+  kind: RunLimitKind;
+  /** For the run's message and log: which limit, and its value with the setting that gave it. */
+  message: string;
+}
+
+export interface StartedRun {
+  /** The process the agent started; what the journal records to kill leftovers after a crash (as a group). */
   pid: number;
   stdout: Readable;
   stderr: Readable;
-  /** Resolves when the main process exited (its output may still be open). */
-  exited: Promise<ProcessExit>;
+  /** Which processes the usage sampler follows. */
+  tree: TreeSelector;
+  /** Signals every process of the run; throws only when signalling fails for another reason than "gone". */
+  signal(signal: NodeJS.Signals): void;
+  /** Resolves when the run's main process exited (its output may still be open); never rejects. */
+  wait(): Promise<RunExit>;
+  /** Figures the launcher measures itself (a cgroup's peak memory), merged with the sampler's. */
+  usage(): Promise<Partial<TreeUsage>>;
 }
 
-export interface LaunchSpec {
-  argv: readonly string[];
-  env: Readonly<Record<string, string>>;
-  cwd: string;
-  /** Where an `argv[0]` without a slash is looked up: the agent's PATH, not the run's. */
-  searchPath: readonly string[];
+export interface PreparedRun {
+  /** Starts the run; throws `LaunchError` when it cannot be started. */
+  start(): Promise<StartedRun>;
+  /** Releases what `prepare` and the run held (cgroups); safe to call twice and after a failed start. */
+  cleanUp(): Promise<void>;
 }
 
-/** Starts the run's main process; throws `LaunchError` when it cannot be started. */
-export async function launchProcess(spec: LaunchSpec): Promise<LaunchedProcess> {
-  const [argv0 = "", ...args] = spec.argv;
-  const executable = await resolveExecutable(argv0, spec.cwd, spec.searchPath);
-  const child = spawn(executable, args, {
-    cwd: spec.cwd,
-    env: { ...spec.env },
-    detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
-    argv0,
-  });
-  const exited = new Promise<ProcessExit>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-  await new Promise<void>((resolve, reject) => {
-    child.once("spawn", resolve);
-    child.once("error", (err) => reject(new LaunchError(`cannot start "${argv0}" (${executable}): ${toError(err).message}`, { cause: err })));
-  });
-  if (child.pid === undefined || !child.stdout || !child.stderr) throw new LaunchError(`cannot start "${argv0}": no process id`);
-  return { pid: child.pid, stdout: child.stdout, stderr: child.stderr, exited };
+export interface Launcher {
+  name: string;
+  isolation: LauncherIsolation;
+  /** Gets a run ready to start (its cgroup, the ownership of its directory); throws `LaunchError`. */
+  prepare(spec: RunSpec): Promise<PreparedRun>;
+  /** Releases what a run of a previous agent process may have left behind (its cgroups); never throws. */
+  reclaim(runId: string, attempt: number): Promise<void>;
 }
 
 /** Finds the file `argv0` names: a path (relative to `cwd`) when it has a slash, else a PATH lookup. */
@@ -97,5 +128,16 @@ export function killProcessGroup(pgid: number, signal: NodeJS.Signals | 0): bool
   } catch (err) {
     if (errorCode(err) === "ESRCH") return false;
     throw new Error(`cannot signal process group ${pgid}`, { cause: toError(err) });
+  }
+}
+
+/** Signals one process; false when it is gone. */
+export function killProcess(pid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(pid, signal);
+    return true;
+  } catch (err) {
+    if (errorCode(err) === "ESRCH") return false;
+    throw new Error(`cannot signal process ${pid}`, { cause: toError(err) });
   }
 }

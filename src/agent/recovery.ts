@@ -6,14 +6,19 @@
 import { toError } from "../shared/index.js";
 import { stateEvent, zeroUsage } from "./events.js";
 import type { Journal, JournalRecord } from "./journal.js";
-import { killProcessGroup } from "./launcher.js";
+import { killProcessGroup, type Launcher } from "./launcher.js";
 import type { AgentLogger } from "./log.js";
 import type { Outbox } from "./outbox.js";
 import { reportTerminal } from "./report.js";
 import { readStartTicks } from "./usage.js";
 
 /** Handles every unfinished or unreported run of the journal; resolves once they are journaled and queued. */
-export async function recoverPreviousRuns(journal: Journal, outbox: Outbox, settings: { nodeId: string }, deps: { log: AgentLogger }): Promise<number> {
+export async function recoverPreviousRuns(
+  journal: Journal,
+  outbox: Outbox,
+  settings: { nodeId: string },
+  deps: { log: AgentLogger; launchers: ReadonlyMap<string, Launcher> },
+): Promise<number> {
   let recovered = 0;
   for (const record of journal.records()) {
     const ref = { runId: record.runId, attempt: record.attempt };
@@ -22,6 +27,7 @@ export async function recoverPreviousRuns(journal: Journal, outbox: Outbox, sett
     if (!terminal) {
       if (!record.accepted) continue; // only a cancel that arrived before its dispatch
       const killed = record.pid !== null && killLeftoverGroup(record, deps.log);
+      for (const launcher of deps.launchers.values()) await launcher.reclaim(ref.runId, ref.attempt);
       terminal = stateEvent(settings.nodeId, ref, "FAILED", {
         failureReason: "NODE_LOST",
         exitCode: null,

@@ -1,5 +1,5 @@
 /**
- * Executes one accepted run with the `process` launcher: sandbox, launch, logs, usage, timeout and
+ * Executes one accepted run with the launcher it names: sandbox, launch, logs, usage, timeout and
  * cancel, then exactly one terminal `run.state` event after all of the run's log lines.
  */
 import { performance } from "node:perf_hooks";
@@ -8,12 +8,13 @@ import type { FailureReasonName, RunDispatch, RunStateEvent, UsageReport } from 
 import { toError, withTimeout } from "../shared/index.js";
 import { displayArgv, stateEvent, zeroUsage, type RunRef } from "./events.js";
 import type { Journal } from "./journal.js";
-import { killProcessGroup, launchProcess, type LaunchedProcess, type ProcessExit } from "./launcher.js";
+import type { Launcher, PreparedRun, RunExit, RunLimits, StartedRun } from "./launcher.js";
 import { createLogBatcher, type LogBatcher } from "./log-batcher.js";
 import type { AgentLogger } from "./log.js";
 import type { Outbox } from "./outbox.js";
 import { reportTerminal } from "./report.js";
-import { buildRunEnv, type NodeSecrets } from "./secrets.js";
+import type { NodeSecrets } from "./secrets.js";
+import { runEnvironment, runLimitsFor } from "./run-spec.js";
 import { measureOutputBytes, prepareRunDir, readResultFile, writeInputsFile } from "./sandbox.js";
 import { readStartTicks, type ProcessTreeSampler } from "./usage.js";
 
@@ -24,9 +25,13 @@ export interface RunSettings {
   logBatchMs: number;
   logBatchBytes: number;
   searchPath: readonly string[];
+  /** The node's default limits (FEM_RUN_*), for launchers that enforce them. */
+  limits: RunLimits;
 }
 
 export interface RunDeps {
+  /** The launchers this node offers, by name. */
+  launchers: ReadonlyMap<string, Launcher>;
   outbox: Outbox;
   journal: Journal;
   sampler: ProcessTreeSampler;
@@ -43,7 +48,7 @@ export interface ActiveRun extends RunRef {
   cancel(reason: string, handBack?: boolean): void;
   /** Resolves once the terminal state is journaled and queued for publishing; never rejects. */
   done: Promise<void>;
-  /** SIGKILLs the run's process group at once, for a forced exit of the agent. */
+  /** SIGKILLs the whole run at once, for a forced exit of the agent. */
   abort(): void;
 }
 
@@ -70,34 +75,36 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     { send: (event) => void deps.outbox.send(event) },
   );
   let stopReason: StopReason | null = null;
-  let pid: number | null = null;
+  let started: StartedRun | null = null;
   let exited = false;
   let finished = false;
   let agentSentKill = false;
   let killTimer: NodeJS.Timeout | undefined;
   let timeoutTimer: NodeJS.Timeout | undefined;
 
-  function signalGroup(signal: NodeJS.Signals): void {
-    if (pid === null) return;
+  function signalRun(signal: NodeJS.Signals): void {
+    if (started === null) return;
     try {
-      killProcessGroup(pid, signal);
+      started.signal(signal);
     } catch (err) {
       deps.log.warn(`${tag}: ${toError(err).message}`);
     }
   }
 
   function terminate(): void {
-    if (pid === null || exited || killTimer) return;
-    batcher.system("sending SIGTERM to the process group");
-    signalGroup("SIGTERM");
+    if (started === null || exited || killTimer) return;
+    batcher.system("sending SIGTERM to the run's processes");
+    signalRun("SIGTERM");
     killTimer = setTimeout(() => {
       agentSentKill = true;
-      batcher.system(`still running ${settings.killGraceMs} ms after SIGTERM: sending SIGKILL to the process group`);
-      signalGroup("SIGKILL");
+      batcher.system(`still running ${settings.killGraceMs} ms after SIGTERM: sending SIGKILL to the run's processes`);
+      signalRun("SIGKILL");
     }, settings.killGraceMs);
   }
 
   async function execute(): Promise<Outcome> {
+    const launcher = deps.launchers.get(dispatch.launcher);
+    if (!launcher) return launchFailed(`node ${settings.nodeId} has no ${dispatch.launcher} launcher`);
     let runDir: string;
     try {
       runDir = await prepareRunDir(settings.sandboxDir, ref.runId, ref.attempt);
@@ -106,17 +113,33 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
       return launchFailed(`cannot create the run's sandbox: ${toError(err).message}`);
     }
     if (stopReason?.kind === "cancel") return cancelledBeforeStart(stopReason.message, stopReason.handBack);
-    batcher.system(`starting: ${displayArgv(dispatch.argv)}`);
-    let child: LaunchedProcess;
+    batcher.system(`starting: ${displayArgv(dispatch.argv)} (${launcher.name} launcher)`);
+    let prepared: PreparedRun;
     try {
+      const limits = runLimitsFor(dispatch, settings.limits);
       // Built from nothing: the tool's env with its secrets resolved, none of the agent's own.
-      child = await launchProcess({ argv: dispatch.argv, env: buildRunEnv(dispatch.env, deps.secrets), cwd: runDir, searchPath: settings.searchPath });
+      const env = runEnvironment(dispatch, deps.secrets);
+      prepared = await launcher.prepare({ ...ref, argv: dispatch.argv, env, runDir, searchPath: settings.searchPath, limits });
     } catch (err) {
       return launchFailed(toError(err).message);
     }
-    pid = child.pid;
+    try {
+      return await executePrepared(prepared, runDir);
+    } finally {
+      await prepared.cleanUp().catch((err: unknown) => deps.log.warn(`${tag}: cleaning up: ${toError(err).message}`));
+    }
+  }
+
+  async function executePrepared(prepared: PreparedRun, runDir: string): Promise<Outcome> {
+    let child: StartedRun;
+    try {
+      child = await prepared.start();
+    } catch (err) {
+      return launchFailed(toError(err).message);
+    }
+    started = child;
     const startedAtMs = performance.now();
-    const tree = deps.sampler.track(child.pid);
+    const tree = deps.sampler.track(child.tree);
     deps.journal.append({ event: "started", ...ref, at: new Date().toISOString(), pid: child.pid, startTicks: readStartTicks(child.pid) }).catch((err: unknown) => {
       deps.log.error(`${tag}: ${toError(err).message}`);
     });
@@ -125,7 +148,7 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     if (stopReason) terminate();
     const output = readOutput([child.stdout, child.stderr], batcher, deps.outbox);
 
-    const exit = await child.exited;
+    const exit = await child.wait();
     tree.exited();
     exited = true;
     const wallMs = Math.round(performance.now() - startedAtMs);
@@ -133,17 +156,19 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     clearTimeout(killTimer);
     const sigkillFromAgent = agentSentKill;
     // Whatever the outcome, nothing the run started may outlive it.
-    signalGroup("SIGKILL");
+    signalRun("SIGKILL");
     if (!(await output.closed(STREAM_CLOSE_TIMEOUT_MS))) {
       batcher.system(`output still open ${STREAM_CLOSE_TIMEOUT_MS} ms after the process exited (a process left the run's group?): stopped reading`);
     }
     batcher.end("STDOUT");
     batcher.end("STDERR");
     const outcome = classify(exit, sigkillFromAgent);
+    for (const note of exit.notes) batcher.system(note);
     batcher.system(describeExit(exit));
     const result = await readResultFile(runDir, dispatch.resultFile);
     if (result.kind === "problem") batcher.system(result.message);
-    const { cpuUserMs, cpuSystemMs, peakRssBytes } = tree.finish();
+    const { cpuUserMs, cpuSystemMs, peakRssBytes: sampledPeakBytes } = tree.finish();
+    const peakRssBytes = Math.max(sampledPeakBytes, (await child.usage()).peakRssBytes ?? 0);
     const outputBytes = await measureOutputBytes(runDir);
     return {
       ...outcome,
@@ -165,7 +190,7 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     terminate();
   }
 
-  function classify(exit: ProcessExit, sigkillFromAgent: boolean): Omit<Outcome, "usage"> {
+  function classify(exit: RunExit, sigkillFromAgent: boolean): Omit<Outcome, "usage"> {
     const exitCode = exit.code;
     if (stopReason?.kind === "cancel") {
       // A run handed back fails as NODE_LOST, so the orchestrator's retry policy can run it again.
@@ -175,6 +200,8 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     if (stopReason?.kind === "timeout") {
       return { state: "FAILED", failureReason: "TIMEOUT", exitCode, message: `timed out after ${dispatch.timeoutSeconds} s` };
     }
+    if (exit.limitHit?.kind === "memory") return { state: "FAILED", failureReason: "OUT_OF_MEMORY", exitCode, message: exit.limitHit.message };
+    if (exit.limitHit) return { state: "FAILED", failureReason: "EXIT_CODE", exitCode, message: `${exit.limitHit.message}; ${describeExit(exit)}` };
     if (exit.signal === "SIGKILL" && !sigkillFromAgent) {
       return { state: "FAILED", failureReason: "OUT_OF_MEMORY", exitCode, message: "killed by SIGKILL that the agent did not send (likely the OOM killer)" };
     }
@@ -212,10 +239,10 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
   const done = execute()
     .catch((err: unknown): Outcome => {
       deps.log.error(`${tag}: agent error: ${toError(err).stack ?? String(err)}`);
-      signalGroup("SIGKILL");
+      signalRun("SIGKILL");
       const message = `agent error while running: ${toError(err).message}`;
       batcher.system(message);
-      return { state: "FAILED", failureReason: pid === null ? "LAUNCH_ERROR" : "NODE_LOST", exitCode: null, message, usage: withoutLogBytes(zeroUsage()) };
+      return { state: "FAILED", failureReason: started === null ? "LAUNCH_ERROR" : "NODE_LOST", exitCode: null, message, usage: withoutLogBytes(zeroUsage()) };
     })
     .then(finish);
 
@@ -230,7 +257,7 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     },
     abort() {
       agentSentKill = true;
-      signalGroup("SIGKILL");
+      signalRun("SIGKILL");
     },
   };
 }
@@ -240,7 +267,7 @@ function withoutLogBytes(usage: UsageReport): Omit<UsageReport, "logBytes"> {
   return rest;
 }
 
-function describeExit(exit: ProcessExit): string {
+function describeExit(exit: Pick<RunExit, "code" | "signal">): string {
   return exit.signal ? `process killed by signal ${exit.signal}` : `process exited with code ${exit.code}`;
 }
 

@@ -22,13 +22,21 @@ export interface TrackedTree {
   finish(): TreeUsage;
 }
 
+/**
+ * The processes of one run: those of a process group, or a process and all its descendants (a run
+ * in a PID namespace, whose processes may start sessions and groups of their own).
+ */
+export type TreeSelector = { pgid: number } | { descendantsOf: number };
+
 export interface ProcessTreeSampler {
-  /** Starts following every process whose process group is `pgid`. */
-  track(pgid: number): TrackedTree;
+  /** Starts following every process `tree` selects. */
+  track(tree: TreeSelector): TrackedTree;
   stop(): void;
 }
 
 interface ProcStat {
+  pid: number;
+  ppid: number;
   pgrp: number;
   /** utime + cutime, in clock ticks. */
   userTicks: number;
@@ -39,7 +47,7 @@ interface ProcStat {
 }
 
 interface Tracked extends TreeUsage {
-  pgid: number;
+  tree: TreeSelector;
 }
 
 const PAGE_SIZE_BYTES = 4096;
@@ -68,7 +76,7 @@ export function parseProcStat(text: string): ProcStat | null {
   if (close < 0) return null;
   const f = text.slice(close + 2).split(" ");
   const n = (fieldNumber: number) => Number(f[fieldNumber - 3]);
-  const stat = { pgrp: n(5), userTicks: n(14) + n(16), systemTicks: n(15) + n(17), startTicks: n(22), rssPages: n(24) };
+  const stat = { pid: Number(text.slice(0, text.indexOf(" "))), ppid: n(4), pgrp: n(5), userTicks: n(14) + n(16), systemTicks: n(15) + n(17), startTicks: n(22), rssPages: n(24) };
   return Object.values(stat).every(Number.isFinite) ? stat : null;
 }
 
@@ -106,14 +114,15 @@ export function createProcessTreeSampler(options: { intervalMs?: number } = {}):
     scanning = true;
     try {
       selfTicks = readSelfChildrenTicks();
-      const sums = await sumByGroup(new Set([...tracked].map((t) => t.pgid)));
+      const stats = await readAllStats();
       for (const t of tracked) {
-        const sum = sums.get(t.pgid);
+        const sum = sumOf(selectTree(stats, t.tree));
         if (!sum) continue;
         // Reaped children move into their parent's cutime, so the live sum only grows; keep its maximum.
         t.cpuUserMs = Math.max(t.cpuUserMs, ticksToMs(sum.userTicks));
         t.cpuSystemMs = Math.max(t.cpuSystemMs, ticksToMs(sum.systemTicks));
-        t.peakRssBytes = Math.max(t.peakRssBytes, sum.rssPages * PAGE_SIZE_BYTES, await leaderPeakBytes(t.pgid));
+        const leader = "pgid" in t.tree ? t.tree.pgid : t.tree.descendantsOf;
+        t.peakRssBytes = Math.max(t.peakRssBytes, sum.rssPages * PAGE_SIZE_BYTES, await leaderPeakBytes(leader));
       }
     } finally {
       scanning = false;
@@ -127,8 +136,8 @@ export function createProcessTreeSampler(options: { intervalMs?: number } = {}):
   }
 
   return {
-    track(pgid) {
-      const t: Tracked = { pgid, cpuUserMs: 0, cpuSystemMs: 0, peakRssBytes: 0 };
+    track(tree) {
+      const t: Tracked = { tree, cpuUserMs: 0, cpuSystemMs: 0, peakRssBytes: 0 };
       tracked.add(t);
       selfTicks ??= readSelfChildrenTicks();
       ensureTimer();
@@ -165,26 +174,57 @@ export function createProcessTreeSampler(options: { intervalMs?: number } = {}):
   };
 }
 
-async function sumByGroup(pgids: Set<number>): Promise<Map<number, { userTicks: number; systemTicks: number; rssPages: number }>> {
-  const sums = new Map<number, { userTicks: number; systemTicks: number; rssPages: number }>();
+/** Every process's stat, or none without `/proc`. */
+async function readAllStats(): Promise<ProcStat[]> {
   let entries: string[];
   try {
     entries = await fs.readdir("/proc");
   } catch {
-    return sums;
+    return [];
   }
   const stats = await Promise.all(
     entries.filter((name) => /^\d+$/.test(name)).map((pid) => fs.readFile(`/proc/${pid}/stat`, "utf8").then(parseProcStat, () => null)),
   );
+  return stats.filter((stat): stat is ProcStat => stat !== null);
+}
+
+/** The processes of `tree` among `stats`. */
+function selectTree(stats: readonly ProcStat[], tree: TreeSelector): ProcStat[] {
+  if ("pgid" in tree) return stats.filter((s) => s.pgrp === tree.pgid);
+  const children = new Map<number, ProcStat[]>();
+  for (const s of stats) {
+    const siblings = children.get(s.ppid);
+    if (siblings) siblings.push(s);
+    else children.set(s.ppid, [s]);
+  }
+  const selected = stats.filter((s) => s.pid === tree.descendantsOf);
+  for (let i = 0; i < selected.length; i += 1) selected.push(...(children.get(selected[i]!.pid) ?? []));
+  return selected;
+}
+
+/** The pids of a process's descendants (not itself), deepest last; empty without `/proc`. */
+export async function descendantPids(pid: number): Promise<{ pid: number; depth: number }[]> {
+  const tree = selectTree(await readAllStats(), { descendantsOf: pid });
+  const depth = new Map<number, number>([[pid, 0]]);
+  const found: { pid: number; depth: number }[] = [];
+  for (const s of tree) {
+    if (s.pid === pid) continue;
+    const d = (depth.get(s.ppid) ?? 0) + 1;
+    depth.set(s.pid, d);
+    found.push({ pid: s.pid, depth: d });
+  }
+  return found;
+}
+
+function sumOf(stats: readonly ProcStat[]): { userTicks: number; systemTicks: number; rssPages: number } | null {
+  if (stats.length === 0) return null;
+  const sum = { userTicks: 0, systemTicks: 0, rssPages: 0 };
   for (const stat of stats) {
-    if (!stat || !pgids.has(stat.pgrp)) continue;
-    const sum = sums.get(stat.pgrp) ?? { userTicks: 0, systemTicks: 0, rssPages: 0 };
     sum.userTicks += stat.userTicks;
     sum.systemTicks += stat.systemTicks;
     sum.rssPages += stat.rssPages;
-    sums.set(stat.pgrp, sum);
   }
-  return sums;
+  return sum;
 }
 
 /** The group leader's own high-water mark (VmHWM), which catches peaks between two scans. */

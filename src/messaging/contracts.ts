@@ -106,7 +106,31 @@ export const durableQueueOptions = {
 export const NODE_ID_PATTERN = /^[a-z0-9][a-z0-9-]{1,62}$/;
 
 /** Launchers a dispatch may name; which of them a node offers is the node's own setting. */
-export const KNOWN_LAUNCHERS = ["process", "docker", "podman", "singularity"] as const;
+export const KNOWN_LAUNCHERS = ["process", "sandbox", "docker", "podman", "singularity"] as const;
+
+/** Launchers that run a container image: a tool naming one of them must give its `image`. */
+export const IMAGE_LAUNCHERS: readonly string[] = ["docker", "podman", "singularity"];
+
+/** Limits a launcher can enforce on a run (see `launcherIsolationSchema`). */
+export const RUN_LIMIT_KINDS = ["memory", "pids", "disk", "cpuTime"] as const;
+export type RunLimitKind = (typeof RUN_LIMIT_KINDS)[number];
+
+/**
+ * What a launcher isolates a run from, as an agent reports it in its heartbeat: `network` "none"
+ * (only a private loopback) or "host"; `filesystem` "private" (only `/usr`, the tool and the run's
+ * directory are visible) or "shared" (the agent user's view); `pidNamespace` (the run sees only its
+ * own processes and cannot leave them with `setsid`); `separateUser` (runs under a uid other than
+ * the agent's); `killedWithAgent` (the run dies with the agent process); `limits` it enforces.
+ */
+export const launcherIsolationSchema = z.object({
+  network: z.enum(["none", "host"]),
+  filesystem: z.enum(["private", "shared"]),
+  pidNamespace: z.boolean(),
+  separateUser: z.boolean(),
+  killedWithAgent: z.boolean(),
+  limits: z.array(z.enum(RUN_LIMIT_KINDS)).max(RUN_LIMIT_KINDS.length),
+});
+export type LauncherIsolation = z.infer<typeof launcherIsolationSchema>;
 
 /** Largest value of a PostgreSQL `integer`: counters on the wire stay within it. */
 const MAX_INT32 = 2_147_483_647;
@@ -393,6 +417,15 @@ export const heartbeatEventSchema = z.object({
   at: isoTime,
   capacity: z.number().int().positive().max(MAX_INT32),
   launchers: z.array(z.string().max(100)).max(20),
+  /**
+   * The same launchers with the isolation each gives. Optional (older agents send none); one an
+   * orchestrator cannot read is dropped rather than refusing the heartbeat.
+   */
+  launcherDetails: z
+    .array(z.object({ name: z.string().max(100), isolation: launcherIsolationSchema }))
+    .max(20)
+    .optional()
+    .catch(undefined),
   health: healthSchema,
   /** Runs the agent is executing right now. */
   activeRuns: z.array(runRefSchema).max(10_000),

@@ -1,6 +1,6 @@
 /** Node connectivity: heartbeats mark a node ONLINE; a sweep marks silent nodes OFFLINE. */
 import type { EntityManager } from "@mikro-orm/postgresql";
-import type { HeartbeatEvent } from "../messaging/contracts.js";
+import type { HeartbeatEvent, LauncherIsolation } from "../messaging/contracts.js";
 import { json, query, type Row } from "../db/sql.js";
 import type { Logger } from "../logger.js";
 import type { ChangeSet, NodeSnapshot } from "../kernel/index.js";
@@ -14,18 +14,23 @@ export async function recordHeartbeats(em: EntityManager, heartbeats: HeartbeatE
     const seen = newest.get(hb.nodeId);
     if (!seen || seen.at < hb.at) newest.set(hb.nodeId, hb);
   }
-  const rows = [...newest.values()].map((hb) => ({ id: hb.nodeId, at: hb.at, health: hb.health, launchers: hb.launchers }));
+  const rows = [...newest.values()].map((hb) => ({ id: hb.nodeId, at: hb.at, health: hb.health, launchers: reportedLaunchers(hb) }));
   const updated = await query(
     em,
-    `update node n set last_heartbeat_at = now(), health = x.health,
+    `update node n set last_heartbeat_at = now(), health = x.health, reported_launchers = x.launchers,
        connectivity = 'ONLINE', updated_at = now()
-     from jsonb_to_recordset(?::jsonb) as x(id text, at timestamptz, health jsonb)
+     from jsonb_to_recordset(?::jsonb) as x(id text, at timestamptz, health jsonb, launchers jsonb)
      where n.id = x.id returning n.*`,
     [json(rows)],
   );
   const known = new Set(updated.map((r) => r.id as string));
   for (const id of newest.keys()) if (!known.has(id)) logger.warn("heartbeat from an unregistered node ignored", { nodeId: id });
   for (const row of updated) changes.nodes.set(row.id as string, nodeRowToSnapshot(row));
+}
+
+/** The heartbeat's launchers with their isolation; names only (isolation null) from agents that send no details. */
+function reportedLaunchers(hb: HeartbeatEvent): { name: string; isolation: LauncherIsolation | null }[] {
+  return hb.launcherDetails ?? hb.launchers.map((name) => ({ name, isolation: null }));
 }
 
 /**
@@ -51,6 +56,7 @@ export function nodeRowToSnapshot(row: Row): NodeSnapshot {
     labels: row.labels,
     capacity: row.capacity,
     launchers: row.launchers,
+    reportedLaunchers: row.reported_launchers,
     allowedTools: row.allowed_tools,
     adminState: row.admin_state,
     connectivity: row.connectivity,

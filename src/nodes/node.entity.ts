@@ -27,6 +27,24 @@ export class NodeHealth {
   @Field(() => String) agentVersion!: string;
 }
 
+@ObjectType({ description: "What a launcher isolates a run from, as the node's agent reports it." })
+export class LauncherIsolation {
+  @Field(() => String, { description: "none: only a private loopback inside the run; host: the node's network." }) network!: string;
+  @Field(() => String, { description: "private: only /usr, the tool and the run's directory are visible; shared: what the agent's user sees." })
+  filesystem!: string;
+  @Field(() => Boolean, { description: "The run sees only its own processes and cannot leave them (setsid)." }) pidNamespace!: boolean;
+  @Field(() => Boolean, { description: "The run executes under a uid other than the agent's." }) separateUser!: boolean;
+  @Field(() => Boolean, { description: "The run dies with the agent process." }) killedWithAgent!: boolean;
+  @Field(() => [String], { description: "Limits the launcher enforces: memory, pids, disk, cpuTime." }) limits!: string[];
+}
+
+@ObjectType({ description: "A launcher a node's agent offers." })
+export class NodeLauncher {
+  @Field(() => String) name!: string;
+  @Field(() => LauncherIsolation, { nullable: true, description: "Null when the agent reports names only (older agents)." })
+  isolation!: LauncherIsolation | null;
+}
+
 /** One Federated Data Node. */
 @Entity({ tableName: "node" })
 @ObjectType({ description: "A Federated Data Node: a site whose data never leaves it." })
@@ -48,8 +66,12 @@ export class Node {
   capacity: number = 2;
 
   @Property({ type: "json" })
-  @Field(() => [String])
+  @Field(() => [String], { description: "Launchers registered for the node: a task's tool must name one of them." })
   launchers: string[] = ["process"];
+
+  @Property({ type: "json" })
+  @Field(() => [NodeLauncher], { description: "Launchers the node's agent reported in its last heartbeat, with their isolation; empty until it sent one." })
+  reportedLaunchers: NodeLauncher[] = [];
 
   @Property({ type: "json" })
   @Field(() => [String], { description: "Tools (name or name@version) the node accepts; empty means any." })

@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import { BadInputError, checkText, ConflictError, MAX_VALUE_CHARS, NotFoundError } from "../kernel/index.js";
-import { KNOWN_LAUNCHERS } from "../messaging/contracts.js";
+import { IMAGE_LAUNCHERS, KNOWN_LAUNCHERS } from "../messaging/contracts.js";
 import { secretRefProblem, toolDigest } from "../shared/index.js";
 import { typeProblem } from "./command.js";
 import { ArgType, Tool, type ToolArg } from "./tool.entity.js";
@@ -98,7 +98,7 @@ export async function registerTool(em: EntityManager, data: RegisterToolData): P
   }
   const launcher = data.launcher ?? "process";
   if (!(KNOWN_LAUNCHERS as readonly string[]).includes(launcher)) throw BadInputError.field("launcher", `unknown launcher ${JSON.stringify(launcher)}`);
-  if (launcher !== "process" && !data.image) throw BadInputError.field("image", `the ${launcher} launcher needs an image`);
+  if (IMAGE_LAUNCHERS.includes(launcher) && !data.image) throw BadInputError.field("image", `the ${launcher} launcher needs an image`);
   if (data.image != null) checkText("image", data.image, MAX_IMAGE_CHARS);
   if (data.timeoutSeconds != null && (!Number.isInteger(data.timeoutSeconds) || data.timeoutSeconds < 1)) throw BadInputError.field("timeoutSeconds", "must be a positive integer");
   if ((data.outputs ?? []).length > MAX_TOOL_ENTRIES) throw BadInputError.field("outputs", `at most ${MAX_TOOL_ENTRIES} output globs`);

@@ -36,6 +36,12 @@ test("uses the defaults when only the node id is set", () => {
     shutdownMode: "finish",
     sandboxRetentionMs: 604_800_000,
     launchers: ["process"],
+    runAsUid: 65534,
+    runAsGid: 65534,
+    runMemoryMiB: 0,
+    runPidsMax: 0,
+    runDiskMiB: 0,
+    runCpuSeconds: 0,
     allowedTools: [],
     policyFile: null,
     secretsFile: null,
@@ -58,7 +64,13 @@ test("reads every setting from the environment", () => {
     FEM_KILL_GRACE_MS: "0",
     FEM_SHUTDOWN_GRACE_MS: "10",
     FEM_SHUTDOWN_MODE: "handback",
-    FEM_LAUNCHERS: "process",
+    FEM_LAUNCHERS: "process,sandbox",
+    FEM_RUN_AS_UID: "1500",
+    FEM_RUN_AS_GID: "1501",
+    FEM_RUN_MEMORY_MIB: "512",
+    FEM_RUN_PIDS_MAX: "64",
+    FEM_RUN_DISK_MIB: "100",
+    FEM_RUN_CPU_SECONDS: "600",
     FEM_SANDBOX_RETENTION_MS: "0",
     FEM_ALLOWED_TOOLS: "stats, fedavg@1.2",
     FEM_POLICY_FILE: "/etc/fem/policy.json",
@@ -70,6 +82,11 @@ test("reads every setting from the environment", () => {
   assert.is(config.sandboxRetentionMs, 0);
   assert.equal(config.allowedTools, ["stats", "fedavg@1.2"]);
   assert.is(config.policyFile, "/etc/fem/policy.json");
+  assert.equal(config.launchers, ["process", "sandbox"]);
+  assert.equal(
+    [config.runAsUid, config.runAsGid, config.runMemoryMiB, config.runPidsMax, config.runDiskMiB, config.runCpuSeconds],
+    [1500, 1501, 512, 64, 100, 600],
+  );
 });
 
 test("flags win over the environment, in both the `--flag value` and `--flag=value` forms", () => {
@@ -115,7 +132,7 @@ test("lists every problem at once", () => {
       "--kill-grace-ms needs a value",
       'AMQP_URL / --amqp-url must start with amqp:// or amqps://, got "http://broker.example/"',
       "FEM_NODE_ID / --node-id is required",
-      'FEM_LAUNCHERS / --launchers: launcher "docker" is not available (this agent offers process)',
+      'FEM_LAUNCHERS / --launchers: launcher "docker" is not available (this agent offers process, sandbox)',
       'FEM_SHUTDOWN_MODE / --shutdown-mode: "later" is not finish or handback',
       'FEM_ALLOWED_TOOLS / --allowed-tools: "bad tool" is not "name" or "name@version"',
       'FEM_ALLOWED_TOOLS / --allowed-tools: "a@b@c" is not "name" or "name@version"',
@@ -144,6 +161,12 @@ const RANGES: { env: string; key: keyof AgentConfig; min: number; max: number }[
   { env: "FEM_KILL_GRACE_MS", key: "killGraceMs", min: 0, max: 600_000 },
   { env: "FEM_SANDBOX_RETENTION_MS", key: "sandboxRetentionMs", min: 0, max: 31_536_000_000 },
   { env: "FEM_SHUTDOWN_GRACE_MS", key: "shutdownGraceMs", min: 0, max: 86_400_000 },
+  { env: "FEM_RUN_AS_UID", key: "runAsUid", min: 1, max: 4_294_967_294 },
+  { env: "FEM_RUN_AS_GID", key: "runAsGid", min: 1, max: 4_294_967_294 },
+  { env: "FEM_RUN_MEMORY_MIB", key: "runMemoryMiB", min: 0, max: 16_777_216 },
+  { env: "FEM_RUN_PIDS_MAX", key: "runPidsMax", min: 0, max: 4_194_304 },
+  { env: "FEM_RUN_DISK_MIB", key: "runDiskMiB", min: 0, max: 1_073_741_824 },
+  { env: "FEM_RUN_CPU_SECONDS", key: "runCpuSeconds", min: 0, max: 31_536_000 },
 ];
 
 for (const { env, key, min, max } of RANGES) {
@@ -172,7 +195,7 @@ test("--help names every flag with its environment variable", () => {
   ] as const) {
     assert.match(usage, new RegExp(`${flag}\\s+${env}\\s`));
   }
-  assert.is(usage.split("\n").length, 20);
+  assert.is(usage.split("\n").length, 26);
   assert.match(usage, /fem-agent policy add <name@version>/);
 });
 
