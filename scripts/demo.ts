@@ -157,7 +157,7 @@ async function main(): Promise<number> {
       writeFileSync(credentialFileOf(node.id), registered.registerNode.credential, { mode: 0o600 });
       await gql(url, `mutation($n: ID!) { addProjectNode(project: "demo", nodeId: $n) { id } }`, { n: node.id });
     }
-    say(`project demo: nodes ${NODES.map((n) => n.id).join(", ")}, each with its own broker user`);
+    say(`project demo: nodes ${NODES.map((n) => n.id).join(", ")} (own broker users)`);
     const started = NODES.map((n) => startAgent(n.id, config.amqpUrl, join(sandboxRoot, n.id), `${signingKeyFile}.pub`, credentialFileOf(n.id)));
     agents.push(...started.map((s) => s.child));
     await Promise.all(started.map((s) => s.ready));
