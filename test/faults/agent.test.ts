@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { nodeBrokerPermissions, nodeBrokerUser } from "../../src/messaging/contracts.js";
 import { rabbitmqctl } from "../support/broker.js";
 import { createTestEnv, type TestEnv } from "../support/env.js";
 import { gqlOk } from "../support/graphql.js";
@@ -24,7 +25,6 @@ test.before(async () => {
 });
 
 test.after(async () => {
-  await rabbitmqctl("delete_user", "fem-test-node").catch(() => undefined);
   await env?.dispose();
 });
 
@@ -86,24 +86,24 @@ test("SIGTERM in handback mode stops at once and hands the run back: NODE_LOST, 
 });
 
 test("a node cut off longer than the grace period, whose run survived, gets that run adopted instead of run twice", async () => {
-  // The agent connects as its own broker user, so only its connection can be cut.
-  await rabbitmqctl("add_user", "fem-test-node", "secret");
-  await rabbitmqctl("set_permissions", "-p", env.vhost.name, "fem-test-node", ".*", ".*", ".*");
+  // As a network partition looks to the orchestrator: the node's own broker user keeps its vhost
+  // (so the agent is not told it was disabled) but may neither read nor write, and its connections drop.
   await env.registerNodes(["site-cut"]);
-  const url = env.vhost.url.replace("guest:guest@", "fem-test-node:secret@");
-  await env.startAgent("site-cut", { amqpUrl: url });
+  const user = nodeBrokerUser(env.vhost.name, "site-cut");
+  const granted = nodeBrokerPermissions("site-cut").vhost;
+  await env.startAgent("site-cut");
   const marker = `fem-adopt-${randomBytes(3).toString("hex")}`;
   const file = join(env.sandboxRoot, marker);
   // A long backoff: the retry is still waiting when the node comes back.
   const data = await submitWorker(file, 7_000, "site-cut", 60);
   const id = data.submitWorkflow.id;
   await until(id, (w) => w.tasks[0].runs[0].state === "RUNNING", "the run to start");
-  await rabbitmqctl("clear_permissions", "-p", env.vhost.name, "fem-test-node");
-  await rabbitmqctl("close_all_user_connections", "fem-test-node", "fault test: node cut off");
+  await rabbitmqctl("set_permissions", "-p", env.vhost.name, user, "^$", "^$", "^$");
+  await rabbitmqctl("close_all_user_connections", user, "fault test: node cut off");
   const lost = await until(id, (w) => w.tasks[0].runs[0].state === "FAILED", "NODE_LOST after the grace", 15_000);
   assert.is(lost.tasks[0].runs.length, 2, "a retry is queued");
   assert.ok((await processesWith(marker)).length > 0, "the run's process is still alive on the node");
-  await rabbitmqctl("set_permissions", "-p", env.vhost.name, "fem-test-node", ".*", ".*", ".*");
+  await rabbitmqctl("set_permissions", "-p", env.vhost.name, user, granted.configure, granted.write, granted.read);
   const adopted = await until(id, (w) => w.tasks[0].runs[0].state === "RUNNING", "the run to be adopted", 20_000);
   assert.is(adopted.tasks[0].runs.length, 1, "the waiting retry was withdrawn");
   assert.match(adopted.tasks[0].runs[0].message ?? "", /adopted/);

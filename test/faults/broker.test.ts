@@ -91,9 +91,12 @@ test("connections closed by the broker every 2 s under load: consumers recover a
 });
 
 test("every node event delivered twice, copies arriving late, leaves state and logs exactly right", async () => {
-  // A tap re-publishes a copy of every node event (marked, so copies are not copied again).
+  // A tap re-publishes a copy of every node event (marked, so copies are not copied again), as the
+  // node's own broker user: RabbitMQ refuses a copy whose user_id is not its publisher's.
   const connection = await amqp.connect(env.vhost.url);
   const channel = await connection.createChannel();
+  const asNode = await amqp.connect(await env.nodeAmqpUrl("site-a"));
+  const copier = await asNode.createChannel();
   const tap = `test.tap.${randomBytes(3).toString("hex")}`;
   await channel.assertQueue(tap, { exclusive: true });
   await channel.bindQueue(tap, EXCHANGES.nodeEvents, "#");
@@ -105,7 +108,7 @@ test("every node event delivered twice, copies arriving late, leaves state and l
       copies += 1;
       setTimeout(() => {
         if (tapClosed) return;
-        channel.publish(EXCHANGES.nodeEvents, msg.fields.routingKey, msg.content, { ...msg.properties, headers: { ...msg.properties.headers, "x-test-copy": 1 } });
+        copier.publish(EXCHANGES.nodeEvents, msg.fields.routingKey, msg.content, { ...msg.properties, headers: { ...msg.properties.headers, "x-test-copy": 1 } });
       }, 30 + (copies % 5) * 20);
     }
     channel.ack(msg);
@@ -127,6 +130,7 @@ test("every node event delivered twice, copies arriving late, leaves state and l
     tapClosed = true;
     await channel.close().catch(() => undefined);
     await connection.close().catch(() => undefined);
+    await asNode.close().catch(() => undefined);
   }
 });
 
