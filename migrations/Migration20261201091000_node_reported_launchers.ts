@@ -8,9 +8,7 @@ import { Migration } from '@mikro-orm/migrations';
 export class Migration20261201091000 extends Migration {
 
   override async up(): Promise<void> {
-    // The default fills existing rows only; the entity sets the value of new ones.
     this.addSql(`alter table "node" add column "reported_launchers" jsonb not null default '[]';`);
-    this.addSql(`alter table "node" alter column "reported_launchers" drop default;`);
   }
 
   override async down(): Promise<void> {

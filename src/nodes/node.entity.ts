@@ -69,7 +69,7 @@ export class Node {
   @Field(() => [String], { description: "Launchers registered for the node: a task's tool must name one of them." })
   launchers: string[] = ["process"];
 
-  @Property({ type: "json" })
+  @Property({ type: "json", defaultRaw: "'[]'" })
   @Field(() => [NodeLauncher], { description: "Launchers the node's agent reported in its last heartbeat, with their isolation; empty until it sent one." })
   reportedLaunchers: NodeLauncher[] = [];
 
