@@ -58,7 +58,7 @@ try {
   // Ingestion: one run, its lines published as an agent would.
   const submitted = await gqlOk(env.orchestrator.url, SUBMIT, { input: { tasks: [{ key: "t", tool, nodes: ["bench-a"] }] } });
   const runId: string = submitted.submitWorkflow.tasks[0].runs[0].id;
-  const events = await createEventPublisher(env.vhost.url);
+  const events = await createEventPublisher(await env.nodeAmqpUrl("bench-a"));
   const baseLines = await rawInsertBaseline(env.db.url, LINES);
   const started = performance.now();
   const at = new Date().toISOString();
