@@ -141,7 +141,8 @@ function placeableTargets(task: TaskData, i: number, targets: Node[], request: R
   const placeable = targets.filter((node) => shortOf(node) === undefined);
   if (placeable.length === targets.length) return targets;
   const kind = shortOf(targets.find((node) => !placeable.includes(node))!)!;
-  const largest = Math.max(...targets.map((node) => totals.get(node.id)?.[kind] ?? Infinity));
+  // Of the known totals: at least the node found short has one.
+  const largest = Math.max(...targets.map((node) => totals.get(node.id)?.[kind] ?? Infinity).filter(Number.isFinite));
   const facts = { task: task.key, resource: kind, requested: request[kind], largestTotal: largest };
   const wants = `task ${JSON.stringify(task.key)} requests ${describeAmount(kind, request[kind]!)}`;
   if (task.nodes?.length) {
