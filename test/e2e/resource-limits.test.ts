@@ -87,6 +87,7 @@ test("a run's cpus request caps its CPU time where the cgroup cpu controller is 
   assert.is(run.state, "SUCCEEDED", run.message ?? "");
   const cpuMs = (run.usage.cpuUserMs ?? 0) + (run.usage.cpuSystemMs ?? 0);
   assert.ok(run.usage.wallMs! >= 1_900, `wall ${run.usage.wallMs} ms`);
+  assert.ok(cpuMs > 100, `the run's CPU time was measured (${cpuMs} ms)`);
   assert.ok(cpuMs < 0.45 * run.usage.wallMs!, `${cpuMs} ms of CPU in ${run.usage.wallMs} ms of wall time, with a quota of 0.2 cpus`);
 });
 
