@@ -1,7 +1,8 @@
 /**
  * Per-run memory and pids cgroups, where the agent may create them: cgroup v1 controllers or
- * cgroup v2, detected at start. A run's cgroup is a child of the agent's own, named
- * `fem-<runId>-<attempt>`; where none is writable the sandbox launcher falls back to `prlimit`.
+ * cgroup v2, detected at start, plus the `cpu` controller (a CPU quota) where it is writable too.
+ * A run's cgroup is a child of the agent's own, named `fem-<runId>-<attempt>`; where none is
+ * writable the sandbox launcher falls back to `prlimit` (which has no CPU quota).
  */
 import fs from "node:fs/promises";
 import path from "node:path";
@@ -9,11 +10,13 @@ import { setTimeout as delay } from "node:timers/promises";
 import { errorCode, toError } from "../shared/index.js";
 import { killProcess } from "./launcher.js";
 
-export type CgroupController = "memory" | "pids";
+export type CgroupController = "memory" | "pids" | "cpu";
 
 export interface CgroupLimits {
   memoryBytes: number | null;
   pidsMax: number | null;
+  /** CPU quota in cores (0.5: half of one core's time per period). */
+  cpus: number | null;
 }
 
 export interface RunCgroup {
@@ -44,6 +47,10 @@ export interface Cgroups {
 }
 
 const CONTROLLERS: CgroupController[] = ["memory", "pids"];
+/** Used where writable, never required. */
+const OPTIONAL_CONTROLLER: CgroupController = "cpu";
+/** CFS period of a CPU quota. @default 100_000 // 100 ms */
+const CPU_PERIOD_US = 100_000;
 const MOUNTINFO = "/proc/self/mountinfo";
 const SELF_CGROUP = "/proc/self/cgroup";
 
@@ -55,21 +62,31 @@ export async function detectCgroups(): Promise<Cgroups> {
     const dir = v1Dir(mountinfo, membership, controller);
     if (dir && (await probe(dir, (probeDir) => writeLimit(probeDir, controller, 1, "v1")))) v1.set(controller, dir);
   }
-  if (v1.size > 0) return cgroupsAt("v1", (c) => v1.get(c) ?? null);
+  if (v1.size > 0) {
+    const cpuDir = v1Dir(mountinfo, membership, OPTIONAL_CONTROLLER);
+    if (cpuDir && (await probe(cpuDir, (probeDir) => writeLimit(probeDir, OPTIONAL_CONTROLLER, 1, "v1")))) v1.set(OPTIONAL_CONTROLLER, cpuDir);
+    return cgroupsAt("v1", (c) => v1.get(c) ?? null);
+  }
   const v2 = await v2Dir(mountinfo, membership);
   if (v2 && (await enableV2Controllers(v2)) && (await probe(v2, (probeDir) => writeLimit(probeDir, "memory", 64 * 1024 * 1024, "v2")))) {
-    return cgroupsAt("v2", () => v2);
+    const withCpu = (await enableV2Controller(v2, OPTIONAL_CONTROLLER)) && (await probe(v2, (probeDir) => writeLimit(probeDir, OPTIONAL_CONTROLLER, 1, "v2")));
+    return cgroupsAt("v2", (c) => (c !== OPTIONAL_CONTROLLER || withCpu ? v2 : null));
   }
   return { version: "none", controllers: [], create: async () => null, reclaim: async () => undefined };
 }
 
+/** The limit `limits` sets through `controller`, or null. */
+function limitOf(controller: CgroupController, limits: CgroupLimits): number | null {
+  return controller === "memory" ? limits.memoryBytes : controller === "pids" ? limits.pidsMax : limits.cpus;
+}
+
 function cgroupsAt(version: "v1" | "v2", dirOf: (controller: CgroupController) => string | null): Cgroups {
-  const controllers = CONTROLLERS.filter((c) => dirOf(c) !== null);
+  const controllers = [...CONTROLLERS, OPTIONAL_CONTROLLER].filter((c) => dirOf(c) !== null);
   return {
     version,
     controllers,
     async create(name, limits) {
-      const wanted = controllers.filter((c) => (c === "memory" ? limits.memoryBytes : limits.pidsMax) !== null);
+      const wanted = controllers.filter((c) => limitOf(c, limits) !== null);
       if (wanted.length === 0) return null;
       // v2 has one directory for every controller; v1 one per controller.
       const dirs = [...new Set(wanted.map((c) => path.join(dirOf(c)!, name)))];
@@ -78,7 +95,7 @@ function cgroupsAt(version: "v1" | "v2", dirOf: (controller: CgroupController) =
       try {
         for (const dir of dirs) await fs.mkdir(dir);
         for (const [controller, dir] of byController) {
-          await writeLimit(dir, controller, controller === "memory" ? limits.memoryBytes! : limits.pidsMax!, version);
+          await writeLimit(dir, controller, limitOf(controller, limits)!, version);
         }
       } catch (err) {
         await cgroup.remove();
@@ -163,6 +180,18 @@ async function v2Dir(mountinfo: string, membership: string): Promise<string | nu
   return CONTROLLERS.every((c) => available.split(/\s+/).includes(c)) ? dir : null;
 }
 
+/** Lets the agent's children use `controller` where the agent's cgroup has it (v2), best effort. */
+async function enableV2Controller(dir: string, controller: CgroupController): Promise<boolean> {
+  const available = await fs.readFile(path.join(dir, "cgroup.controllers"), "utf8").catch(() => "");
+  if (!available.split(/\s+/).includes(controller)) return false;
+  const enabled = await fs.readFile(path.join(dir, "cgroup.subtree_control"), "utf8").catch(() => "");
+  if (enabled.split(/\s+/).includes(controller)) return true;
+  return fs.writeFile(path.join(dir, "cgroup.subtree_control"), `+${controller}`).then(
+    () => true,
+    () => false,
+  );
+}
+
 /** Lets the agent's children use memory and pids (v2 delegates controllers explicitly). */
 async function enableV2Controllers(dir: string): Promise<boolean> {
   const enabled = await fs.readFile(path.join(dir, "cgroup.subtree_control"), "utf8").catch(() => "");
@@ -206,6 +235,12 @@ async function probe(dir: string, check: (probeDir: string) => Promise<void>): P
 
 async function writeLimit(dir: string, controller: CgroupController, value: number, version: "v1" | "v2"): Promise<void> {
   if (controller === "pids") return fs.writeFile(path.join(dir, "pids.max"), String(value));
+  if (controller === "cpu") {
+    const quotaUs = Math.max(1_000, Math.round(value * CPU_PERIOD_US));
+    if (version === "v2") return fs.writeFile(path.join(dir, "cpu.max"), `${quotaUs} ${CPU_PERIOD_US}`);
+    await fs.writeFile(path.join(dir, "cpu.cfs_period_us"), String(CPU_PERIOD_US));
+    return fs.writeFile(path.join(dir, "cpu.cfs_quota_us"), String(quotaUs));
+  }
   if (version === "v2") {
     await fs.writeFile(path.join(dir, "memory.max"), String(value));
     // Without swap the limit is a limit; a kernel without swap accounting has no such file.

@@ -39,5 +39,7 @@ export function nodeRunLimits(config: AgentConfig): RunLimits {
     pidsMax: orNull(config.runPidsMax),
     diskMiB: orNull(config.runDiskMiB),
     cpuSeconds: orNull(config.runCpuSeconds),
+    // No node-wide CPU quota: only a task's cpus request sets one.
+    cpus: null,
   };
 }

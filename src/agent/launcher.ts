@@ -20,8 +20,8 @@ export class LaunchError extends Error {
 }
 
 /**
- * Limits one run gets; null means none. Today they are the node's defaults (FEM_RUN_*); task-level
- * requests will arrive with the dispatch and be merged in `runLimitsFor` (src/agent/run-spec.ts).
+ * Limits one run gets; null means none: the node's defaults (FEM_RUN_*) merged with the task's
+ * resource requests in `runLimitsFor` (src/agent/run-spec.ts).
  */
 export interface RunLimits {
   memoryMiB: number | null;
@@ -29,6 +29,26 @@ export interface RunLimits {
   /** Largest file the run may write (RLIMIT_FSIZE) and the most its directory may hold. */
   diskMiB: number | null;
   cpuSeconds: number | null;
+  /** CPU quota in cores (cgroup `cpu` where writable), from the task's `cpus` request. */
+  cpus: number | null;
+  /** Where a limit came from, for messages (`FEM_RUN_MEMORY_MIB`, "the task's memoryMiB request"); a node setting when absent. */
+  sources?: Partial<Record<RunLimitName, string>>;
+}
+
+export type RunLimitName = "memoryMiB" | "pidsMax" | "diskMiB" | "cpuSeconds" | "cpus";
+
+/** The node setting each default limit comes from. */
+export const NODE_LIMIT_SETTINGS: Record<RunLimitName, string> = {
+  memoryMiB: "FEM_RUN_MEMORY_MIB",
+  pidsMax: "FEM_RUN_PIDS_MAX",
+  diskMiB: "FEM_RUN_DISK_MIB",
+  cpuSeconds: "FEM_RUN_CPU_SECONDS",
+  cpus: "the node",
+};
+
+/** Where `limits` got its `name` limit, for a run's message. */
+export function limitSource(limits: RunLimits, name: RunLimitName): string {
+  return limits.sources?.[name] ?? NODE_LIMIT_SETTINGS[name];
 }
 
 export interface RunSpec {

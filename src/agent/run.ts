@@ -14,7 +14,7 @@ import type { AgentLogger } from "./log.js";
 import type { Outbox } from "./outbox.js";
 import { reportTerminal } from "./report.js";
 import type { NodeSecrets } from "./secrets.js";
-import { runEnvironment, runLimitsFor } from "./run-spec.js";
+import { runEnvironment, runLimitsFor, unenforcedRequestsNote } from "./run-spec.js";
 import { measureOutputBytes, prepareRunDir, readResultFile, writeInputsFile } from "./sandbox.js";
 import { readStartTicks, type ProcessTreeSampler } from "./usage.js";
 
@@ -117,6 +117,8 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     let prepared: PreparedRun;
     try {
       const limits = runLimitsFor(dispatch, settings.limits);
+      const unenforced = unenforcedRequestsNote(dispatch, launcher.name, launcher.isolation.limits);
+      if (unenforced) batcher.system(unenforced);
       // Built from nothing: the tool's env with its secrets resolved, none of the agent's own.
       const env = runEnvironment(dispatch, deps.secrets);
       prepared = await launcher.prepare({ ...ref, argv: dispatch.argv, env, runDir, searchPath: settings.searchPath, limits });

@@ -3,7 +3,8 @@
  * directory writable at `/sandbox`, `/usr` and the tool read-only, private `/proc`, `/dev` and `/tmp`,
  * nothing else of the node; its own session and PID namespace (so `setsid` cannot leave the run),
  * killed with the agent, under `FEM_RUN_AS_UID`/`GID` when the agent is root, with the run's limits
- * (cgroup memory and pids where writable, `prlimit` otherwise).
+ * (cgroup memory and pids where writable, `prlimit` otherwise; a CPU quota where the cgroup `cpu`
+ * controller is writable, none otherwise).
  */
 import fs from "node:fs/promises";
 import { constants as osConstants } from "node:os";
@@ -11,7 +12,7 @@ import path from "node:path";
 import type { LauncherIsolation, RunLimitKind } from "../messaging/contracts.js";
 import { toError } from "../shared/index.js";
 import type { Cgroups, RunCgroup } from "./cgroups.js";
-import { killProcess, killProcessGroup, LaunchError, resolveExecutable, type Launcher, type LimitHit, type RunExit, type RunSpec, type StartedRun } from "./launcher.js";
+import { killProcess, killProcessGroup, LaunchError, limitSource, resolveExecutable, type Launcher, type LimitHit, type RunExit, type RunSpec, type StartedRun } from "./launcher.js";
 import type { AgentLogger } from "./log.js";
 import { spawnDetached, type ProcessExit } from "./process-launcher.js";
 import { findPrograms, rootLinkArgs, sandboxArgv, type SandboxPrograms } from "./sandbox-argv.js";
@@ -69,6 +70,7 @@ function sandboxIsolation(context: SandboxContext): LauncherIsolation {
   const limits: RunLimitKind[] = ["memory", "disk", "cpuTime"];
   // RLIMIT_NPROC binds nothing for root; without a pids cgroup it needs the drop to another uid.
   if (context.cgroups.controllers.includes("pids") || context.dropPrivileges || process.getuid?.() !== 0) limits.splice(1, 0, "pids");
+  if (context.cgroups.controllers.includes("cpu")) limits.push("cpus");
   return { network: "none", filesystem: "private", pidNamespace: true, separateUser: context.dropPrivileges, killedWithAgent: true, limits };
 }
 
@@ -83,6 +85,7 @@ async function prepareSandboxRun(spec: RunSpec, context: SandboxContext) {
     cgroup = await context.cgroups.create(cgroupName(spec.runId, spec.attempt), {
       memoryBytes: spec.limits.memoryMiB === null ? null : spec.limits.memoryMiB * MIB,
       pidsMax: spec.limits.pidsMax,
+      cpus: spec.limits.cpus,
     });
   } catch (err) {
     throw new LaunchError(toError(err).message, { cause: err });
@@ -100,7 +103,7 @@ async function startSandboxRun(argv: string[], spec: RunSpec, cgroup: RunCgroup 
   let exited = false;
   let diskHit: LimitHit | null = null;
   const diskLimitBytes = spec.limits.diskMiB === null ? null : spec.limits.diskMiB * MIB;
-  const diskMessage = `reached the disk limit of ${spec.limits.diskMiB} MiB (FEM_RUN_DISK_MIB)`;
+  const diskMessage = `reached the disk limit of ${spec.limits.diskMiB} MiB (${limitSource(spec.limits, "diskMiB")})`;
   const diskTimer =
     diskLimitBytes === null
       ? undefined
@@ -134,7 +137,7 @@ async function startSandboxRun(argv: string[], spec: RunSpec, cgroup: RunCgroup 
     clearInterval(diskTimer);
     const translated = fromBwrapStatus(raw);
     const pidsHits = (await cgroup?.pidsLimitHits()) ?? 0;
-    const notes = pidsHits > 0 ? [`a new process was refused ${pidsHits} time(s) at the process limit of ${spec.limits.pidsMax} (FEM_RUN_PIDS_MAX)`] : [];
+    const notes = pidsHits > 0 ? [`a new process was refused ${pidsHits} time(s) at the process limit of ${spec.limits.pidsMax} (${limitSource(spec.limits, "pidsMax")})`] : [];
     const limitHit = diskHit ?? (await limitOf(translated, spec, cgroup, diskLimitBytes, diskMessage)) ?? pidsLimitOf(translated, spec, pidsHits);
     return { ...translated, limitHit, notes };
   });
@@ -167,8 +170,8 @@ async function limitOf(
   diskMessage: string,
 ): Promise<LimitHit | null> {
   const { memoryMiB, cpuSeconds } = spec.limits;
-  if (memoryMiB !== null && (await cgroup?.oomKilled())) return { kind: "memory", message: `exceeded the memory limit of ${memoryMiB} MiB (FEM_RUN_MEMORY_MIB)` };
-  if (exit.signal === "SIGXCPU" && cpuSeconds !== null) return { kind: "cpuTime", message: `exceeded the CPU time limit of ${cpuSeconds} s (FEM_RUN_CPU_SECONDS)` };
+  if (memoryMiB !== null && (await cgroup?.oomKilled())) return { kind: "memory", message: `exceeded the memory limit of ${memoryMiB} MiB (${limitSource(spec.limits, "memoryMiB")})` };
+  if (exit.signal === "SIGXCPU" && cpuSeconds !== null) return { kind: "cpuTime", message: `exceeded the CPU time limit of ${cpuSeconds} s (${limitSource(spec.limits, "cpuSeconds")})` };
   if (diskLimitBytes === null || (exit.code === 0 && exit.signal === null)) return null;
   // A file that reached RLIMIT_FSIZE stops at exactly the limit; a tool that ignores SIGXFSZ then fails with EFBIG.
   if (exit.signal === "SIGXFSZ" || (await measureOutputBytes(spec.runDir)) >= diskLimitBytes) return { kind: "disk", message: diskMessage };
@@ -177,7 +180,7 @@ async function limitOf(
 
 function pidsLimitOf(exit: ProcessExit, spec: RunSpec, pidsHits: number): LimitHit | null {
   if (pidsHits === 0 || (exit.code === 0 && exit.signal === null)) return null;
-  return { kind: "pids", message: `reached the process limit of ${spec.limits.pidsMax} (FEM_RUN_PIDS_MAX)` };
+  return { kind: "pids", message: `reached the process limit of ${spec.limits.pidsMax} (${limitSource(spec.limits, "pidsMax")})` };
 }
 
 /** Gives the run's directory (and what the agent put in it) to the uid the run executes as. */

@@ -8,7 +8,7 @@ import type { PubSub } from "../live/pubsub.js";
 import type { RecordMutation } from "./audit-plugin.js";
 import { Node, type NodeBrokerAccess } from "../nodes/index.js";
 import { membersOfProjects, nodeIdsOfProjects, type ProjectMember } from "../projects/index.js";
-import { runsByTaskIds, type Run } from "../runs/index.js";
+import { nodeResources, runsByTaskIds, type NodeResources, type Run } from "../runs/index.js";
 import { Tool } from "../tools/index.js";
 import { tasksByIds, tasksByWorkflowIds, Workflow, type Task } from "../workflows/index.js";
 import type { Caller } from "./rate-limit.js";
@@ -37,6 +37,8 @@ export interface AppServices {
 
 export interface Loaders {
   node: DataLoader<string, Node | null>;
+  /** A node's resource totals, use and free amounts. */
+  nodeResources: DataLoader<string, NodeResources | null>;
   tool: DataLoader<string, Tool | null>;
   workflow: DataLoader<string, Workflow | null>;
   task: DataLoader<string, Task | null>;
@@ -88,6 +90,13 @@ export function createLoaders(orm: MikroORM, cache: boolean): Loaders {
   const em = () => orm.em.fork();
   return {
     node: new DataLoader(async (ids) => byId(ids, await em().find(Node, { id: { $in: [...ids] } })), { cache }),
+    nodeResources: new DataLoader(
+      async (ids) => {
+        const rows = await nodeResources(em(), ids);
+        return ids.map((id) => rows.find((r) => r.nodeId === id) ?? null);
+      },
+      { cache },
+    ),
     tool: new DataLoader(async (ids) => byId(ids, await em().find(Tool, { id: { $in: [...ids] } })), { cache }),
     workflow: new DataLoader(async (ids) => byId(ids, await em().find(Workflow, { id: { $in: [...ids] } })), { cache }),
     task: new DataLoader(async (ids) => byId(ids, await tasksByIds(em(), ids)), { cache }),

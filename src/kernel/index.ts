@@ -6,3 +6,4 @@ export { FailureReason, isTerminalState, LogStream, RunState, TERMINAL } from ".
 export { GlobalRole, hasProjectRole, isAdmin, maskedEnv, operatesNode, ProjectRole, readableProjectIds, type Viewer } from "./viewer.js";
 export { QueryTooComplexError, RateLimitedError } from "./errors.js";
 export { checkText, MAX_NAME_CHARS, MAX_VALUE_CHARS } from "./input-limits.js";
+export { describeAmount, mergeResources, RESOURCE_KINDS, ResourceAmounts, ResourcesInput, validateResources, type ResourceAmountsData, type ResourcesInputData, type ResourceKind, type ResourceRequest } from "./resources.js";

@@ -111,8 +111,8 @@ export const KNOWN_LAUNCHERS = ["process", "sandbox", "docker", "podman", "singu
 /** Launchers that run a container image: a tool naming one of them must give its `image`. */
 export const IMAGE_LAUNCHERS: readonly string[] = ["docker", "podman", "singularity"];
 
-/** Limits a launcher can enforce on a run (see `launcherIsolationSchema`). */
-export const RUN_LIMIT_KINDS = ["memory", "pids", "disk", "cpuTime"] as const;
+/** Limits a launcher can enforce on a run (see `launcherIsolationSchema`); `cpus` is a CPU quota (cgroup `cpu`). */
+export const RUN_LIMIT_KINDS = ["memory", "pids", "disk", "cpuTime", "cpus"] as const;
 export type RunLimitKind = (typeof RUN_LIMIT_KINDS)[number];
 
 /**
@@ -176,6 +176,23 @@ export const MAX_UPSTREAM_ITEMS = 10_000;
 /** Most output globs of one dispatch. */
 export const MAX_OUTPUTS = 1_000;
 const shortText = z.string().max(1_000);
+
+/**
+ * Largest resource amounts a task may request or a node may declare: `cpus` in steps of 0.001
+ * (millicpus), `memoryMiB` up to 16 TiB, `gpus`, `diskMiB` up to 1 PiB.
+ */
+export const RESOURCE_MAXIMA = { cpus: 1_024, memoryMiB: 16_777_216, gpus: 64, diskMiB: 1_073_741_824 } as const;
+export type ResourceKind = keyof typeof RESOURCE_MAXIMA;
+export const RESOURCE_KINDS = Object.keys(RESOURCE_MAXIMA) as ResourceKind[];
+
+/** What one run requests of its node; an absent amount is not requested. */
+export const resourceRequestSchema = z.object({
+  cpus: z.number().positive().max(RESOURCE_MAXIMA.cpus).optional(),
+  memoryMiB: z.number().int().positive().max(RESOURCE_MAXIMA.memoryMiB).optional(),
+  gpus: z.number().int().nonnegative().max(RESOURCE_MAXIMA.gpus).optional(),
+  diskMiB: z.number().int().positive().max(RESOURCE_MAXIMA.diskMiB).optional(),
+});
+export type ResourceRequest = z.infer<typeof resourceRequestSchema>;
 
 /**
  * The orchestrator's signature of a node message: when it was issued, and an Ed25519 signature
@@ -251,6 +268,13 @@ export const runDispatchSchema = z.object({
    * `INPUTS_FILE` in the run's sandbox before it starts the process.
    */
   upstream: z.array(z.object({ taskKey: shortText, nodeId, runId: uuid, result: z.unknown() })).max(MAX_UPSTREAM_ITEMS).default([]),
+  /**
+   * What the task requests of the node; the agent's launcher turns it into the run's limits. Absent
+   * when the task requests nothing, so such dispatches still verify on agents older than the field
+   * (an older agent drops a field it does not know before it checks the signature, and so refuses
+   * a dispatch that carries one: it could not enforce it anyway).
+   */
+  resources: resourceRequestSchema.optional(),
   ...signatureFields,
 });
 export type RunDispatch = z.infer<typeof runDispatchSchema>;
@@ -312,8 +336,8 @@ export const MAX_CLOCK_SKEW_MS = 300_000;
 
 /**
  * The bytes the orchestrator signs and the agent verifies: every field of the message but `sig`
- * (for a dispatch: run, attempt, node, tool, launcher, image, argv, env, upstream inputs, issue
- * time and the rest), as canonical JSON after a fixed prefix.
+ * (for a dispatch: run, attempt, node, tool, launcher, image, argv, env, upstream inputs, resources,
+ * issue time and the rest), as canonical JSON after a fixed prefix.
  */
 export function signedBytes(message: NodeMessage): Buffer {
   const { sig: _sig, ...signed } = message;

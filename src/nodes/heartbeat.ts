@@ -56,6 +56,7 @@ export function nodeRowToSnapshot(row: Row): NodeSnapshot {
     labels: row.labels,
     capacity: row.capacity,
     launchers: row.launchers,
+    registeredResources: row.registered_resources,
     reportedLaunchers: row.reported_launchers,
     allowedTools: row.allowed_tools,
     adminState: row.admin_state,

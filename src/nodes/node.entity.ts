@@ -1,6 +1,7 @@
 import { Entity, Enum, PrimaryKey, Property } from "@mikro-orm/core";
 import { GraphQLJSONObject } from "graphql-scalars";
 import { Field, Float, ID, Int, ObjectType, registerEnumType } from "type-graphql";
+import { ResourceAmounts, type ResourceAmountsData } from "../kernel/index.js";
 
 export enum NodeAdminState {
   ACTIVE = "ACTIVE",
@@ -35,7 +36,7 @@ export class LauncherIsolation {
   @Field(() => Boolean, { description: "The run sees only its own processes and cannot leave them (setsid)." }) pidNamespace!: boolean;
   @Field(() => Boolean, { description: "The run executes under a uid other than the agent's." }) separateUser!: boolean;
   @Field(() => Boolean, { description: "The run dies with the agent process." }) killedWithAgent!: boolean;
-  @Field(() => [String], { description: "Limits the launcher enforces: memory, pids, disk, cpuTime." }) limits!: string[];
+  @Field(() => [String], { description: "Limits the launcher enforces: memory, pids, disk, cpuTime, cpus (a CPU quota)." }) limits!: string[];
 }
 
 @ObjectType({ description: "A launcher a node's agent offers." })
@@ -64,6 +65,10 @@ export class Node {
   @Property({ type: "integer" })
   @Field(() => Int, { description: "Most runs the node executes at once." })
   capacity: number = 2;
+
+  @Property({ type: "json" })
+  @Field(() => ResourceAmounts, { description: "Totals registered for the node; each takes precedence over what its agent reports (see resourceTotals)." })
+  registeredResources: ResourceAmountsData = {};
 
   @Property({ type: "json" })
   @Field(() => [String], { description: "Launchers registered for the node: a task's tool must name one of them." })

@@ -1,6 +1,7 @@
 import { GraphQLJSONObject } from "graphql-scalars";
 import { Field, ID, InputType, Int, ObjectType } from "type-graphql";
 import { ConnectionType } from "../graphql/connection.js";
+import { ResourcesInput } from "../kernel/index.js";
 import { Connectivity, Node, NodeAdminState } from "./node.entity.js";
 
 @InputType()
@@ -11,6 +12,11 @@ export class RegisterNodeInput {
   @Field(() => Int, { nullable: true, description: "Most runs at once. Default 2 (as fem-agent's FEM_CAPACITY)." }) capacity?: number | null;
   @Field(() => [String], { nullable: true, description: "Default [\"process\"]." }) launchers?: string[] | null;
   @Field(() => [String], { nullable: true, description: "Tools (name or name@version) the node accepts; empty = any." }) allowedTools?: string[] | null;
+  @Field(() => ResourcesInput, {
+    nullable: true,
+    description: "What the node offers runs in total. Each amount given takes precedence over what the agent reports in its heartbeats (cpus, memory, GPUs, free disk), which fills the others.",
+  })
+  resources?: ResourcesInput | null;
 }
 
 @InputType()

@@ -1,7 +1,7 @@
 import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from "type-graphql";
 import type { Context } from "../graphql/context.js";
 import { connection, decodeCursor, LIST_PAGE, pageCost, pageSize } from "../graphql/connection.js";
-import { ChangeSet } from "../kernel/index.js";
+import { ChangeSet, ResourceAmounts } from "../kernel/index.js";
 import { filterEvents } from "../live/pubsub.js";
 import { topics } from "../live/topics.js";
 import { Run } from "../runs/index.js";
@@ -74,6 +74,23 @@ export class NodeResolver {
     const { node, changes } = await setNodeAdminState(ctx.orm.em.fork(), ctx.viewer(), id, state, ctx.brokerUsers);
     ctx.afterCommit(changes);
     return node;
+  }
+
+  @FieldResolver(() => ResourceAmounts, {
+    description: "Totals in effect: each registered amount, else what the agent last reported (cpus, memory, GPUs, free disk); null where neither is known, which the scheduler does not limit.",
+  })
+  async resourceTotals(@Root() node: Node, @Ctx() ctx: Context): Promise<ResourceAmounts> {
+    return (await ctx.loaders.nodeResources.load(node.id))?.totals ?? {};
+  }
+
+  @FieldResolver(() => ResourceAmounts, { description: "What the runs handed to the node and not finished request, summed." })
+  async resourcesInUse(@Root() node: Node, @Ctx() ctx: Context): Promise<ResourceAmounts> {
+    return (await ctx.loaders.nodeResources.load(node.id))?.inUse ?? {};
+  }
+
+  @FieldResolver(() => ResourceAmounts, { description: "resourceTotals minus resourcesInUse: room for more runs; null where the total is not known." })
+  async resourcesFree(@Root() node: Node, @Ctx() ctx: Context): Promise<ResourceAmounts> {
+    return (await ctx.loaders.nodeResources.load(node.id))?.free ?? {};
   }
 
   @Subscription(() => Node, {

@@ -3,7 +3,21 @@ import { createHash, randomBytes } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import { KNOWN_LAUNCHERS, NODE_ID_PATTERN } from "../messaging/contracts.js";
-import { BadInputError, ChangeSet, checkSubject, checkText, ConflictError, ForbiddenError, isAdmin, MAX_NAME_CHARS, NotFoundError, operatesNode, type Viewer } from "../kernel/index.js";
+import {
+  BadInputError,
+  ChangeSet,
+  checkSubject,
+  checkText,
+  ConflictError,
+  ForbiddenError,
+  isAdmin,
+  MAX_NAME_CHARS,
+  NotFoundError,
+  operatesNode,
+  validateResources,
+  type ResourcesInputData,
+  type Viewer,
+} from "../kernel/index.js";
 import { nodeIdsOfProjects } from "../projects/index.js";
 import { query } from "../db/sql.js";
 import { loseRunsOfNode } from "../runs/index.js";
@@ -17,6 +31,7 @@ export interface RegisterNodeData {
   capacity?: number | null;
   launchers?: string[] | null;
   allowedTools?: string[] | null;
+  resources?: ResourcesInputData | null;
 }
 
 /**
@@ -92,6 +107,7 @@ export async function registerNode(em: EntityManager, data: RegisterNodeData, br
   node.capacity = capacity;
   node.launchers = [...new Set(launchers)];
   node.allowedTools = [...new Set(data.allowedTools ?? [])];
+  node.registeredResources = validateResources("resources", data.resources);
   const { credential, hash } = newCredential();
   node.credentialHash = hash;
   try {

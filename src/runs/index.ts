@@ -6,3 +6,4 @@ export { RunResolver } from "./run.resolver.js";
 export { forgedRunClaims, getRun, runsByTaskIds, type RunClaim } from "./run.service.js";
 export { createScheduler, dispatchReadyRuns, type SchedulerOptions } from "./scheduler.js";
 export { Usage } from "./run.types.js";
+export { nodeResources, type NodeResources } from "./placement.js";

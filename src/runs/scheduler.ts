@@ -1,39 +1,48 @@
 /**
- * Capacity-aware dispatch: hands QUEUED runs to their node's queue only while the node has a free
- * slot, highest task priority first and oldest first among equals (across workflows), and only to
- * ACTIVE nodes. One pass at a time across all orchestrators (a transaction-scoped advisory lock).
+ * Capacity- and resource-aware dispatch: hands QUEUED runs to their node's queue while the node has
+ * a free slot and, for each resource the node's total is known of, room for the run's request (its
+ * totals minus the requests of the runs it holds). Highest task priority first and oldest first
+ * among equals (across workflows), and only to ACTIVE nodes. A node takes runs strictly in that
+ * order: a run that does not fit yet holds back the smaller ones behind it, so large requests are
+ * never starved. One pass at a time across all orchestrators (a transaction-scoped advisory lock).
  */
 import type { EntityManager, MikroORM } from "@mikro-orm/postgresql";
 import { query } from "../db/sql.js";
-import { ChangeSet, type AfterCommit } from "../kernel/index.js";
+import { ChangeSet, RESOURCE_KINDS, type AfterCommit } from "../kernel/index.js";
 import type { Logger } from "../logger.js";
 import { createLoop, type Loop } from "../loop.js";
 import { dispatchRuns } from "./lifecycle/index.js";
+import { heldByNodeSql, nodeTotalSql, requestSql } from "./placement.js";
 
 /** Advisory lock key of the scheduler ("FEMS" in ASCII). */
 const SCHEDULER_LOCK = 0x46454d53;
 
-/** One pass: returns how many runs were dispatched. */
+/** Running sums of the waiting runs' requests per node, in the order the node takes them. */
+const cumulativeRequests = RESOURCE_KINDS.map((k) => `sum(${requestSql(k, "t")}) over queue as "${k}"`).join(",\n         ");
+/** A prefix of a node's queue fits where, for every kind, it requests nothing or the node has room for all of it. */
+const fits = RESOURCE_KINDS.map((k) => `(w."${k}" = 0 or ${nodeTotalSql(k, "n")} is null or w."${k}" <= ${nodeTotalSql(k, "n")} - coalesce(h."${k}", 0))`).join("\n       and ");
+
+/** One pass: returns how many runs were dispatched. One statement chooses them all, whatever their number. */
 export async function dispatchReadyRuns(em: EntityManager, maxRuns: number, changes: ChangeSet): Promise<number> {
   const [lock] = await query<{ ok: boolean }>(em, `select pg_try_advisory_xact_lock(?) as ok`, [SCHEDULER_LOCK]);
   if (!lock.ok) return 0;
   const chosen = await query<{ id: string }>(
     em,
-    `with busy as (
-       select node_id, count(*)::int as n from run
-       where dispatched_at is not null and state in ('QUEUED', 'ACCEPTED', 'RUNNING')
-       group by node_id
-     ),
+    `with held as (${heldByNodeSql()}),
      waiting as (
        select r.id, r.node_id,
-         row_number() over (partition by r.node_id order by t.priority desc, r.queued_at, r.id) as rank
+         row_number() over queue as rank,
+         ${cumulativeRequests}
        from run r join task t on t.id = r.task_id
        where r.state = 'QUEUED' and r.dispatched_at is null and (r.not_before is null or r.not_before <= now())
+       window queue as (partition by r.node_id order by t.priority desc, r.queued_at, r.id rows between unbounded preceding and current row)
      )
      select w.id from waiting w
      join node n on n.id = w.node_id
-     left join busy b on b.node_id = w.node_id
-     where n.admin_state = 'ACTIVE' and w.rank <= n.capacity - coalesce(b.n, 0)
+     left join held h on h.node_id = w.node_id
+     where n.admin_state = 'ACTIVE' and w.rank <= n.capacity - coalesce(h.runs, 0)
+       and ${fits}
+     order by w.rank
      limit ?`,
     [maxRuns],
   );

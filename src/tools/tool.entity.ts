@@ -1,6 +1,7 @@
 import { Entity, PrimaryKey, Property, Unique } from "@mikro-orm/core";
 import { GraphQLJSON, GraphQLJSONObject } from "graphql-scalars";
 import { Field, ID, Int, ObjectType, registerEnumType } from "type-graphql";
+import { ResourceAmounts, type ResourceRequest } from "../kernel/index.js";
 import { toolDigest } from "../shared/index.js";
 
 export enum ArgType {
@@ -68,6 +69,11 @@ export class Tool {
   @Property({ type: "integer", nullable: true })
   @Field(() => Int, { nullable: true })
   timeoutSeconds: number | null = null;
+
+  /** Not part of the digest: placement and limits, which the dispatch carries signed. */
+  @Property({ type: "json" })
+  @Field(() => ResourceAmounts, { description: "What each run requests of its node by default; a task may override each amount." })
+  resources: ResourceRequest = {};
 
   @Property({ type: "json" })
   @Field(() => [String], { description: "Output globs that may be released." })

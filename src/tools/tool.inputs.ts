@@ -1,6 +1,7 @@
 import { GraphQLJSON, GraphQLJSONObject } from "graphql-scalars";
 import { Field, InputType, Int } from "type-graphql";
 import { ConnectionType } from "../graphql/connection.js";
+import { ResourcesInput } from "../kernel/index.js";
 import { ArgType, Tool } from "./tool.entity.js";
 
 @InputType()
@@ -28,6 +29,8 @@ export class RegisterToolInput {
   @Field(() => Int, { nullable: true }) timeoutSeconds?: number | null;
   @Field(() => [String], { nullable: true }) outputs?: string[] | null;
   @Field(() => String, { nullable: true }) resultFile?: string | null;
+  @Field(() => ResourcesInput, { nullable: true, description: "What each run requests of its node by default (placement and limits); a task may override each amount." })
+  resources?: ResourcesInput | null;
 }
 
 export const ToolConnection = ConnectionType(Tool, "Tool");

@@ -2,7 +2,7 @@
 import { randomUUID } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
-import { BadInputError, checkText, ConflictError, MAX_VALUE_CHARS, NotFoundError } from "../kernel/index.js";
+import { BadInputError, checkText, ConflictError, MAX_VALUE_CHARS, NotFoundError, validateResources, type ResourcesInputData } from "../kernel/index.js";
 import { IMAGE_LAUNCHERS, KNOWN_LAUNCHERS } from "../messaging/contracts.js";
 import { secretRefProblem, toolDigest } from "../shared/index.js";
 import { typeProblem } from "./command.js";
@@ -30,6 +30,7 @@ export interface RegisterToolData {
   timeoutSeconds?: number | null;
   outputs?: string[] | null;
   resultFile?: string | null;
+  resources?: ResourcesInputData | null;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
@@ -118,6 +119,7 @@ export async function registerTool(em: EntityManager, data: RegisterToolData): P
   tool.timeoutSeconds = data.timeoutSeconds ?? null;
   tool.outputs = data.outputs ?? [];
   tool.resultFile = data.resultFile ?? null;
+  tool.resources = validateResources("resources", data.resources);
   tool.digest = toolDigest(tool);
   try {
     await em.persistAndFlush(tool);

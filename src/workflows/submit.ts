@@ -6,10 +6,25 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
-import { BadInputError, ChangeSet, checkText, ConflictError, MAX_NAME_CHARS, RunState, type Viewer } from "../kernel/index.js";
+import {
+  BadInputError,
+  ChangeSet,
+  checkText,
+  ConflictError,
+  describeAmount,
+  MAX_NAME_CHARS,
+  mergeResources,
+  RESOURCE_KINDS,
+  RunState,
+  validateResources,
+  type ResourceAmountsData,
+  type ResourceRequest,
+  type ResourcesInputData,
+  type Viewer,
+} from "../kernel/index.js";
 import { Node, NodeAdminState, validateLabels, validateNodeId } from "../nodes/index.js";
 import { projectForSubmit, projectNodeIds } from "../projects/index.js";
-import { createRuns, type NewRun } from "../runs/index.js";
+import { createRuns, nodeResources, type NewRun } from "../runs/index.js";
 import { buildArgv, parseToolRef, Tool } from "../tools/index.js";
 import { isToolAllowed } from "../shared/index.js";
 import { validateGraph } from "./graph.js";
@@ -29,6 +44,7 @@ export interface TaskData {
   timeoutSeconds?: number | null;
   minSucceeded?: number | null;
   retry?: RetryPolicyInput | null;
+  resources?: ResourcesInputData | null;
 }
 
 export interface SubmitWorkflowData {
@@ -114,6 +130,32 @@ function targetNodes(task: TaskData, i: number, nodes: Map<string, Node>, tool: 
   return targets;
 }
 
+/**
+ * The targets that can ever hold the task's request, by their totals. Named nodes must all hold it;
+ * of a selector's nodes those that cannot are left out, and the task is refused when none is left.
+ * A total the node neither registered nor reported limits nothing.
+ */
+function placeableTargets(task: TaskData, i: number, targets: Node[], request: ResourceRequest, totals: Map<string, ResourceAmountsData>): Node[] {
+  const field = `tasks[${i}].resources`;
+  const shortOf = (node: Node) => RESOURCE_KINDS.find((k) => request[k] !== undefined && (totals.get(node.id)?.[k] ?? Infinity) < request[k]!);
+  const placeable = targets.filter((node) => shortOf(node) === undefined);
+  if (placeable.length === targets.length) return targets;
+  const kind = shortOf(targets.find((node) => !placeable.includes(node))!)!;
+  // Of the known totals: at least the node found short has one.
+  const largest = Math.max(...targets.map((node) => totals.get(node.id)?.[kind] ?? Infinity).filter(Number.isFinite));
+  const facts = { task: task.key, resource: kind, requested: request[kind], largestTotal: largest };
+  const wants = `task ${JSON.stringify(task.key)} requests ${describeAmount(kind, request[kind]!)}`;
+  if (task.nodes?.length) {
+    const short = targets.filter((node) => shortOf(node) === kind).map((n) => JSON.stringify(n.id));
+    const whom = short.length === 1 ? `node ${short[0]} has` : `nodes ${short.join(", ")} have`;
+    throw BadInputError.field(`${field}.${kind}`, `${wants}, more than ${whom} in total; the largest total of its nodes is ${describeAmount(kind, largest)}`, facts);
+  }
+  if (placeable.length === 0) {
+    throw BadInputError.field(`${field}.${kind}`, `${wants}, more than any node matching nodeSelector has in total; the largest total is ${describeAmount(kind, largest)}`, facts);
+  }
+  return placeable;
+}
+
 function checkNumbers(task: TaskData, i: number, targetCount: number): void {
   const field = `tasks[${i}]`;
   if (task.priority != null && (!Number.isInteger(task.priority) || Math.abs(task.priority) > 1_000_000)) throw BadInputError.field(`${field}.priority`, "must be an integer within ±1000000");
@@ -152,6 +194,10 @@ export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData
 
   const tools = await loadTools(em, data.tasks);
   const nodes = new Map((await loadNodes(em, data.tasks, await projectNodeIds(em, project.id))).map((n) => [n.id, n]));
+  const requests = data.tasks.map((t, i) => mergeResources(tools.get(t.tool)!.resources, validateResources(`tasks[${i}].resources`, t.resources)));
+  const totals = requests.some((r) => Object.keys(r).length > 0)
+    ? new Map((await nodeResources(em, [...nodes.keys()])).map((r) => [r.nodeId, r.totals]))
+    : new Map<string, ResourceAmountsData>();
   const workflow = new Workflow();
   workflow.id = randomUUID();
   workflow.name = data.name ?? null;
@@ -159,7 +205,7 @@ export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData
   workflow.contentHash = hash;
   workflow.submittedBy = submittedBy;
   workflow.projectId = project.id;
-  const targetsOf = data.tasks.map((input, i) => targetNodes(input, i, nodes, tools.get(input.tool)!));
+  const targetsOf = data.tasks.map((input, i) => placeableTargets(input, i, targetNodes(input, i, nodes, tools.get(input.tool)!), requests[i], totals));
   const runCount = targetsOf.reduce((sum, targets) => sum + targets.length, 0);
   if (runCount > limits.maxRunsPerWorkflow) {
     throw BadInputError.field("tasks", `the workflow would create ${runCount} runs (tasks × target nodes); at most ${limits.maxRunsPerWorkflow}`, { runs: runCount, max: limits.maxRunsPerWorkflow });
@@ -191,6 +237,7 @@ export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData
       priority: input.priority ?? 0,
       timeoutSeconds: input.timeoutSeconds ?? null,
       retry: validateRetryPolicy(`tasks[${i}].retry`, input.retry),
+      resources: requests[i],
       minSucceeded: input.minSucceeded ?? null,
       state: hasDeps ? RunState.PENDING : RunState.QUEUED,
     });

@@ -1,7 +1,7 @@
 import { Entity, Index, ManyToOne, PrimaryKey, Property, Unique } from "@mikro-orm/core";
 import { GraphQLJSONObject } from "graphql-scalars";
 import { Field, ID, Int, ObjectType } from "type-graphql";
-import { RunState } from "../kernel/index.js";
+import { ResourceAmounts, RunState, type ResourceRequest } from "../kernel/index.js";
 import { defaultRetryPolicy, RetryPolicy } from "./retry-policy.js";
 import { Tool } from "../tools/index.js";
 import { Workflow } from "./workflow.entity.js";
@@ -49,6 +49,11 @@ export class Task {
   @Property({ type: "integer", nullable: true })
   @Field(() => Int, { nullable: true })
   timeoutSeconds: number | null = null;
+
+  /** The tool's requests with the task's overrides: what each run of the task holds on its node. */
+  @Property({ type: "json" })
+  @Field(() => ResourceAmounts, { description: "What each run requests of its node: the tool's defaults with the task's overrides." })
+  resources: ResourceRequest = {};
 
   @Property({ type: "json" })
   @Field(() => RetryPolicy)

@@ -2,7 +2,7 @@ import { GraphQLJSONObject } from "graphql-scalars";
 import { Field, ID, InputType, Int, ObjectType, registerEnumType } from "type-graphql";
 import { ConnectionType } from "../graphql/connection.js";
 import type { WorkflowEventKind } from "../live/live-events.js";
-import { RunState } from "../kernel/index.js";
+import { ResourcesInput, RunState } from "../kernel/index.js";
 import { Run } from "../runs/index.js";
 import { RetryPolicyInput } from "./retry-policy.js";
 import { Workflow } from "./workflow.entity.js";
@@ -26,6 +26,8 @@ export class TaskInput {
   @Field(() => Int, { nullable: true, description: "Overrides the tool's timeout." }) timeoutSeconds?: number | null;
   @Field(() => Int, { nullable: true, description: "Runs that must succeed (k of n); default all." }) minSucceeded?: number | null;
   @Field(() => RetryPolicyInput, { nullable: true, description: "Default: no retry." }) retry?: RetryPolicyInput | null;
+  @Field(() => ResourcesInput, { nullable: true, description: "Overrides the tool's resource requests, amount by amount. Each named node must have them in total; a nodeSelector leaves out the nodes that do not." })
+  resources?: ResourcesInput | null;
 }
 
 @InputType()
