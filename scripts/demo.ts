@@ -19,7 +19,7 @@ import { loadConfig } from "../src/config.js";
 import { rabbitmqUnreachable, ServiceUnreachableError } from "../src/unreachable.js";
 import { createLogger } from "../src/logger.js";
 import { nodeQueueNames } from "../src/messaging/contracts.js";
-import { withTimeout } from "../src/shared/index.js";
+import { AMQP_TLS_SETTINGS, amqpSocketOptions, readAmqpTls, withTimeout, type AmqpTls, type AmqpTlsFiles } from "../src/shared/index.js";
 import { demoDatabaseUrl, inheritedPath, resetDatabase } from "./demo-support.js";
 
 const NODES = [
@@ -49,8 +49,8 @@ async function gql(url: string, query: string, variables: Record<string, unknown
 }
 
 /** Empties the demo nodes' queues, so work left by an interrupted demo does not run now. */
-async function purgeDemoQueues(amqpUrl: string): Promise<void> {
-  const connection = await amqp.connect(amqpUrl);
+async function purgeDemoQueues(amqpUrl: string, tls: AmqpTls): Promise<void> {
+  const connection = await amqp.connect(amqpUrl, amqpSocketOptions(amqpUrl, tls));
   try {
     const channel = await connection.createChannel();
     channel.on("error", () => undefined);
@@ -71,17 +71,28 @@ function withoutUser(amqpUrl: string): string {
   return url.toString();
 }
 
-function startAgent(nodeId: string, amqpUrl: string, sandboxDir: string, publicKeyFile: string, credentialFile: string): { child: ChildProcess; ready: Promise<void> } {
+/** The orchestrator's FEM_AMQP_*_FILE settings, passed on to the demo's agents (which run on the same machine). */
+function agentTlsEnv(files: AmqpTlsFiles): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const key of Object.keys(AMQP_TLS_SETTINGS) as (keyof AmqpTlsFiles)[]) {
+    const file = files[key];
+    if (file !== null) env[AMQP_TLS_SETTINGS[key]] = file;
+  }
+  return env;
+}
+
+function startAgent(nodeId: string, amqpUrl: string, sandboxDir: string, files: { publicKey: string; credential: string; tls: AmqpTlsFiles }): { child: ChildProcess; ready: Promise<void> } {
   const child = spawn(process.execPath, [agentBin], {
     env: {
       PATH: inheritedPath(),
       AMQP_URL: withoutUser(amqpUrl),
-      FEM_NODE_CREDENTIAL_FILE: credentialFile,
+      FEM_NODE_CREDENTIAL_FILE: files.credential,
       FEM_NODE_ID: nodeId,
       FEM_SANDBOX_DIR: sandboxDir,
       FEM_CAPACITY: "2",
       FEM_HEARTBEAT_INTERVAL_MS: "1000",
-      FEM_ORCHESTRATOR_PUBLIC_KEY_FILE: publicKeyFile,
+      FEM_ORCHESTRATOR_PUBLIC_KEY_FILE: files.publicKey,
+      ...agentTlsEnv(files.tls),
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -138,7 +149,8 @@ async function main(): Promise<number> {
   let client: ReturnType<typeof createClient> | null = null;
   try {
     await resetDatabase(config.databaseUrl);
-    await purgeDemoQueues(config.amqpUrl).catch((err: unknown) => {
+    const amqpTls = await readAmqpTls(config.amqpTls);
+    await purgeDemoQueues(config.amqpUrl, amqpTls).catch((err: unknown) => {
       throw rabbitmqUnreachable(config.amqpUrl, err);
     });
     orchestrator = await createOrchestrator(config, createLogger(config.logLevel));
@@ -158,7 +170,7 @@ async function main(): Promise<number> {
       await gql(url, `mutation($n: ID!) { addProjectNode(project: "demo", nodeId: $n) { id } }`, { n: node.id });
     }
     say(`project demo: nodes ${NODES.map((n) => n.id).join(", ")} (own broker users)`);
-    const started = NODES.map((n) => startAgent(n.id, config.amqpUrl, join(sandboxRoot, n.id), `${signingKeyFile}.pub`, credentialFileOf(n.id)));
+    const started = NODES.map((n) => startAgent(n.id, config.amqpUrl, join(sandboxRoot, n.id), { publicKey: `${signingKeyFile}.pub`, credential: credentialFileOf(n.id), tls: config.amqpTls }));
     agents.push(...started.map((s) => s.child));
     await Promise.all(started.map((s) => s.ready));
     say(`agents running: ${NODES.map((n) => n.id).join(", ")}`);

@@ -8,7 +8,7 @@ import { connectDatabase } from "./db/connect.js";
 import { rabbitmqUnreachable, ServiceUnreachableError } from "./unreachable.js";
 import type { OrchestratorConfig } from "./config.js";
 import { createAfterCommit } from "./after-commit.js";
-import { toError, withTimeout } from "./shared/index.js";
+import { readAmqpTls, toError, withTimeout, type AmqpTls } from "./shared/index.js";
 import { createAuthenticator, ensureBootstrapAdminToken, hasUsableApiToken } from "./auth/index.js";
 import { AuditOutcome, recordAuditEvent } from "./audit/index.js";
 import { createDeadLetterConsumer, type DeadLetterConsumer } from "./dead-letters/index.js";
@@ -40,8 +40,8 @@ export interface Orchestrator {
   stop(): Promise<void>;
 }
 
-async function connectBroker(config: OrchestratorConfig, logger: Logger): Promise<Broker> {
-  const options = { amqpUrl: config.amqpUrl, instanceId: config.instanceId, ingestPrefetch: config.ingestPrefetch };
+async function connectBroker(config: OrchestratorConfig, tls: AmqpTls, logger: Logger): Promise<Broker> {
+  const options = { amqpUrl: config.amqpUrl, tls, instanceId: config.instanceId, ingestPrefetch: config.ingestPrefetch };
   try {
     return await withTimeout(createBroker(options, logger), 15_000, "connecting to RabbitMQ timed out");
   } catch (err) {
@@ -75,6 +75,8 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
   }
 
   try {
+    // Read first, so that a missing or unusable file is the one line a failed start prints.
+    const amqpTls = await readAmqpTls(config.amqpTls);
     const orm = await connectDatabase({ databaseUrl: config.databaseUrl, onQuery: hooks.onQuery });
     onStop("database", () => orm.close(true));
     if (config.migrateOnStart) {
@@ -98,7 +100,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
       logger,
     );
     onStop("authenticator", async () => authenticator.stop());
-    const broker = await connectBroker(config, logger);
+    const broker = await connectBroker(config, amqpTls, logger);
     onStop("broker", () => broker.stop());
     const brokerUsers = createBrokerUsers({ amqpUrl: config.amqpUrl, managementUrl: config.brokerManagementUrl });
     await brokerUsers.check().catch((err: unknown) => {
@@ -112,6 +114,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     const publisher = createDispatchPublisher(
       {
         amqpUrl: config.amqpUrl,
+        tls: amqpTls,
         publishTimeoutMs: config.publishTimeoutMs,
         onReturned: (messageId) => {
           markUnsent(orm, messageId)

@@ -6,12 +6,18 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import type { LogLevel } from "./logger.js";
+import { AMQP_TLS_SETTINGS, amqpTlsProblems, type AmqpTlsFiles } from "./shared/index.js";
 
 export interface OrchestratorConfig {
   /** PostgreSQL connection URL. @default postgres://postgres@127.0.0.1:5432/fem */
   databaseUrl: string;
   /** RabbitMQ URL; its path is the vhost. @default amqp://guest:guest@127.0.0.1:5672 */
   amqpUrl: string;
+  /**
+   * CA, client certificate and key files of TLS to RabbitMQ (an `amqps://` URL), read at start;
+   * without a CA file Node's default trust store applies. @default all null
+   */
+  amqpTls: AmqpTlsFiles;
   /**
    * RabbitMQ's management API, where each node gets its own broker user; null derives
    * `http://<AMQP host>:15672` with the AMQP URL's user. @default null
@@ -115,6 +121,9 @@ const int = (min: number) => z.coerce.number().int().min(min);
 const schema = z.object({
   DATABASE_URL: z.string().url().default("postgres://postgres@127.0.0.1:5432/fem"),
   AMQP_URL: z.string().regex(/^amqps?:\/\//, "must start with amqp:// or amqps://").default("amqp://guest:guest@127.0.0.1:5672"),
+  FEM_AMQP_CA_FILE: z.string().min(1).optional(),
+  FEM_AMQP_CERT_FILE: z.string().min(1).optional(),
+  FEM_AMQP_KEY_FILE: z.string().min(1).optional(),
   FEM_RABBITMQ_MANAGEMENT_URL: z.string().regex(/^https?:\/\/[^\s]+$/, "must be an http:// or https:// URL such as http://127.0.0.1:15672").optional(),
   PORT: int(0).max(65_535).default(4000),
   HOST: z.string().min(1).default("127.0.0.1"),
@@ -171,7 +180,14 @@ const schema = z.object({
   if (Boolean(e.FEM_OIDC_ISSUER) !== Boolean(e.FEM_OIDC_AUDIENCE)) {
     ctx.addIssue({ code: "custom", path: ["FEM_OIDC_AUDIENCE"], message: "FEM_OIDC_ISSUER and FEM_OIDC_AUDIENCE go together" });
   }
+  for (const problem of amqpTlsProblems(e.AMQP_URL, amqpTlsFilesOf(e))) {
+    ctx.addIssue({ code: "custom", path: [problem.settings.map((s) => AMQP_TLS_SETTINGS[s]).join(", ")], message: problem.message });
+  }
 });
+
+function amqpTlsFilesOf(e: { FEM_AMQP_CA_FILE?: string; FEM_AMQP_CERT_FILE?: string; FEM_AMQP_KEY_FILE?: string }): AmqpTlsFiles {
+  return { caFile: e.FEM_AMQP_CA_FILE ?? null, certFile: e.FEM_AMQP_CERT_FILE ?? null, keyFile: e.FEM_AMQP_KEY_FILE ?? null };
+}
 
 export type ConfigResult = { ok: true; config: OrchestratorConfig } | { ok: false; problems: string[] };
 
@@ -188,6 +204,7 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
     config: {
       databaseUrl: e.DATABASE_URL,
       amqpUrl: e.AMQP_URL,
+      amqpTls: amqpTlsFilesOf(e),
       brokerManagementUrl: e.FEM_RABBITMQ_MANAGEMENT_URL ?? null,
       port: e.PORT,
       host: e.HOST,

@@ -1,5 +1,5 @@
 /** One-line, actionable errors for when PostgreSQL or RabbitMQ cannot be reached. */
-import { maskUrl } from "./shared/index.js";
+import { amqpTlsHint, errorCode, maskUrl } from "./shared/index.js";
 
 /** A required service is unreachable; `message` is one line telling how to start it. */
 export class ServiceUnreachableError extends Error {
@@ -22,6 +22,10 @@ export function postgresUnreachable(databaseUrl: string, err: unknown): ServiceU
 }
 
 export function rabbitmqUnreachable(amqpUrl: string, err: unknown): ServiceUnreachableError {
+  const tlsHint = amqpTlsHint(errorCode(err));
+  if (tlsHint !== null) {
+    return new ServiceUnreachableError(`TLS to RabbitMQ at ${maskUrl(amqpUrl)} failed (${reason(err)}): ${tlsHint}.`, { cause: err });
+  }
   return new ServiceUnreachableError(
     `RabbitMQ is not reachable at ${maskUrl(amqpUrl)} (${reason(err)}). Start it: docker-compose up -d rabbitmq, or rabbitmq-server -detached; or set AMQP_URL.`,
     { cause: err },

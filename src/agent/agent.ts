@@ -6,6 +6,8 @@ import fs from "node:fs/promises";
 import { setTimeout as delay } from "node:timers/promises";
 import { connectAgentBroker, type AgentBroker } from "./broker.js";
 import { readNodeCredential } from "./credential.js";
+import { readPrivateFile } from "./private-file.js";
+import { readAmqpTls } from "../shared/index.js";
 import type { AgentConfig } from "./config.js";
 import { createHeartbeat } from "./heartbeat.js";
 import { createIntake, type Intake } from "./intake.js";
@@ -68,6 +70,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     const policy = config.policyFile === null ? null : await readPolicy(config.policyFile);
     const secrets = config.secretsFile === null ? NO_SECRETS : await readSecrets(config.secretsFile);
     const credential = await readNodeCredential(config.credential);
+    const amqpTls = await readAmqpTls(config.amqpTls, readPrivateFile);
     if (trust === null) log.warn("no orchestrator key pinned (FEM_ALLOW_UNSIGNED=true): unsigned dispatches will run");
     if (policy?.allowAny) log.warn("the tool policy allows any tool (allow: any); definitions are still checked against their digests");
     if (secrets.size > 0 && (policy === null || policy.allowAny)) {
@@ -85,7 +88,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     };
     try {
       broker = await connectAgentBroker(
-        { amqpUrl: config.amqpUrl, nodeId: config.nodeId, credential, capacity: config.capacity, connectTimeoutMs: deps.connectTimeoutMs },
+        { amqpUrl: config.amqpUrl, tls: amqpTls, nodeId: config.nodeId, credential, capacity: config.capacity, connectTimeoutMs: deps.connectTimeoutMs },
         { log, onCutOff },
       );
     } catch (err) {

@@ -4,7 +4,7 @@
  */
 import rascal from "rascal";
 import { EXCHANGES, QUEUES, nodeBrokerUser, nodeQueueNames, type NodeEvent } from "../messaging/contracts.js";
-import { BROKER_RETRY, errorCode, maskUrl, TimeoutError, toError, vhostOf, withTimeout } from "../shared/index.js";
+import { amqpSocketOptions, BROKER_RETRY, errorCode, maskUrl, TimeoutError, toError, vhostOf, withTimeout, type AmqpTls } from "../shared/index.js";
 import type { AgentLogger } from "./log.js";
 
 export type SubscriptionName = "runs" | "control";
@@ -34,6 +34,8 @@ export interface AgentBroker {
 export interface AgentBrokerSettings {
   /** The broker URL without a user. */
   amqpUrl: string;
+  /** The CA, client certificate and key of an `amqps://` URL (read from FEM_AMQP_*_FILE). */
+  tls: AmqpTls;
   nodeId: string;
   /** The node's credential: the password of its own broker user. */
   credential: string;
@@ -84,7 +86,7 @@ export function buildBrokerConfig(settings: AgentBrokerSettings): Record<string,
   const vhost = {
     connection: {
       url: brokerUrlOf(settings),
-      socketOptions: { noDelay: true, timeout: settings.connectTimeoutMs ?? 10_000 },
+      socketOptions: { noDelay: true, timeout: settings.connectTimeoutMs ?? 10_000, ...amqpSocketOptions(settings.amqpUrl, settings.tls) },
       retry: BROKER_RETRY,
     },
     publicationChannelPools: { confirmPool: { max: 50 } },

@@ -6,7 +6,7 @@
 import path from "node:path";
 import { z } from "zod";
 import { NODE_ID_PATTERN } from "../messaging/contracts.js";
-import { maskUrl } from "../shared/index.js";
+import { amqpTlsProblems, maskUrl, type AmqpTlsFiles } from "../shared/index.js";
 
 /** Launchers this agent build can run work with. */
 export const IMPLEMENTED_LAUNCHERS = ["process", "sandbox"] as const;
@@ -14,6 +14,12 @@ export const IMPLEMENTED_LAUNCHERS = ["process", "sandbox"] as const;
 export interface AgentConfig {
   /** Broker URL without a user (the agent connects as its node's own broker user); its path is the vhost. @default "amqp://127.0.0.1:5672" */
   amqpUrl: string;
+  /**
+   * CA bundle, client certificate and key of TLS to RabbitMQ (an `amqps://` URL); without a CA,
+   * Node's default trust store applies. The key file must be the agent's own (mode 0600 or 0400).
+   * @default all null
+   */
+  amqpTls: AmqpTlsFiles;
   /**
    * Where the node's credential (registerNode's answer, its broker password) comes from: a file
    * only the agent can read (FEM_NODE_CREDENTIAL_FILE), or FEM_NODE_CREDENTIAL. Never a flag, so it
@@ -79,6 +85,9 @@ interface Setting {
 
 const SETTINGS = {
   amqpUrl: { env: "AMQP_URL", flag: "--amqp-url", describe: "broker URL without a user, the path is the vhost (default amqp://127.0.0.1:5672)" },
+  amqpCaFile: { env: "FEM_AMQP_CA_FILE", flag: "--amqp-ca-file", describe: "PEM CA bundle the broker's TLS certificate must chain to, amqps:// only (default: Node's trusted CAs)" },
+  amqpCertFile: { env: "FEM_AMQP_CERT_FILE", flag: "--amqp-cert-file", describe: "PEM client certificate for mutual TLS, with --amqp-key-file (default: none)" },
+  amqpKeyFile: { env: "FEM_AMQP_KEY_FILE", flag: "--amqp-key-file", describe: "PEM key of the client certificate, mode 0600 (default: none)" },
   nodeId: { env: "FEM_NODE_ID", flag: "--node-id", describe: "this node's id (required)" },
   sandboxDir: { env: "FEM_SANDBOX_DIR", flag: "--sandbox-dir", describe: "journal and run sandboxes (default ./fem-sandbox)" },
   capacity: { env: "FEM_CAPACITY", flag: "--capacity", describe: "most concurrent runs (default 2)" },
@@ -159,6 +168,9 @@ const settingsSchema = z.object({
       if (problem !== null) ctx.addIssue({ code: "custom", message: `${label("amqpUrl")} ${problem}` });
     })
     .prefault("amqp://127.0.0.1:5672"),
+  amqpCaFile: optionalFile(),
+  amqpCertFile: optionalFile(),
+  amqpKeyFile: optionalFile(),
   nodeId: z
     .string({ error: () => `${label("nodeId")} is required` })
     .regex(NODE_ID_PATTERN, { error: (issue) => `${label("nodeId")} must match ${NODE_ID_PATTERN}, got "${String(issue.input)}"` }),
@@ -211,10 +223,19 @@ const settingsSchema = z.object({
     .prefault("false"),
   maxMessageAgeMs: integer("maxMessageAgeMs", 1_000, 31_536_000_000).prefault("86400000"),
 }).superRefine((settings, ctx) => {
+  for (const problem of amqpTlsProblems(settings.amqpUrl, amqpTlsFilesOf(settings))) {
+    ctx.addIssue({ code: "custom", message: `${problem.settings.map((s) => label(TLS_SETTING_NAMES[s])).join(", ")} ${problem.message}` });
+  }
   if (settings.orchestratorPublicKeyFile === null && !settings.allowUnsigned) {
     ctx.addIssue({ code: "custom", message: `${label("orchestratorPublicKeyFile")} is required: the orchestrator public key that signs dispatches (or ${label("allowUnsigned")} true, for tests and demos only)` });
   }
 });
+
+const TLS_SETTING_NAMES = { caFile: "amqpCaFile", certFile: "amqpCertFile", keyFile: "amqpKeyFile" } as const satisfies Record<keyof AmqpTlsFiles, SettingName>;
+
+function amqpTlsFilesOf(settings: { amqpCaFile: string | null; amqpCertFile: string | null; amqpKeyFile: string | null }): AmqpTlsFiles {
+  return { caFile: settings.amqpCaFile, certFile: settings.amqpCertFile, keyFile: settings.amqpKeyFile };
+}
 
 /** One line per setting, for `--help`. */
 export function agentUsage(): string {
@@ -242,7 +263,9 @@ export function parseAgentConfig(env: Readonly<Record<string, string | undefined
   const credential = credentialSource(env, problems);
   if (!parsed.success || credential === null || problems.length > 0) return { ok: false, problems };
   const executableSearchPath = (env.PATH ?? "").split(path.delimiter).filter((dir) => dir !== "");
-  return { ok: true, config: { ...parsed.data, credential, executableSearchPath } };
+  const { amqpCaFile, amqpCertFile, amqpKeyFile, ...settings } = parsed.data;
+  const amqpTls = amqpTlsFilesOf({ amqpCaFile, amqpCertFile, amqpKeyFile });
+  return { ok: true, config: { ...settings, amqpTls, credential, executableSearchPath } };
 }
 
 /** The node credential's source, from the environment only; null (with a problem) when there is none or two. */

@@ -3,7 +3,7 @@
  * The `fem-agent` command: parses the configuration, starts the agent, and shuts it down in order
  * on SIGTERM/SIGINT (a second signal kills the runs and exits at once).
  */
-import { maskUrl, oneLine, toError, vhostOf } from "../shared/index.js";
+import { amqpTlsHint, maskUrl, oneLine, toError, vhostOf } from "../shared/index.js";
 import { createAgent } from "./agent.js";
 import { BrokerConnectError, brokerUserOf } from "./broker.js";
 import { agentUsage, loadAgentConfig, type AgentConfig } from "./config.js";
@@ -67,6 +67,8 @@ async function main(): Promise<void> {
 function startFailureLine(config: AgentConfig, err: unknown): string {
   const url = maskUrl(config.amqpUrl);
   if (err instanceof BrokerConnectError) {
+    const tlsHint = amqpTlsHint(err.code);
+    if (tlsHint !== null) return `fem-agent: TLS to RabbitMQ at ${url} failed (${err.code}) — ${tlsHint}`;
     if (UNREACHABLE_CODES.has(err.code)) return `fem-agent: cannot reach RabbitMQ at ${url} (${err.code}) — ${RABBITMQ_HINT}`;
     const user = brokerUserOf(config);
     if (err.code === "ACCESS_REFUSED") {

@@ -7,7 +7,7 @@
  */
 import amqp, { type ChannelModel, type ConfirmChannel } from "amqplib";
 import { dispatchRoutingKey, durableQueueOptions, EXCHANGES, nodeQueueNames } from "./contracts.js";
-import { TimeoutError, toError, withTimeout } from "../shared/index.js";
+import { amqpSocketOptions, TimeoutError, toError, withTimeout, type AmqpTls } from "../shared/index.js";
 import type { Logger } from "../logger.js";
 
 export interface OutgoingMessage {
@@ -32,6 +32,8 @@ export interface DispatchPublisher {
 
 export interface DispatchPublisherOptions {
   amqpUrl: string;
+  /** The CA, certificate and key of an `amqps://` URL. */
+  tls: AmqpTls;
   /** Longest wait for a batch's confirms. */
   publishTimeoutMs: number;
   /** A confirmed message came back unroutable: its node's queue is gone. */
@@ -49,7 +51,7 @@ export function createDispatchPublisher(options: DispatchPublisherOptions, logge
   let stopped = false;
 
   async function open(): Promise<Link> {
-    const connection = await amqp.connect(options.amqpUrl, { noDelay: true, timeout: 10_000 });
+    const connection = await amqp.connect(options.amqpUrl, { noDelay: true, timeout: 10_000, ...amqpSocketOptions(options.amqpUrl, options.tls) });
     const drop = () => {
       link = null;
     };

@@ -1,9 +1,11 @@
 /** The orchestrator's whole RabbitMQ topology as one rascal configuration. */
-import { BROKER_RETRY, vhostOf } from "../shared/index.js";
+import { amqpSocketOptions, BROKER_RETRY, vhostOf, type AmqpTls } from "../shared/index.js";
 import { durableQueueOptions, EXCHANGE_TYPES, EXCHANGES, QUEUES } from "./contracts.js";
 
 export interface TopologyOptions {
   amqpUrl: string;
+  /** The CA, certificate and key of an `amqps://` URL (read from FEM_AMQP_*_FILE). */
+  tls: AmqpTls;
   instanceId: string;
   /** Node events handled at once. */
   ingestPrefetch: number;
@@ -28,7 +30,7 @@ export function orchestratorTopology(options: TopologyOptions): Record<string, u
       [vhost]: {
         connection: {
           url: options.amqpUrl,
-          socketOptions: { noDelay: true, timeout: 10_000 },
+          socketOptions: { noDelay: true, timeout: 10_000, ...amqpSocketOptions(options.amqpUrl, options.tls) },
           retry: BROKER_RETRY,
         },
         publicationChannelPools: { confirmPool: { max: 50 } },

@@ -12,3 +12,4 @@ export { canonicalJson } from "./canonical-json.js";
 export { DIGEST_PATTERN, toolDefinition, toolDigest, type ToolArgDefinition, type ToolDefinition, type ToolDefinitionSource } from "./tool-digest.js";
 export { argvTemplateProblem, inArgvOrder } from "./tool-template.js";
 export { referencesSecrets, SECRET_NAME_PATTERN, secretEnvOf, secretNames, secretRefProblem, substituteSecrets } from "./secret-refs.js";
+export { AMQP_TLS_SETTINGS, amqpSocketOptions, amqpTlsHint, amqpTlsProblems, NO_AMQP_TLS_FILES, readAmqpTls, readPublicFile, type AmqpTls, type AmqpTlsFiles, type AmqpTlsProblem, type TlsFileReader } from "./amqp-tls.js";

@@ -72,11 +72,18 @@ export async function spawnAgent(options: AgentOptions): Promise<AgentProcess> {
       await withTimeout(exited, 10_000, `agent ${options.nodeId} to die`);
     },
   };
-  await waitUntil(() => /ready/.test(output) || (child.exitCode !== null && Promise.reject(new Error(output))), 20_000, `agent ${options.nodeId} to be ready`).catch(
-    async (err: unknown) => {
+  const closed = new Promise<void>((resolve) => child.once("close", () => resolve()));
+  const ended = () => child.exitCode !== null || child.signalCode !== null;
+  // An agent that exits while starting fails the wait at once, with all it printed (why it stopped).
+  await waitUntil(() => /ready/.test(output) || ended(), 20_000, `agent ${options.nodeId} to be ready`)
+    .then(async () => {
+      if (/ready/.test(output)) return;
+      await withTimeout(closed, 5_000, `agent ${options.nodeId}'s output to end`).catch(() => undefined);
+      throw new Error(`it exited (${child.exitCode ?? child.signalCode})`);
+    })
+    .catch(async (err: unknown) => {
       await agent.stop();
       throw new Error(`agent ${options.nodeId} did not start: ${(err as Error).message}\n${output}`);
-    },
-  );
+    });
   return agent;
 }

@@ -41,9 +41,16 @@ export function configWith(overrides: Partial<OrchestratorConfig>): Orchestrator
   return { ...base.config, ...overrides };
 }
 
-export async function createTestEnv(overrides: Partial<OrchestratorConfig> = {}, hooks: OrchestratorHooks = {}): Promise<TestEnv> {
+export interface TestEnvServices {
+  /** The vhost to use (dropped with the env) instead of a new one on the machine's RabbitMQ. */
+  vhost?: TestVhost;
+  /** Environment every agent of the suite starts with (before each agent's own `env`). */
+  agentEnv?: Record<string, string>;
+}
+
+export async function createTestEnv(overrides: Partial<OrchestratorConfig> = {}, hooks: OrchestratorHooks = {}, services: TestEnvServices = {}): Promise<TestEnv> {
   const db = await createTestDatabase();
-  const vhost = await createTestVhost();
+  const vhost = services.vhost ?? (await createTestVhost());
   const sandboxRoot = await mkdtemp(join(tmpdir(), "fem-test-"));
   const config = configWith({
     databaseUrl: db.url,
@@ -85,7 +92,7 @@ export async function createTestEnv(overrides: Partial<OrchestratorConfig> = {},
         capacity: 2,
         heartbeatIntervalMs: 300,
         ...options,
-        env: { FEM_ORCHESTRATOR_PUBLIC_KEY_FILE: `${config.signingKeyFile}.pub`, ...options.env },
+        env: { FEM_ORCHESTRATOR_PUBLIC_KEY_FILE: `${config.signingKeyFile}.pub`, ...services.agentEnv, ...options.env },
       });
       agents.push(agent);
       return agent;

@@ -24,6 +24,7 @@ test("uses the defaults when only the node id is set", () => {
   const config = expectConfig({ FEM_NODE_ID: "site-a", PATH: "/usr/local/bin::/usr/bin" });
   assert.equal(config, {
     amqpUrl: "amqp://127.0.0.1:5672",
+    amqpTls: { caFile: null, certFile: null, keyFile: null },
     credential: { file: "/etc/fem/node.credential" },
     nodeId: "site-a",
     sandboxDir: path.resolve("./fem-sandbox"),
@@ -192,10 +193,13 @@ test("--help names every flag with its environment variable", () => {
     ["--policy-file", "FEM_POLICY_FILE"],
     ["--orchestrator-public-key-file", "FEM_ORCHESTRATOR_PUBLIC_KEY_FILE"],
     ["--secrets-file", "FEM_SECRETS_FILE"],
+    ["--amqp-ca-file", "FEM_AMQP_CA_FILE"],
+    ["--amqp-cert-file", "FEM_AMQP_CERT_FILE"],
+    ["--amqp-key-file", "FEM_AMQP_KEY_FILE"],
   ] as const) {
     assert.match(usage, new RegExp(`${flag}\\s+${env}\\s`));
   }
-  assert.is(usage.split("\n").length, 26);
+  assert.is(usage.split("\n").length, 29);
   assert.match(usage, /fem-agent policy add <name@version>/);
 });
 
