@@ -1,7 +1,8 @@
 /**
  * What the run code needs of a launcher: prepare a run, start it, signal all of it, wait for it,
  * read its usage and clean up. Each launcher declares the isolation it gives, which the heartbeat
- * reports. Implementations: `process-launcher.ts` and `sandbox-launcher.ts` (bubblewrap).
+ * reports. Implementations: `process-launcher.ts`, `sandbox-launcher.ts` (bubblewrap),
+ * `container-launcher.ts` (podman, docker) and `apptainer-launcher.ts` (singularity, apptainer).
  */
 import { constants as fsConstants } from "node:fs";
 import fs from "node:fs/promises";
@@ -29,12 +30,16 @@ export interface RunLimits {
   /** Largest file the run may write (RLIMIT_FSIZE) and the most its directory may hold. */
   diskMiB: number | null;
   cpuSeconds: number | null;
+  /** CPUs the run may use at once (fractions allowed); only container launchers enforce it. */
+  cpus: number | null;
 }
 
 export interface RunSpec {
   runId: string;
   attempt: number;
   argv: readonly string[];
+  /** The container image the tool names (container launchers only; they refuse one not pinned by digest). */
+  image: string | null;
   /** The run's whole environment, as `runEnvironment` composed it. */
   env: Readonly<Record<string, string>>;
   /** The run's directory on the node (absolute). */

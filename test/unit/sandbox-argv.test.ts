@@ -6,13 +6,14 @@ import { sandboxArgv, type SandboxArgvInput } from "../../src/agent/sandbox-argv
 const test = suite("sandbox launcher argv");
 
 const PROGRAMS = { bwrap: "/usr/bin/bwrap", setpriv: "/usr/bin/setpriv", prlimit: "/usr/bin/prlimit", sh: "/usr/bin/sh", env: "/usr/bin/env" };
-const NO_LIMITS = { memoryMiB: null, pidsMax: null, diskMiB: null, cpuSeconds: null };
+const NO_LIMITS = { memoryMiB: null, pidsMax: null, diskMiB: null, cpuSeconds: null, cpus: null };
 
 function spec(overrides: Partial<RunSpec> = {}): RunSpec {
   return {
     runId: "00000000-0000-4000-8000-000000000001",
     attempt: 1,
     argv: ["/opt/tools/stats", "--in", "data.csv"],
+    image: null,
     env: { MODE: "fast" },
     runDir: "/var/lib/fem/runs/r-1",
     searchPath: ["/usr/bin"],
@@ -82,7 +83,7 @@ test("the environment is the tool's only: set one by one after --clearenv, and b
 });
 
 test("with cgroups the run enters them before bubblewrap, and prlimit covers only what they do not", () => {
-  const limits = { memoryMiB: 256, pidsMax: 64, diskMiB: 100, cpuSeconds: 60 };
+  const limits = { memoryMiB: 256, pidsMax: 64, diskMiB: 100, cpuSeconds: 60, cpus: null };
   const procsFiles = ["/sys/fs/cgroup/memory/fem-r/cgroup.procs", "/sys/fs/cgroup/pids/fem-r/cgroup.procs"];
   const args = argv({ spec: spec({ limits }), cgroup: { controllers: ["memory", "pids"], procsFiles } });
   assert.equal(args.slice(0, 2), ["/usr/bin/sh", "-c"]);
@@ -93,7 +94,7 @@ test("with cgroups the run enters them before bubblewrap, and prlimit covers onl
 });
 
 test("without cgroups prlimit limits address space and process count too", () => {
-  const limits = { memoryMiB: 256, pidsMax: 64, diskMiB: null, cpuSeconds: null };
+  const limits = { memoryMiB: 256, pidsMax: 64, diskMiB: null, cpuSeconds: null, cpus: null };
   const text = argv({ spec: spec({ limits }) }).join(" ");
   assert.match(text, `/usr/bin/prlimit --as=${256 * 1024 * 1024} --nproc=64 --`);
 });
