@@ -9,6 +9,7 @@ import path from "node:path";
 import type { LauncherIsolation } from "../messaging/contracts.js";
 import { toError } from "../shared/index.js";
 import { apptainerExecArgv, containerName, envFileText, imageProblem, type ApptainerRuntime } from "./container-argv.js";
+import { makePrivateDir, writeRunEnvFile } from "./container-launcher.js";
 import { killProcessGroup, LaunchError, type Launcher, type RunSpec, type StartedRun } from "./launcher.js";
 import { spawnDetached } from "./process-launcher.js";
 import { fromWrapperStatus, limitHitOf } from "./run-limits.js";
@@ -18,14 +19,13 @@ export interface ApptainerContext {
   runtime: ApptainerRuntime;
   binary: string;
   settings: { runAsUid: number; runAsGid: number };
-  /** Directory (created mode 0700) for the runs' env files, outside every run's directory. */
-  envDir: string;
+  /** Directory (created mode 0700) with one private directory per run, outside every run's directory. */
+  runtimesDir: string;
   runtimeEnv: Readonly<Record<string, string>>;
 }
 
 export async function createApptainerLauncher(context: ApptainerContext): Promise<Launcher> {
-  await fs.mkdir(context.envDir, { recursive: true, mode: 0o700 });
-  await fs.chmod(context.envDir, 0o700);
+  await makePrivateDir(context.runtimesDir);
   const dropPrivileges = process.getuid?.() === 0;
   const isolation: LauncherIsolation = {
     network: "none",
@@ -39,34 +39,36 @@ export async function createApptainerLauncher(context: ApptainerContext): Promis
     name: context.runtime,
     isolation,
     prepare: (spec) => prepareApptainerRun(spec, context, dropPrivileges),
-    reclaim: async (runId, attempt) => fs.rm(envFileOf(context, runId, attempt), { force: true }),
+    reclaim: async (runId, attempt) => fs.rm(runtimeDirOf(context, runId, attempt), { recursive: true, force: true }),
   };
 }
 
-function envFileOf(context: ApptainerContext, runId: string, attempt: number): string {
-  return path.join(context.envDir, `${containerName(runId, attempt)}.env`);
+function runtimeDirOf(context: ApptainerContext, runId: string, attempt: number): string {
+  return path.join(context.runtimesDir, containerName(runId, attempt));
 }
 
 async function prepareApptainerRun(spec: RunSpec, context: ApptainerContext, dropPrivileges: boolean) {
   const problem = imageProblem(spec.image, context.runtime);
   if (problem !== null) throw new LaunchError(problem);
   if (dropPrivileges) await chownTree(spec.runDir, context.settings.runAsUid, context.settings.runAsGid);
-  const envFile = envFileOf(context, spec.runId, spec.attempt);
+  const runtimeDir = runtimeDirOf(context, spec.runId, spec.attempt);
+  const envFile = path.join(runtimeDir, "env");
   const user = { uid: context.settings.runAsUid, gid: context.settings.runAsGid };
   const argv = apptainerExecArgv({ spec, image: spec.image!, user, dropPrivileges, envFile });
   try {
-    await fs.writeFile(envFile, envFileText(spec.env, "shell"), { mode: 0o600, flag: "wx" });
+    await writeRunEnvFile(runtimeDir, envFile, envFileText(spec.env, "shell"));
   } catch (err) {
+    await fs.rm(runtimeDir, { recursive: true, force: true });
     throw err instanceof LaunchError ? err : new LaunchError(`cannot write the run's env file: ${toError(err).message}`, { cause: err });
   }
   return {
-    start: () => startApptainer(argv, spec, context),
-    cleanUp: () => fs.rm(envFile, { force: true }),
+    start: () => startApptainer(argv, spec, runtimeDir, context),
+    cleanUp: () => fs.rm(runtimeDir, { recursive: true, force: true }),
   };
 }
 
-async function startApptainer(argv: string[], spec: RunSpec, context: ApptainerContext): Promise<StartedRun> {
-  const child = await spawnDetached(context.binary, argv, { env: context.runtimeEnv, argv0: context.runtime });
+async function startApptainer(argv: string[], spec: RunSpec, runtimeDir: string, context: ApptainerContext): Promise<StartedRun> {
+  const child = await spawnDetached(context.binary, argv, { cwd: runtimeDir, env: context.runtimeEnv, argv0: context.runtime });
   return {
     ...child,
     tree: { pgid: child.pid },

@@ -44,8 +44,8 @@ export interface ContainerDeps {
   log: AgentLogger;
   /** Absolute path of the runtime's binary (see `findRuntime`). */
   binary: string;
-  /** Directory (created mode 0700) for the runs' env files, outside every run's directory. */
-  envDir: string;
+  /** Directory (created mode 0700) with one private directory per run (`runtimeDirOf`), outside every run's directory. */
+  runtimesDir: string;
   /** The environment the runtime's CLI itself gets: the agent's PATH, nothing of the run's. */
   runtimeEnv: Readonly<Record<string, string>>;
 }
@@ -57,8 +57,7 @@ interface ContainerContext extends ContainerDeps {
 
 /** Creates the launcher of `runtime`; the runtime's binary must exist (`findRuntime`). */
 export async function createContainerLauncher(runtime: OciRuntime, settings: ContainerSettings, deps: ContainerDeps): Promise<Launcher> {
-  await fs.mkdir(deps.envDir, { recursive: true, mode: 0o700 });
-  await fs.chmod(deps.envDir, 0o700);
+  await makePrivateDir(deps.runtimesDir);
   const context: ContainerContext = { ...deps, runtime, settings };
   return {
     name: runtime,
@@ -67,7 +66,7 @@ export async function createContainerLauncher(runtime: OciRuntime, settings: Con
     reclaim: async (runId, attempt) => {
       const name = containerName(runId, attempt);
       await removeContainer(name, context);
-      await fs.rm(path.join(context.envDir, `${name}.env`), { force: true });
+      await fs.rm(path.join(context.runtimesDir, name), { recursive: true, force: true });
       const parent = context.cgroups.hierarchyPath("memory", name);
       if (parent !== null) await removeCgroupTrees(parent);
       await context.cgroups.reclaim(name);
@@ -100,12 +99,13 @@ async function prepareContainerRun(spec: RunSpec, context: ContainerContext) {
   }
   if (process.getuid?.() === 0) await chownTree(spec.runDir, context.settings.runAsUid, context.settings.runAsGid);
   const name = containerName(spec.runId, spec.attempt);
-  const envFile = path.join(context.envDir, `${name}.env`);
+  const runtimeDir = path.join(context.runtimesDir, name);
+  const envFile = path.join(runtimeDir, "env");
   const envText = envFileText(spec.env, "oci");
   const cgroup = await memoryCgroup(spec, context, name);
   const cleanUp = async () => {
     await removeContainer(name, context);
-    await fs.rm(envFile, { force: true });
+    await fs.rm(runtimeDir, { recursive: true, force: true });
     // What podman made below the parent (its monitor's and the container's cgroups, in every hierarchy) first.
     const parent = cgroup?.hierarchyPath("memory");
     if (parent) await removeCgroupTrees(parent);
@@ -122,12 +122,12 @@ async function prepareContainerRun(spec: RunSpec, context: ContainerContext) {
       envFile,
       cgroupParent: cgroup?.hierarchyPath("memory") ?? null,
     });
-    await fs.writeFile(envFile, envText, { mode: 0o600, flag: "wx" });
+    await writeRunEnvFile(runtimeDir, envFile, envText);
   } catch (err) {
     await cleanUp();
     throw err instanceof LaunchError ? err : new LaunchError(`cannot write the run's env file: ${toError(err).message}`, { cause: err });
   }
-  return { start: () => startContainer(argv, spec, name, cgroup, context), cleanUp };
+  return { start: () => startContainer(argv, spec, { name, runtimeDir, cgroup }, context), cleanUp };
 }
 
 /**
@@ -153,8 +153,15 @@ function globalArgs(context: ContainerContext, cgroup: RunCgroup | null): string
   ];
 }
 
-async function startContainer(argv: string[], spec: RunSpec, name: string, cgroup: RunCgroup | null, context: ContainerContext): Promise<StartedRun> {
-  const child = await spawnDetached(context.binary, argv, { env: context.runtimeEnv, argv0: context.runtime });
+async function startContainer(
+  argv: string[],
+  spec: RunSpec,
+  run: { name: string; runtimeDir: string; cgroup: RunCgroup | null },
+  context: ContainerContext,
+): Promise<StartedRun> {
+  const { name, runtimeDir, cgroup } = run;
+  // In its own directory: podman's monitor (conmon 2.1) writes an `oom` file to its working directory.
+  const child = await spawnDetached(context.binary, argv, { cwd: runtimeDir, env: context.runtimeEnv, argv0: context.runtime });
   let exited = false;
   let sentKill = false;
   const disk = watchDisk(spec, () => void signalContainer("SIGKILL"));
@@ -178,6 +185,7 @@ async function startContainer(argv: string[], spec: RunSpec, name: string, cgrou
     const translated = fromWrapperStatus(raw);
     const oomKilled =
       (await cgroup?.oomKilled()) ||
+      (await exists(path.join(runtimeDir, "oom"))) ||
       (translated.signal === "SIGKILL" && !sentKill && (await reachedMemoryLimit(cgroup, spec))) ||
       (await inspectOomKilled(name, context));
     const limitHit = disk.hit() ?? (await limitHitOf(translated, spec, oomKilled));
@@ -223,10 +231,25 @@ async function removeContainer(name: string, context: ContainerContext): Promise
   }
 }
 
+/** Creates `dir` (and its parents) readable by the agent's user only. */
+export async function makePrivateDir(dir: string): Promise<void> {
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  await fs.chmod(dir, 0o700);
+}
+
+/** Creates the run's private directory afresh and writes its env file (mode 0600) in it. */
+export async function writeRunEnvFile(runtimeDir: string, envFile: string, text: string): Promise<void> {
+  await fs.rm(runtimeDir, { recursive: true, force: true });
+  await fs.mkdir(runtimeDir, { mode: 0o700 });
+  await fs.writeFile(envFile, text, { mode: 0o600, flag: "wx" });
+}
+
+const exists = (file: string) => fs.access(file).then(() => true, () => false);
+
 /** Runs the runtime's CLI with `args`; resolves with its exit code and output, never rejects. */
 function runtimeCommand(context: ContainerContext, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(context.binary, args, { env: { ...context.runtimeEnv }, timeout: RUNTIME_COMMAND_TIMEOUT_MS, maxBuffer: 1024 * 1024 }, (err, stdout, stderr) => {
+    execFile(context.binary, args, { cwd: context.runtimesDir, env: { ...context.runtimeEnv }, timeout: RUNTIME_COMMAND_TIMEOUT_MS, maxBuffer: 1024 * 1024 }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof err.code === "number" ? err.code : -1;
       resolve({ code, stdout: String(stdout), stderr: String(stderr) || (err?.message ?? "") });
     });

@@ -26,7 +26,7 @@ export async function createLaunchers(config: AgentConfig, deps: { log: AgentLog
   const runAs = { runAsUid: config.runAsUid, runAsGid: config.runAsGid };
   // The runtime's CLI gets the agent's PATH and nothing else: the run's environment goes through a file.
   const runtimeEnv = { PATH: config.executableSearchPath.join(path.delimiter) };
-  const envDir = path.join(config.sandboxDir, "container-env");
+  const runtimesDir = path.join(config.sandboxDir, "containers");
   for (const name of config.launchers) {
     if (name === "process") launchers.set(name, createProcessLauncher());
     if (name === "sandbox") {
@@ -39,12 +39,12 @@ export async function createLaunchers(config: AgentConfig, deps: { log: AgentLog
     if (name === "podman" || name === "docker") {
       const binary = await findRuntime(name, config.executableSearchPath, RUNTIME_INSTALL[name]);
       const settings = { ...runAs, podmanRuntime: config.podmanRuntime };
-      launchers.set(name, await createContainerLauncher(name, settings, { cgroups: await detected(), log: deps.log, binary, envDir, runtimeEnv }));
+      launchers.set(name, await createContainerLauncher(name, settings, { cgroups: await detected(), log: deps.log, binary, runtimesDir, runtimeEnv }));
       deps.log.info(`${name} launcher: ${binary}, runs as uid ${config.runAsUid}, images pinned by digest only`);
     }
     if (name === "singularity" || name === "apptainer") {
       const binary = await findRuntime(name, config.executableSearchPath, RUNTIME_INSTALL[name]);
-      launchers.set(name, await createApptainerLauncher({ runtime: name, binary, settings: runAs, envDir, runtimeEnv }));
+      launchers.set(name, await createApptainerLauncher({ runtime: name, binary, settings: runAs, runtimesDir, runtimeEnv }));
     }
   }
   return launchers;

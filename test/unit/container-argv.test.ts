@@ -41,7 +41,7 @@ function oci(overrides: Partial<OciArgvInput> = {}): string[] {
     spec: spec(),
     image: IMAGE,
     user: { uid: 65534, gid: 65534 },
-    envFile: "/var/lib/fem/container-env/fem-r.env",
+    envFile: "/var/lib/fem/containers/fem-r/env",
     cgroupParent: null,
     ...overrides,
   });
@@ -78,7 +78,7 @@ for (const runtime of ["podman", "docker"] as const) {
 
   test(`${runtime}: the environment comes from the env file only, and no value is on the command line`, () => {
     const args = oci({ runtime });
-    assert.equal(valuesOf(args, "--env-file"), ["/var/lib/fem/container-env/fem-r.env"]);
+    assert.equal(valuesOf(args, "--env-file"), ["/var/lib/fem/containers/fem-r/env"]);
     assert.not.ok(args.includes("--env") || args.includes("-e"));
     assert.not.match(args.join(" "), "s3cret-value");
     assert.is(args.includes("--unsetenv-all"), runtime === "podman");
