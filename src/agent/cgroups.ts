@@ -24,6 +24,8 @@ export interface RunCgroup {
   controllers: CgroupController[];
   /** The `cgroup.procs` files a process writes its pid to, to enter the run's cgroups. */
   procsFiles: string[];
+  /** The run's cgroup of `controller` as a path from its hierarchy's root (what `podman --cgroup-parent` takes), or null. */
+  hierarchyPath(controller: CgroupController): string | null;
   /** Whether the kernel killed a process of the run for memory (the OOM killer inside the limit). */
   oomKilled(): Promise<boolean>;
   /** How often a fork failed at the pids limit. */
@@ -44,6 +46,8 @@ export interface Cgroups {
   create(name: string, limits: CgroupLimits): Promise<RunCgroup | null>;
   /** Kills what is left in the cgroups called `name` (of a previous agent process) and removes them; never throws. */
   reclaim(name: string): Promise<void>;
+  /** Where the cgroup `name` of `controller` is (or would be), as a path from its hierarchy's root; null without the controller. */
+  hierarchyPath(controller: CgroupController, name: string): string | null;
 }
 
 const CONTROLLERS: CgroupController[] = ["memory", "pids"];
@@ -57,22 +61,22 @@ const SELF_CGROUP = "/proc/self/cgroup";
 /** Finds the cgroup directories the agent may create children in, probing each by creating one. */
 export async function detectCgroups(): Promise<Cgroups> {
   const [mountinfo, membership] = await Promise.all([fs.readFile(MOUNTINFO, "utf8").catch(() => ""), fs.readFile(SELF_CGROUP, "utf8").catch(() => "")]);
-  const v1 = new Map<CgroupController, string>();
+  const v1 = new Map<CgroupController, CgroupDir>();
   for (const controller of CONTROLLERS) {
     const dir = v1Dir(mountinfo, membership, controller);
-    if (dir && (await probe(dir, (probeDir) => writeLimit(probeDir, controller, 1, "v1")))) v1.set(controller, dir);
+    if (dir && (await probe(dir.dir, (probeDir) => writeLimit(probeDir, controller, 1, "v1")))) v1.set(controller, dir);
   }
   if (v1.size > 0) {
     const cpuDir = v1Dir(mountinfo, membership, OPTIONAL_CONTROLLER);
-    if (cpuDir && (await probe(cpuDir, (probeDir) => writeLimit(probeDir, OPTIONAL_CONTROLLER, 1, "v1")))) v1.set(OPTIONAL_CONTROLLER, cpuDir);
+    if (cpuDir && (await probe(cpuDir.dir, (probeDir) => writeLimit(probeDir, OPTIONAL_CONTROLLER, 1, "v1")))) v1.set(OPTIONAL_CONTROLLER, cpuDir);
     return cgroupsAt("v1", (c) => v1.get(c) ?? null);
   }
   const v2 = await v2Dir(mountinfo, membership);
-  if (v2 && (await enableV2Controllers(v2)) && (await probe(v2, (probeDir) => writeLimit(probeDir, "memory", 64 * 1024 * 1024, "v2")))) {
-    const withCpu = (await enableV2Controller(v2, OPTIONAL_CONTROLLER)) && (await probe(v2, (probeDir) => writeLimit(probeDir, OPTIONAL_CONTROLLER, 1, "v2")));
+  if (v2 && (await enableV2Controllers(v2.dir)) && (await probe(v2.dir, (probeDir) => writeLimit(probeDir, "memory", 64 * 1024 * 1024, "v2")))) {
+    const withCpu = (await enableV2Controller(v2.dir, OPTIONAL_CONTROLLER)) && (await probe(v2.dir, (probeDir) => writeLimit(probeDir, OPTIONAL_CONTROLLER, 1, "v2")));
     return cgroupsAt("v2", (c) => (c !== OPTIONAL_CONTROLLER || withCpu ? v2 : null));
   }
-  return { version: "none", controllers: [], create: async () => null, reclaim: async () => undefined };
+  return { version: "none", controllers: [], create: async () => null, reclaim: async () => undefined, hierarchyPath: () => null };
 }
 
 /** The limit `limits` sets through `controller`, or null. */
@@ -80,7 +84,18 @@ function limitOf(controller: CgroupController, limits: CgroupLimits): number | n
   return controller === "memory" ? limits.memoryBytes : controller === "pids" ? limits.pidsMax : limits.cpus;
 }
 
-function cgroupsAt(version: "v1" | "v2", dirOf: (controller: CgroupController) => string | null): Cgroups {
+/** A directory the agent may create cgroups in, and the mount point of its hierarchy. */
+interface CgroupDir {
+  dir: string;
+  mountPoint: string;
+}
+
+function cgroupsAt(version: "v1" | "v2", dirOfController: (controller: CgroupController) => CgroupDir | null): Cgroups {
+  const dirOf = (controller: CgroupController) => dirOfController(controller)?.dir ?? null;
+  const hierarchyPathOf = (controller: CgroupController, name: string) => {
+    const at = dirOfController(controller);
+    return at ? `/${path.relative(at.mountPoint, path.join(at.dir, name))}` : null;
+  };
   const controllers = [...CONTROLLERS, OPTIONAL_CONTROLLER].filter((c) => dirOf(c) !== null);
   return {
     version,
@@ -91,7 +106,7 @@ function cgroupsAt(version: "v1" | "v2", dirOf: (controller: CgroupController) =
       // v2 has one directory for every controller; v1 one per controller.
       const dirs = [...new Set(wanted.map((c) => path.join(dirOf(c)!, name)))];
       const byController = new Map(wanted.map((c) => [c, path.join(dirOf(c)!, name)]));
-      const cgroup = runCgroup(version, dirs, byController);
+      const cgroup = runCgroup(version, dirs, byController, (c) => (byController.has(c) ? hierarchyPathOf(c, name) : null));
       try {
         for (const dir of dirs) await fs.mkdir(dir);
         for (const [controller, dir] of byController) {
@@ -107,12 +122,18 @@ function cgroupsAt(version: "v1" | "v2", dirOf: (controller: CgroupController) =
       const byController = new Map(controllers.map((c) => [c, path.join(dirOf(c)!, name)]));
       const dirs = [...new Set(byController.values())];
       const present = await Promise.all(dirs.map((dir) => fs.access(dir).then(() => true, () => false)));
-      if (present.some(Boolean)) await runCgroup(version, dirs, byController).remove();
+      if (present.some(Boolean)) await runCgroup(version, dirs, byController, () => null).remove();
     },
+    hierarchyPath: hierarchyPathOf,
   };
 }
 
-function runCgroup(version: "v1" | "v2", dirs: string[], byController: Map<CgroupController, string>): RunCgroup {
+function runCgroup(
+  version: "v1" | "v2",
+  dirs: string[],
+  byController: Map<CgroupController, string>,
+  hierarchyPath: (controller: CgroupController) => string | null,
+): RunCgroup {
   const memoryDir = byController.get("memory");
   const pidsDir = byController.get("pids");
   const pids = async () => {
@@ -122,6 +143,7 @@ function runCgroup(version: "v1" | "v2", dirs: string[], byController: Map<Cgrou
   return {
     controllers: [...byController.keys()],
     procsFiles: dirs.map((dir) => path.join(dir, "cgroup.procs")),
+    hierarchyPath,
     async oomKilled() {
       if (!memoryDir) return false;
       const file = version === "v1" ? "memory.oom_control" : "memory.events";
@@ -155,7 +177,7 @@ function runCgroup(version: "v1" | "v2", dirs: string[], byController: Map<Cgrou
 }
 
 /** The agent's own directory of a v1 controller: its mount point plus the agent's path below the mount's root. */
-function v1Dir(mountinfo: string, membership: string, controller: CgroupController): string | null {
+function v1Dir(mountinfo: string, membership: string, controller: CgroupController): CgroupDir | null {
   const mount = mountinfo
     .split("\n")
     .map(parseMountinfoLine)
@@ -165,10 +187,10 @@ function v1Dir(mountinfo: string, membership: string, controller: CgroupControll
     .map((line) => line.split(":"))
     .find((fields) => fields.length >= 3 && fields[1]!.split(",").includes(controller));
   if (!mount || !own) return null;
-  return path.join(mount.mountPoint, path.relative(mount.root, own.slice(2).join(":")));
+  return { dir: path.join(mount.mountPoint, path.relative(mount.root, own.slice(2).join(":"))), mountPoint: mount.mountPoint };
 }
 
-async function v2Dir(mountinfo: string, membership: string): Promise<string | null> {
+async function v2Dir(mountinfo: string, membership: string): Promise<CgroupDir | null> {
   const mount = mountinfo
     .split("\n")
     .map(parseMountinfoLine)
@@ -177,7 +199,7 @@ async function v2Dir(mountinfo: string, membership: string): Promise<string | nu
   if (!mount || own === undefined) return null;
   const dir = path.join(mount.mountPoint, path.relative(mount.root, own.slice(3)));
   const available = await fs.readFile(path.join(dir, "cgroup.controllers"), "utf8").catch(() => "");
-  return CONTROLLERS.every((c) => available.split(/\s+/).includes(c)) ? dir : null;
+  return CONTROLLERS.every((c) => available.split(/\s+/).includes(c)) ? { dir, mountPoint: mount.mountPoint } : null;
 }
 
 /** Lets the agent's children use `controller` where the agent's cgroup has it (v2), best effort. */
@@ -256,4 +278,37 @@ async function readCounter(file: string, name: string): Promise<number> {
   const text = await fs.readFile(file, "utf8").catch(() => "");
   const match = new RegExp(`^${name} (\\d+)$`, "m").exec(text);
   return match ? Number(match[1]) : 0;
+}
+
+/**
+ * Removes the cgroup at `hierarchyPath` (and the cgroups below it) in every mounted hierarchy:
+ * what a container runtime created under a parent the agent gave it. Only empty cgroups can be
+ * removed, so it kills nothing; it retries while the runtime's own clean-up still holds one, up to
+ * `timeoutMs`. Never throws.
+ */
+export async function removeCgroupTrees(hierarchyPath: string, timeoutMs = 5_000): Promise<void> {
+  // Only a run's own cgroup: never a shared parent.
+  if (!path.basename(hierarchyPath).startsWith("fem-")) return;
+  const mountinfo = await fs.readFile(MOUNTINFO, "utf8").catch(() => "");
+  const dirs = mountinfo
+    .split("\n")
+    .map(parseMountinfoLine)
+    .filter((m) => m?.fstype === "cgroup" || m?.fstype === "cgroup2")
+    .map((mount) => path.join(mount!.mountPoint, hierarchyPath));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = (await Promise.all(dirs.map(removeTree))).some(Boolean);
+    if (!left || Date.now() > deadline) return;
+    await delay(100);
+  }
+}
+
+/** Removes `dir` and the cgroups below it; true when something is left. */
+async function removeTree(dir: string): Promise<boolean> {
+  const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
+  for (const entry of entries) if (entry.isDirectory()) await removeTree(path.join(dir, entry.name));
+  return fs.rmdir(dir).then(
+    () => false,
+    (err: unknown) => errorCode(err) !== "ENOENT",
+  );
 }

@@ -9,7 +9,7 @@ import { NODE_ID_PATTERN } from "../messaging/contracts.js";
 import { amqpTlsProblems, maskUrl, type AmqpTlsFiles } from "../shared/index.js";
 
 /** Launchers this agent build can run work with. */
-export const IMPLEMENTED_LAUNCHERS = ["process", "sandbox"] as const;
+export const IMPLEMENTED_LAUNCHERS = ["process", "sandbox", "podman", "docker", "singularity", "apptainer"] as const;
 
 export interface AgentConfig {
   /** Broker URL without a user (the agent connects as its node's own broker user); its path is the vhost. @default "amqp://127.0.0.1:5672" */
@@ -47,9 +47,9 @@ export interface AgentConfig {
   sandboxRetentionMs: number;
   /** @default ["process"] */
   launchers: string[];
-  /** uid `sandbox` runs execute as when the agent is root. @default 65534 */
+  /** uid `sandbox` runs execute as when the agent is root, and container runs always. @default 65534 */
   runAsUid: number;
-  /** gid `sandbox` runs execute as when the agent is root. @default 65534 */
+  /** gid `sandbox` runs execute as when the agent is root, and container runs always. @default 65534 */
   runAsGid: number;
   /** Memory of one `sandbox` run, in MiB; 0 for no limit. @default 0 */
   runMemoryMiB: number;
@@ -59,6 +59,10 @@ export interface AgentConfig {
   runDiskMiB: number;
   /** CPU time of each process of one `sandbox` run, in seconds; 0 for no limit. @default 0 */
   runCpuSeconds: number;
+  /** CPUs one container run may use at once (fractions allowed); 0 for no limit. @default 0 */
+  runCpus: number;
+  /** OCI runtime podman runs containers with (`podman --runtime`); null leaves podman's own setting. @default null */
+  podmanRuntime: string | null;
   /** `name` or `name@version` entries; empty means every tool is allowed. @default [] */
   allowedTools: string[];
   /** YAML or JSON file pinning the tools this node runs by name[@version] and digest; null keeps the FEM_ALLOWED_TOOLS check only. @default null */
@@ -97,13 +101,15 @@ const SETTINGS = {
   killGraceMs: { env: "FEM_KILL_GRACE_MS", flag: "--kill-grace-ms", describe: "SIGTERM to SIGKILL delay (default 5000)" },
   shutdownGraceMs: { env: "FEM_SHUTDOWN_GRACE_MS", flag: "--shutdown-grace-ms", describe: "wait for runs on shutdown (default 30000)" },
   shutdownMode: { env: "FEM_SHUTDOWN_MODE", flag: "--shutdown-mode", describe: "finish (wait, then cancel) or handback (stop, runs retried) (default finish)" },
-  launchers: { env: "FEM_LAUNCHERS", flag: "--launchers", describe: "comma list of process, sandbox (default process)" },
-  runAsUid: { env: "FEM_RUN_AS_UID", flag: "--run-as-uid", describe: "uid of sandbox runs when the agent is root (default 65534)" },
-  runAsGid: { env: "FEM_RUN_AS_GID", flag: "--run-as-gid", describe: "gid of sandbox runs when the agent is root (default 65534)" },
+  launchers: { env: "FEM_LAUNCHERS", flag: "--launchers", describe: "comma list of process, sandbox, podman, docker, singularity, apptainer (default process)" },
+  runAsUid: { env: "FEM_RUN_AS_UID", flag: "--run-as-uid", describe: "uid of sandbox runs when the agent is root, and of container runs (default 65534)" },
+  runAsGid: { env: "FEM_RUN_AS_GID", flag: "--run-as-gid", describe: "gid of sandbox runs when the agent is root, and of container runs (default 65534)" },
   runMemoryMiB: { env: "FEM_RUN_MEMORY_MIB", flag: "--run-memory-mib", describe: "memory limit of a sandbox run, 0 none (default 0)" },
   runPidsMax: { env: "FEM_RUN_PIDS_MAX", flag: "--run-pids-max", describe: "process limit of a sandbox run, 0 none (default 0)" },
   runDiskMiB: { env: "FEM_RUN_DISK_MIB", flag: "--run-disk-mib", describe: "disk limit of a sandbox run, 0 none (default 0)" },
   runCpuSeconds: { env: "FEM_RUN_CPU_SECONDS", flag: "--run-cpu-seconds", describe: "CPU time limit per process of a sandbox run, 0 none (default 0)" },
+  runCpus: { env: "FEM_RUN_CPUS", flag: "--run-cpus", describe: "CPUs a container run may use at once, e.g. 0.5 or 2; 0 none (default 0)" },
+  podmanRuntime: { env: "FEM_PODMAN_RUNTIME", flag: "--podman-runtime", describe: "OCI runtime of podman runs, e.g. runc (default: podman's own setting)" },
   sandboxRetentionMs: { env: "FEM_SANDBOX_RETENTION_MS", flag: "--sandbox-retention-ms", describe: "delete run directories older than this; 0 keeps them (default 604800000, 7 days)" },
   allowedTools: { env: "FEM_ALLOWED_TOOLS", flag: "--allowed-tools", describe: "comma list of name or name@version (default: all)" },
   policyFile: {
@@ -214,6 +220,18 @@ const settingsSchema = z.object({
   runPidsMax: integer("runPidsMax", 0, 4_194_304).prefault("0"),
   runDiskMiB: integer("runDiskMiB", 0, 1_073_741_824).prefault("0"),
   runCpuSeconds: integer("runCpuSeconds", 0, 31_536_000).prefault("0"),
+  runCpus: z
+    .string()
+    .refine((value) => /^\d{1,4}(\.\d{1,3})?$/.test(value), {
+      error: (issue) => `${label("runCpus")} must be a number of CPUs from 0 to 9999 with at most 3 decimals, got "${String(issue.input)}"`,
+    })
+    .transform(Number)
+    .prefault("0"),
+  podmanRuntime: z
+    .string()
+    .regex(/^[A-Za-z0-9_./-]+$/, { error: (issue) => `${label("podmanRuntime")} must be a runtime name or path, got "${String(issue.input)}"` })
+    .optional()
+    .transform((runtime) => runtime ?? null),
   policyFile: optionalFile(),
   secretsFile: optionalFile(),
   orchestratorPublicKeyFile: optionalFile(),

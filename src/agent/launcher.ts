@@ -1,7 +1,8 @@
 /**
  * What the run code needs of a launcher: prepare a run, start it, signal all of it, wait for it,
  * read its usage and clean up. Each launcher declares the isolation it gives, which the heartbeat
- * reports. Implementations: `process-launcher.ts` and `sandbox-launcher.ts` (bubblewrap).
+ * reports. Implementations: `process-launcher.ts`, `sandbox-launcher.ts` (bubblewrap),
+ * `container-launcher.ts` (podman, docker) and `apptainer-launcher.ts` (singularity, apptainer).
  */
 import { constants as fsConstants } from "node:fs";
 import fs from "node:fs/promises";
@@ -29,7 +30,7 @@ export interface RunLimits {
   /** Largest file the run may write (RLIMIT_FSIZE) and the most its directory may hold. */
   diskMiB: number | null;
   cpuSeconds: number | null;
-  /** CPU quota in cores (cgroup `cpu` where writable), from the task's `cpus` request. */
+  /** CPUs the run may use at once, fractions allowed: a cgroup `cpu` quota where writable, `--cpus` for containers; from FEM_RUN_CPUS or the task's `cpus` request. */
   cpus: number | null;
   /** Where a limit came from, for messages (`FEM_RUN_MEMORY_MIB`, "the task's memoryMiB request"); a node setting when absent. */
   sources?: Partial<Record<RunLimitName, string>>;
@@ -43,7 +44,7 @@ export const NODE_LIMIT_SETTINGS: Record<RunLimitName, string> = {
   pidsMax: "FEM_RUN_PIDS_MAX",
   diskMiB: "FEM_RUN_DISK_MIB",
   cpuSeconds: "FEM_RUN_CPU_SECONDS",
-  cpus: "the node",
+  cpus: "FEM_RUN_CPUS",
 };
 
 /** Where `limits` got its `name` limit, for a run's message. */
@@ -55,6 +56,8 @@ export interface RunSpec {
   runId: string;
   attempt: number;
   argv: readonly string[];
+  /** The container image the tool names (container launchers only; they refuse one not pinned by digest). */
+  image: string | null;
   /** The run's whole environment, as `runEnvironment` composed it. */
   env: Readonly<Record<string, string>>;
   /** The run's directory on the node (absolute). */

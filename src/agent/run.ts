@@ -121,7 +121,7 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
       if (unenforced) batcher.system(unenforced);
       // Built from nothing: the tool's env with its secrets resolved, none of the agent's own.
       const env = runEnvironment(dispatch, deps.secrets);
-      prepared = await launcher.prepare({ ...ref, argv: dispatch.argv, env, runDir, searchPath: settings.searchPath, limits });
+      prepared = await launcher.prepare({ ...ref, argv: dispatch.argv, image: dispatch.image, env, runDir, searchPath: settings.searchPath, limits });
     } catch (err) {
       return launchFailed(toError(err).message);
     }

@@ -6,8 +6,6 @@
  * (cgroup memory and pids where writable, `prlimit` otherwise; a CPU quota where the cgroup `cpu`
  * controller is writable, none otherwise).
  */
-import fs from "node:fs/promises";
-import { constants as osConstants } from "node:os";
 import path from "node:path";
 import type { LauncherIsolation, RunLimitKind } from "../messaging/contracts.js";
 import { toError } from "../shared/index.js";
@@ -16,11 +14,10 @@ import { killProcess, killProcessGroup, LaunchError, limitSource, resolveExecuta
 import type { AgentLogger } from "./log.js";
 import { spawnDetached, type ProcessExit } from "./process-launcher.js";
 import { findPrograms, rootLinkArgs, sandboxArgv, type SandboxPrograms } from "./sandbox-argv.js";
-import { measureOutputBytes } from "./sandbox.js";
+import { fromWrapperStatus, limitHitOf, watchDisk } from "./run-limits.js";
+import { chownTree } from "./sandbox.js";
 import { descendantPids } from "./usage.js";
 
-/** How often the run directory's size is checked against the disk limit. */
-const DISK_CHECK_INTERVAL_MS = 1_000;
 const MIB = 1024 * 1024;
 
 export interface SandboxSettings {
@@ -101,19 +98,7 @@ async function startSandboxRun(argv: string[], spec: RunSpec, cgroup: RunCgroup 
   const [file = "", ...args] = argv;
   const child = await spawnDetached(file, args, { env: {}, argv0: path.basename(file) });
   let exited = false;
-  let diskHit: LimitHit | null = null;
-  const diskLimitBytes = spec.limits.diskMiB === null ? null : spec.limits.diskMiB * MIB;
-  const diskMessage = `reached the disk limit of ${spec.limits.diskMiB} MiB (${limitSource(spec.limits, "diskMiB")})`;
-  const diskTimer =
-    diskLimitBytes === null
-      ? undefined
-      : setInterval(() => {
-          void measureOutputBytes(spec.runDir).then((bytes) => {
-            if (exited || diskHit || bytes <= diskLimitBytes) return;
-            diskHit = { kind: "disk", message: `${diskMessage}: its directory holds ${bytes} bytes` };
-            void signalRun("SIGKILL");
-          });
-        }, DISK_CHECK_INTERVAL_MS);
+  const disk = watchDisk(spec, () => void signalRun("SIGKILL"));
 
   async function signalRun(signal: NodeJS.Signals): Promise<void> {
     // bwrap and its PID 1 are depth 0 and 1; the tool's processes are below, in sessions of their own.
@@ -134,11 +119,11 @@ async function startSandboxRun(argv: string[], spec: RunSpec, cgroup: RunCgroup 
 
   const exit = child.exited.then(async (raw): Promise<RunExit> => {
     exited = true;
-    clearInterval(diskTimer);
-    const translated = fromBwrapStatus(raw);
+    disk.stop();
+    const translated = fromWrapperStatus(raw);
     const pidsHits = (await cgroup?.pidsLimitHits()) ?? 0;
     const notes = pidsHits > 0 ? [`a new process was refused ${pidsHits} time(s) at the process limit of ${spec.limits.pidsMax} (${limitSource(spec.limits, "pidsMax")})`] : [];
-    const limitHit = diskHit ?? (await limitOf(translated, spec, cgroup, diskLimitBytes, diskMessage)) ?? pidsLimitOf(translated, spec, pidsHits);
+    const limitHit = disk.hit() ?? (await limitHitOf(translated, spec, (await cgroup?.oomKilled()) ?? false)) ?? pidsLimitOf(translated, spec, pidsHits);
     return { ...translated, limitHit, notes };
   });
   return {
@@ -155,40 +140,7 @@ async function startSandboxRun(argv: string[], spec: RunSpec, cgroup: RunCgroup 
   };
 }
 
-/** bwrap exits with 128 + N when the tool was killed by signal N. */
-function fromBwrapStatus(exit: ProcessExit): ProcessExit {
-  if (exit.code === null || exit.code <= 128 || exit.code >= 128 + 65) return exit;
-  const name = Object.entries(osConstants.signals).find(([, number]) => number === exit.code! - 128)?.[0];
-  return name ? { code: exit.code, signal: name as NodeJS.Signals } : exit;
-}
-
-async function limitOf(
-  exit: ProcessExit,
-  spec: RunSpec,
-  cgroup: RunCgroup | null,
-  diskLimitBytes: number | null,
-  diskMessage: string,
-): Promise<LimitHit | null> {
-  const { memoryMiB, cpuSeconds } = spec.limits;
-  if (memoryMiB !== null && (await cgroup?.oomKilled())) return { kind: "memory", message: `exceeded the memory limit of ${memoryMiB} MiB (${limitSource(spec.limits, "memoryMiB")})` };
-  if (exit.signal === "SIGXCPU" && cpuSeconds !== null) return { kind: "cpuTime", message: `exceeded the CPU time limit of ${cpuSeconds} s (${limitSource(spec.limits, "cpuSeconds")})` };
-  if (diskLimitBytes === null || (exit.code === 0 && exit.signal === null)) return null;
-  // A file that reached RLIMIT_FSIZE stops at exactly the limit; a tool that ignores SIGXFSZ then fails with EFBIG.
-  if (exit.signal === "SIGXFSZ" || (await measureOutputBytes(spec.runDir)) >= diskLimitBytes) return { kind: "disk", message: diskMessage };
-  return null;
-}
-
 function pidsLimitOf(exit: ProcessExit, spec: RunSpec, pidsHits: number): LimitHit | null {
   if (pidsHits === 0 || (exit.code === 0 && exit.signal === null)) return null;
   return { kind: "pids", message: `reached the process limit of ${spec.limits.pidsMax} (${limitSource(spec.limits, "pidsMax")})` };
-}
-
-/** Gives the run's directory (and what the agent put in it) to the uid the run executes as. */
-async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
-  await fs.lchown(dir, uid, gid);
-  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) await chownTree(full, uid, gid);
-    else await fs.lchown(full, uid, gid);
-  }
 }

@@ -97,3 +97,13 @@ export async function pruneRunDirs(sandboxDir: string, retentionMs: number, acti
   }
   return removed;
 }
+
+/** Gives the run's directory (and what the agent put in it) to the uid the run executes as. */
+export async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
+  await fs.lchown(dir, uid, gid);
+  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) await chownTree(full, uid, gid);
+    else await fs.lchown(full, uid, gid);
+  }
+}

@@ -106,10 +106,10 @@ export const durableQueueOptions = {
 export const NODE_ID_PATTERN = /^[a-z0-9][a-z0-9-]{1,62}$/;
 
 /** Launchers a dispatch may name; which of them a node offers is the node's own setting. */
-export const KNOWN_LAUNCHERS = ["process", "sandbox", "docker", "podman", "singularity"] as const;
+export const KNOWN_LAUNCHERS = ["process", "sandbox", "docker", "podman", "singularity", "apptainer"] as const;
 
 /** Launchers that run a container image: a tool naming one of them must give its `image`. */
-export const IMAGE_LAUNCHERS: readonly string[] = ["docker", "podman", "singularity"];
+export const IMAGE_LAUNCHERS: readonly string[] = ["docker", "podman", "singularity", "apptainer"];
 
 /** Limits a launcher can enforce on a run (see `launcherIsolationSchema`); `cpus` is a CPU quota (cgroup `cpu`). */
 export const RUN_LIMIT_KINDS = ["memory", "pids", "disk", "cpuTime", "cpus"] as const;
@@ -117,10 +117,11 @@ export type RunLimitKind = (typeof RUN_LIMIT_KINDS)[number];
 
 /**
  * What a launcher isolates a run from, as an agent reports it in its heartbeat: `network` "none"
- * (only a private loopback) or "host"; `filesystem` "private" (only `/usr`, the tool and the run's
- * directory are visible) or "shared" (the agent user's view); `pidNamespace` (the run sees only its
- * own processes and cannot leave them with `setsid`); `separateUser` (runs under a uid other than
- * the agent's); `killedWithAgent` (the run dies with the agent process); `limits` it enforces.
+ * (only a private loopback) or "host"; `filesystem` "private" (only the run's directory and
+ * read-only system files are visible: `/usr` and the tool, or a container image) or "shared" (the
+ * agent user's view); `pidNamespace` (the run sees only its own processes and cannot leave them
+ * with `setsid`); `separateUser` (runs under a uid other than the agent's); `killedWithAgent` (the
+ * run dies with the agent process); `limits` it enforces.
  */
 export const launcherIsolationSchema = z.object({
   network: z.enum(["none", "host"]),

@@ -31,7 +31,7 @@ export class NodeHealth {
 @ObjectType({ description: "What a launcher isolates a run from, as the node's agent reports it." })
 export class LauncherIsolation {
   @Field(() => String, { description: "none: only a private loopback inside the run; host: the node's network." }) network!: string;
-  @Field(() => String, { description: "private: only /usr, the tool and the run's directory are visible; shared: what the agent's user sees." })
+  @Field(() => String, { description: "private: only the run's directory and read-only system files (/usr and the tool, or the container image) are visible; shared: what the agent's user sees." })
   filesystem!: string;
   @Field(() => Boolean, { description: "The run sees only its own processes and cannot leave them (setsid)." }) pidNamespace!: boolean;
   @Field(() => Boolean, { description: "The run executes under a uid other than the agent's." }) separateUser!: boolean;

@@ -9,9 +9,9 @@ import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createTestEnv, type TestEnv } from "../support/env.js";
-import { addToTestProject, gqlOk } from "../support/graphql.js";
+import { gqlOk } from "../support/graphql.js";
 import type { AgentProcess } from "../support/agent.js";
-import { getWorkflow, REGISTER_TOOL, SUBMIT, TERMINAL, type RunView } from "../support/fixtures.js";
+import { finalRun as finalRunOf, firstRun, registerNode as registerNodeOf, registerScriptTool, reportedLaunchers, runLogText, submitOne } from "../support/node-runs.js";
 import { processesWith } from "../support/processes.js";
 import { waitUntil } from "../support/wait.js";
 
@@ -27,12 +27,7 @@ let env: TestEnv;
 let agentDir: string;
 let homeDir: string;
 
-async function registerNode(id: string): Promise<void> {
-  await gqlOk(env.orchestrator.url, `mutation($input: RegisterNodeInput!) { registerNode(input: $input) { node { id } } }`, {
-    input: { id, capacity: 4, launchers: ["process", "sandbox"] },
-  });
-  await addToTestProject(env.orchestrator.url, [id]);
-}
+const registerNode = (id: string) => registerNodeOf(env, id, 4, ["process", "sandbox"]);
 
 async function startBoxAgent(nodeId: string): Promise<AgentProcess> {
   return env.startAgent(nodeId, {
@@ -49,49 +44,14 @@ async function startBoxAgent(nodeId: string): Promise<AgentProcess> {
 }
 
 /** A sandboxed tool running `python3 -c <script> <value>` (or `sh -c`), with `env` as its only environment. */
-async function registerBoxTool(name: string, script: string, options: { shell?: boolean; env?: Record<string, string> } = {}): Promise<string> {
-  await gqlOk(env.orchestrator.url, REGISTER_TOOL, {
-    input: {
-      name,
-      version: "1",
-      executable: options.shell ? "/bin/sh" : PYTHON,
-      launcher: "sandbox",
-      env: options.env ?? {},
-      resultFile: "result.json",
-      args: [
-        { id: "script", type: "STRING", position: 0, prefix: "-c", default: script },
-        { id: "value", type: "STRING", position: 1, default: "x" },
-      ],
-    },
-  });
-  return `${name}@1`;
+function registerBoxTool(name: string, script: string, options: { shell?: boolean; env?: Record<string, string> } = {}): Promise<string> {
+  return registerScriptTool(env, { name, executable: options.shell ? "/bin/sh" : PYTHON, launcher: "sandbox", env: options.env, script });
 }
 
-async function submit(tool: string, nodeId: string, value?: string): Promise<{ workflowId: string; taskId: string }> {
-  const params = value === undefined ? {} : { value };
-  const data = await gqlOk(env.orchestrator.url, SUBMIT, { input: { tasks: [{ key: "t", tool, nodes: [nodeId], params }] } });
-  return { workflowId: data.submitWorkflow.id, taskId: data.submitWorkflow.tasks[0].id };
-}
-
-async function runOf(workflowId: string): Promise<RunView> {
-  return (await getWorkflow(env.orchestrator.url, workflowId)).tasks[0]!.runs[0]!;
-}
-
-async function finalRun(workflowId: string, timeoutMs = 30_000): Promise<RunView> {
-  return waitUntil(
-    async () => {
-      const run = await runOf(workflowId);
-      return TERMINAL.includes(run.state) && run.usage.wallMs !== null ? run : undefined;
-    },
-    timeoutMs,
-    "the run to end",
-  );
-}
-
-async function logText(runId: string): Promise<string> {
-  const rows = await env.sql<{ text: string }>(`select text from log_line where run_id = ? order by seq`, [runId]);
-  return rows.map((r) => r.text).join("\n");
-}
+const submit = (tool: string, nodeId: string, value?: string) => submitOne(env, tool, nodeId, value);
+const runOf = (workflowId: string) => firstRun(env, workflowId);
+const finalRun = (workflowId: string) => finalRunOf(env, workflowId);
+const logText = (runId: string) => runLogText(env, runId);
 
 const PROBE = `
 import json, os, socket, sys
@@ -147,15 +107,7 @@ const skip = () => {
 
 test("the node reports its launchers and the isolation each gives", async () => {
   if (skip()) return;
-  const node = await waitUntil(
-    async () => {
-      const data = await gqlOk(env.orchestrator.url, `{ node(id: "box-a") { reportedLaunchers { name isolation { network filesystem pidNamespace separateUser killedWithAgent limits } } } }`);
-      return data.node.reportedLaunchers.length > 0 ? data.node : undefined;
-    },
-    10_000,
-    "a heartbeat with launchers",
-  );
-  const byName = Object.fromEntries(node.reportedLaunchers.map((l: { name: string }) => [l.name, l]));
+  const byName = await reportedLaunchers(env, "box-a");
   assert.equal(byName.process.isolation, { network: "host", filesystem: "shared", pidNamespace: false, separateUser: false, killedWithAgent: false, limits: [] });
   assert.equal(byName.sandbox.isolation.network, "none");
   assert.equal(byName.sandbox.isolation.filesystem, "private");

@@ -43,6 +43,8 @@ test("uses the defaults when only the node id is set", () => {
     runPidsMax: 0,
     runDiskMiB: 0,
     runCpuSeconds: 0,
+    runCpus: 0,
+    podmanRuntime: null,
     allowedTools: [],
     policyFile: null,
     secretsFile: null,
@@ -65,13 +67,15 @@ test("reads every setting from the environment", () => {
     FEM_KILL_GRACE_MS: "0",
     FEM_SHUTDOWN_GRACE_MS: "10",
     FEM_SHUTDOWN_MODE: "handback",
-    FEM_LAUNCHERS: "process,sandbox",
+    FEM_LAUNCHERS: "process,sandbox,podman,docker,singularity,apptainer",
     FEM_RUN_AS_UID: "1500",
     FEM_RUN_AS_GID: "1501",
     FEM_RUN_MEMORY_MIB: "512",
     FEM_RUN_PIDS_MAX: "64",
     FEM_RUN_DISK_MIB: "100",
     FEM_RUN_CPU_SECONDS: "600",
+    FEM_RUN_CPUS: "1.5",
+    FEM_PODMAN_RUNTIME: "runc",
     FEM_SANDBOX_RETENTION_MS: "0",
     FEM_ALLOWED_TOOLS: "stats, fedavg@1.2",
     FEM_POLICY_FILE: "/etc/fem/policy.json",
@@ -83,11 +87,12 @@ test("reads every setting from the environment", () => {
   assert.is(config.sandboxRetentionMs, 0);
   assert.equal(config.allowedTools, ["stats", "fedavg@1.2"]);
   assert.is(config.policyFile, "/etc/fem/policy.json");
-  assert.equal(config.launchers, ["process", "sandbox"]);
+  assert.equal(config.launchers, ["process", "sandbox", "podman", "docker", "singularity", "apptainer"]);
   assert.equal(
-    [config.runAsUid, config.runAsGid, config.runMemoryMiB, config.runPidsMax, config.runDiskMiB, config.runCpuSeconds],
-    [1500, 1501, 512, 64, 100, 600],
+    [config.runAsUid, config.runAsGid, config.runMemoryMiB, config.runPidsMax, config.runDiskMiB, config.runCpuSeconds, config.runCpus],
+    [1500, 1501, 512, 64, 100, 600, 1.5],
   );
+  assert.is(config.podmanRuntime, "runc");
 });
 
 test("flags win over the environment, in both the `--flag value` and `--flag=value` forms", () => {
@@ -120,7 +125,7 @@ test("lists every problem at once", () => {
       FEM_HEARTBEAT_INTERVAL_MS: "99",
       FEM_LOG_BATCH_MS: "1.5",
       FEM_SHUTDOWN_MODE: "later",
-      FEM_LAUNCHERS: "process,docker",
+      FEM_LAUNCHERS: "process,kubernetes",
       FEM_ALLOWED_TOOLS: "stats, bad tool, a@b@c",
     },
     ["--colour", "red", "--kill-grace-ms"],
@@ -133,7 +138,7 @@ test("lists every problem at once", () => {
       "--kill-grace-ms needs a value",
       'AMQP_URL / --amqp-url must start with amqp:// or amqps://, got "http://broker.example/"',
       "FEM_NODE_ID / --node-id is required",
-      'FEM_LAUNCHERS / --launchers: launcher "docker" is not available (this agent offers process, sandbox)',
+      'FEM_LAUNCHERS / --launchers: launcher "kubernetes" is not available (this agent offers process, sandbox, podman, docker, singularity, apptainer)',
       'FEM_SHUTDOWN_MODE / --shutdown-mode: "later" is not finish or handback',
       'FEM_ALLOWED_TOOLS / --allowed-tools: "bad tool" is not "name" or "name@version"',
       'FEM_ALLOWED_TOOLS / --allowed-tools: "a@b@c" is not "name" or "name@version"',
@@ -183,6 +188,17 @@ for (const { env, key, min, max } of RANGES) {
   });
 }
 
+test("FEM_RUN_CPUS takes fractions of CPUs and refuses anything else", () => {
+  assert.is(expectConfig({ FEM_NODE_ID: "site-a", FEM_RUN_CPUS: "0.25" }).runCpus, 0.25);
+  for (const bad of ["-1", "two", "1.2345", "1e3"]) {
+    const problems = expectProblems({ FEM_NODE_ID: "site-a", FEM_RUN_CPUS: bad });
+    assert.equal(problems, [`FEM_RUN_CPUS / --run-cpus must be a number of CPUs from 0 to 9999 with at most 3 decimals, got "${bad}"`]);
+  }
+  assert.equal(expectProblems({ FEM_NODE_ID: "site-a", FEM_PODMAN_RUNTIME: "runc --privileged" }), [
+    'FEM_PODMAN_RUNTIME / --podman-runtime must be a runtime name or path, got "runc --privileged"',
+  ]);
+});
+
 test("--help names every flag with its environment variable", () => {
   const usage = agentUsage();
   for (const [flag, env] of [
@@ -199,7 +215,7 @@ test("--help names every flag with its environment variable", () => {
   ] as const) {
     assert.match(usage, new RegExp(`${flag}\\s+${env}\\s`));
   }
-  assert.is(usage.split("\n").length, 29);
+  assert.is(usage.split("\n").length, 31);
   assert.match(usage, /fem-agent policy add <name@version>/);
 });
 

@@ -13,6 +13,7 @@ function spec(overrides: Partial<RunSpec> = {}): RunSpec {
     runId: "00000000-0000-4000-8000-000000000001",
     attempt: 1,
     argv: ["/opt/tools/stats", "--in", "data.csv"],
+    image: null,
     env: { MODE: "fast" },
     runDir: "/var/lib/fem/runs/r-1",
     searchPath: ["/usr/bin"],
