@@ -51,7 +51,7 @@ const policySchema = z.strictObject({
     .default([]),
   datasets: z
     .record(
-      z.string().regex(DATASET_NAME_PATTERN, { error: (issue) => `dataset name "${String(issue.input)}" must match ${DATASET_NAME_PATTERN}` }),
+      z.string(),
       z.strictObject({
         path: z
           .string()
@@ -66,6 +66,15 @@ const policySchema = z.strictObject({
     .default({}),
 });
 
+/** Dataset names that are not DATASET_NAME_PATTERN (checked apart: a record's key schema says only "Invalid key in record"). */
+function datasetNameProblems(content: unknown): string[] {
+  const datasets = (content as { datasets?: unknown } | null)?.datasets;
+  if (datasets === null || typeof datasets !== "object") return [];
+  return Object.keys(datasets)
+    .filter((name) => !DATASET_NAME_PATTERN.test(name))
+    .map((name) => `datasets.${name}: dataset name "${name}" must match ${DATASET_NAME_PATTERN}`);
+}
+
 function isUnder(file: string, dir: string): boolean {
   return file === dir || file.startsWith(`${dir}/`);
 }
@@ -73,7 +82,8 @@ function isUnder(file: string, dir: string): boolean {
 /** Parses a policy document; every problem is listed, each with its place in the file. */
 export function parsePolicy(content: unknown): { ok: true; policy: ToolPolicy } | { ok: false; problems: string[] } {
   const parsed = policySchema.safeParse(content);
-  if (!parsed.success) return { ok: false, problems: parsed.error.issues.map((i) => `${i.path.join(".") || "(file)"}: ${i.message}`) };
+  const problems = [...(parsed.error?.issues.map((i) => `${i.path.join(".") || "(file)"}: ${i.message}`) ?? []), ...datasetNameProblems(content)];
+  if (!parsed.success || problems.length > 0) return { ok: false, problems };
   const tools = parsed.data.tools.map((t) => ({ name: t.name, version: t.version ?? null, digests: [...(t.digest ? [t.digest] : []), ...(t.digests ?? [])] }));
   const datasets = Object.entries(parsed.data.datasets).map(([name, d]) => ({ name, path: path.resolve(d.path), description: d.description ?? null, labels: d.labels ?? {} }));
   return { ok: true, policy: { allowAny: parsed.data.allow === "any", tools, datasets } };

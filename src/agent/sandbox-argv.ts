@@ -54,7 +54,9 @@ export function sandboxArgv(input: SandboxArgvInput): string[] {
     : ["--unshare-all"];
   const inside = executableInSandbox(executable, spec.runDir);
   const toolMount = inside.mounted ? [] : ["--perms", "0755", "--dir", path.dirname(executable), "--ro-bind", executable, executable];
-  const datasets = spec.datasets.flatMap((d) => ["--ro-bind", d.path, datasetInSandbox(d)]);
+  // bubblewrap would create /data for the binds with mode 0700, closed to a run under FEM_RUN_AS_UID.
+  const dataDir = spec.datasets.length > 0 ? ["--perms", "0755", "--dir", DATASETS_IN_SANDBOX] : [];
+  const datasets = [...dataDir, ...spec.datasets.flatMap((d) => ["--ro-bind", d.path, datasetInSandbox(d)])];
   const runEnv = { ...spec.env, ...datasetEnv(spec.datasets, datasetInSandbox) };
   const env = Object.entries(runEnv).flatMap(([name, value]) => ["--setenv", name, value]);
   const drop = input.dropPrivileges

@@ -89,7 +89,7 @@ test("each requested dataset is bound read-only at /data/<name> and named in FEM
   ];
   const args = argv({ spec: spec({ datasets }) });
   const text = args.join(" ");
-  assert.match(text, "--ro-bind /srv/data/cohort-2024 /data/cohort-2024");
+  assert.match(text, "--perms 0755 --dir /data --ro-bind /srv/data/cohort-2024 /data/cohort-2024");
   assert.match(text, "--ro-bind /srv/atlas.csv /data/atlas");
   assert.match(text, "--setenv FEM_DATASET_COHORT_2024 /data/cohort-2024");
   assert.match(text, "--setenv FEM_DATASET_ATLAS /data/atlas");
