@@ -1,13 +1,15 @@
 /**
- * `npm run demo`: an orchestrator, two local agents (hospital-a, hospital-b), a sample tool and a
+ * `npm run demo`: an orchestrator, two local agents (hospital-a, hospital-b), each holding its
+ * values as a dataset, a sample tool pinned in the nodes' policy files and run in the `sandbox`
+ * launcher (bubblewrap; the `process` launcher, with a warning, where it is not installed), and a
  * federated workflow, with state changes and log lines printed live. Uses its own database
  * (FEM_DEMO_DATABASE, default fem_demo, on DATABASE_URL's server; recreated each time) and leaves
  * nothing running.
  */
 import "reflect-metadata";
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -22,10 +24,13 @@ import { nodeQueueNames } from "../src/messaging/contracts.js";
 import { AMQP_TLS_SETTINGS, amqpSocketOptions, readAmqpTls, withTimeout, type AmqpTls, type AmqpTlsFiles } from "../src/shared/index.js";
 import { demoDatabaseUrl, inheritedPath, resetDatabase } from "./demo-support.js";
 
+/** Each hospital's values: its dataset `values` (a file values.csv), which never leaves the node. */
 const NODES = [
-  { id: "hospital-a", values: "4.1,5.3,6.2,5.8,4.9" },
-  { id: "hospital-b", values: "7.0,6.4,7.7" },
+  { id: "hospital-a", values: [4.1, 5.3, 6.2, 5.8, 4.9] },
+  { id: "hospital-b", values: [7.0, 6.4, 7.7] },
 ];
+/** Quoted arguments at least this long (the tool's inline script in its SYSTEM "starting:" line) print as "…". */
+const MAX_QUOTED_CHARS = 80;
 const WORKFLOW_TIMEOUT_MS = 60_000;
 const toolScript = fileURLToPath(new URL("./sample-tools/local-stats.js", import.meta.url));
 const agentBin = fileURLToPath(new URL("../src/agent/main.js", import.meta.url));
@@ -71,6 +76,16 @@ function withoutUser(amqpUrl: string): string {
   return url.toString();
 }
 
+/** True when bubblewrap runs here (`bwrap --version`), so the demo can use the sandbox launcher. */
+function bubblewrapWorks(): boolean {
+  try {
+    execFileSync("bwrap", ["--version"], { stdio: "ignore", timeout: 5_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The orchestrator's FEM_AMQP_*_FILE settings, passed on to the demo's agents (which run on the same machine). */
 function agentTlsEnv(files: AmqpTlsFiles): Record<string, string> {
   const env: Record<string, string> = {};
@@ -81,18 +96,28 @@ function agentTlsEnv(files: AmqpTlsFiles): Record<string, string> {
   return env;
 }
 
-function startAgent(nodeId: string, amqpUrl: string, sandboxDir: string, files: { publicKey: string; credential: string; tls: AmqpTlsFiles }): { child: ChildProcess; ready: Promise<void> } {
+interface AgentFiles {
+  sandboxDir: string;
+  publicKeyFile: string;
+  credentialFile: string;
+  policyFile: string;
+  tls: AmqpTlsFiles;
+}
+
+function startAgent(nodeId: string, amqpUrl: string, launchers: string[], files: AgentFiles): { child: ChildProcess; ready: Promise<void> } {
   const child = spawn(process.execPath, [agentBin], {
     env: {
       PATH: inheritedPath(),
       AMQP_URL: withoutUser(amqpUrl),
-      FEM_NODE_CREDENTIAL_FILE: files.credential,
+      FEM_NODE_CREDENTIAL_FILE: files.credentialFile,
       FEM_NODE_ID: nodeId,
-      FEM_SANDBOX_DIR: sandboxDir,
+      FEM_SANDBOX_DIR: files.sandboxDir,
       FEM_CAPACITY: "2",
       FEM_HEARTBEAT_INTERVAL_MS: "1000",
-      FEM_ORCHESTRATOR_PUBLIC_KEY_FILE: files.publicKey,
+      FEM_ORCHESTRATOR_PUBLIC_KEY_FILE: files.publicKeyFile,
+      FEM_POLICY_FILE: files.policyFile,
       ...agentTlsEnv(files.tls),
+      FEM_LAUNCHERS: launchers.join(","),
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -115,6 +140,21 @@ function startAgent(nodeId: string, amqpUrl: string, sandboxDir: string, files: 
   });
   ready.catch(() => undefined);
   return { child, ready };
+}
+
+/** Resolves once every demo node has reported its dataset in a heartbeat (submit targets only nodes that have it). */
+async function datasetsReported(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const data = await gql(url, `{ nodes { edges { node { datasets { name } } } } }`);
+    if (data.nodes.edges.filter((e: any) => e.node.datasets.length > 0).length >= NODES.length) return;
+    if (Date.now() > deadline) throw new Error(`the agents did not report their datasets within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function shortened(text: string): string {
+  return text.replace(new RegExp(`"(?:[^"\\\\]|\\\\.){${MAX_QUOTED_CHARS},}"`, "g"), '"…"');
 }
 
 async function stopAgent(child: ChildProcess): Promise<void> {
@@ -143,6 +183,9 @@ async function main(): Promise<number> {
   // The demo's own signing key; its agents pin the public key written next to it.
   const signingKeyFile = join(sandboxRoot, "orchestrator-key.pem");
   const credentialFileOf = (nodeId: string) => join(sandboxRoot, `${nodeId}.credential`);
+  const sandboxed = bubblewrapWorks();
+  const launcher = sandboxed ? "sandbox" : "process";
+  const launchers = sandboxed ? ["sandbox", "process"] : ["process"];
   const config = { ...parsed.config, databaseUrl, auth: "on" as const, bootstrapAdminToken: adminToken, signingKeyFile };
   const agents: ChildProcess[] = [];
   let orchestrator: Orchestrator | null = null;
@@ -156,6 +199,7 @@ async function main(): Promise<number> {
     orchestrator = await createOrchestrator(config, createLogger(config.logLevel));
     const url = orchestrator.url;
     say(`FEM demo: orchestrator at ${url} (signed in with a fresh ADMIN API token)`);
+    if (!sandboxed) say("warning: bubblewrap is not installed, so runs use the process launcher, which isolates nothing (apt-get install bubblewrap)");
 
     // A project (the collaboration) with the demo nodes, and the demo's admin as its OWNER.
     const me = await gql(url, `{ me { subject } }`);
@@ -163,34 +207,48 @@ async function main(): Promise<number> {
     await gql(url, `mutation($s: String!) { addProjectMember(project: "demo", subject: $s, role: OWNER) { subject } }`, { s: me.me.subject });
     for (const node of NODES) {
       const registered = await gql(url, `mutation($input: RegisterNodeInput!) { registerNode(input: $input) { node { id } credential } }`, {
-        input: { id: node.id, name: `Demo ${node.id}`, capacity: 2, labels: { kind: "hospital" } },
+        input: { id: node.id, name: `Demo ${node.id}`, capacity: 2, labels: { kind: "hospital" }, launchers },
       });
       // The node's own broker password, shown once: its agent reads it from a file only it may read.
       writeFileSync(credentialFileOf(node.id), registered.registerNode.credential, { mode: 0o600 });
       await gql(url, `mutation($n: ID!) { addProjectNode(project: "demo", nodeId: $n) { id } }`, { n: node.id });
     }
     say(`project demo: nodes ${NODES.map((n) => n.id).join(", ")} (own broker users)`);
-    const started = NODES.map((n) => startAgent(n.id, config.amqpUrl, join(sandboxRoot, n.id), { publicKey: `${signingKeyFile}.pub`, credential: credentialFileOf(n.id), tls: config.amqpTls }));
-    agents.push(...started.map((s) => s.child));
-    await Promise.all(started.map((s) => s.ready));
-    say(`agents running: ${NODES.map((n) => n.id).join(", ")}`);
-
-    await gql(url, `mutation($input: RegisterToolInput!) { registerTool(input: $input) { id } }`, {
+    // The script goes inline (node --eval): a sandboxed run sees /usr and its own directory, not this checkout.
+    const tool = await gql(url, `mutation($input: RegisterToolInput!) { registerTool(input: $input) { digest } }`, {
       input: {
         name: "local-stats",
         version: "1.0.0",
         executable: process.execPath,
+        launcher,
         args: [
-          { id: "script", type: "STRING", position: 0, default: toolScript },
-          { id: "site", type: "STRING", position: 1, prefix: "--site", required: true },
-          { id: "values", type: "STRING", position: 2, prefix: "--values", required: true },
-          { id: "delayMs", type: "INT", position: 3, prefix: "--delay-ms", default: 250 },
+          { id: "inputType", type: "STRING", position: 0, default: "--input-type=module" },
+          { id: "script", type: "STRING", position: 1, prefix: "--eval", default: readFileSync(toolScript, "utf8") },
+          { id: "end", type: "STRING", position: 2, default: "--" },
+          { id: "site", type: "STRING", position: 3, prefix: "--site", required: true },
+          { id: "delayMs", type: "INT", position: 4, prefix: "--delay-ms", default: 250 },
         ],
         timeoutSeconds: 60,
         resultFile: "result.json",
       },
     });
-    say("tool registered: local-stats@1.0.0 (count, sum and mean of a node's local values)");
+    say(`tool registered: local-stats@1.0.0 (count, sum and mean of a node's dataset "values"), launcher: ${launcher}`);
+
+    // Each node's policy file pins the tool by digest and names the node's dataset; only the agent knows its path.
+    const started = NODES.map((n) => {
+      const datasetDir = join(sandboxRoot, "datasets", n.id);
+      mkdirSync(datasetDir, { recursive: true, mode: 0o755 });
+      writeFileSync(join(datasetDir, "values.csv"), `${n.values.join("\n")}\n`, { mode: 0o644 });
+      const policy = { tools: [{ name: "local-stats", version: "1.0.0", digest: tool.registerTool.digest }], datasets: { values: { path: datasetDir, description: `${n.id}'s values` } } };
+      const policyFile = join(sandboxRoot, `${n.id}-policy.json`);
+      writeFileSync(policyFile, JSON.stringify(policy, null, 2));
+      const files = { sandboxDir: join(sandboxRoot, n.id), publicKeyFile: `${signingKeyFile}.pub`, credentialFile: credentialFileOf(n.id), policyFile, tls: config.amqpTls };
+      return startAgent(n.id, config.amqpUrl, launchers, files);
+    });
+    agents.push(...started.map((s) => s.child));
+    await Promise.all(started.map((s) => s.ready));
+    await datasetsReported(url, 10_000);
+    say(`agents running: ${NODES.map((n) => n.id).join(", ")} (launchers ${launchers.join(", ")}; each holds a dataset "values")`);
 
     const submitted = await gql(url, `mutation($input: SubmitWorkflowInput!) { submitWorkflow(input: $input) { id tasks { runs { id node { id } } } } }`, {
       input: {
@@ -202,8 +260,9 @@ async function main(): Promise<number> {
             key: "local-stats",
             tool: "local-stats@1.0.0",
             nodeSelector: { kind: "hospital" },
-            params: { values: "" },
-            nodeParams: NODES.map((n) => ({ node: n.id, params: { site: n.id, values: n.values } })),
+            datasets: ["values"],
+            params: { site: "" },
+            nodeParams: NODES.map((n) => ({ node: n.id, params: { site: n.id } })),
           },
         ],
       },
@@ -237,7 +296,7 @@ async function main(): Promise<number> {
         { query: `subscription($id: ID!) { runLogs(runId: $id, afterSeq: 0) { lines { seq stream text } } }`, variables: { id: run.id } },
         {
           next: ({ data }) => {
-            for (const line of (data as any).runLogs.lines) say(`${time()}  ${run.node.id.padEnd(10)} ${String(line.stream).padEnd(6)} ${line.text}`);
+            for (const line of (data as any).runLogs.lines) say(`${time()}  ${run.node.id.padEnd(10)} ${String(line.stream).padEnd(6)} ${shortened(line.text)}`);
           },
           error: () => undefined,
           complete: () => undefined,

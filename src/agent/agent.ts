@@ -9,6 +9,7 @@ import { readNodeCredential } from "./credential.js";
 import { readPrivateFile } from "./private-file.js";
 import { readAmqpTls } from "../shared/index.js";
 import type { AgentConfig } from "./config.js";
+import { datasetInfos } from "./datasets.js";
 import { createHeartbeat } from "./heartbeat.js";
 import { createIntake, type Intake } from "./intake.js";
 import { createLaunchers, launcherDetails, nodeRunLimits } from "./launcher-registry.js";
@@ -76,6 +77,11 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     if (secrets.size > 0 && (policy === null || policy.allowAny)) {
       log.warn(`${secrets.size} node secret(s) loaded but no tool is pinned (FEM_POLICY_FILE): any tool the orchestrator sends may reference them`);
     }
+    const datasets = policy?.datasets ?? [];
+    if (datasets.length > 0) {
+      log.info(`datasets: ${datasets.map((d) => d.name).join(", ")}`);
+      if (config.launchers.includes("process")) log.warn("the process launcher isolates no dataset: its runs may read every dataset of this node (FEM_LAUNCHERS)");
+    }
     const launchers = await createLaunchers(config, { log });
     await fs.mkdir(config.sandboxDir, { recursive: true });
     const journal = await openJournal(config.sandboxDir, { log });
@@ -106,6 +112,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       logBatchBytes: config.logBatchBytes,
       searchPath: config.executableSearchPath,
       limits: nodeRunLimits(config),
+      datasets,
     };
     intake = createIntake(
       { nodeId: config.nodeId, capacity: config.capacity, allowedTools: config.allowedTools, policy, secrets, launchers: config.launchers, trust },
@@ -118,6 +125,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
         capacity: config.capacity,
         launchers: config.launchers,
         launcherDetails: launcherDetails(launchers),
+        datasets: datasetInfos(datasets),
         sandboxDir: config.sandboxDir,
         intervalMs: config.heartbeatIntervalMs,
       },

@@ -8,7 +8,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import type { LauncherIsolation } from "../messaging/contracts.js";
 import { toError } from "../shared/index.js";
-import { apptainerExecArgv, containerName, envFileText, imageProblem, type ApptainerRuntime } from "./container-argv.js";
+import { apptainerExecArgv, containerEnv, containerName, envFileText, imageProblem, type ApptainerRuntime } from "./container-argv.js";
 import { makePrivateDir, writeRunEnvFile } from "./container-launcher.js";
 import { killProcessGroup, LaunchError, type Launcher, type RunSpec, type StartedRun } from "./launcher.js";
 import { spawnDetached } from "./process-launcher.js";
@@ -56,7 +56,7 @@ async function prepareApptainerRun(spec: RunSpec, context: ApptainerContext, dro
   const user = { uid: context.settings.runAsUid, gid: context.settings.runAsGid };
   const argv = apptainerExecArgv({ spec, image: spec.image!, user, dropPrivileges, envFile });
   try {
-    await writeRunEnvFile(runtimeDir, envFile, envFileText(spec.env, "shell"));
+    await writeRunEnvFile(runtimeDir, envFile, envFileText(containerEnv(spec), "shell"));
   } catch (err) {
     await fs.rm(runtimeDir, { recursive: true, force: true });
     throw err instanceof LaunchError ? err : new LaunchError(`cannot write the run's env file: ${toError(err).message}`, { cause: err });

@@ -3,7 +3,8 @@
  * without a runtime: one builder for podman and docker, one with the same options for
  * singularity/apptainer; and the rules both rely on (images pinned by digest, an environment file).
  */
-import type { RunSpec } from "./launcher.js";
+import { DATASETS_IN_SANDBOX, datasetEnv } from "./datasets.js";
+import type { RunDataset, RunSpec } from "./launcher.js";
 import { LaunchError } from "./launcher.js";
 import { RUN_DIR_IN_SANDBOX } from "./sandbox-argv.js";
 
@@ -71,6 +72,22 @@ export interface OciArgvInput {
   cgroupParent: string | null;
 }
 
+/** The run's environment inside a container: the tool's, plus where each dataset it asked for is. */
+export function containerEnv(spec: RunSpec): Record<string, string> {
+  return { ...spec.env, ...datasetEnv(spec.datasets, datasetInContainer) };
+}
+
+/** Where a run finds a dataset it asked for inside its container (as in the sandbox launcher). */
+export function datasetInContainer(dataset: RunDataset): string {
+  return `${DATASETS_IN_SANDBOX}/${dataset.name}`;
+}
+
+/** `hostPath` when a mount option can name it (none of `forbidden`, no line break); a launch error otherwise. */
+function mountable(hostPath: string, forbidden: string): string {
+  if ([...forbidden, "\n"].some((c) => hostPath.includes(c))) throw new LaunchError(`the dataset path ${hostPath} holds a character a container mount cannot name (${JSON.stringify(forbidden)} or a line break)`);
+  return hostPath;
+}
+
 /** The arguments after `podman` or `docker`: `run … <image> <argv[1..]>`, with argv[0] as the entrypoint. */
 export function ociRunArgv(input: OciArgvInput): string[] {
   const { spec, runtime } = input;
@@ -101,6 +118,8 @@ export function ociRunArgv(input: OciArgvInput): string[] {
     "--ulimit", `nofile=${CONTAINER_NOFILE}:${CONTAINER_NOFILE}`,
     "--ulimit", `nproc=${CONTAINER_NPROC}:${CONTAINER_NPROC}`,
     "--mount", `type=bind,source=${spec.runDir},target=${RUN_DIR_IN_SANDBOX}`,
+    // The datasets the run asked for, read-only at /data/<name>; none of the node's others.
+    ...spec.datasets.flatMap((d) => ["--mount", `type=bind,source=${mountable(d.path, ",")},target=${datasetInContainer(d)},readonly`]),
     "--workdir", RUN_DIR_IN_SANDBOX,
     "--tmpfs", tmpfs,
     // Without it podman adds PATH, TERM, container and the image's variables (docker has no such option).
@@ -145,6 +164,7 @@ export function apptainerExecArgv(input: ApptainerArgvInput): string[] {
     ...(input.dropPrivileges ? ["--security", `uid:${input.user.uid},gid:${input.user.gid}`] : []),
     ...limits,
     "--bind", `${spec.runDir}:${RUN_DIR_IN_SANDBOX}:rw`,
+    ...spec.datasets.flatMap((d) => ["--bind", `${mountable(d.path, ",:")}:${datasetInContainer(d)}:ro`]),
     "--pwd", RUN_DIR_IN_SANDBOX,
     "--env-file", input.envFile,
     `docker://${input.image}`,

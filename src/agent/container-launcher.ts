@@ -13,7 +13,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import type { LauncherIsolation } from "../messaging/contracts.js";
 import { toError } from "../shared/index.js";
 import { removeCgroupTrees, type Cgroups, type RunCgroup } from "./cgroups.js";
-import { containerName, envFileText, imageProblem, ociRunArgv, type OciRuntime } from "./container-argv.js";
+import { containerEnv, containerName, envFileText, imageProblem, ociRunArgv, type OciRuntime } from "./container-argv.js";
 import { LaunchError, type Launcher, type RunExit, type RunSpec, type StartedRun } from "./launcher.js";
 import type { AgentLogger } from "./log.js";
 import { spawnDetached } from "./process-launcher.js";
@@ -101,7 +101,7 @@ async function prepareContainerRun(spec: RunSpec, context: ContainerContext) {
   const name = containerName(spec.runId, spec.attempt);
   const runtimeDir = path.join(context.runtimesDir, name);
   const envFile = path.join(runtimeDir, "env");
-  const envText = envFileText(spec.env, "oci");
+  const envText = envFileText(containerEnv(spec), "oci");
   const cgroup = await memoryCgroup(spec, context, name);
   const cleanUp = async () => {
     await removeContainer(name, context);

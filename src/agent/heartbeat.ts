@@ -1,11 +1,11 @@
 /**
- * Periodic `node.heartbeat` events: capacity, launchers, machine health and every run the node
+ * Periodic `node.heartbeat` events: capacity, launchers, datasets, machine health and every run the node
  * holds (active, waiting for a slot, or ended but not yet confirmed), so the orchestrator can tell a
  * run the node dropped from one whose report is merely late.
  */
 import fs from "node:fs/promises";
 import os from "node:os";
-import { WIRE_VERSION, type HeartbeatEvent, type Health, type LauncherIsolation } from "../messaging/contracts.js";
+import { WIRE_VERSION, type DatasetInfo, type HeartbeatEvent, type Health, type LauncherIsolation } from "../messaging/contracts.js";
 import { toError } from "../shared/index.js";
 import type { RunRef } from "./events.js";
 import type { AgentLogger } from "./log.js";
@@ -19,6 +19,8 @@ export interface HeartbeatSettings {
   launchers: string[];
   /** The same launchers with the isolation each gives. */
   launcherDetails: { name: string; isolation: LauncherIsolation }[];
+  /** The node's datasets: names, descriptions and labels, never paths. */
+  datasets: DatasetInfo[];
   sandboxDir: string;
   intervalMs: number;
 }
@@ -59,6 +61,7 @@ export function createHeartbeat(settings: HeartbeatSettings, deps: HeartbeatDeps
         capacity: settings.capacity,
         launchers: settings.launchers,
         launcherDetails: settings.launcherDetails,
+        datasets: settings.datasets,
         health,
         ...listed(deps.holdings()),
       });

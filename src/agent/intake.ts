@@ -1,6 +1,6 @@
 /**
  * Decides what happens to each delivered node message: validation, duplicates, the tool allow-list
- * and pinned digests, capacity (a delivery waits un-acked for a free slot), acceptance (journal,
+ * and pinned digests, the datasets it names, capacity (a delivery waits un-acked for a free slot), acceptance (journal,
  * then ack) and cancels.
  */
 import {
@@ -20,6 +20,7 @@ import type { AgentLogger } from "./log.js";
 import type { Outbox } from "./outbox.js";
 import { reportTerminal } from "./report.js";
 import type { ActiveRun } from "./run.js";
+import { datasetsProblem } from "./datasets.js";
 import { digestProblem, policyProblem, type ToolPolicy } from "./policy.js";
 import { secretsProblem, type NodeSecrets } from "./secrets.js";
 import type { TrustCheck } from "./trust.js";
@@ -29,7 +30,7 @@ export interface IntakeSettings {
   capacity: number;
   /** `name` or `name@version`; empty allows every tool. */
   allowedTools: readonly string[];
-  /** Tools pinned by digest (FEM_POLICY_FILE); null checks only `allowedTools`. */
+  /** Tools pinned by digest and the node's datasets (FEM_POLICY_FILE); null checks only `allowedTools`, and the node has no dataset. */
   policy: ToolPolicy | null;
   /** Node-local secrets (FEM_SECRETS_FILE); a dispatch referencing one it lacks is refused. */
   secrets: NodeSecrets;
@@ -172,6 +173,8 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
     }
     const toolProblem = digestProblem(dispatch) ?? (settings.policy && policyProblem(settings.policy, dispatch));
     if (toolProblem) return refuseDispatch(dispatch, delivery, `dispatch refused: ${toolProblem}`);
+    const datasetProblem = datasetsProblem(dispatch, settings.policy?.datasets ?? [], settings.nodeId);
+    if (datasetProblem) return refuseDispatch(dispatch, delivery, `dispatch refused: ${datasetProblem}`);
     const secretProblem = secretsProblem(dispatch.env, settings.secrets);
     if (secretProblem) return refuseDispatch(dispatch, delivery, `dispatch refused: tool ${dispatch.tool.name}@${dispatch.tool.version}: ${secretProblem}`);
     if (!settings.launchers.includes(dispatch.launcher)) {

@@ -52,6 +52,13 @@ export function limitSource(limits: RunLimits, name: RunLimitName): string {
   return limits.sources?.[name] ?? NODE_LIMIT_SETTINGS[name];
 }
 
+/** A dataset of the node that the run reads: mounted read-only where the launcher can isolate. */
+export interface RunDataset {
+  name: string;
+  /** Absolute path on the node. */
+  path: string;
+}
+
 export interface RunSpec {
   runId: string;
   attempt: number;
@@ -65,6 +72,8 @@ export interface RunSpec {
   /** Where an `argv[0]` without a slash is looked up: the agent's PATH, not the run's. */
   searchPath: readonly string[];
   limits: RunLimits;
+  /** The node's datasets the run asked for (the dispatch's `datasets`); none of the others. */
+  datasets: readonly RunDataset[];
 }
 
 export interface RunExit {

@@ -140,5 +140,6 @@ function showPolicy(file: string, policy: ToolPolicy): string {
   if (policy.allowAny) lines.push("  allow: any — every tool runs (each still checked against its digest and template)");
   for (const t of policy.tools) lines.push(`  ${t.name}@${t.version ?? "*"}  ${t.digests.join(", ")}`);
   if (!policy.allowAny && policy.tools.length === 0) lines.push("  no tool: this node runs nothing");
+  for (const d of policy.datasets) lines.push(`  dataset ${d.name}  ${d.path}${d.description ? `  (${d.description})` : ""}`);
   return lines.join("\n");
 }

@@ -1,11 +1,13 @@
 /**
- * The node's tool policy (`FEM_POLICY_FILE`, YAML or JSON): which tools, by name[@version] and
- * content digest, this node runs; and the checks a dispatch's tool passes before it is accepted.
+ * The node's policy (`FEM_POLICY_FILE`, YAML or JSON): which tools, by name[@version] and content
+ * digest, this node runs, and which datasets it holds; and the checks a dispatch's tool passes
+ * before it is accepted.
  */
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
+import path from "node:path";
 import { parseDocument } from "yaml";
 import { z } from "zod";
-import type { RunDispatch } from "../messaging/contracts.js";
+import { DATASET_NAME_PATTERN, MAX_DATASETS, type RunDispatch } from "../messaging/contracts.js";
 import { argvTemplateProblem, DIGEST_PATTERN, referencesSecrets, toolDigest, type ToolDefinition } from "../shared/index.js";
 
 export interface PinnedTool {
@@ -15,10 +17,20 @@ export interface PinnedTool {
   digests: string[];
 }
 
-/** `allowAny` runs every tool (its definition is still checked); otherwise only `tools`. */
+/** A dataset the node holds: tasks ask for it by name; only the agent knows its path. */
+export interface NodeDataset {
+  name: string;
+  /** Absolute path on the node (a directory or a file). */
+  path: string;
+  description: string | null;
+  labels: Record<string, string>;
+}
+
+/** `allowAny` runs every tool (its definition is still checked); otherwise only `tools`. `datasets` are the node's, by name. */
 export interface ToolPolicy {
   allowAny: boolean;
   tools: PinnedTool[];
+  datasets: NodeDataset[];
 }
 
 const digest = z.string().regex(DIGEST_PATTERN, { error: (issue) => `"${String(issue.input)}" is not sha256: and 64 lowercase hex digits` });
@@ -37,14 +49,44 @@ const policySchema = z.strictObject({
         .refine((t) => t.digest !== undefined || t.digests !== undefined, { error: "names no digest (digest or digests)" }),
     )
     .default([]),
+  datasets: z
+    .record(
+      z.string(),
+      z.strictObject({
+        path: z
+          .string()
+          .refine((p) => path.isAbsolute(p), { error: (issue) => `path "${String(issue.input)}" is not absolute` })
+          // Every sandbox run sees /usr: a dataset there would be readable by runs that did not ask for it.
+          .refine((p) => !isUnder(path.resolve(p), "/usr"), { error: (issue) => `path "${String(issue.input)}" is under /usr, which every sandbox run sees` }),
+        description: z.string().max(1_000).optional(),
+        labels: z.record(z.string().max(100), z.string().max(1_000)).optional(),
+      }),
+    )
+    .refine((datasets) => Object.keys(datasets).length <= MAX_DATASETS, `at most ${MAX_DATASETS} datasets`)
+    .default({}),
 });
+
+/** Dataset names that are not DATASET_NAME_PATTERN (checked apart: a record's key schema says only "Invalid key in record"). */
+function datasetNameProblems(content: unknown): string[] {
+  const datasets = (content as { datasets?: unknown } | null)?.datasets;
+  if (datasets === null || typeof datasets !== "object") return [];
+  return Object.keys(datasets)
+    .filter((name) => !DATASET_NAME_PATTERN.test(name))
+    .map((name) => `datasets.${name}: dataset name "${name}" must match ${DATASET_NAME_PATTERN}`);
+}
+
+function isUnder(file: string, dir: string): boolean {
+  return file === dir || file.startsWith(`${dir}/`);
+}
 
 /** Parses a policy document; every problem is listed, each with its place in the file. */
 export function parsePolicy(content: unknown): { ok: true; policy: ToolPolicy } | { ok: false; problems: string[] } {
   const parsed = policySchema.safeParse(content);
-  if (!parsed.success) return { ok: false, problems: parsed.error.issues.map((i) => `${i.path.join(".") || "(file)"}: ${i.message}`) };
+  const problems = [...(parsed.error?.issues.map((i) => `${i.path.join(".") || "(file)"}: ${i.message}`) ?? []), ...datasetNameProblems(content)];
+  if (!parsed.success || problems.length > 0) return { ok: false, problems };
   const tools = parsed.data.tools.map((t) => ({ name: t.name, version: t.version ?? null, digests: [...(t.digest ? [t.digest] : []), ...(t.digests ?? [])] }));
-  return { ok: true, policy: { allowAny: parsed.data.allow === "any", tools } };
+  const datasets = Object.entries(parsed.data.datasets).map(([name, d]) => ({ name, path: path.resolve(d.path), description: d.description ?? null, labels: d.labels ?? {} }));
+  return { ok: true, policy: { allowAny: parsed.data.allow === "any", tools, datasets } };
 }
 
 /** The content of a policy document (YAML, or JSON which YAML reads too); throws naming the first syntax error. */
@@ -55,7 +97,10 @@ export function parsePolicyText(text: string, file: string): unknown {
   return doc.toJS() ?? {};
 }
 
-/** Reads and parses the policy file (YAML or JSON). Throws an Error listing every problem. */
+/**
+ * Reads and parses the policy file (YAML or JSON) and checks that every dataset's path exists.
+ * Throws an Error listing every problem.
+ */
 export async function readPolicy(file: string): Promise<ToolPolicy> {
   let text: string;
   try {
@@ -65,6 +110,8 @@ export async function readPolicy(file: string): Promise<ToolPolicy> {
   }
   const parsed = parsePolicy(parsePolicyText(text, file));
   if (!parsed.ok) throw new Error(`FEM_POLICY_FILE ${file} is invalid: ${parsed.problems.join("; ")}`);
+  const missing = await missingDatasetPaths(parsed.policy.datasets);
+  if (missing.length > 0) throw new Error(`FEM_POLICY_FILE ${file} is invalid: ${missing.join("; ")}`);
   return parsed.policy;
 }
 
@@ -108,4 +155,15 @@ export function policyProblem(policy: ToolPolicy, dispatch: RunDispatch): string
   if (!pinned) return `tool ${ref} with digest ${digest} is not pinned on this node (FEM_POLICY_FILE)`;
   const disagreement = dispatchDisagreement(definition, dispatch);
   return disagreement === null ? null : `tool ${ref} (${digest}): ${disagreement}`;
+}
+
+/** One problem per dataset whose path cannot be found (or is neither a directory nor a file). */
+async function missingDatasetPaths(datasets: readonly NodeDataset[]): Promise<string[]> {
+  const problems: string[] = [];
+  for (const d of datasets) {
+    const found = await stat(d.path).catch(() => null);
+    if (found === null) problems.push(`datasets.${d.name}: path ${d.path} does not exist`);
+    else if (!found.isDirectory() && !found.isFile()) problems.push(`datasets.${d.name}: path ${d.path} is neither a directory nor a file`);
+  }
+  return problems;
 }

@@ -1,12 +1,15 @@
 /**
  * The `process` launcher: starts an argv (never through a shell) as the leader of its own process
  * group, so the whole tree can be signalled at once. It isolates nothing else: the run has the
- * agent user's files, network and resources, and enforces no limits.
+ * agent user's files, network and resources, and enforces no limits. Its datasets are not mounted
+ * but named by their paths on the node in `FEM_DATASET_<NAME>`: nothing keeps the run from reading
+ * the node's other datasets, or anything else the agent's user may read.
  */
 import { spawn } from "node:child_process";
 import type { Readable } from "node:stream";
 import type { LauncherIsolation } from "../messaging/contracts.js";
 import { toError } from "../shared/index.js";
+import { datasetEnv } from "./datasets.js";
 import { killProcessGroup, LaunchError, resolveExecutable, type Launcher, type RunExit, type RunSpec, type StartedRun } from "./launcher.js";
 
 export const PROCESS_ISOLATION: LauncherIsolation = {
@@ -32,7 +35,8 @@ export function createProcessLauncher(): Launcher {
 async function startProcess(spec: RunSpec): Promise<StartedRun> {
   const [argv0 = ""] = spec.argv;
   const executable = await resolveExecutable(argv0, spec.runDir, spec.searchPath);
-  const child = await spawnDetached(executable, spec.argv.slice(1), { cwd: spec.runDir, env: spec.env, argv0 });
+  const env = { ...spec.env, ...datasetEnv(spec.datasets, (d) => d.path) };
+  const child = await spawnDetached(executable, spec.argv.slice(1), { cwd: spec.runDir, env, argv0 });
   return {
     ...child,
     tree: { pgid: child.pid },

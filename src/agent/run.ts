@@ -15,6 +15,8 @@ import type { Outbox } from "./outbox.js";
 import { reportTerminal } from "./report.js";
 import type { NodeSecrets } from "./secrets.js";
 import { runEnvironment, runLimitsFor, unenforcedRequestsNote } from "./run-spec.js";
+import { runDatasets } from "./datasets.js";
+import type { NodeDataset } from "./policy.js";
 import { measureOutputBytes, prepareRunDir, readResultFile, writeInputsFile } from "./sandbox.js";
 import { readStartTicks, type ProcessTreeSampler } from "./usage.js";
 
@@ -27,6 +29,8 @@ export interface RunSettings {
   searchPath: readonly string[];
   /** The node's default limits (FEM_RUN_*), for launchers that enforce them. */
   limits: RunLimits;
+  /** The node's datasets (FEM_POLICY_FILE); a run gets those its dispatch names. */
+  datasets: readonly NodeDataset[];
 }
 
 export interface RunDeps {
@@ -121,7 +125,8 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
       if (unenforced) batcher.system(unenforced);
       // Built from nothing: the tool's env with its secrets resolved, none of the agent's own.
       const env = runEnvironment(dispatch, deps.secrets);
-      prepared = await launcher.prepare({ ...ref, argv: dispatch.argv, image: dispatch.image, env, runDir, searchPath: settings.searchPath, limits });
+      const datasets = runDatasets(dispatch, settings.datasets);
+      prepared = await launcher.prepare({ ...ref, argv: dispatch.argv, image: dispatch.image, env, runDir, searchPath: settings.searchPath, limits, datasets });
     } catch (err) {
       return launchFailed(toError(err).message);
     }

@@ -4,7 +4,8 @@
  */
 import fs from "node:fs/promises";
 import path from "node:path";
-import type { RunSpec } from "./launcher.js";
+import { datasetEnv, DATASETS_IN_SANDBOX } from "./datasets.js";
+import type { RunDataset, RunSpec } from "./launcher.js";
 import type { RunCgroup } from "./cgroups.js";
 
 const MIB = 1024 * 1024;
@@ -38,7 +39,11 @@ export interface SandboxArgvInput {
   cgroup: Pick<RunCgroup, "procsFiles" | "controllers"> | null;
 }
 
-/** The whole argv that starts one run: [enter its cgroups] bwrap … -- [setpriv …] [prlimit …] tool args. */
+/**
+ * The whole argv that starts one run: [enter its cgroups] bwrap … -- [setpriv …] [prlimit …] tool
+ * args. The run's datasets are bound read-only at `/data/<name>` (and named in `FEM_DATASET_<NAME>`);
+ * no other dataset of the node is bound.
+ */
 export function sandboxArgv(input: SandboxArgvInput): string[] {
   const { programs, spec, executable } = input;
   const enter = input.cgroup ? [programs.sh, "-c", ENTER_CGROUPS_SCRIPT, "fem-enter-cgroups", ...input.cgroup.procsFiles, "--"] : [];
@@ -49,13 +54,17 @@ export function sandboxArgv(input: SandboxArgvInput): string[] {
     : ["--unshare-all"];
   const inside = executableInSandbox(executable, spec.runDir);
   const toolMount = inside.mounted ? [] : ["--perms", "0755", "--dir", path.dirname(executable), "--ro-bind", executable, executable];
-  const env = Object.entries(spec.env).flatMap(([name, value]) => ["--setenv", name, value]);
+  // bubblewrap would create /data for the binds with mode 0700, closed to a run under FEM_RUN_AS_UID.
+  const dataDir = spec.datasets.length > 0 ? ["--perms", "0755", "--dir", DATASETS_IN_SANDBOX] : [];
+  const datasets = [...dataDir, ...spec.datasets.flatMap((d) => ["--ro-bind", d.path, datasetInSandbox(d)])];
+  const runEnv = { ...spec.env, ...datasetEnv(spec.datasets, datasetInSandbox) };
+  const env = Object.entries(runEnv).flatMap(([name, value]) => ["--setenv", name, value]);
   const drop = input.dropPrivileges
     ? [programs.setpriv, "--reuid", String(input.settings.runAsUid), "--regid", String(input.settings.runAsGid), "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--"]
     : [];
   const rlimits = prlimitArgs(spec, input.cgroup);
   // bubblewrap always sets PWD; the run gets only its tool's environment.
-  const unsetPwd = "PWD" in spec.env ? [] : [programs.env, "-u", "PWD", "--"];
+  const unsetPwd = "PWD" in runEnv ? [] : [programs.env, "-u", "PWD", "--"];
   return [
     ...enter,
     programs.bwrap,
@@ -70,6 +79,7 @@ export function sandboxArgv(input: SandboxArgvInput): string[] {
     "--perms", "1777", "--tmpfs", "/tmp",
     "--bind", spec.runDir, RUN_DIR_IN_SANDBOX,
     ...toolMount,
+    ...datasets,
     "--chdir", RUN_DIR_IN_SANDBOX,
     ...env,
     "--",
@@ -79,6 +89,11 @@ export function sandboxArgv(input: SandboxArgvInput): string[] {
     inside.path,
     ...spec.argv.slice(1),
   ];
+}
+
+/** Where a dataset appears inside the sandbox: `/data/<name>`, read-only. */
+function datasetInSandbox(dataset: RunDataset): string {
+  return path.posix.join(DATASETS_IN_SANDBOX, dataset.name);
 }
 
 /** rlimits for what no cgroup enforces: address space for memory, process count for pids; file size and CPU time always. */

@@ -133,6 +133,24 @@ export const launcherIsolationSchema = z.object({
 });
 export type LauncherIsolation = z.infer<typeof launcherIsolationSchema>;
 
+/**
+ * A dataset's name: what a task asks for, the heartbeat reports and the sandbox mounts at
+ * `/data/<name>` (and `FEM_DATASET_<NAME>`, hyphens as underscores, gives the path a run sees).
+ */
+export const DATASET_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** Most datasets a node reports and a task names. */
+export const MAX_DATASETS = 100;
+
+const datasetName = z.string().regex(DATASET_NAME_PATTERN);
+
+/** A dataset as a node reports it: its name, description and labels, never its path on the node. */
+export const datasetInfoSchema = z.object({
+  name: datasetName,
+  description: z.string().max(1_000).nullable(),
+  labels: z.record(z.string().max(100), z.string().max(1_000)).refine((labels) => Object.keys(labels).length <= 50, "at most 50 labels"),
+});
+export type DatasetInfo = z.infer<typeof datasetInfoSchema>;
+
 /** Largest value of a PostgreSQL `integer`: counters on the wire stay within it. */
 const MAX_INT32 = 2_147_483_647;
 
@@ -276,6 +294,12 @@ export const runDispatchSchema = z.object({
    * a dispatch that carries one: it could not enforce it anyway).
    */
   resources: resourceRequestSchema.optional(),
+  /**
+   * Names of the node's datasets the run reads (mounted read-only by the launcher); the node refuses
+   * a dispatch naming one it does not have. Absent when the task names none, so that older agents,
+   * which drop the field and then fail the signature check, refuse only dispatches that name some.
+   */
+  datasets: z.array(datasetName).max(MAX_DATASETS).optional(),
   ...signatureFields,
 });
 export type RunDispatch = z.infer<typeof runDispatchSchema>;
@@ -337,7 +361,7 @@ export const MAX_CLOCK_SKEW_MS = 300_000;
 
 /**
  * The bytes the orchestrator signs and the agent verifies: every field of the message but `sig`
- * (for a dispatch: run, attempt, node, tool, launcher, image, argv, env, upstream inputs, resources,
+ * (for a dispatch: run, attempt, node, tool, launcher, image, argv, env, upstream inputs, resources, datasets,
  * issue time and the rest), as canonical JSON after a fixed prefix.
  */
 export function signedBytes(message: NodeMessage): Buffer {
@@ -452,6 +476,11 @@ export const heartbeatEventSchema = z.object({
     .optional()
     .catch(undefined),
   health: healthSchema,
+  /**
+   * The node's datasets (FEM_POLICY_FILE), names and descriptions only. Optional (older agents send
+   * none); a list an orchestrator cannot read is dropped, so the node then offers none.
+   */
+  datasets: z.array(datasetInfoSchema).max(MAX_DATASETS).optional().catch(undefined),
   /** Runs the agent is executing right now. */
   activeRuns: z.array(runRefSchema).max(10_000),
   /**

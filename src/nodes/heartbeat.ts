@@ -14,12 +14,12 @@ export async function recordHeartbeats(em: EntityManager, heartbeats: HeartbeatE
     const seen = newest.get(hb.nodeId);
     if (!seen || seen.at < hb.at) newest.set(hb.nodeId, hb);
   }
-  const rows = [...newest.values()].map((hb) => ({ id: hb.nodeId, at: hb.at, health: hb.health, launchers: reportedLaunchers(hb) }));
+  const rows = [...newest.values()].map((hb) => ({ id: hb.nodeId, at: hb.at, health: hb.health, launchers: reportedLaunchers(hb), datasets: hb.datasets ?? [] }));
   const updated = await query(
     em,
-    `update node n set last_heartbeat_at = now(), health = x.health, reported_launchers = x.launchers,
+    `update node n set last_heartbeat_at = now(), health = x.health, reported_launchers = x.launchers, datasets = x.datasets,
        connectivity = 'ONLINE', updated_at = now()
-     from jsonb_to_recordset(?::jsonb) as x(id text, at timestamptz, health jsonb, launchers jsonb)
+     from jsonb_to_recordset(?::jsonb) as x(id text, at timestamptz, health jsonb, launchers jsonb, datasets jsonb)
      where n.id = x.id returning n.*`,
     [json(rows)],
   );
@@ -58,6 +58,7 @@ export function nodeRowToSnapshot(row: Row): NodeSnapshot {
     launchers: row.launchers,
     registeredResources: row.registered_resources,
     reportedLaunchers: row.reported_launchers,
+    datasets: row.datasets,
     allowedTools: row.allowed_tools,
     adminState: row.admin_state,
     connectivity: row.connectivity,

@@ -46,6 +46,13 @@ export class NodeLauncher {
   isolation!: LauncherIsolation | null;
 }
 
+@ObjectType({ description: "A dataset a node holds, as its agent reports it: tasks name it in datasets. Its path stays on the node." })
+export class NodeDataset {
+  @Field(() => String) name!: string;
+  @Field(() => String, { nullable: true }) description!: string | null;
+  @Field(() => GraphQLJSONObject) labels!: Record<string, string>;
+}
+
 /** One Federated Data Node. */
 @Entity({ tableName: "node" })
 @ObjectType({ description: "A Federated Data Node: a site whose data never leaves it." })
@@ -77,6 +84,10 @@ export class Node {
   @Property({ type: "json", defaultRaw: "'[]'" })
   @Field(() => [NodeLauncher], { description: "Launchers the node's agent reported in its last heartbeat, with their isolation; empty until it sent one." })
   reportedLaunchers: NodeLauncher[] = [];
+
+  @Property({ type: "json" })
+  @Field(() => [NodeDataset], { description: "Datasets the node's agent reported in its last heartbeat (its policy file names them); empty until it sent one." })
+  datasets: NodeDataset[] = [];
 
   @Property({ type: "json" })
   @Field(() => [String], { description: "Tools (name or name@version) the node accepts; empty means any." })

@@ -27,6 +27,7 @@ import { projectForSubmit, projectNodeIds } from "../projects/index.js";
 import { createRuns, nodeResources, type NewRun } from "../runs/index.js";
 import { buildArgv, parseToolRef, Tool } from "../tools/index.js";
 import { isToolAllowed } from "../shared/index.js";
+import { DATASET_NAME_PATTERN, MAX_DATASETS } from "../messaging/contracts.js";
 import { validateGraph } from "./graph.js";
 import { validateRetryPolicy, type RetryPolicyInput } from "./retry-policy.js";
 import { Task } from "./task.entity.js";
@@ -37,6 +38,7 @@ export interface TaskData {
   tool: string;
   nodes?: string[] | null;
   nodeSelector?: Record<string, unknown> | null;
+  datasets?: string[] | null;
   params?: Record<string, unknown> | null;
   nodeParams?: { node: string; params: Record<string, unknown> }[] | null;
   dependsOn?: string[] | null;
@@ -92,9 +94,12 @@ async function loadTools(em: EntityManager, tasks: TaskData[]): Promise<Map<stri
   return byRef;
 }
 
-/** The project's nodes a submission may use: those it names, or all of the project's for a label selector. */
+/**
+ * The project's nodes a submission may use: those it names, or all of the project's for a label
+ * selector or a dataset (whether any of them has it).
+ */
 async function loadNodes(em: EntityManager, tasks: TaskData[], projectNodes: string[]): Promise<Node[]> {
-  const usesSelector = tasks.some((t) => t.nodeSelector);
+  const usesSelector = tasks.some((t) => t.nodeSelector || t.datasets?.length);
   const named = new Set(tasks.flatMap((t) => t.nodes ?? []));
   const ids = usesSelector ? projectNodes : projectNodes.filter((id) => named.has(id));
   return ids.length > 0 ? em.find(Node, { id: { $in: ids } }) : [];
@@ -103,6 +108,7 @@ async function loadNodes(em: EntityManager, tasks: TaskData[], projectNodes: str
 function targetNodes(task: TaskData, i: number, nodes: Map<string, Node>, tool: Tool): Node[] {
   const field = `tasks[${i}]`;
   if (Boolean(task.nodes?.length) === Boolean(task.nodeSelector)) throw BadInputError.field(field, "give either nodes or nodeSelector");
+  const datasets = task.datasets ?? [];
   let targets: Node[];
   if (task.nodes?.length) {
     targets = [...new Set(task.nodes)].map((id) => {
@@ -110,14 +116,23 @@ function targetNodes(task: TaskData, i: number, nodes: Map<string, Node>, tool: 
       const node = nodes.get(id);
       if (!node) throw BadInputError.field(`${field}.nodes`, `unknown node ${JSON.stringify(id)} in this workflow's project`, { node: id });
       if (node.adminState !== NodeAdminState.ACTIVE) throw BadInputError.field(`${field}.nodes`, `node ${JSON.stringify(id)} is ${node.adminState} and takes no new work`, { node: id });
+      const lacking = datasets.find((name) => !hasDataset(node, name));
+      if (lacking !== undefined) {
+        throw BadInputError.field(`${field}.nodes`, `node ${JSON.stringify(id)} does not have dataset ${JSON.stringify(lacking)}`, { node: id, dataset: lacking });
+      }
       return node;
     });
   } else {
     const selector = validateLabels(`${field}.nodeSelector`, task.nodeSelector);
-    targets = [...nodes.values()]
+    const matching = [...nodes.values()]
       .filter((n) => n.adminState === NodeAdminState.ACTIVE && Object.entries(selector).every(([k, v]) => n.labels[k] === v))
       .sort((a, b) => (a.id < b.id ? -1 : 1));
-    if (targets.length === 0) throw BadInputError.field(`${field}.nodeSelector`, "no active node matches the selector", { nodeSelector: selector });
+    if (matching.length === 0) throw BadInputError.field(`${field}.nodeSelector`, "no active node matches the selector", { nodeSelector: selector });
+    targets = matching.filter((n) => datasets.every((name) => hasDataset(n, name)));
+    if (targets.length === 0) {
+      const list = datasets.map((name) => JSON.stringify(name)).join(", ");
+      throw BadInputError.field(`${field}.datasets`, `no active node matching the selector has dataset${datasets.length === 1 ? "" : "s"} ${list}`, { nodeSelector: selector, datasets });
+    }
   }
   for (const node of targets) {
     if (!isToolAllowed(node.allowedTools, tool)) {
@@ -154,6 +169,27 @@ function placeableTargets(task: TaskData, i: number, targets: Node[], request: R
     throw BadInputError.field(`${field}.${kind}`, `${wants}, more than any node matching nodeSelector has in total; the largest total is ${describeAmount(kind, largest)}`, facts);
   }
   return placeable;
+}
+
+function hasDataset(node: Node, name: string): boolean {
+  return node.datasets.some((d) => d.name === name);
+}
+
+/**
+ * Checks the datasets a task names: well-formed, at most MAX_DATASETS, each held by at least one of
+ * the project's nodes (an unknown one is refused whatever the targets). Returns them without repeats.
+ */
+function checkDatasets(task: TaskData, i: number, projectNodes: Map<string, Node>): string[] {
+  const field = `tasks[${i}].datasets`;
+  const names = [...new Set(task.datasets ?? [])];
+  if (names.length > MAX_DATASETS) throw BadInputError.field(field, `at most ${MAX_DATASETS} datasets per task`);
+  for (const name of names) {
+    if (!DATASET_NAME_PATTERN.test(name)) throw BadInputError.field(field, `${JSON.stringify(name.slice(0, 100))} is not a dataset name (${DATASET_NAME_PATTERN})`);
+    if (![...projectNodes.values()].some((n) => hasDataset(n, name))) {
+      throw BadInputError.field(field, `unknown dataset ${JSON.stringify(name)}: no node of this workflow's project has it`, { dataset: name });
+    }
+  }
+  return names;
 }
 
 function checkNumbers(task: TaskData, i: number, targetCount: number): void {
@@ -205,7 +241,10 @@ export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData
   workflow.contentHash = hash;
   workflow.submittedBy = submittedBy;
   workflow.projectId = project.id;
-  const targetsOf = data.tasks.map((input, i) => placeableTargets(input, i, targetNodes(input, i, nodes, tools.get(input.tool)!), requests[i], totals));
+  const datasetsOf = data.tasks.map((input, i) => checkDatasets(input, i, nodes));
+  const targetsOf = data.tasks.map((input, i) =>
+    placeableTargets(input, i, targetNodes({ ...input, datasets: datasetsOf[i] }, i, nodes, tools.get(input.tool)!), requests[i], totals),
+  );
   const runCount = targetsOf.reduce((sum, targets) => sum + targets.length, 0);
   if (runCount > limits.maxRunsPerWorkflow) {
     throw BadInputError.field("tasks", `the workflow would create ${runCount} runs (tasks × target nodes); at most ${limits.maxRunsPerWorkflow}`, { runs: runCount, max: limits.maxRunsPerWorkflow });
@@ -233,6 +272,7 @@ export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData
       params: input.params ?? {},
       nodeParams: Object.fromEntries(overrides),
       nodeIds: targets.map((n) => n.id),
+      datasets: datasetsOf[i],
       dependsOnIds: [...new Set(input.dependsOn ?? [])].map((k) => taskIds.get(k)!),
       priority: input.priority ?? 0,
       timeoutSeconds: input.timeoutSeconds ?? null,

@@ -38,6 +38,11 @@ export class Task {
   @Property({ type: "json" })
   nodeIds: string[] = [];
 
+  /** Names of the datasets each of its runs reads on its node. */
+  @Property({ type: "json" })
+  @Field(() => [String], { description: "Datasets each run reads on its node (mounted read-only at /data/<name> by the sandbox launcher)." })
+  datasets: string[] = [];
+
   /** Ids of tasks of the same workflow this one waits for. */
   @Property({ type: "json" })
   dependsOnIds: string[] = [];

@@ -19,6 +19,8 @@ export class TaskInput {
   @Field(() => String, { description: "name@version" }) tool!: string;
   @Field(() => [ID], { nullable: true, description: "Target nodes by id (or use nodeSelector)." }) nodes?: string[] | null;
   @Field(() => GraphQLJSONObject, { nullable: true, description: "Target every active node carrying these labels." }) nodeSelector?: Record<string, unknown> | null;
+  @Field(() => [String], { nullable: true, description: "Datasets the task reads: it targets only nodes that have every one (Node.datasets)." })
+  datasets?: string[] | null;
   @Field(() => GraphQLJSONObject, { nullable: true, description: "Arguments common to every node." }) params?: Record<string, unknown> | null;
   @Field(() => [NodeParamsInput], { nullable: true, description: "Per-node overrides of params." }) nodeParams?: NodeParamsInput[] | null;
   @Field(() => [String], { nullable: true, description: "Keys of tasks that must succeed first." }) dependsOn?: string[] | null;

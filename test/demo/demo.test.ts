@@ -5,6 +5,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createTestVhost, type TestVhost } from "../support/broker.js";
 import { adminDatabaseUrl } from "../support/database.js";
+import { skipWithoutBubblewrap } from "../support/sandbox.js";
 
 const run = promisify(execFile);
 const DEMO = fileURLToPath(new URL("../../scripts/demo.js", import.meta.url));
@@ -37,12 +38,26 @@ test.after(async () => {
   await run("psql", [adminDatabaseUrl(), "-c", `drop database if exists "${databaseName}" with (force)`]).catch(() => undefined);
 });
 
-test("runs the federated workflow on two agents, printing states, log lines and usage, and exits 0", async () => {
+const SUCCEEDED = [/accounting for local-stats@1\.0\.0: 2 runs, 2 succeeded/, /hospital-a\s+run\s+RUNNING/, /hospital-b\s+run\s+SUCCEEDED/, /hospital-a\s+STDOUT\s+hospital-a: value 5\/5 read/, /run usage:/, /federated mean over 8 values on 2 nodes: 5\.925/, /workflow SUCCEEDED/, /http:\/\/.*\/graphql/];
+
+test("runs the federated workflow on two agents, each reading its dataset in the sandbox launcher, printing states, log lines and usage, and exits 0", async () => {
   const result = await demo({ DATABASE_URL: adminDatabaseUrl(), FEM_DEMO_DATABASE: databaseName, AMQP_URL: vhost.url });
   assert.is(result.code, 0, result.stdout + result.stderr);
-  for (const pattern of [/accounting for local-stats@1\.0\.0: 2 runs, 2 succeeded/, /hospital-a\s+run\s+RUNNING/, /hospital-b\s+run\s+SUCCEEDED/, /hospital-a\s+STDOUT\s+hospital-a: value 5\/5 read/, /run usage:/, /federated mean over 8 values on 2 nodes: 5\.925/, /workflow SUCCEEDED/, /http:\/\/.*\/graphql/]) {
-    assert.match(result.stdout, pattern);
-  }
+  for (const pattern of SUCCEEDED) assert.match(result.stdout, pattern);
+  if (skipWithoutBubblewrap()) return;
+  assert.match(result.stdout, /tool registered: .*launcher: sandbox/);
+  assert.match(result.stdout, /hospital-a\s+SYSTEM\s+starting: .* --site hospital-a .*\(sandbox launcher\)/);
+  assert.not.match(result.stdout, /warning/);
+});
+
+test("falls back to the process launcher, with a one-line warning saying how to install bubblewrap, when bwrap does not run", async () => {
+  // No PATH entry holds bwrap; node is started by its absolute path.
+  const result = await demo({ DATABASE_URL: adminDatabaseUrl(), FEM_DEMO_DATABASE: databaseName, AMQP_URL: vhost.url, PATH: "/nonexistent" });
+  assert.is(result.code, 0, result.stdout + result.stderr);
+  for (const pattern of SUCCEEDED) assert.match(result.stdout, pattern);
+  const warnings = result.stdout.split("\n").filter((line) => /warning/.test(line));
+  assert.equal(warnings, ["warning: bubblewrap is not installed, so runs use the process launcher, which isolates nothing (apt-get install bubblewrap)"]);
+  assert.match(result.stdout, /\(process launcher\)/);
 });
 
 test("says in one line how to start RabbitMQ when it is unreachable, and exits non-zero", async () => {

@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { hasBubblewrap, PY_WRITE, PYTHON, skipWithoutBubblewrap } from "../support/sandbox.js";
 import { createTestEnv, type TestEnv } from "../support/env.js";
 import { gqlOk } from "../support/graphql.js";
 import type { AgentProcess } from "../support/agent.js";
@@ -16,8 +17,6 @@ import { processesWith } from "../support/processes.js";
 import { waitUntil } from "../support/wait.js";
 
 const test = suite("runs in a box: the sandbox launcher");
-const BWRAP = "/usr/bin/bwrap";
-const PYTHON = "/usr/bin/python3";
 const MARKER_ENV = "FEM_TEST_AGENT_SECRET";
 const MEMORY_MIB = 64;
 const PIDS_MAX = 48;
@@ -61,14 +60,7 @@ def connect(port):
         return "connected"
     except OSError as e:
         return e.strerror or str(e)
-def write(path):
-    try:
-        with open(path, "w") as f:
-            f.write("x")
-        return "written"
-    except OSError as e:
-        return e.strerror
-paths = json.loads(sys.argv[1])
+${PY_WRITE}paths = json.loads(sys.argv[1])
 json.dump({
     "postgres": connect(5432),
     "rabbitmq": connect(5672),
@@ -85,7 +77,7 @@ json.dump({
 let probe: Record<string, any> | null = null;
 
 test.before(async () => {
-  if (!existsSync(BWRAP)) return;
+  if (!hasBubblewrap()) return;
   env = await createTestEnv();
   agentDir = join(env.sandboxRoot, "box-a");
   homeDir = join(env.sandboxRoot, "home");
@@ -99,14 +91,8 @@ test.before(async () => {
 
 test.after(async () => env?.dispose());
 
-const skip = () => {
-  if (existsSync(BWRAP)) return false;
-  console.log(`  skipped: ${BWRAP} is missing (apt-get install bubblewrap)`);
-  return true;
-};
-
 test("the node reports its launchers and the isolation each gives", async () => {
-  if (skip()) return;
+  if (skipWithoutBubblewrap()) return;
   const byName = await reportedLaunchers(env, "box-a");
   assert.equal(byName.process.isolation, { network: "host", filesystem: "shared", pidNamespace: false, separateUser: false, killedWithAgent: false, limits: [] });
   assert.equal(byName.sandbox.isolation.network, "none");
@@ -117,7 +103,7 @@ test("the node reports its launchers and the isolation each gives", async () => 
 });
 
 test("a sandboxed run reaches neither PostgreSQL nor RabbitMQ on 127.0.0.1, and cannot write outside its directory", async () => {
-  if (skip()) return;
+  if (skipWithoutBubblewrap()) return;
   const tool = await registerBoxTool("probe", PROBE, { env: { TOOL_SETTING: "declared" } });
   const hidden = [join(agentDir, "journal.jsonl"), join(agentDir, "broker-credential.txt"), join(agentDir, "runs"), homeDir, join(homeDir, ".netrc"), env.sandboxRoot];
   const { workflowId } = await submit(tool, "box-a", JSON.stringify(hidden));
@@ -133,14 +119,14 @@ test("a sandboxed run reaches neither PostgreSQL nor RabbitMQ on 127.0.0.1, and 
 });
 
 test("the agent's journal, its credential file, its home and other runs are not visible", () => {
-  if (skip()) return;
+  if (skipWithoutBubblewrap()) return;
   assert.ok(probe, "the probe ran");
   for (const [path, visible] of Object.entries(probe!.visible as Record<string, boolean>)) assert.is(visible, false, `${path} is visible inside the sandbox`);
   assert.ok(existsSync(join(agentDir, "journal.jsonl")), "the journal exists on the node");
 });
 
 test("the environment holds only what the tool declared, and the run is not the agent's uid", () => {
-  if (skip()) return;
+  if (skipWithoutBubblewrap()) return;
   assert.ok(probe, "the probe ran");
   assert.equal(probe!.env, ["TOOL_SETTING=declared"]);
   if (process.getuid?.() === 0) assert.is(probe!.uid, 65534);
@@ -154,7 +140,7 @@ ${thenSleep ? "time.sleep(300)" : ""}
 `;
 
 test("a process that calls setsid is gone once the run ends", async () => {
-  if (skip()) return;
+  if (skipWithoutBubblewrap()) return;
   const marker = `fem-box-end-${randomBytes(4).toString("hex")}`;
   const tool = await registerBoxTool("setsid-exit", SETSID(false));
   const { workflowId } = await submit(tool, "box-a", marker);
@@ -165,7 +151,7 @@ test("a process that calls setsid is gone once the run ends", async () => {
 });
 
 test("a process that calls setsid is gone after a cancel", async () => {
-  if (skip()) return;
+  if (skipWithoutBubblewrap()) return;
   const marker = `fem-box-cancel-${randomBytes(4).toString("hex")}`;
   const tool = await registerBoxTool("setsid-cancel", SETSID(true));
   const { workflowId, taskId } = await submit(tool, "box-a", marker);
@@ -176,7 +162,7 @@ test("a process that calls setsid is gone after a cancel", async () => {
 });
 
 test("a run allocating past the memory limit ends FAILED with OUT_OF_MEMORY naming the limit", async () => {
-  if (skip()) return;
+  if (skipWithoutBubblewrap()) return;
   const tool = await registerBoxTool("hog", `chunks = []\nwhile True:\n    chunks.append(b"\\x01" * 1048576)`);
   const { workflowId } = await submit(tool, "box-a");
   const run = await finalRun(workflowId);
@@ -186,7 +172,7 @@ test("a run allocating past the memory limit ends FAILED with OUT_OF_MEMORY nami
 });
 
 test("a fork bomb hits the pids limit while the agent and another run carry on", async () => {
-  if (skip()) return;
+  if (skipWithoutBubblewrap()) return;
   const bomb = await registerBoxTool("fork-bomb", "i=0; while [ $i -lt 100000 ]; do sleep 30 & i=$((i+1)); done", { shell: true });
   const calm = await registerBoxTool("calm", `import time; time.sleep(2); open("result.json", "w").write("42")`);
   const bombed = await submit(bomb, "box-a");
@@ -203,7 +189,7 @@ test("a fork bomb hits the pids limit while the agent and another run carry on",
 });
 
 test("a file written past the disk limit fails the run with the limit as its reason", async () => {
-  if (skip()) return;
+  if (skipWithoutBubblewrap()) return;
   const tool = await registerBoxTool("big-file", `set -e; head -c ${(DISK_MIB + 4) * 1024 * 1024} /dev/zero > big.bin; echo never`, { shell: true });
   const { workflowId } = await submit(tool, "box-a");
   const run = await finalRun(workflowId);
@@ -213,7 +199,7 @@ test("a file written past the disk limit fails the run with the limit as its rea
 });
 
 test("many small files past the disk limit stop the run with the limit as its reason", async () => {
-  if (skip()) return;
+  if (skipWithoutBubblewrap()) return;
   const tool = await registerBoxTool("many-files", `i=0; while [ $i -lt 1000 ]; do head -c 1048576 /dev/zero > f$i; i=$((i+1)); sleep 0.05; done`, { shell: true });
   const { workflowId } = await submit(tool, "box-a");
   const run = await finalRun(workflowId);
@@ -222,7 +208,7 @@ test("many small files past the disk limit stop the run with the limit as its re
 });
 
 test("killing the agent with SIGKILL kills its sandboxed runs; the next agent reports them lost and removes their cgroups", async () => {
-  if (skip()) return;
+  if (skipWithoutBubblewrap()) return;
   await registerNode("box-b");
   const agent = await startBoxAgent("box-b");
   const marker = `fem-box-agent-${randomBytes(4).toString("hex")}`;

@@ -44,15 +44,15 @@ test.before(async () => {
   orm = await createOrm({ databaseUrl: db.url });
   await migrate(orm);
   const em = orm.em.fork();
-  await sql(em, `insert into node (id, labels, capacity, launchers, reported_launchers, registered_resources, allowed_tools, admin_state, connectivity, credential_hash, created_at, updated_at)
-                 values (?, '{}', 2, '["process"]', '[]', '{}', '[]', 'ACTIVE', 'ONLINE', 'x', now(), now())`, [NODE]);
+  await sql(em, `insert into node (id, labels, capacity, launchers, reported_launchers, registered_resources, datasets, allowed_tools, admin_state, connectivity, credential_hash, created_at, updated_at)
+                 values (?, '{}', 2, '["process"]', '[]', '{}', '[]', '[]', 'ACTIVE', 'ONLINE', 'x', now(), now())`, [NODE]);
   await sql(em, `insert into tool (id, name, version, executable, launcher, args, env, outputs, resources, created_at) values (?, 't', '1', '/bin/true', 'process', '[]', '{}', '[]', '{}', now())`, [ids.tool]);
   await sql(em, `insert into workflow (id, content_hash, state, submitted_at) values (?, 'h', 'RUNNING', now())`, [ids.workflow]);
   const retry = JSON.stringify({ maxAttempts: 3, backoffSeconds: 0, retryOn: ["NODE_LOST"] });
-  await sql(em, `insert into task (id, workflow_id, key, tool_id, params, node_params, node_ids, depends_on_ids, priority, retry, resources, state, created_at)
-                 values (?, ?, 'up', ?, '{}', '{}', ?, '[]', 0, ?, '{}', 'RUNNING', now())`, [ids.upstream, ids.workflow, ids.tool, JSON.stringify([NODE]), JSON.stringify({ maxAttempts: 1, backoffSeconds: 0, retryOn: [] })]);
-  await sql(em, `insert into task (id, workflow_id, key, tool_id, params, node_params, node_ids, depends_on_ids, priority, retry, resources, state, created_at)
-                 values (?, ?, 'down', ?, '{}', '{}', ?, ?, 0, ?, '{}', 'PENDING', now())`, [ids.task, ids.workflow, ids.tool, JSON.stringify([NODE]), JSON.stringify([ids.upstream]), retry]);
+  await sql(em, `insert into task (id, workflow_id, key, tool_id, params, node_params, node_ids, datasets, depends_on_ids, priority, retry, resources, state, created_at)
+                 values (?, ?, 'up', ?, '{}', '{}', ?, '[]', '[]', 0, ?, '{}', 'RUNNING', now())`, [ids.upstream, ids.workflow, ids.tool, JSON.stringify([NODE]), JSON.stringify({ maxAttempts: 1, backoffSeconds: 0, retryOn: [] })]);
+  await sql(em, `insert into task (id, workflow_id, key, tool_id, params, node_params, node_ids, datasets, depends_on_ids, priority, retry, resources, state, created_at)
+                 values (?, ?, 'down', ?, '{}', '{}', ?, '[]', ?, 0, ?, '{}', 'PENDING', now())`, [ids.task, ids.workflow, ids.tool, JSON.stringify([NODE]), JSON.stringify([ids.upstream]), retry]);
   await createRuns(
     em,
     [

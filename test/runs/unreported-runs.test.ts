@@ -37,8 +37,8 @@ test.before(async () => {
   db = await createTestDatabase();
   orm = await createOrm({ databaseUrl: db.url });
   await migrate(orm);
-  await sql(`insert into node (id, labels, capacity, launchers, reported_launchers, registered_resources, allowed_tools, admin_state, connectivity, credential_hash, created_at, updated_at)
-             values (?, '{}', 4, '["process"]', '[]', '{}', '[]', 'ACTIVE', 'ONLINE', 'x', now(), now())`, [NODE]);
+  await sql(`insert into node (id, labels, capacity, launchers, reported_launchers, registered_resources, datasets, allowed_tools, admin_state, connectivity, credential_hash, created_at, updated_at)
+             values (?, '{}', 4, '["process"]', '[]', '{}', '[]', '[]', 'ACTIVE', 'ONLINE', 'x', now(), now())`, [NODE]);
   await sql(`insert into tool (id, name, version, executable, launcher, args, env, outputs, resources, created_at) values (?, 't', '1', '/bin/true', 'process', '[]', '{}', '[]', '{}', now())`, [TOOL]);
   await sql(`insert into workflow (id, content_hash, state, submitted_at) values (?, 'h', 'RUNNING', now())`, [WORKFLOW]);
 });
@@ -53,8 +53,8 @@ async function insertRun(state: "QUEUED" | "RUNNING", startedAt: Date | null = n
   const task = randomUUID();
   const run = randomUUID();
   const retry = JSON.stringify({ maxAttempts: 2, backoffSeconds: 0, retryOn: ["NODE_LOST"] });
-  await sql(`insert into task (id, workflow_id, key, tool_id, params, node_params, node_ids, depends_on_ids, priority, retry, resources, state, created_at)
-             values (?, ?, ?, ?, '{}', '{}', ?, '[]', 0, ?, '{}', ?, now())`, [task, WORKFLOW, task, TOOL, JSON.stringify([NODE]), retry, state]);
+  await sql(`insert into task (id, workflow_id, key, tool_id, params, node_params, node_ids, datasets, depends_on_ids, priority, retry, resources, state, created_at)
+             values (?, ?, ?, ?, '{}', '{}', ?, '[]', '[]', 0, ?, '{}', ?, now())`, [task, WORKFLOW, task, TOOL, JSON.stringify([NODE]), retry, state]);
   await sql(`insert into run (id, task_id, workflow_id, node_id, attempt, state, argv, env, created_at, queued_at, dispatched_at, accepted_at, started_at, log_bytes, log_line_count)
              values (?, ?, ?, ?, 1, ?, '["/bin/true"]', '{}', now(), now(), now() - interval '1 minute', ?, ?, 0, 0)`, [run, task, WORKFLOW, NODE, state, startedAt, startedAt]);
   return run;

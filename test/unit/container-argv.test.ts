@@ -2,6 +2,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import {
   apptainerExecArgv,
+  containerEnv,
   containerName,
   CONTAINER_NOFILE,
   CONTAINER_NPROC,
@@ -30,6 +31,7 @@ function spec(overrides: Partial<RunSpec> = {}): RunSpec {
     runDir: "/var/lib/fem/runs/r-2",
     searchPath: ["/usr/bin"],
     limits: NO_LIMITS,
+    datasets: [],
     ...overrides,
   };
 }
@@ -157,6 +159,17 @@ test("singularity/apptainer as another user: no --security, and no limits withou
   const args = apptainerExecArgv({ spec: spec(), image: IMAGE, user: { uid: 65534, gid: 65534 }, dropPrivileges: false, envFile: "/e/x.env" });
   for (const flag of ["--security", "--memory", "--pids-limit", "--cpus"]) assert.not.ok(args.includes(flag), flag);
   assert.throws(() => apptainerExecArgv({ spec: spec({ runDir: "/a:b" }), image: IMAGE, user: { uid: 1, gid: 1 }, dropPrivileges: false, envFile: "/e" }), /colon/);
+});
+
+test("the datasets a run asked for are mounted read-only at /data/<name>, and the env says where", () => {
+  const datasets = [{ name: "cohort-2024", path: "/srv/data/cohort" }];
+  const argv = oci({ spec: spec({ datasets }) });
+  assert.ok(argv.join(" ").includes("--mount type=bind,source=/srv/data/cohort,target=/data/cohort-2024,readonly"), argv.join(" "));
+  const apptainer = apptainerExecArgv({ spec: spec({ datasets }), image: IMAGE, user: { uid: 65534, gid: 65534 }, dropPrivileges: false, envFile: "/e" });
+  assert.ok(apptainer.join(" ").includes("--bind /srv/data/cohort:/data/cohort-2024:ro"), apptainer.join(" "));
+  assert.is(containerEnv(spec({ datasets })).FEM_DATASET_COHORT_2024, "/data/cohort-2024");
+  assert.throws(() => oci({ spec: spec({ datasets: [{ name: "x", path: "/srv/a,b" }] }) }), /cannot name/);
+  assert.not.ok(oci().join(" ").includes("/data/"), "no dataset asked for, none mounted");
 });
 
 test("a run's container is named after the run and its attempt", () => {

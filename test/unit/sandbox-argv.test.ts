@@ -18,6 +18,7 @@ function spec(overrides: Partial<RunSpec> = {}): RunSpec {
     runDir: "/var/lib/fem/runs/r-1",
     searchPath: ["/usr/bin"],
     limits: NO_LIMITS,
+    datasets: [],
     ...overrides,
   };
 }
@@ -80,6 +81,22 @@ test("the environment is the tool's only: set one by one after --clearenv, and b
   assert.match(text, "--setenv MODE fast");
   assert.match(inside(args).join(" "), "/usr/bin/env -u PWD -- /opt/tools/stats");
   assert.not.match(argv({ spec: spec({ env: { PWD: "/sandbox/work" } }) }).join(" "), "-u PWD");
+});
+
+test("each requested dataset is bound read-only at /data/<name> and named in FEM_DATASET_<NAME>; no other is bound", () => {
+  const datasets = [
+    { name: "cohort-2024", path: "/srv/data/cohort-2024" },
+    { name: "atlas", path: "/srv/atlas.csv" },
+  ];
+  const args = argv({ spec: spec({ datasets }) });
+  const text = args.join(" ");
+  assert.match(text, "--perms 0755 --dir /data --ro-bind /srv/data/cohort-2024 /data/cohort-2024");
+  assert.match(text, "--ro-bind /srv/atlas.csv /data/atlas");
+  assert.match(text, "--setenv FEM_DATASET_COHORT_2024 /data/cohort-2024");
+  assert.match(text, "--setenv FEM_DATASET_ATLAS /data/atlas");
+  assert.is(args.filter((a) => a === "--bind").length, 1, "datasets are never bound writable");
+  assert.ok(args.indexOf("--ro-bind /srv/atlas.csv".split(" ")[1]) < args.indexOf("--"), "mounted by bubblewrap, before the command");
+  assert.not.match(argv().join(" "), "/data");
 });
 
 test("with cgroups the run enters them before bubblewrap, and prlimit covers only what they do not", () => {

@@ -26,11 +26,12 @@ interface DispatchRow {
   outputs: string[];
   upstream: { taskKey: string; nodeId: string; runId: string; result: unknown }[];
   resources: ResourceRequest;
+  datasets: string[];
 }
 
 /**
- * Queues one `run.dispatch` message per run, from the run, its task (with its resource requests),
- * its tool (with its definition and digest, which a node may pin) and the results of its upstream
+ * Queues one `run.dispatch` message per run, from the run, its task (with its resource requests
+ * and the datasets it reads), its tool (with its definition and digest, which a node may pin) and the results of its upstream
  * tasks' successful runs (one read and one insert whatever the number of runs), in priority order.
  */
 export async function enqueueDispatch(em: EntityManager, runIds: string[], changes: ChangeSet): Promise<void> {
@@ -38,7 +39,7 @@ export async function enqueueDispatch(em: EntityManager, runIds: string[], chang
   const rows = await query<DispatchRow>(
     em,
     `select r.id, r.attempt, r.node_id, r.workflow_id, r.task_id, tl.name as tool_name, tl.version as tool_version,
-       tl.digest as tool_digest, tl.executable, tl.args, tl.env as tool_env, tl.launcher, tl.image, r.argv, r.env, r.timeout_seconds, tl.result_file, tl.outputs, t.resources,
+       tl.digest as tool_digest, tl.executable, tl.args, tl.env as tool_env, tl.launcher, tl.image, r.argv, r.env, r.timeout_seconds, tl.result_file, tl.outputs, t.resources, t.datasets,
        coalesce((
          select jsonb_agg(jsonb_build_object('taskKey', ut.key, 'nodeId', ur.node_id, 'runId', ur.id, 'result', ur.result) order by ut.key, ur.node_id)
          from task ut join run ur on ur.task_id = ut.id
@@ -69,6 +70,8 @@ export async function enqueueDispatch(em: EntityManager, runIds: string[], chang
       upstream: r.upstream,
       // Left out when empty, so agents older than the field verify (and run) such dispatches.
       ...(Object.keys(r.resources).length > 0 ? { resources: r.resources } : {}),
+      // Left out when empty: an older agent drops the field it does not know, and its signature check would then fail.
+      ...(r.datasets.length > 0 ? { datasets: r.datasets } : {}),
     }),
   );
   await insertOutbox(em, messages, changes);
