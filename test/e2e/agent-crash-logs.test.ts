@@ -1,11 +1,14 @@
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { LogLineWire } from "../../src/messaging/contracts.js";
 import { createTestEnv, type TestEnv } from "../support/env.js";
-import { gqlOk } from "../support/graphql.js";
+import { addToTestProject, gqlOk } from "../support/graphql.js";
 import { getWorkflow, registerNodeScriptTool, SUBMIT } from "../support/fixtures.js";
+import { processesWith } from "../support/processes.js";
 import { sleep, waitUntil } from "../support/wait.js";
 
 const test = suite("no log line lost when the agent is killed with -9");
@@ -14,21 +17,29 @@ let env: TestEnv;
 // Prints "n 1", "n 2", … in bursts of 200 lines every 2 ms (tens of thousands a second) until killed.
 const FLOOD = `let i = 0; const burst = () => { let out = ''; for (let k = 0; k < 200; k++) out += 'n ' + (++i) + '\\n'; process.stdout.write(out, () => setTimeout(burst, 2)); }; burst();`;
 
+const SANDBOX_AGENT = { env: { FEM_LAUNCHERS: "process,sandbox" } };
+const hasBwrap = existsSync("/usr/bin/bwrap") && process.execPath.startsWith("/usr/");
+
 test.before(async () => {
   env = await createTestEnv({ heartbeatIntervalMs: 300, missedHeartbeats: 3 });
   await env.registerNodes(["site-a"]);
+  await gqlOk(env.orchestrator.url, `mutation($input: RegisterNodeInput!) { registerNode(input: $input) { node { id } } }`, {
+    input: { id: "site-box", capacity: 2, launchers: ["process", "sandbox"] },
+  });
+  await addToTestProject(env.orchestrator.url, ["site-box"]);
   await registerNodeScriptTool(env.orchestrator.url, "flood", FLOOD);
+  await registerNodeScriptTool(env.orchestrator.url, "flood-boxed", FLOOD, { launcher: "sandbox" });
   await registerNodeScriptTool(env.orchestrator.url, "short", `for (let i = 1; i <= 3000; i++) console.log('s ' + i);`);
 });
 
 test.after(async () => env?.dispose());
 
-const spoolRoot = () => join(env.sandboxRoot, "site-a", "spool");
-const spoolEntries = () => readdir(spoolRoot()).catch(() => [] as string[]);
+const spoolRoot = (nodeId: string) => join(env.sandboxRoot, nodeId, "spool");
+const spoolEntries = (nodeId = "site-a") => readdir(spoolRoot(nodeId)).catch(() => [] as string[]);
 
 /** Every line the spool of a run holds, as the agent wrote it. */
-async function spooledLines(runId: string): Promise<LogLineWire[]> {
-  const dir = join(spoolRoot(), `${runId}-1`);
+async function spooledLines(nodeId: string, runId: string): Promise<LogLineWire[]> {
+  const dir = join(spoolRoot(nodeId), `${runId}-1`);
   const files = (await readdir(dir)).sort();
   const text = (await Promise.all(files.map((f) => readFile(join(dir, f), "utf8")))).join("");
   return text
@@ -55,23 +66,30 @@ test("a run that ends leaves no spool behind once its lines are confirmed", asyn
   await env.agents.at(-1)!.stop();
 });
 
-test("kill -9 mid-flood, then a restart: every line the agent had spooled is stored, in order, once", async () => {
-  const agent = await env.startAgent("site-a");
-  const data = await gqlOk(env.orchestrator.url, SUBMIT, { input: { tasks: [{ key: "t", tool: "flood@1.0.0", nodes: ["site-a"] }] } });
+/**
+ * Starts a run that floods numbered lines, kills its agent with -9 once thousands are stored,
+ * restarts the agent and checks that the stored log is exactly the numbered lines 1..N, N at least
+ * the last line the spool held at the kill.
+ */
+async function killMidFlood(nodeId: string, tool: string, agentOptions: Parameters<TestEnv["startAgent"]>[1] = {}): Promise<void> {
+  const agent = await env.startAgent(nodeId, agentOptions);
+  const marker = `fem-flood-${randomBytes(3).toString("hex")}`;
+  const data = await gqlOk(env.orchestrator.url, SUBMIT, { input: { tasks: [{ key: "t", tool, nodes: [nodeId], params: { value: marker } }] } });
   const runId: string = data.submitWorkflow.tasks[0].runs[0].id;
   await waitUntil(async () => (await storedCount(runId)) >= 5_000, 30_000, "thousands of lines stored");
   await agent.kill9();
 
-  const all = await spooledLines(runId);
-  const spooled = all.filter((l) => l.stream === "STDOUT");
-  const lastSpooled = Number(spooled.at(-1)!.text.slice(2));
+  const all = await spooledLines(nodeId, runId);
+  const lastSpooled = Number(all.filter((l) => l.stream === "STDOUT").at(-1)!.text.slice(2));
+  // Nothing reads the run's output any more: it dies at its next write (sandbox: with the agent).
+  await waitUntil(async () => (await processesWith(marker)).length === 0, 10_000, "the run's process to die without its agent");
   // What the orchestrator had when the agent died (plus what was already on its way): less than the spool.
   await sleep(1_000);
   const storedBeforeRestart = await storedCount(runId);
-  console.log(`    (killed after line ${lastSpooled} was spooled; ${storedBeforeRestart} lines stored before the restart)`);
+  console.log(`    (${tool}: killed after line ${lastSpooled} was spooled; ${storedBeforeRestart} lines stored before the restart)`);
   assert.ok(storedBeforeRestart < all.length, "the kill caught lines the broker had not confirmed");
 
-  await env.startAgent("site-a");
+  await env.startAgent(nodeId, agentOptions);
   const done = await waitUntil(
     async () => {
       const w = await getWorkflow(env.orchestrator.url, data.submitWorkflow.id);
@@ -81,7 +99,7 @@ test("kill -9 mid-flood, then a restart: every line the agent had spooled is sto
     "the run to end NODE_LOST",
   );
   assert.is(done.tasks[0].runs[0].failureReason, "NODE_LOST");
-  await waitUntil(async () => !(await spoolEntries()).includes(`${runId}-1`), 20_000, "the replayed spool to be confirmed and removed");
+  await waitUntil(async () => !(await spoolEntries(nodeId)).includes(`${runId}-1`), 20_000, "the replayed spool to be confirmed and removed");
 
   const rows = await env.sql<{ seq: number; stream: string; text: string }>(`select seq, stream, text from log_line where run_id = ? order by seq`, [runId]);
   assert.equal(
@@ -98,6 +116,16 @@ test("kill -9 mid-flood, then a restart: every line the agent had spooled is sto
   assert.ok(n >= lastSpooled, `N = ${n} is at least the last spooled line ${lastSpooled}`);
   assert.match(rows.at(-1)!.text, /agent restarted while the run was active/);
   console.log(`    (${n} printed lines stored after the restart, ${n - storedBeforeRestart} or more of them from the spool)`);
+  await env.agents.at(-1)!.stop();
+}
+
+test("kill -9 mid-flood, then a restart: every line the agent had spooled is stored, in order, once (process launcher)", async () => {
+  await killMidFlood("site-a", "flood@1.0.0");
+});
+
+test("the same with the sandbox launcher, whose run dies with the agent", async () => {
+  if (!hasBwrap) return console.log("  skipped: bubblewrap or a Node.js under /usr is missing");
+  await killMidFlood("site-box", "flood-boxed@1.0.0", SANDBOX_AGENT);
 });
 
 test.run();
