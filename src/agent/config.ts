@@ -80,7 +80,7 @@ interface Setting {
 const SETTINGS = {
   amqpUrl: { env: "AMQP_URL", flag: "--amqp-url", describe: "broker URL without a user, the path is the vhost (default amqp://127.0.0.1:5672)" },
   nodeId: { env: "FEM_NODE_ID", flag: "--node-id", describe: "this node's id (required)" },
-  sandboxDir: { env: "FEM_SANDBOX_DIR", flag: "--sandbox-dir", describe: "journal and run sandboxes (default ./fem-sandbox)" },
+  sandboxDir: { env: "FEM_SANDBOX_DIR", flag: "--sandbox-dir", describe: "journal, run sandboxes and log spools (default ./fem-sandbox)" },
   capacity: { env: "FEM_CAPACITY", flag: "--capacity", describe: "most concurrent runs (default 2)" },
   heartbeatIntervalMs: { env: "FEM_HEARTBEAT_INTERVAL_MS", flag: "--heartbeat-interval-ms", describe: "default 5000" },
   logBatchMs: { env: "FEM_LOG_BATCH_MS", flag: "--log-batch-ms", describe: "default 100" },
@@ -95,7 +95,7 @@ const SETTINGS = {
   runPidsMax: { env: "FEM_RUN_PIDS_MAX", flag: "--run-pids-max", describe: "process limit of a sandbox run, 0 none (default 0)" },
   runDiskMiB: { env: "FEM_RUN_DISK_MIB", flag: "--run-disk-mib", describe: "disk limit of a sandbox run, 0 none (default 0)" },
   runCpuSeconds: { env: "FEM_RUN_CPU_SECONDS", flag: "--run-cpu-seconds", describe: "CPU time limit per process of a sandbox run, 0 none (default 0)" },
-  sandboxRetentionMs: { env: "FEM_SANDBOX_RETENTION_MS", flag: "--sandbox-retention-ms", describe: "delete run directories older than this; 0 keeps them (default 604800000, 7 days)" },
+  sandboxRetentionMs: { env: "FEM_SANDBOX_RETENTION_MS", flag: "--sandbox-retention-ms", describe: "delete run directories and log spools older than this; 0 keeps them (default 604800000, 7 days)" },
   allowedTools: { env: "FEM_ALLOWED_TOOLS", flag: "--allowed-tools", describe: "comma list of name or name@version (default: all)" },
   policyFile: {
     env: "FEM_POLICY_FILE",
