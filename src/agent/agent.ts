@@ -103,7 +103,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     }
     const outbox = createOutbox({ nodeId: config.nodeId }, { publish: broker.publish, log });
     const sampler = createProcessTreeSampler();
-    await recoverPreviousRuns(journal, outbox, { nodeId: config.nodeId }, { log, launchers });
+    await recoverPreviousRuns(journal, outbox, { nodeId: config.nodeId, sandboxDir: config.sandboxDir, logBatchBytes: config.logBatchBytes }, { log, launchers });
     const runSettings = {
       nodeId: config.nodeId,
       sandboxDir: config.sandboxDir,
@@ -140,7 +140,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       if (config.sandboxRetentionMs === 0) return;
       const busy = new Set(active.activeRuns().map((r) => `${r.runId}-${r.attempt}`));
       pruneRunDirs(config.sandboxDir, config.sandboxRetentionMs, busy).then(
-        (removed) => removed > 0 && log.info(`removed ${removed} run director${removed === 1 ? "y" : "ies"} older than FEM_SANDBOX_RETENTION_MS`),
+        (removed) => removed > 0 && log.info(`removed ${removed} run director${removed === 1 ? "y" : "ies"} and log spool(s) older than FEM_SANDBOX_RETENTION_MS`),
         () => undefined,
       );
     };

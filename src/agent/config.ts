@@ -93,7 +93,7 @@ const SETTINGS = {
   amqpCertFile: { env: "FEM_AMQP_CERT_FILE", flag: "--amqp-cert-file", describe: "PEM client certificate for mutual TLS, with --amqp-key-file (default: none)" },
   amqpKeyFile: { env: "FEM_AMQP_KEY_FILE", flag: "--amqp-key-file", describe: "PEM key of the client certificate, mode 0600 (default: none)" },
   nodeId: { env: "FEM_NODE_ID", flag: "--node-id", describe: "this node's id (required)" },
-  sandboxDir: { env: "FEM_SANDBOX_DIR", flag: "--sandbox-dir", describe: "journal and run sandboxes (default ./fem-sandbox)" },
+  sandboxDir: { env: "FEM_SANDBOX_DIR", flag: "--sandbox-dir", describe: "journal, run sandboxes and log spools (default ./fem-sandbox)" },
   capacity: { env: "FEM_CAPACITY", flag: "--capacity", describe: "most concurrent runs (default 2)" },
   heartbeatIntervalMs: { env: "FEM_HEARTBEAT_INTERVAL_MS", flag: "--heartbeat-interval-ms", describe: "default 5000" },
   logBatchMs: { env: "FEM_LOG_BATCH_MS", flag: "--log-batch-ms", describe: "default 100" },
@@ -110,7 +110,7 @@ const SETTINGS = {
   runCpuSeconds: { env: "FEM_RUN_CPU_SECONDS", flag: "--run-cpu-seconds", describe: "CPU time limit per process of a sandbox run, 0 none (default 0)" },
   runCpus: { env: "FEM_RUN_CPUS", flag: "--run-cpus", describe: "CPUs a container run may use at once, e.g. 0.5 or 2; 0 none (default 0)" },
   podmanRuntime: { env: "FEM_PODMAN_RUNTIME", flag: "--podman-runtime", describe: "OCI runtime of podman runs, e.g. runc (default: podman's own setting)" },
-  sandboxRetentionMs: { env: "FEM_SANDBOX_RETENTION_MS", flag: "--sandbox-retention-ms", describe: "delete run directories older than this; 0 keeps them (default 604800000, 7 days)" },
+  sandboxRetentionMs: { env: "FEM_SANDBOX_RETENTION_MS", flag: "--sandbox-retention-ms", describe: "delete run directories and log spools older than this; 0 keeps them (default 604800000, 7 days)" },
   allowedTools: { env: "FEM_ALLOWED_TOOLS", flag: "--allowed-tools", describe: "comma list of name or name@version (default: all)" },
   policyFile: {
     env: "FEM_POLICY_FILE",

@@ -1,6 +1,7 @@
 /**
- * Turns a run's stdout/stderr bytes and the agent's SYSTEM notes into numbered log lines, sent in
- * `run.logs` batches bounded by size, line count and time.
+ * Turns a run's stdout/stderr bytes and the agent's SYSTEM notes into numbered log lines, recorded
+ * (spooled) as soon as they are numbered and sent in `run.logs` batches bounded by size, line count
+ * and time.
  */
 import { StringDecoder } from "node:string_decoder";
 import { MAX_LINES_PER_BATCH, MAX_LOG_LINE_CHARS, WIRE_VERSION, type LogLineWire, type LogStreamName, type RunLogsEvent } from "../messaging/contracts.js";
@@ -34,11 +35,21 @@ export interface LogBatcher {
 const LINE_OVERHEAD_BYTES = 80;
 
 /** Creates a batcher that hands each batch to `send` in order. */
-export function createLogBatcher(settings: LogBatcherSettings, deps: { send: (event: RunLogsEvent) => void; now?: () => Date }): LogBatcher {
+export function createLogBatcher(
+  settings: LogBatcherSettings,
+  deps: {
+    send: (event: RunLogsEvent) => void;
+    /** Called with newly numbered lines before the call that produced them returns, and before they are sent. */
+    record?: (lines: readonly LogLineWire[]) => void;
+    now?: () => Date;
+  },
+): LogBatcher {
   const now = deps.now ?? (() => new Date());
   const decoders = { STDOUT: new StringDecoder("utf8"), STDERR: new StringDecoder("utf8") };
   const partial = { STDOUT: "", STDERR: "" };
   let pending: LogLineWire[] = [];
+  /** Index in `pending` of the first line not yet recorded. */
+  let unrecorded = 0;
   let pendingBytes = 0;
   let nextSeq = 1;
   let sentBytes = 0;
@@ -69,26 +80,38 @@ export function createLogBatcher(settings: LogBatcherSettings, deps: { send: (ev
     }
   }
 
+  function record(): void {
+    if (unrecorded < pending.length) deps.record?.(pending.slice(unrecorded));
+    unrecorded = pending.length;
+  }
+
   function flush(): void {
     if (timer) clearTimeout(timer);
     timer = null;
     if (pending.length === 0) return;
+    record();
     const lines = pending;
     pending = [];
+    unrecorded = 0;
     pendingBytes = 0;
     for (const line of lines) sentBytes += Buffer.byteLength(line.text);
     deps.send({ type: "run.logs", v: WIRE_VERSION, nodeId: settings.nodeId, runId: settings.runId, attempt: settings.attempt, lines });
   }
 
   return {
-    write: (stream, chunk) => take(stream, decoders[stream].write(chunk)),
+    write(stream, chunk) {
+      take(stream, decoders[stream].write(chunk));
+      record();
+    },
     end(stream) {
       take(stream, decoders[stream].end());
       if (partial[stream] !== "") add(stream, partial[stream]);
       partial[stream] = "";
+      record();
     },
-    system: (text) => {
+    system(text) {
       for (const line of text.split("\n")) add("SYSTEM", line);
+      record();
     },
     flush,
     logBytes: () => sentBytes,

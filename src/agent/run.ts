@@ -10,6 +10,7 @@ import { displayArgv, stateEvent, zeroUsage, type RunRef } from "./events.js";
 import type { Journal } from "./journal.js";
 import type { Launcher, PreparedRun, RunExit, RunLimits, StartedRun } from "./launcher.js";
 import { createLogBatcher, type LogBatcher } from "./log-batcher.js";
+import { createLogSink, createRunSpool, spoolDirOf, type LogSink } from "./log-spool.js";
 import type { AgentLogger } from "./log.js";
 import type { Outbox } from "./outbox.js";
 import { reportTerminal } from "./report.js";
@@ -74,9 +75,12 @@ interface Outcome {
 export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: RunDeps): ActiveRun {
   const ref: RunRef = { runId: dispatch.runId, attempt: dispatch.attempt };
   const tag = `run ${dispatch.runId}#${dispatch.attempt}`;
+  // Every line is spooled as soon as it is numbered and sent once its spool file is fsynced.
+  const spool = createRunSpool(spoolDirOf(settings.sandboxDir, ref.runId, ref.attempt), { log: deps.log });
+  const sink = createLogSink(spool, deps.outbox);
   const batcher = createLogBatcher(
     { nodeId: settings.nodeId, runId: ref.runId, attempt: ref.attempt, maxBatchBytes: settings.logBatchBytes, maxBatchMs: settings.logBatchMs },
-    { send: (event) => void deps.outbox.send(event) },
+    { send: (event) => sink.send(event), record: (lines) => spool.append(lines) },
   );
   let stopReason: StopReason | null = null;
   let started: StartedRun | null = null;
@@ -153,7 +157,7 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     void deps.outbox.send(stateEvent(settings.nodeId, ref, "RUNNING"));
     if (dispatch.timeoutSeconds !== null) armTimeout(Date.now() + dispatch.timeoutSeconds * 1000);
     if (stopReason) terminate();
-    const output = readOutput([child.stdout, child.stderr], batcher, deps.outbox);
+    const output = readOutput([child.stdout, child.stderr], batcher, sink);
 
     const exit = await child.wait();
     tree.exited();
@@ -230,9 +234,12 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
 
   async function finish(outcome: Outcome): Promise<void> {
     finished = true;
-    // Every log line goes to the outbox before the terminal state, which the outbox keeps in order.
+    // Every log line goes to the outbox (once spooled) before the terminal state, which the outbox
+    // keeps in order.
     batcher.flush();
     batcher.stop();
+    await sink.handedOver();
+    spool.close();
     const { state, usage, ...extra } = outcome;
     const terminal = stateEvent(settings.nodeId, ref, state, { ...extra, usage: { ...usage, logBytes: batcher.logBytes() } });
     try {
@@ -278,8 +285,8 @@ function describeExit(exit: Pick<RunExit, "code" | "signal">): string {
   return exit.signal ? `process killed by signal ${exit.signal}` : `process exited with code ${exit.code}`;
 }
 
-/** Feeds stdout/stderr to the batcher, pausing both while the outbox is congested. */
-function readOutput(streams: [Readable, Readable], batcher: LogBatcher, outbox: Outbox): { closed(timeoutMs: number): Promise<boolean> } {
+/** Feeds stdout/stderr to the batcher, pausing both while the spool's fsyncs or the outbox lag behind. */
+function readOutput(streams: [Readable, Readable], batcher: LogBatcher, sink: LogSink): { closed(timeoutMs: number): Promise<boolean> } {
   const names = ["STDOUT", "STDERR"] as const;
   let paused = false;
   const closed = streams.map(
@@ -287,10 +294,10 @@ function readOutput(streams: [Readable, Readable], batcher: LogBatcher, outbox: 
       new Promise<void>((resolve) => {
         stream.on("data", (chunk: Buffer) => {
           batcher.write(names[i] ?? "STDOUT", chunk);
-          if (paused || !outbox.congested()) return;
+          if (paused || !sink.congested()) return;
           paused = true;
           for (const s of streams) s.pause();
-          void outbox.whenUncongested().then(() => {
+          void sink.whenUncongested().then(() => {
             paused = false;
             for (const s of streams) s.resume();
           });
@@ -301,7 +308,7 @@ function readOutput(streams: [Readable, Readable], batcher: LogBatcher, outbox: 
   );
   return {
     async closed(timeoutMs) {
-      // The run is over: read what is left even if the outbox is congested.
+      // The run is over: read what is left even if the sink is congested.
       for (const s of streams) s.resume();
       const inTime = await withTimeout(Promise.all(closed), timeoutMs, "output still open").then(
         () => true,

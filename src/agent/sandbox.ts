@@ -70,18 +70,24 @@ export async function measureOutputBytes(dir: string): Promise<number> {
 }
 
 /**
- * Deletes run directories last modified more than `retentionMs` ago, except those of active runs
- * (named `<runId>-<attempt>`). Returns how many were removed; errors leave a directory for later.
+ * Deletes run directories and log spools (`runs/` and `spool/`, both named `<runId>-<attempt>`)
+ * last modified more than `retentionMs` ago, except those of active runs. Returns how many were
+ * removed; errors leave a directory for later.
  */
 export async function pruneRunDirs(sandboxDir: string, retentionMs: number, active: ReadonlySet<string>): Promise<number> {
-  const root = path.join(sandboxDir, "runs");
+  const cutoffMs = Date.now() - retentionMs;
+  let removed = 0;
+  for (const sub of ["runs", "spool"]) removed += await pruneDirsUnder(path.join(sandboxDir, sub), cutoffMs, active);
+  return removed;
+}
+
+async function pruneDirsUnder(root: string, cutoffMs: number, active: ReadonlySet<string>): Promise<number> {
   let names: string[];
   try {
     names = await fs.readdir(root);
   } catch {
     return 0;
   }
-  const cutoffMs = Date.now() - retentionMs;
   let removed = 0;
   for (const name of names) {
     if (active.has(name)) continue;

@@ -105,7 +105,7 @@ test("the node reports its launchers and the isolation each gives", async () => 
 test("a sandboxed run reaches neither PostgreSQL nor RabbitMQ on 127.0.0.1, and cannot write outside its directory", async () => {
   if (skipWithoutBubblewrap()) return;
   const tool = await registerBoxTool("probe", PROBE, { env: { TOOL_SETTING: "declared" } });
-  const hidden = [join(agentDir, "journal.jsonl"), join(agentDir, "broker-credential.txt"), join(agentDir, "runs"), homeDir, join(homeDir, ".netrc"), env.sandboxRoot];
+  const hidden = [join(agentDir, "journal.jsonl"), join(agentDir, "broker-credential.txt"), join(agentDir, "runs"), join(agentDir, "spool"), homeDir, join(homeDir, ".netrc"), env.sandboxRoot];
   const { workflowId } = await submit(tool, "box-a", JSON.stringify(hidden));
   const run = await finalRun(workflowId);
   assert.is(run.state, "SUCCEEDED", await logText(run.id));
