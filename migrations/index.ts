@@ -12,6 +12,7 @@ import { Migration20261130220000 } from "./Migration20261130220000_log_cap.js";
 import { Migration20261130223000 } from "./Migration20261130223000_tool_digest.js";
 import { Migration20261201090000 } from "./Migration20261201090000_unreported_runs.js";
 import { Migration20261201091000 } from "./Migration20261201091000_node_reported_launchers.js";
+import { Migration20261201094500 } from "./Migration20261201094500_artifacts.js";
 
 export const migrationsList: MigrationObject[] = [
   { name: "Migration20261128181629", class: Migration20261128181629 },
@@ -26,4 +27,5 @@ export const migrationsList: MigrationObject[] = [
   { name: "Migration20261130223000_tool_digest", class: Migration20261130223000 },
   { name: "Migration20261201090000_unreported_runs", class: Migration20261201090000 },
   { name: "Migration20261201091000_node_reported_launchers", class: Migration20261201091000 },
+  { name: "Migration20261201094500_artifacts", class: Migration20261201094500 },
 ];

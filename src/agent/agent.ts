@@ -10,7 +10,7 @@ import type { AgentConfig } from "./config.js";
 import { createHeartbeat } from "./heartbeat.js";
 import { createIntake, type Intake } from "./intake.js";
 import { createLaunchers, launcherDetails, nodeRunLimits } from "./launcher-registry.js";
-import { readPolicy } from "./policy.js";
+import { DEFAULT_OUTPUTS_POLICY, readPolicy } from "./policy.js";
 import { NO_SECRETS, readSecrets } from "./secrets.js";
 import { readPinnedKeys, signatureCheck } from "./trust.js";
 import { openJournal, unreportedRuns, type Journal } from "./journal.js";
@@ -103,6 +103,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       logBatchBytes: config.logBatchBytes,
       searchPath: config.executableSearchPath,
       limits: nodeRunLimits(config),
+      outputsPolicy: policy?.outputs ?? DEFAULT_OUTPUTS_POLICY,
     };
     intake = createIntake(
       { nodeId: config.nodeId, capacity: config.capacity, allowedTools: config.allowedTools, policy, secrets, launchers: config.launchers, trust },

@@ -1,11 +1,12 @@
 /**
- * The node's tool policy (`FEM_POLICY_FILE`, YAML or JSON): which tools, by name[@version] and
- * content digest, this node runs; and the checks a dispatch's tool passes before it is accepted.
+ * The node's policy (`FEM_POLICY_FILE`, YAML or JSON): which tools, by name[@version] and content
+ * digest, this node runs, and who releases its outputs; and the checks a dispatch's tool passes
+ * before it is accepted.
  */
 import { readFile } from "node:fs/promises";
 import { parseDocument } from "yaml";
 import { z } from "zod";
-import type { RunDispatch } from "../messaging/contracts.js";
+import { OUTPUTS_POLICIES, type OutputsPolicy, type RunDispatch } from "../messaging/contracts.js";
 import { argvTemplateProblem, DIGEST_PATTERN, referencesSecrets, toolDigest, type ToolDefinition } from "../shared/index.js";
 
 export interface PinnedTool {
@@ -15,16 +16,27 @@ export interface PinnedTool {
   digests: string[];
 }
 
-/** `allowAny` runs every tool (its definition is still checked); otherwise only `tools`. */
+/**
+ * `allowAny` runs every tool (its definition is still checked); otherwise only `tools`. `outputs`
+ * says who releases the files a run leaves (see `OUTPUTS_POLICIES`).
+ */
 export interface ToolPolicy {
   allowAny: boolean;
   tools: PinnedTool[];
+  outputs: OutputsPolicy;
 }
+
+/**
+ * Who releases outputs when the policy file does not say, or there is none: the node's operator,
+ * through the API. A hospital must opt in to `auto`.
+ */
+export const DEFAULT_OUTPUTS_POLICY: OutputsPolicy = "review";
 
 const digest = z.string().regex(DIGEST_PATTERN, { error: (issue) => `"${String(issue.input)}" is not sha256: and 64 lowercase hex digits` });
 
 const policySchema = z.strictObject({
   allow: z.literal("any", { error: () => `allow may only be "any"` }).optional(),
+  outputs: z.enum(OUTPUTS_POLICIES, { error: () => `outputs may only be ${OUTPUTS_POLICIES.join(", ")}` }).optional(),
   tools: z
     .array(
       z
@@ -44,7 +56,7 @@ export function parsePolicy(content: unknown): { ok: true; policy: ToolPolicy } 
   const parsed = policySchema.safeParse(content);
   if (!parsed.success) return { ok: false, problems: parsed.error.issues.map((i) => `${i.path.join(".") || "(file)"}: ${i.message}`) };
   const tools = parsed.data.tools.map((t) => ({ name: t.name, version: t.version ?? null, digests: [...(t.digest ? [t.digest] : []), ...(t.digests ?? [])] }));
-  return { ok: true, policy: { allowAny: parsed.data.allow === "any", tools } };
+  return { ok: true, policy: { allowAny: parsed.data.allow === "any", tools, outputs: parsed.data.outputs ?? DEFAULT_OUTPUTS_POLICY } };
 }
 
 /** The content of a policy document (YAML, or JSON which YAML reads too); throws naming the first syntax error. */

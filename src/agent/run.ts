@@ -4,7 +4,7 @@
  */
 import { performance } from "node:perf_hooks";
 import type { Readable } from "node:stream";
-import type { FailureReasonName, RunDispatch, RunStateEvent, UsageReport } from "../messaging/contracts.js";
+import type { FailureReasonName, OutputManifest, OutputsPolicy, RunDispatch, RunStateEvent, UsageReport } from "../messaging/contracts.js";
 import { toError, withTimeout } from "../shared/index.js";
 import { displayArgv, stateEvent, zeroUsage, type RunRef } from "./events.js";
 import type { Journal } from "./journal.js";
@@ -12,6 +12,7 @@ import type { Launcher, PreparedRun, RunExit, RunLimits, StartedRun } from "./la
 import { createLogBatcher, type LogBatcher } from "./log-batcher.js";
 import type { AgentLogger } from "./log.js";
 import type { Outbox } from "./outbox.js";
+import { listOutputs, manifestNotes } from "./outputs.js";
 import { reportTerminal } from "./report.js";
 import type { NodeSecrets } from "./secrets.js";
 import { runEnvironment, runLimitsFor } from "./run-spec.js";
@@ -27,6 +28,8 @@ export interface RunSettings {
   searchPath: readonly string[];
   /** The node's default limits (FEM_RUN_*), for launchers that enforce them. */
   limits: RunLimits;
+  /** Who releases the run's outputs (the policy file's `outputs`), reported with its manifest. */
+  outputsPolicy: OutputsPolicy;
 }
 
 export interface RunDeps {
@@ -63,6 +66,7 @@ interface Outcome {
   failureReason?: FailureReasonName;
   message?: string;
   result?: unknown;
+  outputs?: OutputManifest;
   usage: Omit<UsageReport, "logBytes">;
 }
 
@@ -170,9 +174,12 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     const { cpuUserMs, cpuSystemMs, peakRssBytes: sampledPeakBytes } = tree.finish();
     const peakRssBytes = Math.max(sampledPeakBytes, (await child.usage()).peakRssBytes ?? 0);
     const outputBytes = await measureOutputBytes(runDir);
+    const outputs = dispatch.outputs.length > 0 ? await listOutputs(runDir, dispatch.outputs, settings.outputsPolicy) : undefined;
+    for (const note of outputs ? manifestNotes(outputs) : []) batcher.system(note);
     return {
       ...outcome,
       ...(result.kind === "result" ? { result: result.value } : {}),
+      ...(outputs ? { outputs } : {}),
       usage: { wallMs, cpuUserMs, cpuSystemMs, peakRssBytes, outputBytes },
     };
   }
