@@ -16,6 +16,7 @@ import { readPinnedKeys, signatureCheck } from "./trust.js";
 import { openJournal, unreportedRuns, type Journal } from "./journal.js";
 import { createStderrLogger, type AgentLogger } from "./log.js";
 import { createOutbox, type Outbox } from "./outbox.js";
+import { resendDecisions, watchDecisionRequests } from "./output-decisions.js";
 import { recoverPreviousRuns } from "./recovery.js";
 import { startRun } from "./run.js";
 import { pruneRunDirs } from "./sandbox.js";
@@ -50,6 +51,7 @@ interface Started {
   sampler: ProcessTreeSampler;
   intake: Intake;
   heartbeat: { stop(): void };
+  decisions: { stop(): Promise<void> };
   pruneTimer: NodeJS.Timeout;
 }
 
@@ -95,6 +97,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     const outbox = createOutbox({ nodeId: config.nodeId }, { publish: broker.publish, log });
     const sampler = createProcessTreeSampler();
     await recoverPreviousRuns(journal, outbox, { nodeId: config.nodeId }, { log, launchers });
+    resendDecisions(journal, outbox);
+    const decisions = watchDecisionRequests({ nodeId: config.nodeId, sandboxDir: config.sandboxDir }, { journal, outbox, log });
     const runSettings = {
       nodeId: config.nodeId,
       sandboxDir: config.sandboxDir,
@@ -137,7 +141,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     pruneSandboxes();
     const pruneTimer = setInterval(pruneSandboxes, PRUNE_INTERVAL_MS);
     pruneTimer.unref();
-    const started: Started = { journal, broker, outbox, sampler, intake, heartbeat, pruneTimer };
+    const started: Started = { journal, broker, outbox, sampler, intake, heartbeat, decisions, pruneTimer };
     try {
       // Control first, so a cancel is never stuck behind the runs it targets.
       await broker.consume("control", (delivery) => active.onDelivery("control", delivery));
@@ -167,6 +171,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     }
     await s.broker.cancel("control");
     s.heartbeat.stop();
+    await s.decisions.stop();
     clearInterval(s.pruneTimer);
     await s.outbox.stop({ flushTimeoutMs: deps.flushTimeoutMs ?? 10_000 });
     s.sampler.stop();
