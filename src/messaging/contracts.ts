@@ -370,16 +370,17 @@ export const MAX_MANIFEST_FILES = 200;
 /** Longest sandbox-relative path a manifest lists. */
 export const MAX_ARTIFACT_PATH_CHARS = 512;
 /** Longest reason a refused manifest entry gives. */
-export const MAX_ARTIFACT_REASON_CHARS = 300;
+export const MAX_ARTIFACT_REASON_CHARS = 200;
 /** Largest single output file listed for release; a larger one is refused. @default 1_073_741_824 // 1 GiB */
 export const MAX_ARTIFACT_BYTES = 1_073_741_824;
 /** Largest total of one run's released outputs; a file that would pass it is refused. @default 4_294_967_296 // 4 GiB */
 export const MAX_MANIFEST_TOTAL_BYTES = 4_294_967_296;
 /**
- * Worst-case JSON size of a manifest at these caps (~190 KB), well under the orchestrator's
- * default FEM_MAX_EVENT_BYTES (512 KiB) with the rest of a terminal `run.state` event.
+ * Worst-case JSON size of a manifest at these caps (~320 KB, every character escaped), under the
+ * orchestrator's default FEM_MAX_EVENT_BYTES (512 KiB) with the rest of a terminal `run.state`
+ * event and a result at the default FEM_MAX_RESULT_BYTES (64 KiB).
  */
-export const MAX_MANIFEST_JSON_BYTES = 100 + MAX_MANIFEST_FILES * (MAX_ARTIFACT_PATH_CHARS * 2 + 64 + MAX_ARTIFACT_REASON_CHARS + 100);
+export const MAX_MANIFEST_JSON_BYTES = 100 + MAX_MANIFEST_FILES * (MAX_ARTIFACT_PATH_CHARS * 2 + 64 + MAX_ARTIFACT_REASON_CHARS * 2 + 100);
 
 /**
  * One entry of an output manifest: a regular file with its size and sha256 (hex), or, with

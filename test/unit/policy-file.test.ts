@@ -72,4 +72,16 @@ test("an invalid policy file is left as it is", async () => {
   assert.is(await readFile(file, "utf8"), original);
 });
 
+test("outputs says who releases the node's outputs: review when absent, and nothing but auto, review or local", async () => {
+  const local = join(dir, "outputs-local.yaml");
+  await writeFile(local, "outputs: local\n");
+  assert.is((await readPolicy(local)).outputs, "local");
+  const wrong = join(dir, "outputs-wrong.yaml");
+  await writeFile(wrong, "outputs: everyone\n");
+  await readPolicy(wrong).then(
+    () => assert.unreachable("an unknown outputs policy is refused"),
+    (err: Error) => assert.match(err.message, /outputs: outputs may only be auto, review, local/),
+  );
+});
+
 test.run();
