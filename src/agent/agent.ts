@@ -108,6 +108,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       searchPath: config.executableSearchPath,
       limits: nodeRunLimits(config),
       outputsPolicy: policy?.outputs ?? DEFAULT_OUTPUTS_POLICY,
+      logsPolicy: policy?.logs ?? "stream",
     };
     intake = createIntake(
       { nodeId: config.nodeId, capacity: config.capacity, allowedTools: config.allowedTools, policy, secrets, launchers: config.launchers, trust },

@@ -25,7 +25,9 @@ export const MAX_SCANNED_ENTRIES = 100_000;
 
 const HASH_CHUNK_BYTES = 1024 * 1024;
 
-export interface ManifestLimits {
+export interface ManifestOptions {
+  /** Sandbox-relative files listed whatever the globs say (held stdout/stderr), after the matches. */
+  alsoList?: readonly string[];
   /** @default MAX_ARTIFACT_BYTES */
   maxFileBytes?: number;
   /** @default MAX_MANIFEST_TOTAL_BYTES */
@@ -41,9 +43,9 @@ export function globProblem(glob: string): string | null {
 }
 
 /** The manifest of `runDir` for `globs` under the node's `policy`; never throws (a file it cannot read is refused). */
-export async function listOutputs(runDir: string, globs: readonly string[], policy: OutputsPolicy, limits: ManifestLimits = {}): Promise<OutputManifest> {
-  const maxFileBytes = limits.maxFileBytes ?? MAX_ARTIFACT_BYTES;
-  const maxTotalBytes = limits.maxTotalBytes ?? MAX_MANIFEST_TOTAL_BYTES;
+export async function listOutputs(runDir: string, globs: readonly string[], policy: OutputsPolicy, options: ManifestOptions = {}): Promise<OutputManifest> {
+  const maxFileBytes = options.maxFileBytes ?? MAX_ARTIFACT_BYTES;
+  const maxTotalBytes = options.maxTotalBytes ?? MAX_MANIFEST_TOTAL_BYTES;
   const entries: ManifestEntry[] = [];
   let omitted = 0;
   const add = (entry: ManifestEntry) => {
@@ -56,11 +58,10 @@ export async function listOutputs(runDir: string, globs: readonly string[], poli
     if (problem) add(refused(glob, `glob refused: ${problem}`));
     else usable.push(glob);
   }
-  if (usable.length === 0) return { policy, files: entries, omitted };
-  const matches = picomatch(usable, { dot: true });
-  const found = await walk(runDir, matches);
+  const found = usable.length === 0 ? { matches: [], truncated: false } : await walk(runDir, picomatch(usable, { dot: true }));
+  const also = (options.alsoList ?? []).filter((p) => !found.matches.some((m) => m.relative === p)).map((relative): Match => ({ relative, kind: "file" }));
   let totalBytes = 0;
-  for (const match of found.matches) {
+  for (const match of [...found.matches, ...also]) {
     if (entries.length >= MAX_MANIFEST_FILES) {
       omitted += 1;
       continue;

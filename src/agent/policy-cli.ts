@@ -131,5 +131,6 @@ function showPolicy(file: string, policy: ToolPolicy): string {
   for (const t of policy.tools) lines.push(`  ${t.name}@${t.version ?? "*"}  ${t.digests.join(", ")}`);
   if (!policy.allowAny && policy.tools.length === 0) lines.push("  no tool: this node runs nothing");
   lines.push(`  outputs: ${policy.outputs} — ${OUTPUTS_MEANING[policy.outputs]}`);
+  lines.push(`  logs: ${policy.logs} — ${policy.logs === "stream" ? "runs' stdout and stderr stream to the orchestrator" : "runs' stdout and stderr stay on the node, released like outputs"}`);
   return lines.join("\n");
 }

@@ -24,7 +24,12 @@ export interface ToolPolicy {
   allowAny: boolean;
   tools: PinnedTool[];
   outputs: OutputsPolicy;
+  /** `system-only`: runs' stdout and stderr stay on the node, listed with their outputs; only SYSTEM lines stream. */
+  logs: LogsPolicy;
 }
+
+export const LOGS_POLICIES = ["stream", "system-only"] as const;
+export type LogsPolicy = (typeof LOGS_POLICIES)[number];
 
 /**
  * Who releases outputs when the policy file does not say, or there is none: the node's operator,
@@ -37,6 +42,7 @@ const digest = z.string().regex(DIGEST_PATTERN, { error: (issue) => `"${String(i
 const policySchema = z.strictObject({
   allow: z.literal("any", { error: () => `allow may only be "any"` }).optional(),
   outputs: z.enum(OUTPUTS_POLICIES, { error: () => `outputs may only be ${OUTPUTS_POLICIES.join(", ")}` }).optional(),
+  logs: z.enum(LOGS_POLICIES, { error: () => `logs may only be ${LOGS_POLICIES.join(", ")}` }).optional(),
   tools: z
     .array(
       z
@@ -56,7 +62,7 @@ export function parsePolicy(content: unknown): { ok: true; policy: ToolPolicy } 
   const parsed = policySchema.safeParse(content);
   if (!parsed.success) return { ok: false, problems: parsed.error.issues.map((i) => `${i.path.join(".") || "(file)"}: ${i.message}`) };
   const tools = parsed.data.tools.map((t) => ({ name: t.name, version: t.version ?? null, digests: [...(t.digest ? [t.digest] : []), ...(t.digests ?? [])] }));
-  return { ok: true, policy: { allowAny: parsed.data.allow === "any", tools, outputs: parsed.data.outputs ?? DEFAULT_OUTPUTS_POLICY } };
+  return { ok: true, policy: { allowAny: parsed.data.allow === "any", tools, outputs: parsed.data.outputs ?? DEFAULT_OUTPUTS_POLICY, logs: parsed.data.logs ?? "stream" } };
 }
 
 /** The content of a policy document (YAML, or JSON which YAML reads too); throws naming the first syntax error. */

@@ -12,7 +12,9 @@ import type { Launcher, PreparedRun, RunExit, RunLimits, StartedRun } from "./la
 import { createLogBatcher, type LogBatcher } from "./log-batcher.js";
 import type { AgentLogger } from "./log.js";
 import type { Outbox } from "./outbox.js";
+import { holdLogs, type HeldLogs } from "./held-logs.js";
 import { listOutputs, manifestNotes } from "./outputs.js";
+import type { LogsPolicy } from "./policy.js";
 import { reportTerminal } from "./report.js";
 import type { NodeSecrets } from "./secrets.js";
 import { runEnvironment, runLimitsFor } from "./run-spec.js";
@@ -30,6 +32,8 @@ export interface RunSettings {
   limits: RunLimits;
   /** Who releases the run's outputs (the policy file's `outputs`), reported with its manifest. */
   outputsPolicy: OutputsPolicy;
+  /** `system-only`: stdout and stderr are kept in the sandbox and listed with the outputs (the policy file's `logs`). */
+  logsPolicy: LogsPolicy;
 }
 
 export interface RunDeps {
@@ -136,11 +140,15 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
 
   async function executePrepared(prepared: PreparedRun, runDir: string): Promise<Outcome> {
     let child: StartedRun;
+    let held: HeldLogs | null = null;
     try {
+      if (settings.logsPolicy === "system-only") held = await holdLogs(runDir);
       child = await prepared.start();
     } catch (err) {
+      await held?.close();
       return launchFailed(toError(err).message);
     }
+    if (held) batcher.system("stdout and stderr stay on the node (logs: system-only), listed with the run's outputs");
     started = child;
     const startedAtMs = performance.now();
     const tree = deps.sampler.track(child.tree);
@@ -150,7 +158,7 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     void deps.outbox.send(stateEvent(settings.nodeId, ref, "RUNNING"));
     if (dispatch.timeoutSeconds !== null) armTimeout(Date.now() + dispatch.timeoutSeconds * 1000);
     if (stopReason) terminate();
-    const output = readOutput([child.stdout, child.stderr], batcher, deps.outbox);
+    const output = readOutput([child.stdout, child.stderr], held ?? batcher, deps.outbox);
 
     const exit = await child.wait();
     tree.exited();
@@ -164,8 +172,11 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     if (!(await output.closed(STREAM_CLOSE_TIMEOUT_MS))) {
       batcher.system(`output still open ${STREAM_CLOSE_TIMEOUT_MS} ms after the process exited (a process left the run's group?): stopped reading`);
     }
-    batcher.end("STDOUT");
-    batcher.end("STDERR");
+    if (held) await held.close();
+    else {
+      batcher.end("STDOUT");
+      batcher.end("STDERR");
+    }
     const outcome = classify(exit, sigkillFromAgent);
     for (const note of exit.notes) batcher.system(note);
     batcher.system(describeExit(exit));
@@ -174,7 +185,8 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     const { cpuUserMs, cpuSystemMs, peakRssBytes: sampledPeakBytes } = tree.finish();
     const peakRssBytes = Math.max(sampledPeakBytes, (await child.usage()).peakRssBytes ?? 0);
     const outputBytes = await measureOutputBytes(runDir);
-    const outputs = dispatch.outputs.length > 0 ? await listOutputs(runDir, dispatch.outputs, settings.outputsPolicy) : undefined;
+    const listed = dispatch.outputs.length > 0 || held !== null;
+    const outputs = listed ? await listOutputs(runDir, dispatch.outputs, settings.outputsPolicy, { alsoList: held?.paths }) : undefined;
     for (const note of outputs ? manifestNotes(outputs) : []) batcher.system(note);
     return {
       ...outcome,
@@ -279,7 +291,7 @@ function describeExit(exit: Pick<RunExit, "code" | "signal">): string {
 }
 
 /** Feeds stdout/stderr to the batcher, pausing both while the outbox is congested. */
-function readOutput(streams: [Readable, Readable], batcher: LogBatcher, outbox: Outbox): { closed(timeoutMs: number): Promise<boolean> } {
+function readOutput(streams: [Readable, Readable], batcher: Pick<LogBatcher, "write">, outbox: Outbox): { closed(timeoutMs: number): Promise<boolean> } {
   const names = ["STDOUT", "STDERR"] as const;
   let paused = false;
   const closed = streams.map(

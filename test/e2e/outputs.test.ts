@@ -48,7 +48,7 @@ const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
 test.before(async () => {
   env = await createTestEnv();
   const url = env.orchestrator.url;
-  await env.registerNodes(["out-auto", "out-review", "out-local"]);
+  await env.registerNodes(["out-auto", "out-review", "out-local", "out-quiet"]);
   const writer = [
     "const fs = require('fs');",
     "fs.mkdirSync('out/sub', { recursive: true });",
@@ -64,9 +64,10 @@ test.before(async () => {
   await registerNodeScriptTool(url, "report", "const fs = require('fs'); fs.mkdirSync('out'); fs.writeFileSync('out/a.txt', 'A'); fs.writeFileSync('out/b.txt', 'B');", {
     outputs: ["out/*.txt"],
   });
-  for (const [nodeId, outputs] of [["out-auto", "auto"], ["out-review", "review"], ["out-local", "local"]] as const) {
+  await registerNodeScriptTool(url, "talker", "console.log('row', 1 + 1, 'of the cohort'); console.error('a', 'warning')");
+  for (const [nodeId, outputs, logs] of [["out-auto", "auto", "stream"], ["out-review", "review", "stream"], ["out-local", "local", "stream"], ["out-quiet", "review", "system-only"]] as const) {
     const file = join(env.sandboxRoot, `${nodeId}-policy.yaml`);
-    await writeFile(file, `allow: any\noutputs: ${outputs}\n`);
+    await writeFile(file, `allow: any\noutputs: ${outputs}\nlogs: ${logs}\n`);
     agents.set(nodeId, await env.startAgent(nodeId, { env: { FEM_POLICY_FILE: file } }));
   }
   researcherToken = await tokenOf("rita");
@@ -231,6 +232,20 @@ test("a decision in another node's name about a run that is not its own is dead-
     return rows.some((r) => r.reason === "forged");
   }, 10_000, "a forged dead letter");
   assert.is((await outputsOf(runId))["out/a.txt"].state, "PENDING_REVIEW");
+});
+
+test("logs: system-only keeps stdout and stderr on the node, listed with the outputs for review; only SYSTEM lines stream", async () => {
+  const { runId, state, outputs } = await runOutputs("out-quiet", "talker@1.0.0");
+  assert.is(state, "SUCCEEDED");
+  const logs = await gqlOk(env.orchestrator.url, `query($id: ID!) { runLogs(runId: $id) { nodes { stream text } } }`, { id: runId });
+  const lines: { stream: string; text: string }[] = logs.runLogs.nodes;
+  assert.ok(lines.length > 0 && lines.every((l) => l.stream === "SYSTEM"), JSON.stringify(lines));
+  // The argv (in the SYSTEM `starting:` line) is the orchestrator's own; what the run printed is not.
+  assert.not.ok(JSON.stringify(lines).includes("row 2 of the cohort"), "stdout did not leave the node");
+  assert.ok(lines.some((l) => /stdout and stderr stay on the node/.test(l.text)));
+  const [stdout, stderr] = [outputs[".fem-logs/stdout.log"], outputs[".fem-logs/stderr.log"]];
+  assert.equal([stdout.state, stdout.sha256, stdout.sizeBytes], ["PENDING_REVIEW", sha256("row 2 of the cohort\n"), 20]);
+  assert.equal([stderr.state, stderr.sha256], ["PENDING_REVIEW", sha256("a warning\n")]);
 });
 
 test.run();
