@@ -13,12 +13,13 @@ import { datasetInfos } from "./datasets.js";
 import { createHeartbeat } from "./heartbeat.js";
 import { createIntake, type Intake } from "./intake.js";
 import { createLaunchers, launcherDetails, nodeRunLimits } from "./launcher-registry.js";
-import { readPolicy } from "./policy.js";
+import { DEFAULT_OUTPUTS_POLICY, readPolicy } from "./policy.js";
 import { NO_SECRETS, readSecrets } from "./secrets.js";
 import { readPinnedKeys, signatureCheck } from "./trust.js";
 import { openJournal, unreportedRuns, type Journal } from "./journal.js";
 import { createStderrLogger, type AgentLogger } from "./log.js";
 import { createOutbox, type Outbox } from "./outbox.js";
+import { resendDecisions, watchDecisionRequests } from "./output-decisions.js";
 import { recoverPreviousRuns } from "./recovery.js";
 import { startRun } from "./run.js";
 import { pruneRunDirs } from "./sandbox.js";
@@ -53,6 +54,7 @@ interface Started {
   sampler: ProcessTreeSampler;
   intake: Intake;
   heartbeat: { stop(): void };
+  decisions: { stop(): Promise<void> };
   pruneTimer: NodeJS.Timeout;
 }
 
@@ -104,6 +106,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     const outbox = createOutbox({ nodeId: config.nodeId }, { publish: broker.publish, log });
     const sampler = createProcessTreeSampler();
     await recoverPreviousRuns(journal, outbox, { nodeId: config.nodeId, sandboxDir: config.sandboxDir, logBatchBytes: config.logBatchBytes }, { log, launchers });
+    resendDecisions(journal, outbox);
+    const decisions = watchDecisionRequests({ nodeId: config.nodeId, sandboxDir: config.sandboxDir }, { journal, outbox, log });
     const runSettings = {
       nodeId: config.nodeId,
       sandboxDir: config.sandboxDir,
@@ -113,6 +117,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       searchPath: config.executableSearchPath,
       limits: nodeRunLimits(config),
       datasets,
+      outputsPolicy: policy?.outputs ?? DEFAULT_OUTPUTS_POLICY,
+      logsPolicy: policy?.logs ?? "stream",
     };
     intake = createIntake(
       { nodeId: config.nodeId, capacity: config.capacity, allowedTools: config.allowedTools, policy, secrets, launchers: config.launchers, trust },
@@ -147,7 +153,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     pruneSandboxes();
     const pruneTimer = setInterval(pruneSandboxes, PRUNE_INTERVAL_MS);
     pruneTimer.unref();
-    const started: Started = { journal, broker, outbox, sampler, intake, heartbeat, pruneTimer };
+    const started: Started = { journal, broker, outbox, sampler, intake, heartbeat, decisions, pruneTimer };
     try {
       // Control first, so a cancel is never stuck behind the runs it targets.
       await broker.consume("control", (delivery) => active.onDelivery("control", delivery));
@@ -177,6 +183,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     }
     await s.broker.cancel("control");
     s.heartbeat.stop();
+    await s.decisions.stop();
     clearInterval(s.pruneTimer);
     await s.outbox.stop({ flushTimeoutMs: deps.flushTimeoutMs ?? 10_000 });
     s.sampler.stop();

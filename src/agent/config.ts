@@ -115,7 +115,7 @@ const SETTINGS = {
   policyFile: {
     env: "FEM_POLICY_FILE",
     flag: "--policy-file",
-    describe: "YAML or JSON file of the tools this node runs, pinned by name[@version] and digest (default: none, FEM_ALLOWED_TOOLS decides)",
+    describe: "YAML or JSON file of the tools this node runs, pinned by name[@version] and digest, and who releases outputs (default: none, FEM_ALLOWED_TOOLS decides; outputs: review)",
   },
   secretsFile: {
     env: "FEM_SECRETS_FILE",
@@ -261,6 +261,7 @@ export function agentUsage(): string {
   return [
     "usage: fem-agent [flags]   (each flag also an environment variable; flags win; no flag takes a credential)",
     "       fem-agent policy add <name@version> | policy show   (see fem-agent policy --help)",
+    "       fem-agent outputs list | approve <runId> | reject <runId>   (see fem-agent outputs --help)",
     ...lines,
   ].join("\n");
 }

@@ -1,5 +1,5 @@
 /** Builders of the `run.state` events the agent sends. */
-import { WIRE_VERSION, type FailureReasonName, type RunStateEvent, type UsageReport } from "../messaging/contracts.js";
+import { WIRE_VERSION, type FailureReasonName, type OutputManifest, type RunStateEvent, type UsageReport } from "../messaging/contracts.js";
 
 export interface RunRef {
   runId: string;
@@ -19,6 +19,7 @@ export function stateEvent(
     message?: string | null;
     usage?: UsageReport | null;
     result?: unknown;
+    outputs?: OutputManifest;
   } = {},
 ): RunStateEvent {
   const event: RunStateEvent = { type: "run.state", v: WIRE_VERSION, nodeId, runId: run.runId, attempt: run.attempt, state, at: new Date().toISOString() };
@@ -27,6 +28,7 @@ export function stateEvent(
   if (extra.message !== undefined) event.message = extra.message === null ? null : truncate(extra.message);
   if (extra.usage !== undefined) event.usage = extra.usage;
   if (extra.result !== undefined) event.result = extra.result;
+  if (extra.outputs !== undefined) event.outputs = extra.outputs;
   return event;
 }
 

@@ -5,7 +5,7 @@
  */
 import fs from "node:fs/promises";
 import path from "node:path";
-import type { RunStateEvent } from "../messaging/contracts.js";
+import type { RunOutputsEvent, RunStateEvent } from "../messaging/contracts.js";
 import { errorCode, toError } from "../shared/index.js";
 import type { AgentLogger } from "./log.js";
 
@@ -14,7 +14,9 @@ export type JournalEntry =
   | { event: "started"; runId: string; attempt: number; at: string; pid: number; startTicks: number | null }
   | { event: "finished"; runId: string; attempt: number; at: string; terminal: RunStateEvent }
   | { event: "reported"; runId: string; attempt: number; at: string }
-  | { event: "cancelled"; runId: string; attempt: number; at: string; reason: string };
+  | { event: "cancelled"; runId: string; attempt: number; at: string; reason: string }
+  | { event: "outputs-decided"; runId: string; attempt: number; at: string; decision: RunOutputsEvent }
+  | { event: "outputs-reported"; runId: string; attempt: number; at: string; requestId: string };
 
 /** What the journal knows of one (runId, attempt). */
 export interface JournalRecord {
@@ -29,6 +31,8 @@ export interface JournalRecord {
   /** True once the broker confirmed the terminal event. */
   reported: boolean;
   cancelReason: string | null;
+  /** Release decisions taken on the node (`fem-agent outputs`), in order, and whether the broker confirmed each. */
+  decisions: { event: RunOutputsEvent; reported: boolean }[];
   lastAt: string;
 }
 
@@ -43,9 +47,22 @@ export interface Journal {
 /** Records of reported runs older than this are dropped when the journal is compacted. */
 const RETENTION_MS = 30 * 24 * 3600 * 1000;
 
+/** The journal's file in the agent's sandbox directory. */
+export function journalPath(dir: string): string {
+  return path.join(dir, "journal.jsonl");
+}
+
+/**
+ * The records of the journal in `dir` as they are on disk, read without opening it for writing,
+ * for commands run beside a running agent (`fem-agent outputs`). Empty when there is no journal.
+ */
+export async function readJournalRecords(dir: string, log: AgentLogger): Promise<JournalRecord[]> {
+  return [...(await load(journalPath(dir), log)).records.values()];
+}
+
 /** Opens (creating if needed) `<dir>/journal.jsonl`, compacting it when it has grown. */
 export async function openJournal(dir: string, deps: { log: AgentLogger; now?: () => Date }): Promise<Journal> {
-  const filePath = path.join(dir, "journal.jsonl");
+  const filePath = journalPath(dir);
   await fs.mkdir(dir, { recursive: true });
   const { records, lineCount } = await load(filePath, deps.log);
   if (lineCount > 2 * records.size + 1_000) await compact(filePath, records, (deps.now ?? (() => new Date()))());
@@ -148,6 +165,7 @@ function apply(records: Map<string, JournalRecord>, entry: JournalEntry): void {
     terminal: null,
     reported: false,
     cancelReason: null,
+    decisions: [],
     lastAt: entry.at,
   };
   record.lastAt = entry.at;
@@ -168,6 +186,12 @@ function apply(records: Map<string, JournalRecord>, entry: JournalEntry): void {
     case "cancelled":
       record.cancelReason = entry.reason;
       break;
+    case "outputs-decided":
+      record.decisions = [...record.decisions, { event: entry.decision, reported: false }];
+      break;
+    case "outputs-reported":
+      record.decisions = record.decisions.map((d) => (d.event.requestId === entry.requestId ? { ...d, reported: true } : d));
+      break;
   }
   records.set(k, record);
 }
@@ -176,20 +200,26 @@ function apply(records: Map<string, JournalRecord>, entry: JournalEntry): void {
 async function compact(filePath: string, records: Map<string, JournalRecord>, now: Date): Promise<void> {
   const lines: string[] = [];
   for (const [k, r] of records) {
-    if (r.reported && now.getTime() - Date.parse(r.lastAt) > RETENTION_MS) {
+    if (r.reported && r.decisions.every((d) => d.reported) && now.getTime() - Date.parse(r.lastAt) > RETENTION_MS) {
       records.delete(k);
       continue;
     }
     const base = { runId: r.runId, attempt: r.attempt, at: r.lastAt };
     const entries: JournalEntry[] = [];
     if (r.reported) {
-      // A reported run only needs to be known, so that a redelivery is recognised as a duplicate.
+      // A reported run only needs to be known, so that a redelivery is recognised as a duplicate;
+      // and, when it left outputs, its manifest and the decisions on them (`fem-agent outputs`).
+      if (r.terminal?.outputs) entries.push({ ...base, event: "finished", terminal: r.terminal });
       entries.push({ ...base, event: "reported" });
     } else {
       if (r.cancelReason !== null) entries.push({ ...base, event: "cancelled", reason: r.cancelReason });
       if (r.accepted) entries.push({ ...base, event: "accepted" });
       if (r.pid !== null) entries.push({ ...base, event: "started", pid: r.pid, startTicks: r.startTicks });
       if (r.terminal) entries.push({ ...base, event: "finished", terminal: r.terminal });
+    }
+    for (const d of r.decisions) {
+      entries.push({ ...base, event: "outputs-decided", decision: d.event });
+      if (d.reported) entries.push({ ...base, event: "outputs-reported", requestId: d.event.requestId });
     }
     for (const entry of entries) lines.push(`${JSON.stringify(entry)}\n`);
   }

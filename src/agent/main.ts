@@ -8,6 +8,7 @@ import { createAgent } from "./agent.js";
 import { BrokerConnectError, brokerUserOf } from "./broker.js";
 import { agentUsage, loadAgentConfig, type AgentConfig } from "./config.js";
 import { createStderrLogger } from "./log.js";
+import { runOutputsCommand } from "./outputs-cli.js";
 import { runPolicyCommand } from "./policy-cli.js";
 
 const RABBITMQ_HINT = "start it (e.g. docker-compose up -d rabbitmq, or rabbitmq-server -detached)";
@@ -17,6 +18,10 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv[0] === "policy") {
     process.exitCode = await runPolicyCommand(argv.slice(1), { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
+    return;
+  }
+  if (argv[0] === "outputs") {
+    process.exitCode = await runOutputsCommand(argv.slice(1), { env: process.env, stdout: process.stdout, stderr: process.stderr });
     return;
   }
   if (argv.includes("--help") || argv.includes("-h")) {

@@ -54,6 +54,8 @@ export function messageIdOf(event: NodeEvent): string {
       return `${event.runId}:${event.attempt}:state:${event.state}`;
     case "run.logs":
       return `${event.runId}:${event.attempt}:logs:${event.lines[0]?.seq ?? 0}`;
+    case "run.outputs":
+      return `${event.runId}:${event.attempt}:outputs:${event.requestId}`;
     case "node.heartbeat":
       return `${event.nodeId}:heartbeat:${event.at}`;
   }

@@ -4,11 +4,10 @@
  * variable or flag, flags win), but the API token is never taken on the command line.
  */
 import { createInterface } from "node:readline/promises";
-import { parseArgs } from "node:util";
-import { oneLine, toError } from "../shared/index.js";
 import type { ToolPolicy } from "./policy.js";
 import { loadPolicyFile, pinTool } from "./policy-file.js";
 import { readPrivateFile } from "./private-file.js";
+import { parseCommandLine, runSubcommand, UsageError } from "./subcommand.js";
 import { describeTool, fetchToolForReview } from "./tool-review.js";
 
 export interface PolicyCliIo {
@@ -20,6 +19,12 @@ export interface PolicyCliIo {
 
 /** How long the y/N question waits for an answer before it counts as no. @default 300_000 // 5 minutes */
 const CONFIRM_TIMEOUT_MS = 300_000;
+
+const OUTPUTS_MEANING: Record<ToolPolicy["outputs"], string> = {
+  auto: "released when the run succeeds",
+  review: "released when an operator of this node approves them through the API",
+  local: "released only with fem-agent outputs approve on this node",
+};
 
 const USAGE = `usage: fem-agent policy add <name@version> [--yes]   fetch a tool's definition and digest, show it, and pin it
        fem-agent policy show                           what the policy file allows
@@ -37,31 +42,16 @@ const OPTIONS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
-/** A one-line failure for the operator; `main` prints it after `fem-agent policy: `. */
-class UsageError extends Error {}
-
 /** Runs `fem-agent policy …` (arguments after `policy`); resolves to the exit code. */
-export async function runPolicyCommand(argv: readonly string[], io: PolicyCliIo): Promise<number> {
-  const say = (stream: NodeJS.WritableStream, text: string) => stream.write(`${text}\n`);
-  try {
-    return await policyCommand(argv, io, (text) => say(io.stdout, text));
-  } catch (err) {
-    say(io.stderr, `fem-agent policy: ${oneLine(toError(err).message)}${err instanceof UsageError ? " (see fem-agent policy --help)" : ""}`);
-    return 1;
-  }
+export function runPolicyCommand(argv: readonly string[], io: PolicyCliIo): Promise<number> {
+  return runSubcommand("policy", io.stdout, io.stderr, (print) => policyCommand(argv, io, print));
 }
 
 async function policyCommand(argv: readonly string[], io: PolicyCliIo, print: (text: string) => void): Promise<number> {
   if (argv.some((arg) => /^--(api-)?token(=|$)/.test(arg))) {
     throw new UsageError("an API token is never taken on the command line (other processes can read it): use FEM_API_TOKEN_FILE or FEM_API_TOKEN");
   }
-  let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>;
-  try {
-    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new UsageError(toError(err).message);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandLine(argv, OPTIONS);
   const [command, ...rest] = positionals;
   if (values.help || command === undefined) {
     print(USAGE);
@@ -141,5 +131,7 @@ function showPolicy(file: string, policy: ToolPolicy): string {
   for (const t of policy.tools) lines.push(`  ${t.name}@${t.version ?? "*"}  ${t.digests.join(", ")}`);
   if (!policy.allowAny && policy.tools.length === 0) lines.push("  no tool: this node runs nothing");
   for (const d of policy.datasets) lines.push(`  dataset ${d.name}  ${d.path}${d.description ? `  (${d.description})` : ""}`);
+  lines.push(`  outputs: ${policy.outputs} — ${OUTPUTS_MEANING[policy.outputs]}`);
+  lines.push(`  logs: ${policy.logs} — ${policy.logs === "stream" ? "runs' stdout and stderr stream to the orchestrator" : "runs' stdout and stderr stay on the node, released like outputs"}`);
   return lines.join("\n");
 }

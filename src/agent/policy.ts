@@ -1,13 +1,13 @@
 /**
  * The node's policy (`FEM_POLICY_FILE`, YAML or JSON): which tools, by name[@version] and content
- * digest, this node runs, and which datasets it holds; and the checks a dispatch's tool passes
- * before it is accepted.
+ * digest, this node runs, which datasets it holds and who releases its outputs; and the checks a
+ * dispatch's tool passes before it is accepted.
  */
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { parseDocument } from "yaml";
 import { z } from "zod";
-import { DATASET_NAME_PATTERN, MAX_DATASETS, type RunDispatch } from "../messaging/contracts.js";
+import { DATASET_NAME_PATTERN, MAX_DATASETS, OUTPUTS_POLICIES, type OutputsPolicy, type RunDispatch } from "../messaging/contracts.js";
 import { argvTemplateProblem, DIGEST_PATTERN, referencesSecrets, toolDigest, type ToolDefinition } from "../shared/index.js";
 
 export interface PinnedTool {
@@ -26,17 +26,34 @@ export interface NodeDataset {
   labels: Record<string, string>;
 }
 
-/** `allowAny` runs every tool (its definition is still checked); otherwise only `tools`. `datasets` are the node's, by name. */
+/**
+ * `allowAny` runs every tool (its definition is still checked); otherwise only `tools`. `datasets`
+ * are the node's, by name. `outputs` says who releases the files a run leaves (see `OUTPUTS_POLICIES`).
+ */
 export interface ToolPolicy {
   allowAny: boolean;
   tools: PinnedTool[];
   datasets: NodeDataset[];
+  outputs: OutputsPolicy;
+  /** `system-only`: runs' stdout and stderr stay on the node, listed with their outputs; only SYSTEM lines stream. */
+  logs: LogsPolicy;
 }
+
+export const LOGS_POLICIES = ["stream", "system-only"] as const;
+export type LogsPolicy = (typeof LOGS_POLICIES)[number];
+
+/**
+ * Who releases outputs when the policy file does not say, or there is none: the node's operator,
+ * through the API. A hospital must opt in to `auto`.
+ */
+export const DEFAULT_OUTPUTS_POLICY: OutputsPolicy = "review";
 
 const digest = z.string().regex(DIGEST_PATTERN, { error: (issue) => `"${String(issue.input)}" is not sha256: and 64 lowercase hex digits` });
 
 const policySchema = z.strictObject({
   allow: z.literal("any", { error: () => `allow may only be "any"` }).optional(),
+  outputs: z.enum(OUTPUTS_POLICIES, { error: () => `outputs may only be ${OUTPUTS_POLICIES.join(", ")}` }).optional(),
+  logs: z.enum(LOGS_POLICIES, { error: () => `logs may only be ${LOGS_POLICIES.join(", ")}` }).optional(),
   tools: z
     .array(
       z
@@ -86,7 +103,10 @@ export function parsePolicy(content: unknown): { ok: true; policy: ToolPolicy } 
   if (!parsed.success || problems.length > 0) return { ok: false, problems };
   const tools = parsed.data.tools.map((t) => ({ name: t.name, version: t.version ?? null, digests: [...(t.digest ? [t.digest] : []), ...(t.digests ?? [])] }));
   const datasets = Object.entries(parsed.data.datasets).map(([name, d]) => ({ name, path: path.resolve(d.path), description: d.description ?? null, labels: d.labels ?? {} }));
-  return { ok: true, policy: { allowAny: parsed.data.allow === "any", tools, datasets } };
+  return {
+    ok: true,
+    policy: { allowAny: parsed.data.allow === "any", tools, datasets, outputs: parsed.data.outputs ?? DEFAULT_OUTPUTS_POLICY, logs: parsed.data.logs ?? "stream" },
+  };
 }
 
 /** The content of a policy document (YAML, or JSON which YAML reads too); throws naming the first syntax error. */

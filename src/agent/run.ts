@@ -4,7 +4,7 @@
  */
 import { performance } from "node:perf_hooks";
 import type { Readable } from "node:stream";
-import type { FailureReasonName, RunDispatch, RunStateEvent, UsageReport } from "../messaging/contracts.js";
+import type { FailureReasonName, OutputManifest, OutputsPolicy, RunDispatch, RunStateEvent, UsageReport } from "../messaging/contracts.js";
 import { toError, withTimeout } from "../shared/index.js";
 import { displayArgv, stateEvent, zeroUsage, type RunRef } from "./events.js";
 import type { Journal } from "./journal.js";
@@ -13,6 +13,9 @@ import { createLogBatcher, type LogBatcher } from "./log-batcher.js";
 import { createLogSink, createRunSpool, spoolDirOf, type LogSink } from "./log-spool.js";
 import type { AgentLogger } from "./log.js";
 import type { Outbox } from "./outbox.js";
+import { holdLogs, type HeldLogs } from "./held-logs.js";
+import { listOutputs, manifestNotes } from "./outputs.js";
+import type { LogsPolicy } from "./policy.js";
 import { reportTerminal } from "./report.js";
 import type { NodeSecrets } from "./secrets.js";
 import { runEnvironment, runLimitsFor, unenforcedRequestsNote } from "./run-spec.js";
@@ -32,6 +35,10 @@ export interface RunSettings {
   limits: RunLimits;
   /** The node's datasets (FEM_POLICY_FILE); a run gets those its dispatch names. */
   datasets: readonly NodeDataset[];
+  /** Who releases the run's outputs (the policy file's `outputs`), reported with its manifest. */
+  outputsPolicy: OutputsPolicy;
+  /** `system-only`: stdout and stderr are kept in the sandbox and listed with the outputs (the policy file's `logs`). */
+  logsPolicy: LogsPolicy;
 }
 
 export interface RunDeps {
@@ -68,6 +75,7 @@ interface Outcome {
   failureReason?: FailureReasonName;
   message?: string;
   result?: unknown;
+  outputs?: OutputManifest;
   usage: Omit<UsageReport, "logBytes">;
 }
 
@@ -143,11 +151,15 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
 
   async function executePrepared(prepared: PreparedRun, runDir: string): Promise<Outcome> {
     let child: StartedRun;
+    let held: HeldLogs | null = null;
     try {
+      if (settings.logsPolicy === "system-only") held = await holdLogs(runDir);
       child = await prepared.start();
     } catch (err) {
+      await held?.close();
       return launchFailed(toError(err).message);
     }
+    if (held) batcher.system("stdout and stderr stay on the node (logs: system-only), listed with the run's outputs");
     started = child;
     const startedAtMs = performance.now();
     const tree = deps.sampler.track(child.tree);
@@ -157,7 +169,7 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     void deps.outbox.send(stateEvent(settings.nodeId, ref, "RUNNING"));
     if (dispatch.timeoutSeconds !== null) armTimeout(Date.now() + dispatch.timeoutSeconds * 1000);
     if (stopReason) terminate();
-    const output = readOutput([child.stdout, child.stderr], batcher, sink);
+    const output = readOutput([child.stdout, child.stderr], held ?? batcher, sink);
 
     const exit = await child.wait();
     tree.exited();
@@ -171,8 +183,11 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     if (!(await output.closed(STREAM_CLOSE_TIMEOUT_MS))) {
       batcher.system(`output still open ${STREAM_CLOSE_TIMEOUT_MS} ms after the process exited (a process left the run's group?): stopped reading`);
     }
-    batcher.end("STDOUT");
-    batcher.end("STDERR");
+    if (held) await held.close();
+    else {
+      batcher.end("STDOUT");
+      batcher.end("STDERR");
+    }
     const outcome = classify(exit, sigkillFromAgent);
     for (const note of exit.notes) batcher.system(note);
     batcher.system(describeExit(exit));
@@ -181,9 +196,13 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     const { cpuUserMs, cpuSystemMs, peakRssBytes: sampledPeakBytes } = tree.finish();
     const peakRssBytes = Math.max(sampledPeakBytes, (await child.usage()).peakRssBytes ?? 0);
     const outputBytes = await measureOutputBytes(runDir);
+    const listed = dispatch.outputs.length > 0 || held !== null;
+    const outputs = listed ? await listOutputs(runDir, dispatch.outputs, settings.outputsPolicy, { alsoList: held?.paths }) : undefined;
+    for (const note of outputs ? manifestNotes(outputs) : []) batcher.system(note);
     return {
       ...outcome,
       ...(result.kind === "result" ? { result: result.value } : {}),
+      ...(outputs ? { outputs } : {}),
       usage: { wallMs, cpuUserMs, cpuSystemMs, peakRssBytes, outputBytes },
     };
   }
@@ -285,8 +304,8 @@ function describeExit(exit: Pick<RunExit, "code" | "signal">): string {
   return exit.signal ? `process killed by signal ${exit.signal}` : `process exited with code ${exit.code}`;
 }
 
-/** Feeds stdout/stderr to the batcher, pausing both while the spool's fsyncs or the outbox lag behind. */
-function readOutput(streams: [Readable, Readable], batcher: LogBatcher, sink: LogSink): { closed(timeoutMs: number): Promise<boolean> } {
+/** Feeds stdout/stderr to the batcher (or to the held files), pausing both while the spool's fsyncs or the outbox lag behind. */
+function readOutput(streams: [Readable, Readable], batcher: Pick<LogBatcher, "write">, sink: LogSink): { closed(timeoutMs: number): Promise<boolean> } {
   const names = ["STDOUT", "STDERR"] as const;
   let paused = false;
   const closed = streams.map(

@@ -1,4 +1,5 @@
 /** Every entity class, listed explicitly: MikroORM discovery by folder globs breaks under bundlers and ESM loaders. */
+import { Artifact } from "../artifacts/index.js";
 import { ApiToken, RoleGrant, User } from "../auth/index.js";
 import { AuditEvent } from "../audit/index.js";
 import { DeadLetter } from "../dead-letters/index.js";
@@ -10,4 +11,4 @@ import { Run } from "../runs/index.js";
 import { Tool } from "../tools/index.js";
 import { Task, Workflow } from "../workflows/index.js";
 
-export const entities = [Node, Tool, Workflow, Task, Run, LogLine, OutboxMessage, DeadLetter, User, ApiToken, RoleGrant, Project, ProjectMember, ProjectNode, NodeOperator, AuditEvent];
+export const entities = [Node, Tool, Workflow, Task, Run, LogLine, OutboxMessage, DeadLetter, User, ApiToken, RoleGrant, Project, ProjectMember, ProjectNode, NodeOperator, AuditEvent, Artifact];

@@ -43,6 +43,8 @@ export const RULES: Readonly<Record<string, Rule>> = {
   "Mutation.grantNodeOperator": "admin",
   "Mutation.revokeNodeOperator": "admin",
   "Mutation.registerTool": "admin",
+  // Outputs: an operator of the artifact's node, or ADMIN, unless the node decides locally (checked by the service).
+  "Mutation.decideArtifactRelease": "signedIn",
   // Projects: OWNERs manage their members (checked by the service).
   "Mutation.createProject": "admin",
   "Mutation.addProjectMember": "signedIn",

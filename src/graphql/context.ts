@@ -9,6 +9,7 @@ import type { RecordMutation } from "./audit-plugin.js";
 import { Node, type NodeBrokerAccess } from "../nodes/index.js";
 import { membersOfProjects, nodeIdsOfProjects, type ProjectMember } from "../projects/index.js";
 import { nodeResources, runsByTaskIds, type NodeResources, type Run } from "../runs/index.js";
+import { artifactsByRunIds, type Artifact } from "../artifacts/index.js";
 import { Tool } from "../tools/index.js";
 import { tasksByIds, tasksByWorkflowIds, Workflow, type Task } from "../workflows/index.js";
 import type { Caller } from "./rate-limit.js";
@@ -44,6 +45,7 @@ export interface Loaders {
   task: DataLoader<string, Task | null>;
   tasksOfWorkflow: DataLoader<string, Task[]>;
   runsOfTask: DataLoader<string, Run[]>;
+  artifactsOfRun: DataLoader<string, Artifact[]>;
   membersOfProject: DataLoader<string, ProjectMember[]>;
   nodeIdsOfProject: DataLoader<string, string[]>;
 }
@@ -102,6 +104,7 @@ export function createLoaders(orm: MikroORM, cache: boolean): Loaders {
     task: new DataLoader(async (ids) => byId(ids, await tasksByIds(em(), ids)), { cache }),
     tasksOfWorkflow: new DataLoader(async (ids) => grouped(ids, await tasksByWorkflowIds(em(), ids), (t) => t.workflowId), { cache }),
     runsOfTask: new DataLoader(async (ids) => grouped(ids, await runsByTaskIds(em(), ids), (r) => r.taskId), { cache }),
+    artifactsOfRun: new DataLoader(async (ids) => grouped(ids, await artifactsByRunIds(em(), ids), (a) => a.runId), { cache }),
     membersOfProject: new DataLoader(async (ids) => grouped(ids, await membersOfProjects(em(), ids), (m) => m.projectId), { cache }),
     nodeIdsOfProject: new DataLoader(
       async (ids) => grouped(ids, await nodeIdsOfProjects(em(), ids), (p) => p.projectId).map((rows) => rows.map((r) => r.nodeId)),

@@ -13,6 +13,7 @@ import {
   type HeartbeatEvent,
   type NodeEvent,
   type RunLogsEvent,
+  type RunOutputsEvent,
   type RunStateEvent,
 } from "../messaging/contracts.js";
 import type { NodeEventDelivery } from "../messaging/broker.js";
@@ -20,6 +21,7 @@ import { ChangeSet, UnavailableError, type AfterCommit } from "../kernel/index.j
 import { toError } from "../shared/index.js";
 import { dbErrorSummary, isTransientDbError } from "../db/sql.js";
 import type { Logger } from "../logger.js";
+import { applyNodeDecisions, recordManifests } from "../artifacts/index.js";
 import { storeLogBatches } from "../logs/index.js";
 import { recordHeartbeats } from "../nodes/index.js";
 import { adoptReportedRuns, applyReportedStates, bareTerminalReport, countUnreportedRuns, forgedRunClaims, type RunClaim } from "../runs/index.js";
@@ -116,11 +118,13 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
       const states: RunStateEvent[] = [];
       const logs: RunLogsEvent[] = [];
       const heartbeats: HeartbeatEvent[] = [];
+      const decisions: RunOutputsEvent[] = [];
       for (const item of batch) {
         if (forged.has(item)) continue;
         const { event } = item;
         if (event.type === "run.state") states.push(event);
         else if (event.type === "run.logs") logs.push(event);
+        else if (event.type === "run.outputs") decisions.push(event);
         else heartbeats.push(event);
       }
       // Lines first: a run's last lines are stored no later than its terminal state.
@@ -130,11 +134,15 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
         onIgnored: (event, current) =>
           deps.logger.debug("stale or duplicate run state ignored", { runId: event.runId, attempt: event.attempt, reported: event.state, current }),
       });
+      // After the states: a manifest is stored once its run has ended.
+      await recordManifests(em, states);
       await recordHeartbeats(em, heartbeats, changes, deps.logger);
       const active = heartbeats.flatMap((hb) => hb.activeRuns.map((r) => ({ runId: r.runId, attempt: r.attempt, nodeId: hb.nodeId })));
       await adoptReportedRuns(em, active, changes);
       // After the states above: a run this batch ended is no longer counted as left out.
       await countUnreportedRuns(em, heartbeats);
+      // Last: it appends to the audit log, whose lock is held until the commit.
+      await applyNodeDecisions(em, decisions);
     });
     for (const item of batch) {
       const problem = forged.get(item);

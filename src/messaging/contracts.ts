@@ -411,6 +411,48 @@ export const usageSchema = z.object({
 });
 export type UsageReport = z.infer<typeof usageSchema>;
 
+/** Who releases a node's outputs (its policy file's `outputs`): `auto` on success, `review` by its operator through the API, `local` only on the node. */
+export const OUTPUTS_POLICIES = ["auto", "review", "local"] as const;
+export type OutputsPolicy = (typeof OUTPUTS_POLICIES)[number];
+/** Most files one manifest lists (refused ones included); past it the rest are only counted. */
+export const MAX_MANIFEST_FILES = 200;
+/** Longest sandbox-relative path a manifest lists. */
+export const MAX_ARTIFACT_PATH_CHARS = 512;
+/** Longest reason a refused manifest entry gives. */
+export const MAX_ARTIFACT_REASON_CHARS = 200;
+/** Largest single output file listed for release; a larger one is refused. @default 1_073_741_824 // 1 GiB */
+export const MAX_ARTIFACT_BYTES = 1_073_741_824;
+/** Largest total of one run's released outputs; a file that would pass it is refused. @default 4_294_967_296 // 4 GiB */
+export const MAX_MANIFEST_TOTAL_BYTES = 4_294_967_296;
+/**
+ * Worst-case JSON size of a manifest at these caps (~320 KB, every character escaped), under the
+ * orchestrator's default FEM_MAX_EVENT_BYTES (512 KiB) with the rest of a terminal `run.state`
+ * event and a result at the default FEM_MAX_RESULT_BYTES (64 KiB).
+ */
+export const MAX_MANIFEST_JSON_BYTES = 100 + MAX_MANIFEST_FILES * (MAX_ARTIFACT_PATH_CHARS * 2 + 64 + MAX_ARTIFACT_REASON_CHARS * 2 + 100);
+
+/**
+ * One entry of an output manifest: a regular file with its size and sha256 (hex), or, with
+ * `refused`, a match (or a glob) that is not released and why: a symbolic link, a path leaving the
+ * sandbox, a file over a cap.
+ */
+export const manifestEntrySchema = z.object({
+  path: z.string().min(1).max(MAX_ARTIFACT_PATH_CHARS),
+  sizeBytes: z.number().int().nonnegative().nullable(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/).nullable(),
+  refused: z.string().max(MAX_ARTIFACT_REASON_CHARS).nullable(),
+});
+export type ManifestEntry = z.infer<typeof manifestEntrySchema>;
+
+/** The files of a run's sandbox that match its tool's `outputs` globs, and the node's release policy. */
+export const outputManifestSchema = z.object({
+  policy: z.enum(OUTPUTS_POLICIES),
+  files: z.array(manifestEntrySchema).max(MAX_MANIFEST_FILES),
+  /** Matches left out past `MAX_MANIFEST_FILES`. */
+  omitted: z.number().int().nonnegative().max(MAX_INT32),
+});
+export type OutputManifest = z.infer<typeof outputManifestSchema>;
+
 export const runStateEventSchema = z.object({
   type: z.literal("run.state"),
   v: z.literal(WIRE_VERSION),
@@ -425,6 +467,8 @@ export const runStateEventSchema = z.object({
   usage: usageSchema.nullable().optional(),
   /** Parsed content of the run's result file, when it wrote one. */
   result: z.unknown().optional(),
+  /** On a terminal state: the run's output files and the node's release policy (older agents send none). */
+  outputs: outputManifestSchema.optional(),
 });
 export type RunStateEvent = z.infer<typeof runStateEventSchema>;
 
@@ -493,7 +537,31 @@ export const heartbeatEventSchema = z.object({
 });
 export type HeartbeatEvent = z.infer<typeof heartbeatEventSchema>;
 
-export const nodeEventSchema = z.discriminatedUnion("type", [runStateEventSchema, runLogsEventSchema, heartbeatEventSchema]);
+export const ARTIFACT_DECISIONS = ["APPROVE", "REJECT"] as const;
+export type ArtifactDecisionName = (typeof ARTIFACT_DECISIONS)[number];
+
+/**
+ * Release decisions the node's operator took on the node (`fem-agent outputs approve|reject`), for
+ * files of one ended run's manifest; `requestId` names the request, so a resent event is recognised.
+ */
+export const runOutputsEventSchema = z.object({
+  type: z.literal("run.outputs"),
+  v: z.literal(WIRE_VERSION),
+  nodeId,
+  runId: uuid,
+  attempt,
+  at: isoTime,
+  requestId: uuid,
+  /** Who decided, as the node knows them (the operating-system user). */
+  decidedBy: z.string().min(1).max(200),
+  decisions: z
+    .array(z.object({ path: z.string().min(1).max(MAX_ARTIFACT_PATH_CHARS), decision: z.enum(ARTIFACT_DECISIONS), comment: z.string().max(1_000).nullable() }))
+    .min(1)
+    .max(MAX_MANIFEST_FILES),
+});
+export type RunOutputsEvent = z.infer<typeof runOutputsEventSchema>;
+
+export const nodeEventSchema = z.discriminatedUnion("type", [runStateEventSchema, runLogsEventSchema, runOutputsEventSchema, heartbeatEventSchema]);
 export type NodeEvent = z.infer<typeof nodeEventSchema>;
 
 /** The routing key a node event must carry (the broker checks the publisher against it). */

@@ -16,7 +16,7 @@ const test = suite("architecture");
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const srcDir = join(root, "src");
 
-const DOMAINS = ["accounting", "audit", "auth", "dead-letters", "ingestion", "logs", "nodes", "projects", "runs", "tools", "workflows"];
+const DOMAINS = ["accounting", "artifacts", "audit", "auth", "dead-letters", "ingestion", "logs", "nodes", "projects", "runs", "tools", "workflows"];
 /** Composition points that may import any domain (through its index). */
 const COMPOSERS = ["app.ts", "main.ts", "graphql/schema.ts", "graphql/context.ts", "db/entities.ts"];
 

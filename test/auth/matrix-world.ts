@@ -58,6 +58,8 @@ export interface World {
   leaks(persona: Persona, result: unknown, request?: unknown): string[];
   /** A fresh name for throwaway objects. */
   fresh(prefix: string): string;
+  /** A new PENDING_REVIEW artifact (policy review) of alpha's run on a-1; returns its id. */
+  pendingArtifact(): Promise<string>;
 }
 
 const SUBMIT = `mutation($input: SubmitWorkflowInput!) { submitWorkflow(input: $input) { id tasks { id runs { id node { id } } } } }`;
@@ -137,7 +139,15 @@ export async function createWorld(env: TestEnv): Promise<World> {
     const secrets = persona === "admin" ? [] : [TOOL_SECRET, RUN_SECRET].filter((secret) => text.includes(secret));
     return [...[...hidden].filter((id) => mentions(text, id) && !mentions(sent, id)), ...secrets];
   };
-  return { url, tokens, alpha: fixtures.alpha, beta: fixtures.beta, toolId: tool.registerTool.id, toolRef, submit, token, leaks, fresh };
+  const pendingArtifact = async () => {
+    const [row] = await env.sql<{ id: string }>(
+      `insert into artifact (id, run_id, node_id, path, size_bytes, sha256, state, release_policy, created_at)
+       select gen_random_uuid(), id, node_id, ?, 1, repeat('0', 64), 'PENDING_REVIEW', 'REVIEW', now() from run where id = ? returning id`,
+      [fresh("out"), fixtures.alpha.runs["a-1"]],
+    );
+    return row.id;
+  };
+  return { url, tokens, alpha: fixtures.alpha, beta: fixtures.beta, toolId: tool.registerTool.id, toolRef, submit, token, leaks, fresh, pendingArtifact };
 }
 
 /** The ids a persona must never find in an answer: those of projects it is not a member of. */

@@ -102,6 +102,11 @@ const CASES: Record<string, Case> = {
       return { query: `mutation($s: String!) { revokeNodeOperator(nodeId: "a-2", subject: $s) { id } }`, variables: { s } };
     },
   },
+  // Only the operator of the artifact's node (or ADMIN) releases it; alpha's members see it but may not decide.
+  "Mutation.decideArtifactRelease": {
+    expect: { ...all("FORBIDDEN"), researcherOfBeta: "NOT_FOUND", operatorOfA1: "ok", admin: "ok" },
+    op: async (w) => ({ query: `mutation($id: ID!) { decideArtifactRelease(id: $id, decision: APPROVE, comment: "ok") { id state } }`, variables: { id: await w.pendingArtifact() } }),
+  },
   "Mutation.registerTool": {
     expect: adminOnly,
     op: (w) => ({ query: `mutation($n: String!) { registerTool(input: { name: $n, version: "1", executable: "/bin/true" }) { id } }`, variables: { n: w.fresh("tool") } }),

@@ -215,8 +215,9 @@ test("--help names every flag with its environment variable", () => {
   ] as const) {
     assert.match(usage, new RegExp(`${flag}\\s+${env}\\s`));
   }
-  assert.is(usage.split("\n").length, 31);
+  assert.is(usage.split("\n").length, 32);
   assert.match(usage, /fem-agent policy add <name@version>/);
+  assert.match(usage, /fem-agent outputs list \| approve <runId> \| reject <runId>/);
 });
 
 test("no flag takes a credential: a flag naming one takes a file, and --amqp-url refuses a password", () => {

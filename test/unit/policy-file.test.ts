@@ -20,10 +20,10 @@ test.after(async () => rm(dir, { recursive: true, force: true }));
 test("the agent reads a YAML policy as it reads a JSON one", async () => {
   const yaml = join(dir, "policy.yaml");
   await writeFile(yaml, `# pinned after review\nallow: any\ntools:\n  - name: stats\n    version: "1"\n    digest: ${D1}\n  - { name: qc, digests: [${D1}, ${D2}] }\n`);
-  assert.equal(await readPolicy(yaml), { allowAny: true, tools: [{ name: "stats", version: "1", digests: [D1] }, { name: "qc", version: null, digests: [D1, D2] }], datasets: [] });
+  assert.equal(await readPolicy(yaml), { allowAny: true, tools: [{ name: "stats", version: "1", digests: [D1] }, { name: "qc", version: null, digests: [D1, D2] }], datasets: [], outputs: "review", logs: "stream" });
   const json = join(dir, "policy.json");
   await writeFile(json, JSON.stringify({ tools: [{ name: "stats", version: "1", digest: D1 }] }));
-  assert.equal(await readPolicy(json), { allowAny: false, tools: [{ name: "stats", version: "1", digests: [D1] }], datasets: [] });
+  assert.equal(await readPolicy(json), { allowAny: false, tools: [{ name: "stats", version: "1", digests: [D1] }], datasets: [], outputs: "review", logs: "stream" });
   const broken = join(dir, "broken.yml");
   await writeFile(broken, "tools: [\n");
   await readPolicy(broken).then(
@@ -54,7 +54,7 @@ test("the pin of the same name@version is updated; a JSON file stays JSON; a new
   assert.equal(JSON.parse(await readFile(file, "utf8")), { tools: [{ name: "stats", version: "1", digest: D3 }, { name: "other", digest: D3 }] });
   const fresh = join(dir, "fresh.yaml");
   assert.equal(await pinTool(fresh, { name: "stats", version: "2", digest: D2 }), { kind: "added" });
-  assert.equal(await readPolicy(fresh), { allowAny: false, tools: [{ name: "stats", version: "2", digests: [D2] }], datasets: [] });
+  assert.equal(await readPolicy(fresh), { allowAny: false, tools: [{ name: "stats", version: "2", digests: [D2] }], datasets: [], outputs: "review", logs: "stream" });
   const empty = join(dir, "empty.yaml");
   await writeFile(empty, "tools: []\n");
   await pinTool(empty, { name: "stats", version: "2", digest: D2 });
@@ -70,6 +70,19 @@ test("an invalid policy file is left as it is", async () => {
     (err: Error) => assert.match(err.message, /is invalid, so it is left as it is: allow/),
   );
   assert.is(await readFile(file, "utf8"), original);
+});
+
+test("outputs says who releases the node's outputs (review when absent), logs whether stdout/stderr stream (stream when absent); nothing else is accepted", async () => {
+  const local = join(dir, "outputs-local.yaml");
+  await writeFile(local, "outputs: local\nlogs: system-only\n");
+  const policy = await readPolicy(local);
+  assert.equal([policy.outputs, policy.logs], ["local", "system-only"]);
+  const wrong = join(dir, "outputs-wrong.yaml");
+  await writeFile(wrong, "outputs: everyone\nlogs: some\n");
+  await readPolicy(wrong).then(
+    () => assert.unreachable("an unknown outputs or logs policy is refused"),
+    (err: Error) => assert.match(err.message, /outputs: outputs may only be auto, review, local; logs: logs may only be stream, system-only/),
+  );
 });
 
 test.run();

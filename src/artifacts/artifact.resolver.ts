@@ -1,0 +1,30 @@
+import { Arg, Ctx, FieldResolver, ID, Mutation, Resolver, Root } from "type-graphql";
+import type { Context } from "../graphql/context.js";
+import { Run } from "../runs/index.js";
+import { Artifact, ArtifactDecision } from "./artifact.entity.js";
+import { decideArtifactRelease } from "./artifact.service.js";
+
+/** `Run.outputs`, batched over every run of a request (no query per run). */
+@Resolver(() => Run)
+export class RunOutputsResolver {
+  @FieldResolver(() => [Artifact], { description: "The run's output files as its node listed them when it ended, with their release state." })
+  outputs(@Root() run: Run, @Ctx() ctx: Context): Promise<Artifact[]> {
+    return ctx.loaders.artifactsOfRun.load(run.id);
+  }
+}
+
+@Resolver(() => Artifact)
+export class ArtifactResolver {
+  @Mutation(() => Artifact, {
+    description:
+      "Approves or rejects the release of a PENDING_REVIEW artifact: for an operator of its node or ADMIN, never a project role. Refused (FORBIDDEN) when the node's policy is local: only its operator at the node decides.",
+  })
+  async decideArtifactRelease(
+    @Arg("id", () => ID) id: string,
+    @Arg("decision", () => ArtifactDecision) decision: ArtifactDecision,
+    @Arg("comment", () => String, { nullable: true }) comment: string | null | undefined,
+    @Ctx() ctx: Context,
+  ): Promise<Artifact> {
+    return decideArtifactRelease(ctx.orm.em.fork(), ctx.viewer(), { id, decision, comment: comment ?? null, requestId: ctx.requestId });
+  }
+}
