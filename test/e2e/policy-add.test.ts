@@ -77,7 +77,8 @@ test("--yes pins the reviewed digest, keeping the operator's entries and comment
   assert.is(again.code, 0, again.stderr);
   assert.match(again.stdout, /is already pinned/);
   const shown = await policy(["show"]);
-  assert.is(shown.stdout, `policy ${policyFile}\n  keep-me@*  ${KEEP}\n  hello@1.0.0  ${digest}\n`);
+  assert.ok(shown.stdout.startsWith(`policy ${policyFile}\n  keep-me@*  ${KEEP}\n  hello@1.0.0  ${digest}\n`), shown.stdout);
+  assert.match(shown.stdout, /\n {2}outputs: review — /, "the release policy (the default) is shown too");
 
   await registerNode(env, "pa-1");
   const secrets = join(env.sandboxRoot, "secrets.yaml");
