@@ -47,7 +47,8 @@ export function createApi(settings: Settings): Api {
         });
       } catch (err) {
         const cause = toError(err);
-        const reason = (cause.cause as NodeJS.ErrnoException | undefined)?.code ?? cause.message;
+        const inner = cause.cause as NodeJS.ErrnoException | undefined;
+        const reason = inner?.code ?? inner?.message ?? cause.message;
         throw new CliError(`no answer from ${settings.url}: ${reason}`, null, EXIT_USAGE, { cause });
       }
       const text = await response.text();

@@ -102,6 +102,8 @@ function createView(ctx: CommandContext, initial: WorkflowView) {
   const pending = new Map<string, LogLine[]>();
   const colour = colourFor();
   let graph = initial;
+  /** Set once the closing line is printed: what the subscriptions still bring is not shown after it. */
+  let closed = false;
   const width = Math.max(...initial.tasks.flatMap((t) => t.runs.map((r) => `${r.node.id} ${t.key}`.length)), 10);
 
   const prefix = (t: Tracked) => {
@@ -144,6 +146,7 @@ function createView(ctx: CommandContext, initial: WorkflowView) {
   return {
     current: () => graph,
     run(taskId: string, run: RunView) {
+      if (closed) return;
       const t = runs.get(run.id) ?? track(taskId, { ...run, state: "" });
       showState(t, run, false);
     },
@@ -158,6 +161,7 @@ function createView(ctx: CommandContext, initial: WorkflowView) {
       graph = { ...next, tasks: next.tasks.map((task) => ({ ...task, runs: task.runs.map((r) => runs.get(r.id)!.run) })) };
     },
     lines(batch: LogBatch) {
+      if (closed) return;
       const t = runs.get(batch.runId);
       if (t) for (const line of batch.lines) printLine(t, line);
       else pending.set(batch.runId, [...(pending.get(batch.runId) ?? []), ...batch.lines]);
@@ -175,6 +179,7 @@ function createView(ctx: CommandContext, initial: WorkflowView) {
         }
       }
       const { done, total } = progressOf(finished.tasks);
+      closed = true;
       ctx.out.line(`workflow ${finished.id} ${colourState(finished.state)}  [${done}/${total} runs done]`);
     },
   };

@@ -56,7 +56,8 @@ async function watchNodes(ctx: CommandContext, options: NodesOptions, fetchAll: 
       fetchAll().then((list) => {
         for (const n of list) if (!nodes.has(n.id)) nodes.set(n.id, n);
         if (redraw) show(null);
-        else if (!options.json) ctx.out.line(nodeTable(list));
+        else if (options.json) for (const n of list) process.stdout.write(`${JSON.stringify(n)}\n`);
+        else ctx.out.line(nodeTable(list));
       }, reject);
     });
   } finally {
