@@ -76,6 +76,11 @@ export class NodeResolver {
     return node;
   }
 
+  @FieldResolver(() => Int, { description: "Runs handed to the node and not finished (QUEUED once dispatched, ACCEPTED, RUNNING): what counts against its capacity." })
+  async activeRuns(@Root() node: Node, @Ctx() ctx: Context): Promise<number> {
+    return (await ctx.loaders.nodeResources.load(node.id))?.activeRuns ?? 0;
+  }
+
   @FieldResolver(() => ResourceAmounts, {
     description: "Totals in effect: each registered amount, else what the agent last reported (cpus, memory, GPUs, free disk); null where neither is known, which the scheduler does not limit.",
   })

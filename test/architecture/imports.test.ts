@@ -1,8 +1,9 @@
 /**
  * The layout rules, checked on the source: domains talk to each other only through their
  * index.ts and never in a cycle; the kernel, shared utilities and the wire contract import no
- * domain; the agent imports only the wire contract and shared utilities; and only the run
- * lifecycle writes run state.
+ * domain; the agent imports only the wire contract and shared utilities; the `fem` CLI imports
+ * only itself and shared utilities (it talks to the orchestrator over HTTP and WebSocket); and only
+ * the run lifecycle writes run state.
  */
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
@@ -126,6 +127,18 @@ test("the agent imports only itself, the wire contract and shared utilities", ()
   const problems = modules
     .filter((m) => m.path.startsWith("agent/"))
     .flatMap((m) => m.imports.filter((t) => !t.startsWith("agent/") && !t.startsWith("shared/") && t !== "messaging/contracts.ts").map((t) => `${m.path} imports ${t}`));
+  assert.equal(problems, [], problems.join("\n"));
+});
+
+test("the CLI imports only itself and shared utilities, and no server package", () => {
+  const serverPackages = /^(?:@mikro-orm\/|type-graphql$|@apollo\/|rascal$|amqplib$|reflect-metadata$)/;
+  const problems = modules
+    .filter((m) => m.path.startsWith("cli/"))
+    .flatMap((m) => [
+      ...m.imports.filter((t) => !t.startsWith("cli/") && !t.startsWith("shared/")).map((t) => `${m.path} imports ${t}`),
+      ...[...m.source.matchAll(/\bfrom\s+"([^".][^"]*)"/g)].map((x) => x[1]!).filter((p) => serverPackages.test(p)).map((p) => `${m.path} imports the server package ${p}`),
+    ]);
+  assert.ok(modules.some((m) => m.path === "cli/main.ts"), "cli/main.ts is missing");
   assert.equal(problems, [], problems.join("\n"));
 });
 
