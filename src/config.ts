@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import type { LogLevel } from "./logger.js";
+import type { LogFormat, LogLevel } from "./logger.js";
 import { AMQP_TLS_SETTINGS, amqpTlsProblems, type AmqpTlsFiles } from "./shared/index.js";
 
 export interface OrchestratorConfig {
@@ -86,6 +86,8 @@ export interface OrchestratorConfig {
   maxRunsPerWorkflow: number;
   /** @default info */
   logLevel: LogLevel;
+  /** `json` lines, or `pretty` (coloured, for a terminal; needs pino-pretty). @default "json" */
+  logFormat: LogFormat;
   /** An API token (`fem_pat_…`, 32+ characters) made sure to exist with the ADMIN role at start, for the first administrator. @default null // none */
   bootstrapAdminToken: string | null;
   /** `off` lets every caller act as a local ADMIN (local development only). @default "on" */
@@ -155,6 +157,7 @@ const schema = z.object({
   FEM_MUTATIONS_PER_MINUTE: int(1).default(600),
   FEM_MAX_RUNS_PER_WORKFLOW: int(1).default(20_000),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+  LOG_FORMAT: z.enum(["json", "pretty"]).default("json"),
   // The message never repeats the value: it is a secret.
   FEM_BOOTSTRAP_ADMIN_TOKEN: z
     .string()
@@ -236,6 +239,7 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
       mutationsPerMinute: e.FEM_MUTATIONS_PER_MINUTE,
       maxRunsPerWorkflow: e.FEM_MAX_RUNS_PER_WORKFLOW,
       logLevel: e.LOG_LEVEL,
+      logFormat: e.LOG_FORMAT,
       bootstrapAdminToken: e.FEM_BOOTSTRAP_ADMIN_TOKEN ?? null,
       auth: e.FEM_AUTH,
       introspection: e.FEM_INTROSPECTION ?? e.NODE_ENV !== "production",

@@ -17,6 +17,7 @@ import { attachGraphQLWebSocket } from "./websocket.js";
 import { createAuditPlugin, createWsAuditor, recordAuthEvent } from "./audit-plugin.js";
 import { createContext, type AppServices, type Context, type Identity } from "./context.js";
 import { createErrorFormatter } from "./errors.js";
+import { createRequestLogPlugin } from "./request-log.js";
 
 export const GRAPHQL_PATH = "/graphql";
 
@@ -120,6 +121,7 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
       // Limits after the rules: an anonymous caller learns it must sign in before anything else.
       admission.apolloPlugin,
       createAuditPlugin<Context>(services.recordMutation, logger),
+      createRequestLogPlugin<Context>(logger),
       { async serverWillStart() { return { async drainServer() { await webSocket.dispose(); } }; } },
     ],
   });
@@ -168,7 +170,7 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
       }
     })().catch((err: unknown) => {
       const status = (err as { status?: number }).status ?? (err instanceof SyntaxError ? 400 : 500);
-      if (status === 500) logger.error("HTTP request failed", { error: err instanceof Error ? err.message : String(err) });
+      if (status === 500) logger.error("HTTP request failed", { requestId: res.getHeader("x-request-id"), error: err instanceof Error ? err.message : String(err) });
       if (!res.headersSent) {
         sendJson(res, status, { errors: [{ message: status === 500 ? "Internal server error" : (err as Error).message, extensions: { code: status === 500 ? "INTERNAL" : "BAD_USER_INPUT" } }] });
       } else res.end();
