@@ -88,6 +88,11 @@ export interface OrchestratorConfig {
   logLevel: LogLevel;
   /** `json` lines, or `pretty` (coloured, for a terminal; needs pino-pretty). @default "json" */
   logFormat: LogFormat;
+  /**
+   * Bearer token `GET /metrics` requires; null serves metrics to anyone who can reach the port
+   * (their labels carry no identifiers, see docs/operations.md). @default null
+   */
+  metricsToken: string | null;
   /** An API token (`fem_pat_…`, 32+ characters) made sure to exist with the ADMIN role at start, for the first administrator. @default null // none */
   bootstrapAdminToken: string | null;
   /** `off` lets every caller act as a local ADMIN (local development only). @default "on" */
@@ -158,6 +163,8 @@ const schema = z.object({
   FEM_MAX_RUNS_PER_WORKFLOW: int(1).default(20_000),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
   LOG_FORMAT: z.enum(["json", "pretty"]).default("json"),
+  // The message never repeats the value: it is a secret.
+  FEM_METRICS_TOKEN: z.string().regex(/^[\x21-\x7e]{16,512}$/, "must be 16 to 512 printable characters without spaces").optional(),
   // The message never repeats the value: it is a secret.
   FEM_BOOTSTRAP_ADMIN_TOKEN: z
     .string()
@@ -240,6 +247,7 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
       maxRunsPerWorkflow: e.FEM_MAX_RUNS_PER_WORKFLOW,
       logLevel: e.LOG_LEVEL,
       logFormat: e.LOG_FORMAT,
+      metricsToken: e.FEM_METRICS_TOKEN ?? null,
       bootstrapAdminToken: e.FEM_BOOTSTRAP_ADMIN_TOKEN ?? null,
       auth: e.FEM_AUTH,
       introspection: e.FEM_INTROSPECTION ?? e.NODE_ENV !== "production",
@@ -263,16 +271,17 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
 
 /**
  * Reads the process environment; `defaults` fill what it leaves unset (used by the demo).
- * `FEM_BOOTSTRAP_ADMIN_TOKEN_FILE` names a file holding the bootstrap token (a mounted secret).
+ * `FEM_BOOTSTRAP_ADMIN_TOKEN_FILE` and `FEM_METRICS_TOKEN_FILE` name files holding those tokens (mounted secrets).
  */
 export function loadConfig(defaults: Record<string, string> = {}): ConfigResult {
   const env: Record<string, string | undefined> = { ...defaults, ...Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== undefined && v !== "")) };
-  const file = env.FEM_BOOTSTRAP_ADMIN_TOKEN_FILE;
-  if (file && !env.FEM_BOOTSTRAP_ADMIN_TOKEN) {
+  for (const name of ["FEM_BOOTSTRAP_ADMIN_TOKEN", "FEM_METRICS_TOKEN"]) {
+    const file = env[`${name}_FILE`];
+    if (!file || env[name]) continue;
     try {
-      env.FEM_BOOTSTRAP_ADMIN_TOKEN = readFileSync(file, "utf8").trim();
+      env[name] = readFileSync(file, "utf8").trim();
     } catch (err) {
-      return { ok: false, problems: [`FEM_BOOTSTRAP_ADMIN_TOKEN_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? "error"})`] };
+      return { ok: false, problems: [`${name}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? "error"})`] };
     }
   }
   return parseConfig(env);

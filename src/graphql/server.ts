@@ -35,12 +35,16 @@ export interface GraphQLServerOptions {
   maxSubscriptionsPerSocket: number;
   /** @default 20 */
   maxSocketsPerUser: number;
+  /** Other paths this listener answers (`/ready`, `/metrics`), by exact path. @default {} */
+  routes?: Record<string, (req: http.IncomingMessage, res: http.ServerResponse) => void>;
 }
 
 export interface GraphQLServer {
   /** http://host:port/graphql */
   url: string;
   wsUrl: string;
+  /** GraphQL WebSockets open now. */
+  webSocketConnections(): number;
   stop(): Promise<void>;
 }
 
@@ -130,6 +134,8 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
   httpServer.on("request", (req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (url.pathname === "/health") return sendJson(res, 200, { status: "ok" });
+    const route = options.routes && Object.hasOwn(options.routes, url.pathname) ? options.routes[url.pathname] : undefined;
+    if (route) return route(req, res);
     if (url.pathname !== GRAPHQL_PATH) return sendJson(res, 404, { error: `GraphQL is served at ${GRAPHQL_PATH}` });
     if (applyCors(req, res, origins)) return;
     void (async () => {
@@ -187,6 +193,7 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
   return {
     url: `http://${host}:${address.port}${GRAPHQL_PATH}`,
     wsUrl: `ws://${host}:${address.port}${GRAPHQL_PATH}`,
+    webSocketConnections: () => webSocket.connectionCount(),
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -52,6 +52,8 @@ export interface WebSocketDeps {
 }
 
 export interface GraphQLWebSocket {
+  /** WebSockets open on this server now. */
+  connectionCount(): number;
   /** Closes every socket (1001) and the server; safe to call twice. */
   dispose(): Promise<void>;
 }
@@ -169,6 +171,7 @@ export function attachGraphQLWebSocket(httpServer: http.Server, options: WebSock
   );
   let disposed: Promise<void> | null = null;
   return {
+    connectionCount: () => wsServer.clients.size,
     dispose(): Promise<void> {
       disposed ??= Promise.resolve(wsCleanup.dispose());
       return disposed;
