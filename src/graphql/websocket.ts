@@ -157,6 +157,7 @@ export function attachGraphQLWebSocket(httpServer: http.Server, options: WebSock
         const operation = getOperationAST(args.document, payload.operationName ?? undefined);
         if (!operation) return [new GraphQLError("the document names no operation to run (or several without operationName)")];
         const denied = authorizeOperation(args.document, operation, contextValue.viewerOrNull);
+        logger.debug("graphql operation over WebSocket", { requestId: contextValue.requestId, operation: operation.operation, operationName: operation.name?.value ?? null, denied: denied !== null });
         if (denied) deps.auditDenial(denied, operation, contextValue);
         return denied ? [toHttpError(denied)] : args;
       },
