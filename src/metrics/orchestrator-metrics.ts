@@ -4,7 +4,7 @@
  * observed where a batch already knows its times (the after-commit hook, the relay, ingestion),
  * one call per batch. Labels name states and outcomes only: no node, user, run or token ever.
  */
-import { Counter, type Registry } from "prom-client";
+import { Counter, type Histogram, type Registry } from "prom-client";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { query } from "../db/sql.js";
 import { RunState, type ChangeSet } from "../kernel/index.js";
@@ -117,27 +117,32 @@ export function createOrchestratorMetrics(orm: MikroORM, options: { poolMax: num
     return { used: pool?.numUsed() ?? 0, free: pool?.numFree() ?? 0, pending: pool?.numPendingAcquires() ?? 0, max: options.poolMax };
   });
 
-  const seconds = (fromMs: number, toMs: number) => Math.max(0, (toMs - fromMs) / 1_000);
+  /** Observes a duration in seconds, skipping what is not a number (prom-client throws on NaN; an observer must not). */
+  const observeMs = (histogram: Histogram, ms: number) => {
+    if (Number.isFinite(ms)) histogram.observe(Math.max(0, ms / 1_000));
+  };
+  const between = (from: Date | string, to: Date | string) => new Date(to).getTime() - new Date(from).getTime();
   return {
     registry: kit.registry,
     sources,
     contentType: kit.registry.contentType,
     observeChanges(changes) {
-      for (const d of changes.dispatched) if (d.queuedAt) dispatchLatency.observe(seconds(new Date(d.queuedAt).getTime(), new Date(d.dispatchedAt).getTime()));
+      for (const d of changes.dispatched) if (d.queuedAt) observeMs(dispatchLatency, between(d.queuedAt, d.dispatchedAt));
       for (const run of changes.runs) {
+        // A change holds the whole run row; RunSnapshot names only the fields every writer sets.
         const { createdAt, startedAt } = run as { createdAt?: Date | string | null; startedAt?: Date | string | null };
-        if (run.state === RunState.RUNNING && createdAt && startedAt) submitToRunning.observe(seconds(new Date(createdAt).getTime(), new Date(startedAt).getTime()));
+        if (run.state === RunState.RUNNING && createdAt && startedAt) observeMs(submitToRunning, between(createdAt, startedAt));
       }
       let lines = 0;
       for (const log of changes.logs) lines += log.lines.length;
       if (lines > 0) logLines.inc(lines);
     },
     observePublished(waitedMs) {
-      for (const ms of waitedMs) outboxWait.observe(Math.max(0, ms / 1_000));
+      for (const ms of waitedMs) observeMs(outboxWait, ms);
     },
     observeIngestBatch({ size, lagMs }) {
       ingestionBatch.observe(size);
-      for (const ms of lagMs) ingestionLag.observe(Math.max(0, ms / 1_000));
+      for (const ms of lagMs) observeMs(ingestionLag, ms);
     },
     scrape: () => kit.registry.metrics(),
   };
