@@ -196,7 +196,7 @@ async function main(): Promise<number> {
     await purgeDemoQueues(config.amqpUrl, amqpTls).catch((err: unknown) => {
       throw rabbitmqUnreachable(config.amqpUrl, err);
     });
-    orchestrator = await createOrchestrator(config, createLogger(config.logLevel));
+    orchestrator = await createOrchestrator(config, createLogger(config.logLevel, undefined, { format: config.logFormat }));
     const url = orchestrator.url;
     say(`FEM demo: orchestrator at ${url} (signed in with a fresh ADMIN API token)`);
     if (!sandboxed) say("warning: bubblewrap is not installed, so runs use the process launcher, which isolates nothing (apt-get install bubblewrap)");

@@ -8,11 +8,14 @@ export interface AfterCommitDeps {
   wakeRelay(): void;
   /** Wakes the scheduler (runs became ready or slots freed). */
   wakeScheduler(): void;
+  /** Sees every committed change set (metrics); must not throw. @default none */
+  observe?(changes: ChangeSet): void;
 }
 
 /** Announces what committed and wakes the loops that have new work, so nothing waits for a poll. */
 export function createAfterCommit(deps: AfterCommitDeps): AfterCommit {
   return (changes) => {
+    deps.observe?.(changes);
     deps.announce(changes);
     if (changes.outboxWritten) deps.wakeRelay();
     if (changes.schedule) deps.wakeScheduler();

@@ -18,6 +18,8 @@ import { createIngestion, type Ingestion } from "./ingestion/index.js";
 import { createLiveEvents } from "./live/live-events.js";
 import { createPubSub, type PubSub } from "./live/pubsub.js";
 import type { Logger } from "./logger.js";
+import { createOrchestratorMetrics, type OrchestratorMetrics } from "./metrics/orchestrator-metrics.js";
+import { createProbeRoutes } from "./metrics/probes.js";
 import { createBroker, type Broker } from "./messaging/broker.js";
 import { createBrokerUsers } from "./messaging/broker-users.js";
 import { createDispatchPublisher } from "./messaging/dispatch-publisher.js";
@@ -35,6 +37,8 @@ export interface Orchestrator {
   relay: Relay;
   ingestion: Ingestion;
   deadLetters: DeadLetterConsumer;
+  /** This instance's Prometheus metrics (also served at `GET /metrics`). */
+  metrics: OrchestratorMetrics;
   /** SPKI PEM of the key that signs dispatches and cancels. */
   publicKeyPem: string;
   stop(): Promise<void>;
@@ -100,8 +104,10 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
       logger,
     );
     onStop("authenticator", async () => authenticator.stop());
+    const metrics = createOrchestratorMetrics(orm, { poolMax: orm.config.get("pool")?.max ?? 10 }, logger);
     const broker = await connectBroker(config, amqpTls, logger);
     onStop("broker", () => broker.stop());
+    metrics.sources.brokerConnected = () => broker.isConnected();
     const brokerUsers = createBrokerUsers({ amqpUrl: config.amqpUrl, managementUrl: config.brokerManagementUrl });
     await brokerUsers.check().catch((err: unknown) => {
       throw new ServiceUnreachableError(toError(err).message, { cause: err });
@@ -127,19 +133,25 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     onStop("dispatch publisher", () => publisher.stop());
 
     const pubsub = createPubSub(config.subscriberBufferSize);
+    metrics.sources.liveSubscribers = () => pubsub.totalSubscribers();
     const live = createLiveEvents(config.instanceId, pubsub, broker, logger);
     const signingKey = loadOrCreateSigningKey(config.signingKeyFile);
     logger.info("dispatches are signed; nodes pin this public key (FEM_ORCHESTRATOR_PUBLIC_KEY_FILE)", { keyFile: `${config.signingKeyFile}.pub`, publicKey: signingKey.publicKeyPem });
     relay = createRelay(
       orm,
       publisher,
-      { pollMs: config.relayPollMs, batchSize: config.relayBatchSize, sign: (message) => signNodeMessage(message, signingKey.privateKey) },
+      {
+        pollMs: config.relayPollMs,
+        batchSize: config.relayBatchSize,
+        sign: (message) => signNodeMessage(message, signingKey.privateKey),
+        onPublished: metrics.observePublished,
+      },
       logger,
     );
     onStop("relay", () => relay.stop());
     // The scheduler is created after the hook that wakes it; the hook reaches it through this variable.
     let scheduler: { wake(): void } | null = null;
-    const afterCommit = createAfterCommit({ announce: live.announce, wakeRelay: () => relay.wake(), wakeScheduler: () => scheduler?.wake() });
+    const afterCommit = createAfterCommit({ announce: live.announce, wakeRelay: () => relay.wake(), wakeScheduler: () => scheduler?.wake(), observe: metrics.observeChanges });
     const schedulerLoop = createScheduler(orm, { pollMs: config.schedulerPollMs, batchSize: config.relayBatchSize }, afterCommit, logger);
     scheduler = schedulerLoop;
     onStop("scheduler", () => schedulerLoop.stop());
@@ -154,7 +166,9 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
       maxLogBytesPerRun: config.maxLogBytesPerRun,
       maxBatch: config.ingestPrefetch,
       brokerUserOf: brokerUsers.userOf,
+      onBatch: metrics.observeIngestBatch,
     });
+    metrics.sources.ingestion = () => ingestion.stats();
     onStop("ingestion", async () => {
       // Stop taking node events first, then finish what was taken.
       await broker.stopConsuming();
@@ -164,6 +178,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     await broker.consumeNodeEvents((delivery) => ingestion.accept(delivery));
     const deadLetters = createDeadLetterConsumer(orm, { retentionMs: config.deadLetterRetentionMs, pruneIntervalMs: config.heartbeatIntervalMs }, logger);
     onStop("dead-letter pruning", () => deadLetters.stop());
+    metrics.sources.deadLetters = () => deadLetters.stats();
     await broker.consumeDeadLetters((letter) => deadLetters.handle(letter));
 
     const sweeper = createNodeSweeper(
@@ -211,12 +226,14 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
         allowedOrigins: config.allowedOrigins,
         maxSubscriptionsPerSocket: config.maxSubscriptionsPerSocket,
         maxSocketsPerUser: config.maxSocketsPerUser,
+        routes: createProbeRoutes({ orm, brokerConnected: () => broker.isConnected(), metrics, metricsToken: config.metricsToken }, logger),
       },
       logger,
     );
     onStop("graphql server", () => server.stop());
+    metrics.sources.webSocketConnections = () => server.webSocketConnections();
     logger.info("orchestrator ready", { url: server.url, instanceId: config.instanceId, auth: config.auth === "off" ? "OFF: every caller is a local ADMIN" : config.oidc ? "OIDC and API tokens" : "API tokens" });
-    return { url: server.url, wsUrl: server.wsUrl, orm, pubsub, relay, ingestion, deadLetters, publicKeyPem: signingKey.publicKeyPem, stop };
+    return { url: server.url, wsUrl: server.wsUrl, orm, pubsub, relay, ingestion, deadLetters, metrics, publicKeyPem: signingKey.publicKeyPem, stop };
   } catch (err) {
     await stop();
     throw err;

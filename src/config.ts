@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import type { LogLevel } from "./logger.js";
+import type { LogFormat, LogLevel } from "./logger.js";
 import { AMQP_TLS_SETTINGS, amqpTlsProblems, type AmqpTlsFiles } from "./shared/index.js";
 
 export interface OrchestratorConfig {
@@ -86,6 +86,13 @@ export interface OrchestratorConfig {
   maxRunsPerWorkflow: number;
   /** @default info */
   logLevel: LogLevel;
+  /** `json` lines, or `pretty` (coloured, for a terminal; needs pino-pretty). @default "json" */
+  logFormat: LogFormat;
+  /**
+   * Bearer token `GET /metrics` requires; null serves metrics to anyone who can reach the port
+   * (their labels carry no identifiers, see docs/operations.md). @default null
+   */
+  metricsToken: string | null;
   /** An API token (`fem_pat_…`, 32+ characters) made sure to exist with the ADMIN role at start, for the first administrator. @default null // none */
   bootstrapAdminToken: string | null;
   /** `off` lets every caller act as a local ADMIN (local development only). @default "on" */
@@ -155,6 +162,9 @@ const schema = z.object({
   FEM_MUTATIONS_PER_MINUTE: int(1).default(600),
   FEM_MAX_RUNS_PER_WORKFLOW: int(1).default(20_000),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+  LOG_FORMAT: z.enum(["json", "pretty"]).default("json"),
+  // The message never repeats the value: it is a secret.
+  FEM_METRICS_TOKEN: z.string().regex(/^[\x21-\x7e]{16,512}$/, "must be 16 to 512 printable characters without spaces").optional(),
   // The message never repeats the value: it is a secret.
   FEM_BOOTSTRAP_ADMIN_TOKEN: z
     .string()
@@ -236,6 +246,8 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
       mutationsPerMinute: e.FEM_MUTATIONS_PER_MINUTE,
       maxRunsPerWorkflow: e.FEM_MAX_RUNS_PER_WORKFLOW,
       logLevel: e.LOG_LEVEL,
+      logFormat: e.LOG_FORMAT,
+      metricsToken: e.FEM_METRICS_TOKEN ?? null,
       bootstrapAdminToken: e.FEM_BOOTSTRAP_ADMIN_TOKEN ?? null,
       auth: e.FEM_AUTH,
       introspection: e.FEM_INTROSPECTION ?? e.NODE_ENV !== "production",
@@ -259,16 +271,17 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
 
 /**
  * Reads the process environment; `defaults` fill what it leaves unset (used by the demo).
- * `FEM_BOOTSTRAP_ADMIN_TOKEN_FILE` names a file holding the bootstrap token (a mounted secret).
+ * `FEM_BOOTSTRAP_ADMIN_TOKEN_FILE` and `FEM_METRICS_TOKEN_FILE` name files holding those tokens (mounted secrets).
  */
 export function loadConfig(defaults: Record<string, string> = {}): ConfigResult {
   const env: Record<string, string | undefined> = { ...defaults, ...Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== undefined && v !== "")) };
-  const file = env.FEM_BOOTSTRAP_ADMIN_TOKEN_FILE;
-  if (file && !env.FEM_BOOTSTRAP_ADMIN_TOKEN) {
+  for (const name of ["FEM_BOOTSTRAP_ADMIN_TOKEN", "FEM_METRICS_TOKEN"]) {
+    const file = env[`${name}_FILE`];
+    if (!file || env[name]) continue;
     try {
-      env.FEM_BOOTSTRAP_ADMIN_TOKEN = readFileSync(file, "utf8").trim();
+      env[name] = readFileSync(file, "utf8").trim();
     } catch (err) {
-      return { ok: false, problems: [`FEM_BOOTSTRAP_ADMIN_TOKEN_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? "error"})`] };
+      return { ok: false, problems: [`${name}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? "error"})`] };
     }
   }
   return parseConfig(env);

@@ -13,7 +13,7 @@ if (!parsed.ok) {
   process.exit(1);
 }
 const config = parsed.config;
-const logger = createLogger(config.logLevel);
+const logger = createLogger(config.logLevel, undefined, { format: config.logFormat });
 
 try {
   const orchestrator = await createOrchestrator(config, logger);

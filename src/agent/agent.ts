@@ -18,6 +18,7 @@ import { NO_SECRETS, readSecrets } from "./secrets.js";
 import { readPinnedKeys, signatureCheck } from "./trust.js";
 import { openJournal, unreportedRuns, type Journal } from "./journal.js";
 import { createStderrLogger, type AgentLogger } from "./log.js";
+import { createAgentMetrics, type AgentMetrics } from "./metrics.js";
 import { createOutbox, type Outbox } from "./outbox.js";
 import { resendDecisions, watchDecisionRequests } from "./output-decisions.js";
 import { recoverPreviousRuns } from "./recovery.js";
@@ -66,6 +67,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
   let starting: Promise<Started> | null = null;
   let stopping: Promise<void> | null = null;
   let intake: Intake | null = null;
+  const metrics: AgentMetrics | null = config.metricsPort === null ? null : createAgentMetrics(config.sandboxDir);
 
   async function start(): Promise<Started> {
     // Every file is read before anything is said, so a start that fails prints its one line only.
@@ -83,6 +85,12 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     if (datasets.length > 0) {
       log.info(`datasets: ${datasets.map((d) => d.name).join(", ")}`);
       if (config.launchers.includes("process")) log.warn("the process launcher isolates no dataset: its runs may read every dataset of this node (FEM_LAUNCHERS)");
+    }
+    if (metrics && config.metricsPort !== null) {
+      const url = await metrics.listen(config.metricsHost, config.metricsPort).catch((err: unknown) => {
+        throw new Error(`cannot serve metrics on ${config.metricsHost}:${config.metricsPort} (FEM_AGENT_METRICS_PORT)`, { cause: err });
+      });
+      log.info(`metrics at ${url}`);
     }
     const launchers = await createLaunchers(config, { log });
     await fs.mkdir(config.sandboxDir, { recursive: true });
@@ -122,9 +130,30 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     };
     intake = createIntake(
       { nodeId: config.nodeId, capacity: config.capacity, allowedTools: config.allowedTools, policy, secrets, launchers: config.launchers, trust },
-      { journal, outbox, log, startRun: (dispatch) => startRun(dispatch, runSettings, { launchers, outbox, journal, sampler, log, secrets }) },
+      {
+        journal,
+        outbox,
+        log,
+        startRun: (dispatch) => {
+          const run = startRun(dispatch, runSettings, { launchers, outbox, journal, sampler, log, secrets });
+          if (metrics) {
+            metrics.runStarted(dispatch);
+            void run.done.then(() => metrics.runFinished());
+          }
+          return run;
+        },
+      },
     );
     const active = intake;
+    if (metrics) {
+      Object.assign(metrics.sources, {
+        activeRuns: () => active.activeCount(),
+        waitingRuns: () => active.waitingRuns().length,
+        journalRecords: () => journal.records().length,
+        outboxPending: () => outbox.size(),
+        broker: () => broker.connection(),
+      });
+    }
     const heartbeat = createHeartbeat(
       {
         nodeId: config.nodeId,
@@ -202,6 +231,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
         if (!starting) return;
         const started = await starting.catch(() => null);
         if (started) await shutdown(started, options.shutdownGraceMs ?? config.shutdownGraceMs);
+        await metrics?.stop();
       })();
       return stopping;
     },

@@ -28,6 +28,8 @@ export interface AgentBroker {
   consume(name: SubscriptionName, onDelivery: (delivery: NodeMessageDelivery) => void): Promise<void>;
   /** Stops consuming from one subscription; never throws. */
   cancel(name: SubscriptionName): Promise<void>;
+  /** Whether the connection is up, and how many times it came back after a loss. */
+  connection(): { connected: boolean; reconnects: number };
   stop(): Promise<void>;
 }
 
@@ -146,8 +148,10 @@ export async function connectAgentBroker(settings: AgentBrokerSettings, deps: Ag
     lostAt = Date.now();
     log.warn(`lost the connection to RabbitMQ at ${maskUrl(settings.amqpUrl)}; reconnecting (a DISABLED node or a rotated credential is refused until enabled or given the new credential)`);
   });
+  let reconnects = 0;
   broker.on("vhost_initialised", () => {
     if (lostAt === null) return;
+    reconnects += 1;
     log.info(`reconnected to RabbitMQ after ${Date.now() - lostAt} ms`);
     lostAt = null;
   });
@@ -215,7 +219,7 @@ export async function connectAgentBroker(settings: AgentBrokerSettings, deps: Ag
     return stopping;
   }
 
-  return { publish, consume, cancel, stop };
+  return { publish, consume, cancel, stop, connection: () => ({ connected: lostAt === null, reconnects }) };
 }
 
 async function createRascalBroker(settings: AgentBrokerSettings, connectTimeoutMs: number): Promise<RascalBroker> {

@@ -77,6 +77,10 @@ export interface AgentConfig {
   allowUnsigned: boolean;
   /** Oldest signed message accepted, by its issue time. @default 86_400_000 // 1 day */
   maxMessageAgeMs: number;
+  /** Port of the agent's Prometheus metrics (`GET /metrics`); null serves none. @default null */
+  metricsPort: number | null;
+  /** Address the metrics port listens on. @default "127.0.0.1" */
+  metricsHost: string;
 }
 
 export type ParsedAgentConfig = { ok: true; config: AgentConfig } | { ok: false; problems: string[] };
@@ -129,6 +133,8 @@ const SETTINGS = {
   },
   allowUnsigned: { env: "FEM_ALLOW_UNSIGNED", flag: "--allow-unsigned", describe: "true runs unsigned dispatches when no key is pinned: tests and demos only (default false)" },
   maxMessageAgeMs: { env: "FEM_MAX_MESSAGE_AGE_MS", flag: "--max-message-age-ms", describe: "refuse signed messages issued longer ago (default 86400000, 1 day)" },
+  metricsPort: { env: "FEM_AGENT_METRICS_PORT", flag: "--metrics-port", describe: "serve Prometheus metrics at http://HOST:PORT/metrics (default: none)" },
+  metricsHost: { env: "FEM_AGENT_METRICS_HOST", flag: "--metrics-host", describe: "address of the metrics port (default 127.0.0.1)" },
 } satisfies Record<string, Setting>;
 
 type SettingName = keyof typeof SETTINGS;
@@ -240,6 +246,13 @@ const settingsSchema = z.object({
     .transform((value) => value === "true")
     .prefault("false"),
   maxMessageAgeMs: integer("maxMessageAgeMs", 1_000, 31_536_000_000).prefault("86400000"),
+  metricsPort: integer("metricsPort", 1, 65_535)
+    .optional()
+    .transform((port) => port ?? null),
+  metricsHost: z
+    .string()
+    .regex(/^[A-Za-z0-9.:[\]-]+$/, { error: (issue) => `${label("metricsHost")} must be a host name or an IP address, got "${String(issue.input)}"` })
+    .prefault("127.0.0.1"),
 }).superRefine((settings, ctx) => {
   for (const problem of amqpTlsProblems(settings.amqpUrl, amqpTlsFilesOf(settings))) {
     ctx.addIssue({ code: "custom", message: `${problem.settings.map((s) => label(TLS_SETTING_NAMES[s])).join(", ")} ${problem.message}` });

@@ -17,6 +17,7 @@ import { attachGraphQLWebSocket } from "./websocket.js";
 import { createAuditPlugin, createWsAuditor, recordAuthEvent } from "./audit-plugin.js";
 import { createContext, type AppServices, type Context, type Identity } from "./context.js";
 import { createErrorFormatter } from "./errors.js";
+import { createRequestLogPlugin } from "./request-log.js";
 
 export const GRAPHQL_PATH = "/graphql";
 
@@ -34,12 +35,16 @@ export interface GraphQLServerOptions {
   maxSubscriptionsPerSocket: number;
   /** @default 20 */
   maxSocketsPerUser: number;
+  /** Other paths this listener answers (`/ready`, `/metrics`), by exact path. @default {} */
+  routes?: Record<string, (req: http.IncomingMessage, res: http.ServerResponse) => void>;
 }
 
 export interface GraphQLServer {
   /** http://host:port/graphql */
   url: string;
   wsUrl: string;
+  /** GraphQL WebSockets open now. */
+  webSocketConnections(): number;
   stop(): Promise<void>;
 }
 
@@ -120,6 +125,7 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
       // Limits after the rules: an anonymous caller learns it must sign in before anything else.
       admission.apolloPlugin,
       createAuditPlugin<Context>(services.recordMutation, logger),
+      createRequestLogPlugin<Context>(logger),
       { async serverWillStart() { return { async drainServer() { await webSocket.dispose(); } }; } },
     ],
   });
@@ -128,6 +134,8 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
   httpServer.on("request", (req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (url.pathname === "/health") return sendJson(res, 200, { status: "ok" });
+    const route = options.routes && Object.hasOwn(options.routes, url.pathname) ? options.routes[url.pathname] : undefined;
+    if (route) return route(req, res);
     if (url.pathname !== GRAPHQL_PATH) return sendJson(res, 404, { error: `GraphQL is served at ${GRAPHQL_PATH}` });
     if (applyCors(req, res, origins)) return;
     void (async () => {
@@ -168,7 +176,7 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
       }
     })().catch((err: unknown) => {
       const status = (err as { status?: number }).status ?? (err instanceof SyntaxError ? 400 : 500);
-      if (status === 500) logger.error("HTTP request failed", { error: err instanceof Error ? err.message : String(err) });
+      if (status === 500) logger.error("HTTP request failed", { requestId: res.getHeader("x-request-id"), error: err instanceof Error ? err.message : String(err) });
       if (!res.headersSent) {
         sendJson(res, status, { errors: [{ message: status === 500 ? "Internal server error" : (err as Error).message, extensions: { code: status === 500 ? "INTERNAL" : "BAD_USER_INPUT" } }] });
       } else res.end();
@@ -185,6 +193,7 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
   return {
     url: `http://${host}:${address.port}${GRAPHQL_PATH}`,
     wsUrl: `ws://${host}:${address.port}${GRAPHQL_PATH}`,
+    webSocketConnections: () => webSocket.connectionCount(),
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -52,6 +52,8 @@ export interface WebSocketDeps {
 }
 
 export interface GraphQLWebSocket {
+  /** WebSockets open on this server now. */
+  connectionCount(): number;
   /** Closes every socket (1001) and the server; safe to call twice. */
   dispose(): Promise<void>;
 }
@@ -155,6 +157,7 @@ export function attachGraphQLWebSocket(httpServer: http.Server, options: WebSock
         const operation = getOperationAST(args.document, payload.operationName ?? undefined);
         if (!operation) return [new GraphQLError("the document names no operation to run (or several without operationName)")];
         const denied = authorizeOperation(args.document, operation, contextValue.viewerOrNull);
+        logger.debug("graphql operation over WebSocket", { requestId: contextValue.requestId, operation: operation.operation, operationName: operation.name?.value ?? null, denied: denied !== null });
         if (denied) deps.auditDenial(denied, operation, contextValue);
         return denied ? [toHttpError(denied)] : args;
       },
@@ -169,6 +172,7 @@ export function attachGraphQLWebSocket(httpServer: http.Server, options: WebSock
   );
   let disposed: Promise<void> | null = null;
   return {
+    connectionCount: () => wsServer.clients.size,
     dispose(): Promise<void> {
       disposed ??= Promise.resolve(wsCleanup.dispose());
       return disposed;

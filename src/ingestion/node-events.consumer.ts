@@ -40,6 +40,8 @@ export interface IngestionDeps {
   maxBatch: number;
   /** The broker user a node publishes as; an event whose AMQP `user_id` differs is dead-lettered `forged`. */
   brokerUserOf(nodeId: string): string;
+  /** Sees each committed batch: its size and each event's lag from its `at` (a log batch's first line) to storage, in ms. */
+  onBatch?: (batch: { size: number; lagMs: number[] }) => void;
 }
 
 export interface Ingestion {
@@ -56,6 +58,11 @@ export interface Ingestion {
 interface Parsed {
   delivery: NodeEventDelivery;
   event: NodeEvent;
+}
+
+/** When the node says an event happened: a log batch's first line, else the event's `at`. */
+function eventTime(event: NodeEvent): string {
+  return event.type === "run.logs" ? (event.lines[0]?.at ?? "") : event.at;
 }
 
 const isTransient = (err: unknown) => isTransientDbError(err) || err instanceof UnavailableError;
@@ -150,6 +157,11 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
       else deadLetter(item.delivery, problem, "forged");
     }
     counts.stored += batch.length - forged.size;
+    if (deps.onBatch) {
+      const now = Date.now();
+      const lagMs = batch.filter((item) => !forged.has(item)).map((item) => now - Date.parse(eventTime(item.event)));
+      deps.onBatch({ size: batch.length, lagMs: lagMs.filter((ms) => Number.isFinite(ms)) });
+    }
     deps.afterCommit(changes);
   }
 

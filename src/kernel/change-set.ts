@@ -40,6 +40,8 @@ export class ChangeSet {
   readonly tasks = new Map<string, TaskChange>();
   readonly workflows = new Map<string, WorkflowChange>();
   readonly logs: LogChange[] = [];
+  /** Runs handed to their node's queue (QUEUED stays QUEUED, so they are not among `runs`); for the dispatch-latency metric. */
+  readonly dispatched: { runId: string; queuedAt: Date | null; dispatchedAt: Date }[] = [];
   /** Set when new outbox rows were written, so the relay should wake up. */
   outboxWritten = false;
   /** Set when runs became ready or slots freed, so the scheduler should look again. */

@@ -21,6 +21,8 @@ export interface PubSub {
   /** Calls `listener` for every event of `topic` until the returned function is called. */
   listen(topic: string, listener: (payload: unknown) => void): () => void;
   subscriberCount(topic: string): number;
+  /** Subscribers and listeners of every topic together. */
+  totalSubscribers(): number;
   /** Resolves once `topic` has at least `count` subscribers; rejects after `timeoutMs`. */
   waitForSubscribers(topic: string, count: number, timeoutMs: number): Promise<void>;
 }
@@ -128,6 +130,12 @@ export function createPubSub(defaultBufferSize: number, lagGraceMs = 5_000): Pub
 
     subscriberCount(topic) {
       return listeners.get(topic)?.size ?? 0;
+    },
+
+    totalSubscribers() {
+      let total = 0;
+      for (const set of listeners.values()) total += set.size;
+      return total;
     },
 
     waitForSubscribers(topic, count, timeoutMs) {

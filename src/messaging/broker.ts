@@ -48,6 +48,8 @@ export interface Broker {
   consumeNodeEvents(handler: (delivery: NodeEventDelivery) => void): Promise<void>;
   consumeLive(handler: (payload: unknown) => void): Promise<void>;
   consumeDeadLetters(handler: (letter: DeadLetterDelivery) => void): Promise<void>;
+  /** Whether rascal's connection is up now (false from a disconnect until it has reconnected). */
+  isConnected(): boolean;
   /** Stops consuming (node events and dead letters first); publishing still works. */
   stopConsuming(): Promise<void>;
   stop(): Promise<void>;
@@ -59,8 +61,13 @@ export async function createBroker(options: TopologyOptions, logger: Logger): Pr
   const config = rascal.withDefaultConfig(orchestratorTopology(options) as rascal.BrokerConfig);
   const broker = await rascal.BrokerAsPromised.create(config);
   broker.on("error", (err: unknown) => logger.warn("broker error", { error: toError(err).message }));
+  let connected = true;
   broker.on("vhost_initialised", () => {
+    connected = true;
     logger.info("broker connection (re)established", { url: maskUrl(options.amqpUrl) });
+  });
+  broker.on("disconnect", () => {
+    connected = false;
   });
 
   const subscriptions: Subscription[] = [];
@@ -147,6 +154,8 @@ export async function createBroker(options: TopologyOptions, logger: Logger): Pr
         });
       });
     },
+
+    isConnected: () => connected && !stopped,
 
     async stopConsuming() {
       for (const subscription of subscriptions.splice(0)) {

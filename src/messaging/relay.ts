@@ -16,6 +16,8 @@ export interface RelayOptions {
   batchSize: number;
   /** Signs a node message as it leaves (issue time = publish time, so outbox waits do not age it). */
   sign: (message: NodeMessage) => NodeMessage;
+  /** Sees, after each transaction, how long each row it published waited in the outbox (ms). */
+  onPublished?: (waitedMs: number[]) => void;
 }
 
 export interface Relay {
@@ -48,6 +50,7 @@ export function createRelay(orm: MikroORM, publisher: Pick<DispatchPublisher, "p
   async function runOnce(): Promise<number> {
     let sent = 0;
     let unconfirmed = 0;
+    let waitedMs: number[] = [];
     await orm.em.fork().transactional(async (em) => {
       const rows = await query<OutboxRow>(
         em,
@@ -64,7 +67,13 @@ export function createRelay(orm: MikroORM, publisher: Pick<DispatchPublisher, "p
       const ok = rows.filter((_, i) => confirmed[i]).map((r) => r.id);
       const failed = rows.filter((_, i) => !confirmed[i]);
       if (ok.length > 0) {
-        await query(em, `update outbox set sent_at = now(), attempts = attempts + 1 where id in (select value::bigint from jsonb_array_elements_text(?::jsonb))`, [json(ok)]);
+        const marked = await query<{ waited_ms: number }>(
+          em,
+          `update outbox set sent_at = now(), attempts = attempts + 1 where id in (select value::bigint from jsonb_array_elements_text(?::jsonb))
+           returning (extract(epoch from clock_timestamp() - created_at) * 1000)::float8 as waited_ms`,
+          [json(ok)],
+        );
+        waitedMs = marked.map((m) => Number(m.waited_ms));
       }
       if (failed.length > 0) {
         await query(
@@ -76,6 +85,7 @@ export function createRelay(orm: MikroORM, publisher: Pick<DispatchPublisher, "p
       }
       sent = ok.length;
     });
+    if (waitedMs.length > 0) options.onPublished?.(waitedMs);
     // Confirmed rows are committed as sent; the others wait for the next round (with backoff).
     if (unconfirmed > 0) throw new Error(`${unconfirmed} outbox message(s) were not confirmed by the broker`);
     return sent;

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createOrchestrator, type Orchestrator, type OrchestratorHooks } from "../../src/app.js";
 import { parseConfig, type OrchestratorConfig } from "../../src/config.js";
-import { createLogger, type LogLevel } from "../../src/logger.js";
+import { createLogger, type Logger, type LogLevel } from "../../src/logger.js";
 import { nodeBrokerUser } from "../../src/messaging/contracts.js";
 import { createTestVhost, type TestVhost } from "./broker.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
@@ -46,6 +46,8 @@ export interface TestEnvServices {
   vhost?: TestVhost;
   /** Environment every agent of the suite starts with (before each agent's own `env`). */
   agentEnv?: Record<string, string>;
+  /** The orchestrator's logger (tests that read its lines). @default TEST_LOG_LEVEL lines on stderr, silent by default */
+  logger?: Logger;
 }
 
 export async function createTestEnv(overrides: Partial<OrchestratorConfig> = {}, hooks: OrchestratorHooks = {}, services: TestEnvServices = {}): Promise<TestEnv> {
@@ -66,7 +68,7 @@ export async function createTestEnv(overrides: Partial<OrchestratorConfig> = {},
   });
   let orchestrator: Orchestrator;
   try {
-    orchestrator = await createOrchestrator(config, createLogger(level), hooks);
+    orchestrator = await createOrchestrator(config, services.logger ?? createLogger(level), hooks);
   } catch (err) {
     await db.drop();
     await vhost.drop();

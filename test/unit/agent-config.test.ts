@@ -52,7 +52,17 @@ test("uses the defaults when only the node id is set", () => {
     orchestratorPublicKeyFile: "/etc/fem/orchestrator.pub",
     allowUnsigned: false,
     maxMessageAgeMs: 86_400_000,
+    metricsPort: null,
+    metricsHost: "127.0.0.1",
   });
+});
+
+test("serves metrics only when FEM_AGENT_METRICS_PORT is set, on loopback unless told otherwise", () => {
+  const config = expectConfig({ FEM_NODE_ID: "site-a", FEM_AGENT_METRICS_PORT: "9464" });
+  assert.is(config.metricsPort, 9464);
+  assert.is(config.metricsHost, "127.0.0.1");
+  assert.is(expectConfig({ FEM_NODE_ID: "site-a" }, ["--metrics-port", "9100", "--metrics-host", "0.0.0.0"]).metricsHost, "0.0.0.0");
+  assert.ok(expectProblems({ FEM_NODE_ID: "site-a", FEM_AGENT_METRICS_PORT: "70000" }).some((p) => /FEM_AGENT_METRICS_PORT/.test(p)));
 });
 
 test("reads every setting from the environment", () => {
@@ -212,10 +222,12 @@ test("--help names every flag with its environment variable", () => {
     ["--amqp-ca-file", "FEM_AMQP_CA_FILE"],
     ["--amqp-cert-file", "FEM_AMQP_CERT_FILE"],
     ["--amqp-key-file", "FEM_AMQP_KEY_FILE"],
+    ["--metrics-port", "FEM_AGENT_METRICS_PORT"],
+    ["--metrics-host", "FEM_AGENT_METRICS_HOST"],
   ] as const) {
     assert.match(usage, new RegExp(`${flag}\\s+${env}\\s`));
   }
-  assert.is(usage.split("\n").length, 32);
+  assert.is(usage.split("\n").length, 34);
   assert.match(usage, /fem-agent policy add <name@version>/);
   assert.match(usage, /fem-agent outputs list \| approve <runId> \| reject <runId>/);
 });

@@ -76,4 +76,13 @@ test("accepts a bootstrap admin token and refuses a weak one without repeating i
   }
 });
 
+test("logs JSON by default, pretty on request, and serves metrics without a token unless one is set", () => {
+  const defaults = parseConfig({});
+  assert.ok(defaults.ok && defaults.config.logFormat === "json" && defaults.config.metricsToken === null);
+  const set = parseConfig({ LOG_FORMAT: "pretty", FEM_METRICS_TOKEN: "scrape-secret-0123456789" });
+  assert.ok(set.ok && set.config.logFormat === "pretty" && set.config.metricsToken === "scrape-secret-0123456789");
+  const weak = parseConfig({ FEM_METRICS_TOKEN: "short" });
+  assert.ok(!weak.ok && weak.problems.some((p) => p.startsWith("FEM_METRICS_TOKEN:") && !p.includes("short")));
+});
+
 test.run();

@@ -42,13 +42,14 @@ export async function createRuns(em: EntityManager, newRuns: NewRun[], changes: 
  */
 export async function dispatchRuns(em: EntityManager, runIds: string[], changes: ChangeSet): Promise<number> {
   if (runIds.length === 0) return 0;
-  const marked = await query<{ id: string }>(
+  const marked = await query<{ id: string; queued_at: Date | null; dispatched_at: Date }>(
     em,
     `update run set dispatched_at = now()
      where id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) and dispatched_at is null and state in (${fromStates("dispatch")})
-     returning id`,
+     returning id, queued_at, dispatched_at`,
     [json(runIds)],
   );
+  changes.dispatched.push(...marked.map((m) => ({ runId: m.id, queuedAt: m.queued_at, dispatchedAt: m.dispatched_at })));
   await enqueueDispatch(em, marked.map((m) => m.id), changes);
   return marked.length;
 }
