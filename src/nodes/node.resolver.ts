@@ -83,6 +83,11 @@ export class NodeResolver {
     return (await ctx.loaders.nodeResources.load(node.id))?.totals ?? {};
   }
 
+  @FieldResolver(() => Int, { description: "Runs handed to the node and not finished (dispatched and QUEUED, ACCEPTED, RUNNING): compare with capacity." })
+  async activeRuns(@Root() node: Node, @Ctx() ctx: Context): Promise<number> {
+    return (await ctx.loaders.nodeResources.load(node.id))?.activeRuns ?? 0;
+  }
+
   @FieldResolver(() => ResourceAmounts, { description: "What the runs handed to the node and not finished request, summed." })
   async resourcesInUse(@Root() node: Node, @Ctx() ctx: Context): Promise<ResourceAmounts> {
     return (await ctx.loaders.nodeResources.load(node.id))?.inUse ?? {};

@@ -42,6 +42,8 @@ export function heldByNodeSql(extraWhere = ""): string {
 
 export interface NodeResources {
   nodeId: string;
+  /** Runs handed to the node and not finished (QUEUED once dispatched, ACCEPTED, RUNNING). */
+  activeRuns: number;
   /** What the node has in total; a missing kind is not known (and not limited). */
   totals: ResourceAmountsData;
   /** Requests of the runs it holds now; every kind present. */
@@ -58,11 +60,11 @@ export async function nodeResources(em: EntityManager, nodeIds: readonly string[
   const rows = await query<Record<string, string | null>>(
     em,
     `with held as (${heldByNodeSql(`and r.node_id in ${ids}`)})
-     select n.id, ${columns} from node n left join held h on h.node_id = n.id where n.id in ${ids}`,
+     select n.id, coalesce(h.runs, 0) as active_runs, ${columns} from node n left join held h on h.node_id = n.id where n.id in ${ids}`,
     [json(nodeIds), json(nodeIds)],
   );
   return rows.map((row) => {
-    const result: NodeResources = { nodeId: row.id!, totals: {}, inUse: {}, free: {} };
+    const result: NodeResources = { nodeId: row.id!, activeRuns: Number(row.active_runs), totals: {}, inUse: {}, free: {} };
     for (const kind of RESOURCE_KINDS) {
       const used = Number(row[`used_${kind}`]);
       result.inUse[kind] = used;
