@@ -17,6 +17,7 @@ import { attachGraphQLWebSocket } from "./websocket.js";
 import { createAuditPlugin, createWsAuditor, recordAuthEvent } from "./audit-plugin.js";
 import { createContext, type AppServices, type Context, type Identity } from "./context.js";
 import { createErrorFormatter } from "./errors.js";
+import { createDashboard } from "./dashboard.js";
 
 export const GRAPHQL_PATH = "/graphql";
 
@@ -34,6 +35,8 @@ export interface GraphQLServerOptions {
   maxSubscriptionsPerSocket: number;
   /** @default 20 */
   maxSocketsPerUser: number;
+  /** The built dashboard to serve at `/`; null serves none. */
+  dashboardDir: string | null;
 }
 
 export interface GraphQLServer {
@@ -82,6 +85,8 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
   };
   const admission = createAdmission(schema, options.limits);
   const origins = createOriginPolicy(options.allowedOrigins);
+  const dashboard = options.dashboardDir === null ? null : createDashboard(options.dashboardDir);
+  if (dashboard && !dashboard.built) logger.warn("dashboard not built: / answers 503 until `npm run build` has run", { dir: options.dashboardDir });
   const webSocket = attachGraphQLWebSocket(
     httpServer,
     {
@@ -128,7 +133,10 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
   httpServer.on("request", (req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (url.pathname === "/health") return sendJson(res, 200, { status: "ok" });
-    if (url.pathname !== GRAPHQL_PATH) return sendJson(res, 404, { error: `GraphQL is served at ${GRAPHQL_PATH}` });
+    if (url.pathname !== GRAPHQL_PATH) {
+      if (dashboard?.handle(req, res)) return;
+      return sendJson(res, 404, { error: `GraphQL is served at ${GRAPHQL_PATH}` });
+    }
     if (applyCors(req, res, origins)) return;
     void (async () => {
       const headers = new HeaderMap();
