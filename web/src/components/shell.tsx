@@ -1,5 +1,5 @@
 /** The header (pages, connection, who is signed in) and the page the URL's hash names. */
-import { useEffect, useState } from "react";
+import { lazy, Suspense, useEffect, useState } from "react";
 import { useQuery } from "urql";
 import type { ConnectionState } from "../api/client";
 import { useApi } from "../api/context";
@@ -7,8 +7,10 @@ import { MeQuery } from "../api/operations";
 import { parseRoute, type Route } from "../lib/route";
 import { NodesPage } from "../pages/nodes";
 import { RunPage } from "../pages/run";
-import { WorkflowPage } from "../pages/workflow";
 import { WorkflowsPage } from "../pages/workflows";
+
+// The graph page brings the layout library: loaded when first opened, not with the first page.
+const WorkflowPage = lazy(() => import("../pages/workflow").then((m) => ({ default: m.WorkflowPage })));
 
 function useRoute(): Route {
   const [route, setRoute] = useState(() => parseRoute(window.location.hash));
@@ -71,7 +73,9 @@ export function Shell({ onSignOut }: { onSignOut(): void }) {
         </button>
       </header>
       <main className="page">
-        <Page route={route} />
+        <Suspense fallback={<p className="loading">Loading…</p>}>
+          <Page route={route} />
+        </Suspense>
       </main>
     </>
   );

@@ -29,7 +29,7 @@ describe("graph layout input", () => {
       { id: "2", key: "a-rather-long-task-key", dependsOn: [] },
       { id: "3", key: "k".repeat(500), dependsOn: [] },
     ]).nodes;
-    expect(short.width).toBe(110);
+    expect(short.width).toBe(150);
     expect(long.width).toBeGreaterThan(short.width);
     expect(huge.width).toBe(260);
     expect(short.height).toBe(BOX_HEIGHT);

@@ -36,7 +36,8 @@ export interface GraphLayout {
 }
 
 export const BOX_HEIGHT = 44;
-const MIN_BOX_WIDTH = 110;
+/** Wide enough for the state line, "SUCCEEDED · 10/10". */
+const MIN_BOX_WIDTH = 150;
 const MAX_BOX_WIDTH = 260;
 /** Width of one character of the box's label, roughly, at the graph's font size. */
 const CHAR_WIDTH = 7.5;
