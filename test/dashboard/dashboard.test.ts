@@ -115,6 +115,30 @@ test("a bad token shows the sign-in page with the server's message", async () =>
   }
 });
 
+test("a token revoked while the tab uses it brings back the sign-in page with the server's message", async () => {
+  const created = await gqlOk(env.orchestrator.url, `mutation { createApiToken(input: { name: "dashboard-revoked", roles: [ADMIN] }) { token apiToken { id } } }`);
+  const { token, apiToken } = created.createApiToken as { token: string; apiToken: { id: string } };
+  const page = await browser.newPage();
+  try {
+    await signIn(page, origin, token);
+    await page.locator("[data-testid=signed-in-as]").waitFor();
+    await page.evaluate(`window.location.hash = '#/nodes'`);
+    await page.locator("tr[data-node=site-a]").waitFor();
+    await gqlOk(env.orchestrator.url, `mutation($id: ID!) { revokeApiToken(id: $id) { revokedAt } }`, { id: apiToken.id });
+    const refused = await gql(env.orchestrator.url, "{ me { subject } }", {}, { token });
+    const messages = [refused.errors?.[0]?.message, "token revoked"];
+    await page.evaluate(`window.location.hash = '#/workflows'`);
+    const error = page.locator("[data-testid=sign-in-error]");
+    await error.waitFor();
+    const shown = (await error.textContent())?.trim();
+    assert.ok(messages.includes(shown), `shown "${shown}", the server said ${JSON.stringify(messages)}`);
+    assert.is(await page.evaluate("sessionStorage.getItem('fem.token')"), null, "the revoked token is forgotten");
+    await browser.screenshot(page, "dashboard/sign-in-revoked");
+  } finally {
+    await page.close();
+  }
+});
+
 test("signs in with a token and shows the nodes live: connectivity, heartbeat, running of capacity", async () => {
   const page = await browser.newPage();
   try {
