@@ -32,7 +32,7 @@ export function useStream<Data, Variables extends Record<string, unknown>>(
         complete: () => undefined,
       },
     );
-    // eslint-disable-next-line react-hooks/exhaustive-deps -- the caller names what restarts the stream
+    // Not `variables` (a new function each render): the caller names in `deps` what restarts the stream.
   }, [api, document, ...deps]);
   return error;
 }

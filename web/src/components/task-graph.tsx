@@ -17,7 +17,6 @@ function shapeKey(tasks: readonly TaskView[]): string {
 
 export function TaskGraph({ tasks, selected, onSelect }: TaskGraphProps) {
   const key = shapeKey(tasks);
-  // eslint-disable-next-line react-hooks/exhaustive-deps -- keyed on the shape, see shapeKey
   const layout = useMemo(() => layoutGraph(tasks), [key]);
   const byId = useMemo(() => new Map(tasks.map((t) => [t.id, t])), [tasks]);
   return (
