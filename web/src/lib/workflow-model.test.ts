@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { applyEvent, liveWorkflowReducer, taskProgress, workflowProgress, type WorkflowView } from "./workflow-model";
+import { applyEvent, applyEvents, INITIAL_LIVE_WORKFLOW, liveWorkflowReducer, taskProgress, workflowProgress, type WorkflowEvent, type WorkflowView } from "./workflow-model";
 
 const snapshot = (): WorkflowView => ({
   id: "w1",
@@ -48,14 +48,43 @@ describe("workflow model", () => {
   });
 
   it("merges events that came before the snapshot only forward", () => {
-    let live = liveWorkflowReducer({ workflow: null, early: [] }, { type: "event", event: { kind: "RUN", state: "QUEUED", taskId: "t1", runId: "r1" } });
-    live = liveWorkflowReducer(live, { type: "event", event: { kind: "RUN", state: "SUCCEEDED", taskId: "t1", runId: "r2" } });
+    let live = liveWorkflowReducer(INITIAL_LIVE_WORKFLOW, { type: "events", events: [{ kind: "RUN", state: "QUEUED", taskId: "t1", runId: "r1" }] });
+    live = liveWorkflowReducer(live, { type: "events", events: [{ kind: "RUN", state: "SUCCEEDED", taskId: "t1", runId: "r2" }] });
     expect(live.workflow).toBeNull();
     live = liveWorkflowReducer(live, { type: "snapshot", workflow: snapshot() });
     expect(live.workflow!.tasks[0].runs.map((r) => r.state)).toEqual(["RUNNING", "SUCCEEDED"]);
     expect(live.early).toEqual([]);
-    live = liveWorkflowReducer(live, { type: "event", event: { kind: "WORKFLOW", state: "SUCCEEDED" } });
+    live = liveWorkflowReducer(live, { type: "events", events: [{ kind: "WORKFLOW", state: "SUCCEEDED" }] });
     expect(live.workflow!.state).toBe("SUCCEEDED");
+  });
+
+  it("after a resync, keeps showing events and merges them into the fresh snapshot", () => {
+    let live = liveWorkflowReducer(INITIAL_LIVE_WORKFLOW, { type: "snapshot", workflow: snapshot() });
+    live = liveWorkflowReducer(live, { type: "resync" });
+    live = liveWorkflowReducer(live, { type: "events", events: [{ kind: "RUN", state: "SUCCEEDED", taskId: "t1", runId: "r1" }] });
+    expect(live.workflow!.tasks[0].runs[0].state).toBe("SUCCEEDED");
+    // The fresh snapshot was read before that event: the event still holds.
+    live = liveWorkflowReducer(live, { type: "snapshot", workflow: snapshot() });
+    expect(live.workflow!.tasks[0].runs[0].state).toBe("SUCCEEDED");
+    expect(live.awaiting).toBe(false);
+  });
+
+  it("applies a burst of 2,001 events (a cancel of 1,000 tasks) at once, quickly", () => {
+    const big: WorkflowView = {
+      ...snapshot(),
+      tasks: Array.from({ length: 1_000 }, (_, i) => ({ id: `t${i}`, key: `t${i}`, state: "QUEUED" as const, dependsOn: [], runs: [{ id: `r${i}`, taskId: `t${i}`, nodeId: "n1", attempt: 1, state: "QUEUED" as const }] })),
+    };
+    const events: WorkflowEvent[] = [
+      ...big.tasks.map((t): WorkflowEvent => ({ kind: "RUN", state: "CANCELLED", taskId: t.id, runId: t.runs[0].id })),
+      ...big.tasks.map((t): WorkflowEvent => ({ kind: "TASK", state: "CANCELLED", taskId: t.id })),
+      { kind: "WORKFLOW", state: "CANCELLED" },
+    ];
+    const started = performance.now();
+    const after = applyEvents(big, events);
+    expect(performance.now() - started).toBeLessThan(100);
+    expect(after.state).toBe("CANCELLED");
+    expect(after.tasks.every((t) => t.state === "CANCELLED" && t.runs[0].state === "CANCELLED")).toBe(true);
+    expect(big.tasks[0].state).toBe("QUEUED");
   });
 
   it("counts progress as finished runs of all runs", () => {

@@ -61,44 +61,75 @@ function applyRun(task: TaskView, event: WorkflowEvent, ordered: boolean): TaskV
   return { ...task, runs: [...task.runs, run] };
 }
 
+function applyToTask(task: TaskView, event: WorkflowEvent, ordered: boolean): TaskView {
+  if (event.kind === "RUN") return applyRun(task, event, ordered);
+  const state = pick(task.state, event.state, ordered);
+  return state === task.state ? task : { ...task, state };
+}
+
+/**
+ * The workflow after a batch of events, in order; the same object when nothing changed. A batch
+ * costs one copy of the task list however many events it holds (a cancel of 1,000 tasks is 2,001
+ * events at once).
+ */
+export function applyEvents(workflow: WorkflowView, events: readonly WorkflowEvent[], ordered = true): WorkflowView {
+  let state = workflow.state;
+  let tasks: TaskView[] | null = null;
+  let index: Map<string, number> | null = null;
+  for (const event of events) {
+    if (event.kind === "WORKFLOW") {
+      state = pick(state, event.state, ordered);
+      continue;
+    }
+    index ??= new Map(workflow.tasks.map((t, i) => [t.id, i]));
+    const at = index.get(event.taskId ?? event.run?.task.id ?? "");
+    if (at === undefined) continue;
+    const current = (tasks ?? workflow.tasks)[at];
+    const next = applyToTask(current, event, ordered);
+    if (next === current) continue;
+    tasks ??= workflow.tasks.slice();
+    tasks[at] = next;
+  }
+  if (state === workflow.state && !tasks) return workflow;
+  return { ...workflow, state, tasks: tasks ?? workflow.tasks };
+}
+
 /** The workflow after one event; the same object when nothing changed. */
 export function applyEvent(workflow: WorkflowView, event: WorkflowEvent, ordered = true): WorkflowView {
-  if (event.kind === "WORKFLOW") {
-    const state = pick(workflow.state, event.state, ordered);
-    return state === workflow.state ? workflow : { ...workflow, state };
-  }
-  const taskId = event.taskId ?? event.run?.task.id;
-  const index = workflow.tasks.findIndex((t) => t.id === taskId);
-  if (index < 0) return workflow;
-  const task = workflow.tasks[index];
-  const next = event.kind === "TASK" ? { ...task, state: pick(task.state, event.state, ordered) } : applyRun(task, event, ordered);
-  if (next === task || (event.kind === "TASK" && next.state === task.state)) return workflow;
-  const tasks = workflow.tasks.slice();
-  tasks[index] = next;
-  return { ...workflow, tasks };
+  return applyEvents(workflow, [event], ordered);
 }
 
 export interface LiveWorkflow {
   workflow: WorkflowView | null;
-  /** Events that came before the snapshot (bounded). */
+  /** Waiting for a snapshot: at first, and after the subscription was cut and restarted. */
+  awaiting: boolean;
+  /** Events since the wait began (bounded), to merge into the snapshot. */
   early: WorkflowEvent[];
 }
 
-export type LiveAction = { type: "snapshot"; workflow: WorkflowView } | { type: "event"; event: WorkflowEvent };
+export type LiveAction = { type: "snapshot"; workflow: WorkflowView } | { type: "events"; events: readonly WorkflowEvent[] } | { type: "resync" };
+
+export const INITIAL_LIVE_WORKFLOW: LiveWorkflow = { workflow: null, awaiting: true, early: [] };
 
 const MAX_EARLY_EVENTS = 10_000;
 
-/** React reducer: keeps events until the snapshot comes, then merges them into it. */
+/** React reducer: shows events as they come, and merges those since a wait began into the snapshot that ends it. */
 export function liveWorkflowReducer(live: LiveWorkflow, action: LiveAction): LiveWorkflow {
-  if (action.type === "snapshot") {
-    // The subscription may have started before or after the query read: an early event may be
-    // older or newer than the snapshot, so it only moves states forward.
-    const workflow = live.early.reduce((w, e) => applyEvent(w, e, false), action.workflow);
-    return { workflow, early: [] };
+  switch (action.type) {
+    case "snapshot": {
+      // The subscription may have started before or after the query read: an early event may be
+      // older or newer than the snapshot, so it only moves states forward.
+      const workflow = applyEvents(action.workflow, live.early, false);
+      return { workflow, awaiting: false, early: [] };
+    }
+    case "resync":
+      return { ...live, awaiting: true, early: [] };
+    case "events": {
+      const workflow = live.workflow && applyEvents(live.workflow, action.events);
+      const early = live.awaiting && live.early.length < MAX_EARLY_EVENTS ? [...live.early, ...action.events] : live.early;
+      return workflow === live.workflow && early === live.early ? live : { ...live, workflow, early };
+    }
   }
-  if (!live.workflow) return live.early.length >= MAX_EARLY_EVENTS ? live : { workflow: null, early: [...live.early, action.event] };
-  const workflow = applyEvent(live.workflow, action.event);
-  return workflow === live.workflow ? live : { workflow, early: [] };
 }
 
 /** The latest attempt of each node's run of a task. */

@@ -1,5 +1,5 @@
 /** One workflow: its live graph; a selected task's runs, per node and attempt, link to their run pages. */
-import { useMemo } from "react";
+import { useCallback, useMemo } from "react";
 import { useQuery } from "urql";
 import { WorkflowQuery } from "../api/operations";
 import { StateBadge } from "../components/state-badge";
@@ -44,9 +44,10 @@ function TaskRuns({ task }: { task: TaskView }) {
 }
 
 export function WorkflowPage({ id, taskId }: { id: string; taskId: string | null }) {
-  const [query] = useQuery({ query: WorkflowQuery, variables: { id } });
+  const [query, reexecute] = useQuery({ query: WorkflowQuery, variables: { id } });
   const snapshot = useMemo(() => (query.data ? toWorkflowView(query.data.workflow) : null), [query.data]);
-  const { workflow, error } = useLiveWorkflow(id, snapshot);
+  const refetch = useCallback(() => reexecute({ requestPolicy: "network-only" }), [reexecute]);
+  const { workflow, error } = useLiveWorkflow(id, snapshot, refetch);
   const selected = workflow?.tasks.find((t) => t.id === taskId) ?? null;
   const progress = workflow ? workflowProgress(workflow) : null;
   return (
