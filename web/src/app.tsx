@@ -1,5 +1,5 @@
 /** Signed out: the sign-in page. Signed in: one API client for the tab, the header and the page the hash names. */
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useRef, useState } from "react";
 import { Provider } from "urql";
 import { createApiClient, type ApiClient } from "./api/client";
 import { ApiContext } from "./api/context";
@@ -13,28 +13,24 @@ interface Session {
 }
 
 export function App() {
-  const [session, setSession] = useState<Session | null>(null);
   const [message, setMessage] = useState<string | null>(null);
+  // The session's own sign-out, reachable from the client it creates before the state exists.
+  const signOutRef = useRef<(reason: string | null) => void>(() => undefined);
+  const open = useCallback((token: string): ApiClient => createApiClient({ token, onUnauthenticated: (reason) => signOutRef.current(reason) }), []);
+  // A token kept from earlier in this tab: used at once; the first refused request signs out with the server's message.
+  const [session, setSession] = useState<Session | null>(() => {
+    const token = storedToken();
+    return token ? { token, client: open(token) } : null;
+  });
 
-  const signOut = useCallback((reason: string | null) => {
+  signOutRef.current = (reason) => {
     forgetToken();
     setMessage(reason);
     setSession((current) => {
       current?.client.dispose();
       return null;
     });
-  }, []);
-
-  const open = useCallback(
-    (token: string): ApiClient => createApiClient({ token, onUnauthenticated: (reason) => signOut(reason) }),
-    [signOut],
-  );
-
-  // A token kept from earlier in this tab: use it; the first refused request signs out with the server's message.
-  useEffect(() => {
-    const token = storedToken();
-    if (token) setSession({ token, client: open(token) });
-  }, [open]);
+  };
 
   if (!session) {
     return (
@@ -52,7 +48,7 @@ export function App() {
   return (
     <Provider value={session.client.urql}>
       <ApiContext.Provider value={session.client}>
-        <Shell onSignOut={() => signOut(null)} />
+        <Shell onSignOut={() => signOutRef.current(null)} />
       </ApiContext.Provider>
     </Provider>
   );
