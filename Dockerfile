@@ -6,6 +6,8 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# The root install's postinstall installs the dashboard's own dependencies (web/).
+COPY web/package.json web/package-lock.json ./web/
 RUN npm ci --no-audit --no-fund
 COPY . .
 RUN npm run build \
@@ -22,6 +24,7 @@ COPY --from=build /app/package.json /app/package-lock.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
 COPY --from=build /app/dist/migrations ./dist/migrations
+COPY --from=build /app/web/dist ./web/dist
 # The agent's journal and run sandboxes; a volume mounted here inherits this ownership.
 RUN mkdir -p /var/lib/fem/sandbox && chown -R node:node /var/lib/fem
 USER node

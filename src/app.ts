@@ -14,6 +14,7 @@ import { AuditOutcome, recordAuditEvent } from "./audit/index.js";
 import { createDeadLetterConsumer, type DeadLetterConsumer } from "./dead-letters/index.js";
 import { createSchema } from "./graphql/schema.js";
 import { startGraphQLServer } from "./graphql/server.js";
+import { DEFAULT_DASHBOARD_DIR } from "./graphql/dashboard.js";
 import { createIngestion, type Ingestion } from "./ingestion/index.js";
 import { createLiveEvents } from "./live/live-events.js";
 import { createPubSub, type PubSub } from "./live/pubsub.js";
@@ -227,6 +228,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
         maxSubscriptionsPerSocket: config.maxSubscriptionsPerSocket,
         maxSocketsPerUser: config.maxSocketsPerUser,
         routes: createProbeRoutes({ orm, brokerConnected: () => broker.isConnected(), metrics, metricsToken: config.metricsToken }, logger),
+        dashboardDir: config.dashboard ? (config.dashboardDir ?? DEFAULT_DASHBOARD_DIR) : null,
       },
       logger,
     );

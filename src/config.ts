@@ -107,6 +107,10 @@ export interface OrchestratorConfig {
   maxSubscriptionsPerSocket: number;
   /** Open WebSockets one subject may hold on one instance. @default 20 */
   maxSocketsPerUser: number;
+  /** Serve the dashboard at `/` on the API's port. @default true */
+  dashboard: boolean;
+  /** Where the built dashboard is. @default null // web/dist of this checkout */
+  dashboardDir: string | null;
 }
 
 export interface OidcSettings {
@@ -186,6 +190,8 @@ const schema = z.object({
     .default([]),
   FEM_MAX_SUBSCRIPTIONS_PER_SOCKET: int(1).max(100_000).default(100),
   FEM_MAX_SOCKETS_PER_USER: int(1).max(100_000).default(20),
+  FEM_DASHBOARD: bool.default(true),
+  FEM_DASHBOARD_DIR: z.string().min(1).optional(),
 }).superRefine((e, ctx) => {
   if (Boolean(e.FEM_OIDC_ISSUER) !== Boolean(e.FEM_OIDC_AUDIENCE)) {
     ctx.addIssue({ code: "custom", path: ["FEM_OIDC_AUDIENCE"], message: "FEM_OIDC_ISSUER and FEM_OIDC_AUDIENCE go together" });
@@ -265,6 +271,8 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
       allowedOrigins: e.FEM_ALLOWED_ORIGINS,
       maxSubscriptionsPerSocket: e.FEM_MAX_SUBSCRIPTIONS_PER_SOCKET,
       maxSocketsPerUser: e.FEM_MAX_SOCKETS_PER_USER,
+      dashboard: e.FEM_DASHBOARD,
+      dashboardDir: e.FEM_DASHBOARD_DIR ?? null,
     },
   };
 }

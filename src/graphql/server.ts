@@ -18,6 +18,7 @@ import { createAuditPlugin, createWsAuditor, recordAuthEvent } from "./audit-plu
 import { createContext, type AppServices, type Context, type Identity } from "./context.js";
 import { createErrorFormatter } from "./errors.js";
 import { createRequestLogPlugin } from "./request-log.js";
+import { createDashboard } from "./dashboard.js";
 
 export const GRAPHQL_PATH = "/graphql";
 
@@ -37,6 +38,8 @@ export interface GraphQLServerOptions {
   maxSocketsPerUser: number;
   /** Other paths this listener answers (`/ready`, `/metrics`), by exact path. @default {} */
   routes?: Record<string, (req: http.IncomingMessage, res: http.ServerResponse) => void>;
+  /** The built dashboard to serve at `/`; null serves none. */
+  dashboardDir: string | null;
 }
 
 export interface GraphQLServer {
@@ -87,6 +90,8 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
   };
   const admission = createAdmission(schema, options.limits);
   const origins = createOriginPolicy(options.allowedOrigins);
+  const dashboard = options.dashboardDir === null ? null : createDashboard(options.dashboardDir);
+  if (dashboard && !dashboard.built) logger.warn("dashboard not built: / answers 503 until `npm run build` has run", { dir: options.dashboardDir });
   const webSocket = attachGraphQLWebSocket(
     httpServer,
     {
@@ -136,7 +141,10 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
     if (url.pathname === "/health") return sendJson(res, 200, { status: "ok" });
     const route = options.routes && Object.hasOwn(options.routes, url.pathname) ? options.routes[url.pathname] : undefined;
     if (route) return route(req, res);
-    if (url.pathname !== GRAPHQL_PATH) return sendJson(res, 404, { error: `GraphQL is served at ${GRAPHQL_PATH}` });
+    if (url.pathname !== GRAPHQL_PATH) {
+      if (dashboard?.handle(req, res)) return;
+      return sendJson(res, 404, { error: `GraphQL is served at ${GRAPHQL_PATH}` });
+    }
     if (applyCors(req, res, origins)) return;
     void (async () => {
       const headers = new HeaderMap();

@@ -1,0 +1,203 @@
+/** Every operation the dashboard sends; GraphQL Code Generator types them from schema/schema.graphql (src/gql/). */
+import { graphql } from "../gql";
+
+export const MeQuery = graphql(`
+  query Me {
+    me {
+      subject
+      roles
+    }
+  }
+`);
+
+graphql(`
+  fragment NodeFields on Node {
+    id
+    name
+    connectivity
+    adminState
+    lastHeartbeatAt
+    capacity
+    activeRuns
+    labels
+    health {
+      cpus
+      loadAvg1
+      memoryFreeBytes
+      memoryTotalBytes
+      diskFreeBytes
+      agentVersion
+    }
+  }
+`);
+
+export const NodesQuery = graphql(`
+  query Nodes {
+    nodes(first: 500) {
+      nodes {
+        ...NodeFields
+      }
+    }
+  }
+`);
+
+export const NodeUpdatedSubscription = graphql(`
+  subscription NodeUpdated {
+    nodeUpdated {
+      ...NodeFields
+    }
+  }
+`);
+
+graphql(`
+  fragment WorkflowFields on Workflow {
+    id
+    name
+    state
+    submittedAt
+    submittedBy
+    tasks {
+      id
+      key
+      state
+      dependsOn {
+        id
+      }
+      runs {
+        id
+        attempt
+        state
+        node {
+          id
+        }
+      }
+    }
+  }
+`);
+
+export const WorkflowsQuery = graphql(`
+  query Workflows($first: Int!) {
+    workflows(first: $first) {
+      nodes {
+        ...WorkflowFields
+      }
+    }
+  }
+`);
+
+export const WorkflowQuery = graphql(`
+  query Workflow($id: ID!) {
+    workflow(id: $id) {
+      ...WorkflowFields
+    }
+  }
+`);
+
+export const WorkflowEventsSubscription = graphql(`
+  subscription WorkflowEvents($workflowId: ID!) {
+    workflowEvents(workflowId: $workflowId) {
+      kind
+      state
+      taskId
+      runId
+      run {
+        id
+        attempt
+        node {
+          id
+        }
+        task {
+          id
+        }
+      }
+    }
+  }
+`);
+
+graphql(`
+  fragment RunFields on Run {
+    id
+    state
+    attempt
+    argv
+    exitCode
+    failureReason
+    message
+    createdAt
+    queuedAt
+    dispatchedAt
+    acceptedAt
+    startedAt
+    finishedAt
+    logLineCount
+    result
+    node {
+      id
+    }
+    task {
+      id
+      key
+      workflow {
+        id
+        name
+      }
+    }
+    usage {
+      wallMs
+      cpuUserMs
+      cpuSystemMs
+      peakRssBytes
+      logBytes
+      outputBytes
+    }
+    outputs {
+      id
+      path
+      sizeBytes
+      sha256
+      state
+    }
+  }
+`);
+
+export const RunQuery = graphql(`
+  query Run($id: ID!) {
+    run(id: $id) {
+      ...RunFields
+    }
+  }
+`);
+
+export const RunUpdatedSubscription = graphql(`
+  subscription RunUpdated($runId: ID!) {
+    runUpdated(runId: $runId) {
+      ...RunFields
+    }
+  }
+`);
+
+export const RunLogsSubscription = graphql(`
+  subscription RunLogs($runId: ID!, $afterSeq: Int) {
+    runLogs(runId: $runId, afterSeq: $afterSeq) {
+      lines {
+        seq
+        stream
+        at
+        text
+      }
+    }
+  }
+`);
+
+export const RunLogsQuery = graphql(`
+  query RunLogsPage($runId: ID!, $afterSeq: Int, $first: Int) {
+    runLogs(runId: $runId, afterSeq: $afterSeq, first: $first) {
+      nodes {
+        seq
+        stream
+        at
+        text
+      }
+    }
+  }
+`);
