@@ -22,6 +22,7 @@ import { createOutbox, type Outbox } from "./outbox.js";
 import { resendDecisions, watchDecisionRequests } from "./output-decisions.js";
 import { recoverPreviousRuns } from "./recovery.js";
 import { startRun } from "./run.js";
+import { createTransfers, type Transfers } from "./transfer.js";
 import { pruneRunDirs } from "./sandbox.js";
 import { createProcessTreeSampler, type ProcessTreeSampler } from "./usage.js";
 
@@ -55,6 +56,7 @@ interface Started {
   intake: Intake;
   heartbeat: { stop(): void };
   decisions: { stop(): Promise<void> };
+  transfers: Transfers;
   pruneTimer: NodeJS.Timeout;
 }
 
@@ -107,7 +109,9 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     const sampler = createProcessTreeSampler();
     await recoverPreviousRuns(journal, outbox, { nodeId: config.nodeId, sandboxDir: config.sandboxDir, logBatchBytes: config.logBatchBytes }, { log, launchers });
     resendDecisions(journal, outbox);
-    const decisions = watchDecisionRequests({ nodeId: config.nodeId, sandboxDir: config.sandboxDir }, { journal, outbox, log });
+    const transfers = createTransfers({ nodeId: config.nodeId, sandboxDir: config.sandboxDir }, { journal, outbox, log });
+    transfers.resume();
+    const decisions = watchDecisionRequests({ nodeId: config.nodeId, sandboxDir: config.sandboxDir }, { journal, outbox, log, onDecided: transfers.onDecided });
     const runSettings = {
       nodeId: config.nodeId,
       sandboxDir: config.sandboxDir,
@@ -122,7 +126,9 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     };
     intake = createIntake(
       { nodeId: config.nodeId, capacity: config.capacity, allowedTools: config.allowedTools, policy, secrets, launchers: config.launchers, trust },
-      { journal, outbox, log, startRun: (dispatch) => startRun(dispatch, runSettings, { launchers, outbox, journal, sampler, log, secrets }) },
+      { journal, outbox, log, startRun: (dispatch) => startRun(dispatch, runSettings, { launchers, outbox, journal, sampler, log, secrets, onReported: transfers.onReported }),
+        onRelease: transfers.onRelease,
+      },
     );
     const active = intake;
     const heartbeat = createHeartbeat(
@@ -153,7 +159,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     pruneSandboxes();
     const pruneTimer = setInterval(pruneSandboxes, PRUNE_INTERVAL_MS);
     pruneTimer.unref();
-    const started: Started = { journal, broker, outbox, sampler, intake, heartbeat, decisions, pruneTimer };
+    const started: Started = { journal, broker, outbox, sampler, intake, heartbeat, decisions, transfers, pruneTimer };
     try {
       // Control first, so a cancel is never stuck behind the runs it targets.
       await broker.consume("control", (delivery) => active.onDelivery("control", delivery));
@@ -185,7 +191,10 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     s.heartbeat.stop();
     await s.decisions.stop();
     clearInterval(s.pruneTimer);
+    // Before the outbox stops: chunks in flight are confirmed or given up, and the journal says which.
+    const stoppingTransfers = s.transfers.stop();
     await s.outbox.stop({ flushTimeoutMs: deps.flushTimeoutMs ?? 10_000 });
+    await stoppingTransfers;
     s.sampler.stop();
     await s.broker.stop();
     await s.journal.stop();
