@@ -14,7 +14,11 @@ import { AuditOutcome, recordAuditEvent } from "./audit/index.js";
 import { createDeadLetterConsumer, type DeadLetterConsumer } from "./dead-letters/index.js";
 import { createSchema } from "./graphql/schema.js";
 import { startGraphQLServer } from "./graphql/server.js";
-import { createIngestion, type Ingestion } from "./ingestion/index.js";
+import { createChunkIngestion, createIngestion, type Ingestion } from "./ingestion/index.js";
+import { ARTIFACTS_PATH, askForStalledTransfers, createDirectoryStore, expireArtifacts, serveArtifact, type ArtifactStore } from "./artifacts/index.js";
+import { LOCAL_DEVELOPER } from "./graphql/context.js";
+import { createLoop } from "./loop.js";
+import { ChangeSet } from "./kernel/index.js";
 import { createLiveEvents } from "./live/live-events.js";
 import { createPubSub, type PubSub } from "./live/pubsub.js";
 import type { Logger } from "./logger.js";
@@ -37,6 +41,7 @@ export interface Orchestrator {
   deadLetters: DeadLetterConsumer;
   /** SPKI PEM of the key that signs dispatches and cancels. */
   publicKeyPem: string;
+  artifactStore: ArtifactStore;
   stop(): Promise<void>;
 }
 
@@ -160,8 +165,25 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
       await broker.stopConsuming();
       await ingestion.stop(5_000);
     });
+    const artifactStore = createDirectoryStore(config.artifactDir);
+    const chunks = createChunkIngestion({ orm, store: artifactStore, afterCommit, logger, brokerUserOf: brokerUsers.userOf });
+    onStop("chunk ingestion", () => chunks.stop(5_000));
     await broker.consumeLive((content) => live.receive(content));
     await broker.consumeNodeEvents((delivery) => ingestion.accept(delivery));
+    await broker.consumeChunks((delivery) => chunks.accept(delivery));
+    const transferWatch = createLoop({
+      name: "transfer watch",
+      intervalMs: Math.max(100, Math.floor(config.transferStallMs / 2)),
+      logger,
+      pass: async () => {
+        const changes = new ChangeSet();
+        const asked = await orm.em.fork().transactional((em) => askForStalledTransfers(em, artifactStore, config.transferStallMs, changes));
+        afterCommit(changes);
+        if (config.artifactRetentionMs > 0) await expireArtifacts(orm.em.fork(), artifactStore, config.artifactRetentionMs);
+        return asked >= 100;
+      },
+    });
+    onStop("transfer watch", () => transferWatch.stop());
     const deadLetters = createDeadLetterConsumer(orm, { retentionMs: config.deadLetterRetentionMs, pruneIntervalMs: config.heartbeatIntervalMs }, logger);
     onStop("dead-letter pruning", () => deadLetters.stop());
     await broker.consumeDeadLetters((letter) => deadLetters.handle(letter));
@@ -211,12 +233,24 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
         allowedOrigins: config.allowedOrigins,
         maxSubscriptionsPerSocket: config.maxSubscriptionsPerSocket,
         maxSocketsPerUser: config.maxSocketsPerUser,
+        routes: [
+          {
+            prefix: ARTIFACTS_PATH,
+            handle: (req, res, id) =>
+              serveArtifact(req, res, id, {
+                orm,
+                store: artifactStore,
+                authenticate: async (header) => (config.auth === "off" ? LOCAL_DEVELOPER : authenticator.authenticate(header)),
+                logger,
+              }),
+          },
+        ],
       },
       logger,
     );
     onStop("graphql server", () => server.stop());
     logger.info("orchestrator ready", { url: server.url, instanceId: config.instanceId, auth: config.auth === "off" ? "OFF: every caller is a local ADMIN" : config.oidc ? "OIDC and API tokens" : "API tokens" });
-    return { url: server.url, wsUrl: server.wsUrl, orm, pubsub, relay, ingestion, deadLetters, publicKeyPem: signingKey.publicKeyPem, stop };
+    return { url: server.url, wsUrl: server.wsUrl, orm, pubsub, relay, ingestion, deadLetters, publicKeyPem: signingKey.publicKeyPem, artifactStore, stop };
   } catch (err) {
     await stop();
     throw err;

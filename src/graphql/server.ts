@@ -18,6 +18,7 @@ import { createAuditPlugin, createWsAuditor, recordAuthEvent } from "./audit-plu
 import { createContext, type AppServices, type Context, type Identity } from "./context.js";
 import { createErrorFormatter } from "./errors.js";
 
+
 export const GRAPHQL_PATH = "/graphql";
 
 export interface GraphQLServerOptions {
@@ -34,6 +35,13 @@ export interface GraphQLServerOptions {
   maxSubscriptionsPerSocket: number;
   /** @default 20 */
   maxSocketsPerUser: number;
+  /** Plain HTTP routes besides GraphQL, by path prefix (downloads); the handler gets the rest of the path. @default [] */
+  routes?: readonly HttpRoute[];
+}
+
+export interface HttpRoute {
+  prefix: string;
+  handle(req: http.IncomingMessage, res: http.ServerResponse, rest: string): Promise<void>;
 }
 
 export interface GraphQLServer {
@@ -128,6 +136,15 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
   httpServer.on("request", (req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (url.pathname === "/health") return sendJson(res, 200, { status: "ok" });
+    const route = options.routes?.find((r) => url.pathname.startsWith(r.prefix));
+    if (route) {
+      req.resume();
+      return void route.handle(req, res, url.pathname.slice(route.prefix.length)).catch((err: unknown) => {
+        logger.error("HTTP route failed", { path: route.prefix, error: err instanceof Error ? err.message : String(err) });
+        if (!res.headersSent) sendJson(res, 500, { errors: [{ message: "Internal server error", extensions: { code: "INTERNAL" } }] });
+        else res.destroy();
+      });
+    }
     if (url.pathname !== GRAPHQL_PATH) return sendJson(res, 404, { error: `GraphQL is served at ${GRAPHQL_PATH}` });
     if (applyCors(req, res, origins)) return;
     void (async () => {

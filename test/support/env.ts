@@ -62,6 +62,8 @@ export async function createTestEnv(overrides: Partial<OrchestratorConfig> = {},
     logLevel: level,
     bootstrapAdminToken: TEST_ADMIN_TOKEN,
     signingKeyFile: join(sandboxRoot, "orchestrator-key.pem"),
+    artifactDir: join(sandboxRoot, "artifacts"),
+    transferStallMs: 3_000,
     ...overrides,
   });
   let orchestrator: Orchestrator;
