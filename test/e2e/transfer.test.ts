@@ -1,0 +1,259 @@
+/**
+ * Released outputs travel from real agents to the orchestrator over the broker in checked chunks,
+ * and are downloaded over HTTP: under `auto` at once, under `review` only once approved (a rejected
+ * file never crosses the broker), intact after a `kill -9` of the agent mid-transfer and after a
+ * corrupted chunk; downloads are authorised like queries and resume with Range requests.
+ */
+import { createHash } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import amqp from "amqplib";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { createApiToken } from "../../src/auth/index.js";
+import { EXCHANGES, TRANSFER_CHUNK_BYTES } from "../../src/messaging/contracts.js";
+import type { AgentProcess } from "../support/agent.js";
+import { createEventPublisher } from "../support/amqp.js";
+import { createTestEnv, type TestEnv } from "../support/env.js";
+import { gqlOk, TEST_ADMIN_TOKEN } from "../support/graphql.js";
+import { finishedWorkflow, registerNodeScriptTool, SUBMIT } from "../support/fixtures.js";
+import { waitUntil } from "../support/wait.js";
+
+const test = suite("transfer: released outputs reach the orchestrator in checked chunks and download over HTTP");
+let env: TestEnv;
+const agents = new Map<string, AgentProcess>();
+let operatorToken: string;
+let strangerToken: string;
+
+const NODES = { a: "tr-auto-a", b: "tr-auto-b", review: "tr-review", crash: "tr-crash" } as const;
+const POLICY: Record<string, string> = { [NODES.a]: "auto", [NODES.b]: "auto", [NODES.review]: "review", [NODES.crash]: "auto" };
+const OUTPUTS = `query($id: ID!) { run(id: $id) { state outputs { id path sizeBytes sha256 state downloadUrl checksumFailures reason } } }`;
+
+interface ArtifactView {
+  id: string;
+  path: string;
+  sizeBytes: number;
+  sha256: string;
+  state: string;
+  downloadUrl: string | null;
+  checksumFailures: number;
+  reason: string | null;
+}
+
+const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
+
+/** Writes `count` MiB of random bytes to each file named. */
+const writerScript = (files: Record<string, number>) =>
+  `const fs = require('fs'), c = require('crypto'); ${Object.entries(files)
+    .map(([name, mib]) => `{ const f = fs.openSync(${JSON.stringify(name)}, 'w'); for (let i = 0; i < ${mib}; i++) fs.writeSync(f, c.randomBytes(1048576)); fs.closeSync(f); }`)
+    .join(" ")}`;
+
+test.before(async () => {
+  env = await createTestEnv();
+  await env.registerNodes(Object.values(NODES));
+  const url = env.orchestrator.url;
+  await registerNodeScriptTool(url, "trainer", writerScript({ "weights.bin": 3 }), { outputs: ["weights.bin"] });
+  await registerNodeScriptTool(url, "reporter", writerScript({ "keep.bin": 1, "secret.bin": 1 }), { outputs: ["*.bin"] });
+  await registerNodeScriptTool(url, "big", writerScript({ "big.bin": 96 }), { outputs: ["big.bin"] });
+  for (const nodeId of Object.values(NODES)) agents.set(nodeId, await startAgent(nodeId));
+  await gqlOk(url, `mutation { grantRole(subject: "otto", role: NODE_OPERATOR) { roles } }`);
+  await gqlOk(url, `mutation($n: ID!) { grantNodeOperator(nodeId: $n, subject: "otto") { id } }`, { n: NODES.review });
+  operatorToken = (await createApiToken(env.orchestrator.orm.em.fork(), { name: "otto", ownerSubject: "otto", roles: [] })).token;
+  strangerToken = (await createApiToken(env.orchestrator.orm.em.fork(), { name: "eve", ownerSubject: "eve", roles: [] })).token;
+});
+
+test.after(async () => env?.dispose());
+
+async function startAgent(nodeId: string): Promise<AgentProcess> {
+  const file = join(env.sandboxRoot, `${nodeId}-policy.yaml`);
+  await writeFile(file, `allow: any\noutputs: ${POLICY[nodeId]}\n`);
+  const agent = await env.startAgent(nodeId, { env: { FEM_POLICY_FILE: file } });
+  agents.set(nodeId, agent);
+  return agent;
+}
+
+async function submit(tool: string, nodes: string[]): Promise<string[]> {
+  const data = await gqlOk(env.orchestrator.url, SUBMIT, { input: { tasks: [{ key: "t", tool, nodes }] } });
+  const workflow = await finishedWorkflow(env.orchestrator.url, data.submitWorkflow.id, 60_000);
+  for (const run of workflow.tasks[0].runs) assert.is(run.state, "SUCCEEDED");
+  return workflow.tasks[0].runs.map((r) => r.id);
+}
+
+async function outputsOf(runId: string): Promise<Record<string, ArtifactView>> {
+  const data = await gqlOk<{ run: { outputs: ArtifactView[] } }>(env.orchestrator.url, OUTPUTS, { id: runId });
+  return Object.fromEntries(data.run.outputs.map((a) => [a.path, a]));
+}
+
+async function availableOutput(runId: string, path: string, timeoutMs = 30_000): Promise<ArtifactView> {
+  return waitUntil(async () => {
+    const artifact = (await outputsOf(runId))[path];
+    assert.not.ok(artifact.state === "FAILED", `${path} failed: ${artifact.reason}`);
+    return artifact.state === "AVAILABLE" ? artifact : undefined;
+  }, timeoutMs, `${path} of run ${runId} to be AVAILABLE`);
+}
+
+async function download(path: string, headers: Record<string, string> = {}, token: string | null = TEST_ADMIN_TOKEN): Promise<{ status: number; headers: Headers; body: Buffer }> {
+  const response = await fetch(new URL(path, env.orchestrator.url), {
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
+    signal: AbortSignal.timeout(30_000),
+  });
+  return { status: response.status, headers: response.headers, body: Buffer.from(await response.arrayBuffer()) };
+}
+
+/** A queue bound to every node event, as guest: what crossed the broker. */
+async function tapNodeEvents(): Promise<{ chunks: { path: string; runId: string }[]; close(): Promise<void> }> {
+  const connection = await amqp.connect(env.vhost.url);
+  const channel = await connection.createChannel();
+  const { queue } = await channel.assertQueue("", { exclusive: true, autoDelete: true });
+  await channel.bindQueue(queue, EXCHANGES.nodeEvents, "#");
+  const chunks: { path: string; runId: string }[] = [];
+  await channel.consume(
+    queue,
+    (message) => {
+      if (!message || !message.fields.routingKey.endsWith(".run.chunk.bytes")) return;
+      const event = JSON.parse(message.content.toString("utf8")) as { path: string; runId: string };
+      chunks.push({ path: event.path, runId: event.runId });
+    },
+    { noAck: true },
+  );
+  return {
+    chunks,
+    async close() {
+      await channel.close().catch(() => undefined);
+      await connection.close().catch(() => undefined);
+    },
+  };
+}
+
+test("auto: each of two nodes' weights arrives AVAILABLE with its sha256, and downloads whole and resumed with Range, with the right digest", async () => {
+  const runIds = await submit("trainer@1.0.0", [NODES.a, NODES.b]);
+  assert.is(runIds.length, 2);
+  const digests = new Set<string>();
+  for (const runId of runIds) {
+    const artifact = await availableOutput(runId, "weights.bin");
+    assert.is(artifact.sizeBytes, 3 * 1024 * 1024);
+    assert.is(artifact.downloadUrl, `/artifacts/${artifact.id}`);
+    const whole = await download(artifact.downloadUrl!);
+    assert.is(whole.status, 200);
+    assert.is(whole.headers.get("content-length"), String(artifact.sizeBytes));
+    assert.is(sha256(whole.body), artifact.sha256, "the file arrived intact");
+    assert.is(whole.headers.get("repr-digest"), `sha-256=:${Buffer.from(artifact.sha256, "hex").toString("base64")}:`);
+    assert.is(whole.headers.get("accept-ranges"), "bytes");
+    const etag = whole.headers.get("etag")!;
+    assert.ok(etag.includes(artifact.sha256));
+    // An interrupted download resumes where it stopped.
+    const cut = 1_000_003;
+    const first = await download(artifact.downloadUrl!, { range: `bytes=0-${cut - 1}` });
+    assert.is(first.status, 206);
+    assert.is(first.headers.get("content-range"), `bytes 0-${cut - 1}/${artifact.sizeBytes}`);
+    const rest = await download(artifact.downloadUrl!, { range: `bytes=${cut}-`, "if-range": etag });
+    assert.is(rest.status, 206);
+    assert.is(rest.headers.get("content-length"), String(artifact.sizeBytes - cut));
+    assert.is(sha256(Buffer.concat([first.body, rest.body])), artifact.sha256);
+    const unsatisfiable = await download(artifact.downloadUrl!, { range: `bytes=${artifact.sizeBytes}-` });
+    assert.is(unsatisfiable.status, 416);
+    assert.is(unsatisfiable.headers.get("content-range"), `bytes */${artifact.sizeBytes}`);
+    digests.add(artifact.sha256);
+    const [row] = await env.sql<{ checksum_failures: number }>(`select checksum_failures from artifact where id = ?`, [artifact.id]);
+    assert.is(row.checksum_failures, 0);
+  }
+  assert.is(digests.size, 2, "each node sent its own file");
+});
+
+test("downloads: another project's user gets 404 NOT_FOUND, an anonymous caller 401, an unknown id 404", async () => {
+  const [runId] = await submit("trainer@1.0.0", [NODES.a]);
+  const artifact = await availableOutput(runId, "weights.bin");
+  const stranger = await download(artifact.downloadUrl!, {}, strangerToken);
+  assert.is(stranger.status, 404);
+  assert.is(JSON.parse(stranger.body.toString()).errors[0].extensions.code, "NOT_FOUND");
+  const anonymous = await download(artifact.downloadUrl!, {}, null);
+  assert.is(anonymous.status, 401);
+  assert.is(JSON.parse(anonymous.body.toString()).errors[0].extensions.code, "UNAUTHENTICATED");
+  assert.is((await download("/artifacts/00000000-0000-4000-8000-000000000000")).status, 404);
+  assert.is((await download("/artifacts/not-an-id")).status, 404);
+});
+
+test("review: nothing leaves before the operator approves; the approved file arrives, the rejected one never crosses the broker", async () => {
+  const tap = await tapNodeEvents();
+  try {
+    const [runId] = await submit("reporter@1.0.0", [NODES.review]);
+    const before = await outputsOf(runId);
+    assert.equal([before["keep.bin"].state, before["secret.bin"].state, before["keep.bin"].downloadUrl], ["PENDING_REVIEW", "PENDING_REVIEW", null]);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    assert.equal(tap.chunks, [], "no chunk before a decision");
+    const decide = `mutation($id: ID!, $d: ArtifactDecision!) { decideArtifactRelease(id: $id, decision: $d) { state } }`;
+    await gqlOk(env.orchestrator.url, decide, { id: before["secret.bin"].id, d: "REJECT" }, { token: operatorToken });
+    await gqlOk(env.orchestrator.url, decide, { id: before["keep.bin"].id, d: "APPROVE" }, { token: operatorToken });
+    const kept = await availableOutput(runId, "keep.bin");
+    assert.is(sha256((await download(kept.downloadUrl!)).body), kept.sha256);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const ofRun = tap.chunks.filter((c) => c.runId === runId);
+    assert.ok(ofRun.length >= 4, `the approved file's chunks crossed: ${ofRun.length}`);
+    assert.equal(ofRun.filter((c) => c.path !== "keep.bin"), [], "no chunk of the rejected file crossed the broker");
+    assert.is((await outputsOf(runId))["secret.bin"].state, "REJECTED");
+  } finally {
+    await tap.close();
+  }
+});
+
+test("agent kill -9 mid-transfer, then a restart: the file arrives once, intact, the transfer resumed", async () => {
+  const agent = agents.get(NODES.crash)!;
+  const data = await gqlOk(env.orchestrator.url, SUBMIT, { input: { tasks: [{ key: "t", tool: "big@1.0.0", nodes: [NODES.crash] }] } });
+  await waitUntil(() => /sending output big\.bin/.test(agent.output()) || undefined, 60_000, "the transfer to start");
+  // Past the first progress entries of the journal (every 16 chunks), well before the last of 384 chunks.
+  await waitUntil(async () => {
+    const [row] = await env.sql<{ id: string }>(`select id from artifact where path = 'big.bin'`);
+    return row && (await env.orchestrator.artifactStore.stagedChunks(row.id, TRANSFER_CHUNK_BYTES)).size >= 40;
+  }, 30_000, "40 chunks to arrive", 10);
+  await agent.kill9();
+  const runId = (await finishedWorkflow(env.orchestrator.url, data.submitWorkflow.id)).tasks[0].runs[0].id;
+  assert.is.not((await outputsOf(runId))["big.bin"].state, "AVAILABLE", "killed before the last chunk");
+  const restarted = await startAgent(NODES.crash);
+  const artifact = await availableOutput(runId, "big.bin", 60_000);
+  assert.match(restarted.output(), /sending output big\.bin \(100663296 bytes, 384 chunk\(s\), from chunk (\d+)\)/, "resumed from the journal");
+  const body = (await download(artifact.downloadUrl!)).body;
+  assert.is(body.length, 96 * 1024 * 1024);
+  assert.is(sha256(body), artifact.sha256);
+  const rows = await env.sql<{ state: string; checksum_failures: number }>(`select state, checksum_failures from artifact where run_id = ?`, [runId]);
+  assert.equal(rows, [{ state: "AVAILABLE", checksum_failures: 0 }]);
+});
+
+test("a corrupted chunk is detected and asked for again; a forged one that passes its own checksum fails the file's, which is sent again; the file ends intact", async () => {
+  const [runId] = await submit("reporter@1.0.0", [NODES.review]);
+  const keep = (await outputsOf(runId))["keep.bin"];
+  // The node is down when the approval is sent: the forged chunks are in before the genuine ones.
+  await agents.get(NODES.review)!.stop();
+  await gqlOk(env.orchestrator.url, `mutation($id: ID!) { decideArtifactRelease(id: $id, decision: APPROVE) { state } }`, { id: keep.id }, { token: operatorToken });
+  const events = await createEventPublisher(await env.nodeAmqpUrl(NODES.review));
+  const altered = Buffer.alloc(TRANSFER_CHUNK_BYTES, 7);
+  const chunk = (index: number, data: Buffer, digest: string) => ({
+    type: "run.chunk",
+    v: 1,
+    nodeId: NODES.review,
+    runId,
+    attempt: 1,
+    path: "keep.bin",
+    fileSha256: keep.sha256,
+    index,
+    chunkBytes: TRANSFER_CHUNK_BYTES,
+    sha256: digest,
+    data: data.toString("base64"),
+  });
+  try {
+    const routingKey = `node.${NODES.review}.run.chunk.bytes`;
+    await events.publish(chunk(0, altered, sha256(altered)), routingKey);
+    await events.publish(chunk(1, altered, "0".repeat(64)), routingKey);
+  } finally {
+    await events.close();
+  }
+  await waitUntil(async () => {
+    const [row] = await env.sql<{ state: string }>(`select state from artifact where id = ?`, [keep.id]);
+    return row.state === "TRANSFERRING" || undefined;
+  }, 10_000, "the forged chunk to be staged");
+  await startAgent(NODES.review);
+  const artifact = await availableOutput(runId, "keep.bin", 60_000);
+  assert.is(artifact.checksumFailures, 1, "the forged chunk failed the file's checksum once");
+  assert.is(sha256((await download(artifact.downloadUrl!)).body), keep.sha256);
+});
+
+test.run();
