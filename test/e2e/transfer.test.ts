@@ -10,7 +10,9 @@ import { join } from "node:path";
 import amqp from "amqplib";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { createOrchestrator } from "../../src/app.js";
 import { createApiToken } from "../../src/auth/index.js";
+import { createLogger } from "../../src/logger.js";
 import { EXCHANGES, TRANSFER_CHUNK_BYTES } from "../../src/messaging/contracts.js";
 import type { AgentProcess } from "../support/agent.js";
 import { createEventPublisher } from "../support/amqp.js";
@@ -216,6 +218,21 @@ test("agent kill -9 mid-transfer, then a restart: the file arrives once, intact,
   assert.is(sha256(body), artifact.sha256);
   const rows = await env.sql<{ state: string; checksum_failures: number }>(`select state, checksum_failures from artifact where run_id = ?`, [runId]);
   assert.equal(rows, [{ state: "AVAILABLE", checksum_failures: 0 }]);
+});
+
+test("an orchestrator restart mid-transfer: chunks wait in their queue, staged ones on disk; the file arrives once, intact", async () => {
+  const data = await gqlOk(env.orchestrator.url, SUBMIT, { input: { tasks: [{ key: "t", tool: "big@1.0.0", nodes: [NODES.crash] }] } });
+  const runId: string = data.submitWorkflow.tasks[0].runs[0].id;
+  await waitUntil(async () => {
+    const [row] = await env.sql<{ id: string }>(`select id from artifact where run_id = ?`, [runId]);
+    return row && (await env.orchestrator.artifactStore.stagedChunks(row.id, TRANSFER_CHUNK_BYTES)).size >= 20;
+  }, 60_000, "20 chunks to arrive", 10);
+  await env.orchestrator.stop();
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  env.orchestrator = await createOrchestrator(env.config, createLogger("silent"));
+  const artifact = await availableOutput(runId, "big.bin", 60_000);
+  assert.is(sha256((await download(artifact.downloadUrl!)).body), artifact.sha256);
+  assert.is(artifact.checksumFailures, 0);
 });
 
 test("a corrupted chunk is detected and asked for again; a forged one that passes its own checksum fails the file's, which is sent again; the file ends intact", async () => {
