@@ -16,6 +16,7 @@ import { createLogger } from "../../src/logger.js";
 import { EXCHANGES, TRANSFER_CHUNK_BYTES } from "../../src/messaging/contracts.js";
 import type { AgentProcess } from "../support/agent.js";
 import { createEventPublisher } from "../support/amqp.js";
+import { rabbitmqctl } from "../support/broker.js";
 import { createTestEnv, type TestEnv } from "../support/env.js";
 import { gqlOk, TEST_ADMIN_TOKEN } from "../support/graphql.js";
 import { finishedWorkflow, registerNodeScriptTool, SUBMIT } from "../support/fixtures.js";
@@ -127,6 +128,17 @@ async function tapNodeEvents(): Promise<{ chunks: { path: string; runId: string 
   };
 }
 
+/** Submits the 96 MiB `big` run on the crash node; resolves with its run id once `chunks` of its file are staged. */
+async function bigTransferUnderWay(chunks: number): Promise<string> {
+  const data = await gqlOk(env.orchestrator.url, SUBMIT, { input: { tasks: [{ key: "t", tool: "big@1.0.0", nodes: [NODES.crash] }] } });
+  const runId: string = data.submitWorkflow.tasks[0].runs[0].id;
+  await waitUntil(async () => {
+    const [row] = await env.sql<{ id: string }>(`select id from artifact where run_id = ?`, [runId]);
+    return row && (await env.orchestrator.artifactStore.stagedChunks(row.id, TRANSFER_CHUNK_BYTES)).size >= chunks;
+  }, 60_000, `${chunks} chunks to arrive`, 10);
+  return runId;
+}
+
 test("auto: each of two nodes' weights arrives AVAILABLE with its sha256, and downloads whole and resumed with Range, with the right digest", async () => {
   const runIds = await submit("trainer@1.0.0", [NODES.a, NODES.b]);
   assert.is(runIds.length, 2);
@@ -200,15 +212,9 @@ test("review: nothing leaves before the operator approves; the approved file arr
 
 test("agent kill -9 mid-transfer, then a restart: the file arrives once, intact, the transfer resumed", async () => {
   const agent = agents.get(NODES.crash)!;
-  const data = await gqlOk(env.orchestrator.url, SUBMIT, { input: { tasks: [{ key: "t", tool: "big@1.0.0", nodes: [NODES.crash] }] } });
-  await waitUntil(() => /sending output big\.bin/.test(agent.output()) || undefined, 60_000, "the transfer to start");
   // Past the first progress entries of the journal (every 16 chunks), well before the last of 384 chunks.
-  await waitUntil(async () => {
-    const [row] = await env.sql<{ id: string }>(`select id from artifact where path = 'big.bin'`);
-    return row && (await env.orchestrator.artifactStore.stagedChunks(row.id, TRANSFER_CHUNK_BYTES)).size >= 40;
-  }, 30_000, "40 chunks to arrive", 10);
+  const runId = await bigTransferUnderWay(40);
   await agent.kill9();
-  const runId = (await finishedWorkflow(env.orchestrator.url, data.submitWorkflow.id)).tasks[0].runs[0].id;
   assert.is.not((await outputsOf(runId))["big.bin"].state, "AVAILABLE", "killed before the last chunk");
   const restarted = await startAgent(NODES.crash);
   const artifact = await availableOutput(runId, "big.bin", 60_000);
@@ -221,16 +227,20 @@ test("agent kill -9 mid-transfer, then a restart: the file arrives once, intact,
 });
 
 test("an orchestrator restart mid-transfer: chunks wait in their queue, staged ones on disk; the file arrives once, intact", async () => {
-  const data = await gqlOk(env.orchestrator.url, SUBMIT, { input: { tasks: [{ key: "t", tool: "big@1.0.0", nodes: [NODES.crash] }] } });
-  const runId: string = data.submitWorkflow.tasks[0].runs[0].id;
-  await waitUntil(async () => {
-    const [row] = await env.sql<{ id: string }>(`select id from artifact where run_id = ?`, [runId]);
-    return row && (await env.orchestrator.artifactStore.stagedChunks(row.id, TRANSFER_CHUNK_BYTES)).size >= 20;
-  }, 60_000, "20 chunks to arrive", 10);
+  const runId = await bigTransferUnderWay(20);
   await env.orchestrator.stop();
   await new Promise((resolve) => setTimeout(resolve, 1_000));
   env.orchestrator = await createOrchestrator(env.config, createLogger("silent"));
   const artifact = await availableOutput(runId, "big.bin", 60_000);
+  assert.is(sha256((await download(artifact.downloadUrl!)).body), artifact.sha256);
+  assert.is(artifact.checksumFailures, 0);
+});
+
+test("every connection of the suite's vhost closed mid-transfer (as a broker restart does): agent and orchestrator reconnect; the file arrives once, intact", async () => {
+  const runId = await bigTransferUnderWay(20);
+  // Only this suite's vhost: the machine's RabbitMQ keeps running for everyone else.
+  await rabbitmqctl("close_all_connections", "--vhost", env.vhost.name, "transfer test: broker blip");
+  const artifact = await availableOutput(runId, "big.bin", 90_000);
   assert.is(sha256((await download(artifact.downloadUrl!)).body), artifact.sha256);
   assert.is(artifact.checksumFailures, 0);
 });
