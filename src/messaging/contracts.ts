@@ -603,9 +603,9 @@ export const runOutputsEventSchema = z.object({
 export type RunOutputsEvent = z.infer<typeof runOutputsEventSchema>;
 
 /**
- * Bytes of file content in one `run.chunk` (the last chunk of a file holds the rest). 256 KiB: the
- * base64 body (~350 KB) stays under the default FEM_MAX_EVENT_BYTES and the bench's throughput no
- * longer rises with larger chunks (see docs/reliability.md). @default 262_144
+ * Bytes of file content in one `run.chunk` (the last chunk of a file holds the rest). 256 KiB: its
+ * base64 event (~350 KB) stays under the default FEM_MAX_EVENT_BYTES and memory stays small, while
+ * raw confirm publishing is near its plateau (measured in docs/development.md). @default 262_144
  */
 export const TRANSFER_CHUNK_BYTES = 262_144;
 /** Largest `run.chunk` body the orchestrator reads, whatever FEM_MAX_EVENT_BYTES says: chunks have their own queue and bound. */
