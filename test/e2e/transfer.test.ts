@@ -4,7 +4,9 @@
  * file never crosses the broker), intact after a `kill -9` of the agent mid-transfer and after a
  * corrupted chunk; downloads are authorised like queries and resume with Range requests.
  */
+import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
+import { promisify } from "node:util";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import amqp from "amqplib";
@@ -14,7 +16,7 @@ import { createOrchestrator } from "../../src/app.js";
 import { createApiToken } from "../../src/auth/index.js";
 import { createLogger } from "../../src/logger.js";
 import { EXCHANGES, TRANSFER_CHUNK_BYTES } from "../../src/messaging/contracts.js";
-import type { AgentProcess } from "../support/agent.js";
+import { AGENT_BIN, type AgentProcess } from "../support/agent.js";
 import { createEventPublisher } from "../support/amqp.js";
 import { rabbitmqctl } from "../support/broker.js";
 import { createTestEnv, type TestEnv } from "../support/env.js";
@@ -28,8 +30,8 @@ const agents = new Map<string, AgentProcess>();
 let operatorToken: string;
 let strangerToken: string;
 
-const NODES = { a: "tr-auto-a", b: "tr-auto-b", review: "tr-review", crash: "tr-crash" } as const;
-const POLICY: Record<string, string> = { [NODES.a]: "auto", [NODES.b]: "auto", [NODES.review]: "review", [NODES.crash]: "auto" };
+const NODES = { a: "tr-auto-a", b: "tr-auto-b", review: "tr-review", crash: "tr-crash", local: "tr-local" } as const;
+const POLICY: Record<string, string> = { [NODES.a]: "auto", [NODES.b]: "auto", [NODES.review]: "review", [NODES.crash]: "auto", [NODES.local]: "local" };
 const OUTPUTS = `query($id: ID!) { run(id: $id) { state outputs { id path sizeBytes sha256 state downloadUrl checksumFailures reason } } }`;
 
 interface ArtifactView {
@@ -205,6 +207,38 @@ test("review: nothing leaves before the operator approves; the approved file arr
     assert.ok(ofRun.length >= 4, `the approved file's chunks crossed: ${ofRun.length}`);
     assert.equal(ofRun.filter((c) => c.path !== "keep.bin"), [], "no chunk of the rejected file crossed the broker");
     assert.is((await outputsOf(runId))["secret.bin"].state, "REJECTED");
+  } finally {
+    await tap.close();
+  }
+});
+
+test("local: a run.release from the orchestrator sends nothing; the operator's approval on the node sends the file, and only it", async () => {
+  const tap = await tapNodeEvents();
+  try {
+    const [runId] = await submit("reporter@1.0.0", [NODES.local]);
+    const keep = (await outputsOf(runId))["keep.bin"];
+    assert.is(keep.state, "PENDING_REVIEW");
+    // What a subverted orchestrator could do: queue a signed release of a file the node keeps for its operator.
+    const release = { type: "run.release", v: 1, runId, attempt: 1, nodeId: NODES.local, files: [{ path: "keep.bin", sha256: keep.sha256, chunks: null }] };
+    await env.sql(`insert into outbox (message_id, exchange, routing_key, payload, created_at, attempts) values (gen_random_uuid(), ?, ?, ?::jsonb, now(), 0)`, [
+      EXCHANGES.dispatch,
+      `${NODES.local}.control`,
+      JSON.stringify(release),
+    ]);
+    const agent = agents.get(NODES.local)!;
+    await waitUntil(() => /keep\.bin, which is not released on this node \(outputs: local\); not sent/.test(agent.output()) || undefined, 15_000, "the agent to refuse the release");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(tap.chunks.filter((c) => c.runId === runId), [], "the orchestrator's release moved nothing");
+    const approve = await promisify(execFile)(process.execPath, [AGENT_BIN, "outputs", "approve", runId, "keep.bin"], {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", FEM_SANDBOX_DIR: join(env.sandboxRoot, NODES.local) },
+      timeout: 30_000,
+    });
+    assert.match(approve.stdout, /approved keep\.bin/);
+    const artifact = await availableOutput(runId, "keep.bin");
+    assert.is(sha256((await download(artifact.downloadUrl!)).body), keep.sha256);
+    const ofRun = tap.chunks.filter((c) => c.runId === runId);
+    assert.ok(ofRun.length >= 4 && ofRun.every((c) => c.path === "keep.bin"), JSON.stringify(ofRun.slice(0, 5)));
+    assert.is((await outputsOf(runId))["secret.bin"].state, "PENDING_REVIEW");
   } finally {
     await tap.close();
   }
