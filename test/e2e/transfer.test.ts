@@ -13,6 +13,7 @@ import amqp from "amqplib";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createOrchestrator } from "../../src/app.js";
+import { expireArtifacts } from "../../src/artifacts/index.js";
 import { createApiToken } from "../../src/auth/index.js";
 import { createLogger } from "../../src/logger.js";
 import { EXCHANGES, TRANSFER_CHUNK_BYTES } from "../../src/messaging/contracts.js";
@@ -187,6 +188,17 @@ test("downloads: another project's user gets 404 NOT_FOUND, an anonymous caller 
   assert.is(JSON.parse(anonymous.body.toString()).errors[0].extensions.code, "UNAUTHENTICATED");
   assert.is((await download("/artifacts/00000000-0000-4000-8000-000000000000")).status, 404);
   assert.is((await download("/artifacts/not-an-id")).status, 404);
+});
+
+test("retention: a stored file past FEM_ARTIFACT_RETENTION_MS is deleted and its artifact EXPIRED; its download is then 404", async () => {
+  const [runId] = await submit("trainer@1.0.0", [NODES.b]);
+  const artifact = await availableOutput(runId, "weights.bin");
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.ok((await expireArtifacts(env.orchestrator.orm.em.fork(), env.orchestrator.artifactStore, 10)) >= 1);
+  const expired = (await outputsOf(runId))["weights.bin"];
+  assert.equal([expired.state, expired.downloadUrl], ["EXPIRED", null]);
+  assert.is(await env.orchestrator.artifactStore.open(artifact.id), null, "the file is gone from the store");
+  assert.is((await download(artifact.downloadUrl!)).status, 404);
 });
 
 test("review: nothing leaves before the operator approves; the approved file arrives, the rejected one never crosses the broker", async () => {
