@@ -66,9 +66,11 @@ export async function receiveChunk(em: EntityManager, store: ArtifactStore, chun
   const row = await artifactOfChunk(em, chunk);
   if (!row) return { kind: "wait", why: `no artifact ${chunk.path} of run ${chunk.runId}#${chunk.attempt} on node ${chunk.nodeId}` };
   switch (row.state) {
-    case ArtifactState.ON_NODE:
     case ArtifactState.PENDING_REVIEW:
+      // A decision taken on the node may be on its way (it travels with other node events).
       return { kind: "wait", why: `artifact ${row.id} is ${row.state}, not released` };
+    case ArtifactState.ON_NODE:
+      return { kind: "refused", problem: `artifact ${row.id} is ON_NODE: not released` };
     case ArtifactState.REJECTED:
       return { kind: "refused", problem: `artifact ${row.id} was REJECTED: its content must not leave the node` };
     case ArtifactState.AVAILABLE:
