@@ -105,4 +105,8 @@ export class Artifact {
   @Property({ type: "integer", default: 0 })
   @Field(() => Int, { description: "Times the whole file was received and failed its checksum, and asked for again." })
   checksumFailures: number = 0;
+
+  /** Times the node was asked again since the last chunk arrived; each doubles the wait before the next. */
+  @Property({ type: "integer", default: 0 })
+  transferAsks: number = 0;
 }

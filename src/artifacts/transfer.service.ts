@@ -91,7 +91,7 @@ export async function receiveChunk(em: EntityManager, store: ArtifactStore, chun
     return { kind: "corrupt", problem: `chunk ${chunk.index} of ${chunk.path}: ${data.length} bytes with sha256 ${sha256}, expected ${expectedBytes} bytes with sha256 ${chunk.sha256}` };
   }
   await store.putChunk(row.id, chunk.chunkBytes, chunk.index, data);
-  await query(em, `update artifact set state = case when state = 'APPROVED' then 'TRANSFERRING' else state end, last_chunk_at = now() where id = ?`, [row.id]);
+  await query(em, `update artifact set state = case when state = 'APPROVED' then 'TRANSFERRING' else state end, last_chunk_at = now(), transfer_asks = 0 where id = ?`, [row.id]);
   const staged = await store.stagedChunks(row.id, chunk.chunkBytes);
   if (staged.size < count) return { kind: "stored", complete: false };
   return { kind: "stored", complete: await completeArtifact(em, store, chunk, count, changes) };
@@ -135,10 +135,14 @@ export async function enqueueApprovedRelease(em: EntityManager, artifact: { runI
   await enqueueRelease(em, [{ runId: artifact.runId, attempt: run.attempt, nodeId: artifact.nodeId, files: [{ path: artifact.path, sha256: artifact.sha256, chunks: null }] }], changes);
 }
 
+/** Most doublings of the wait between two asks for a file that does not arrive (`stallMs` × 64 at most). */
+const MAX_ASK_DOUBLINGS = 6;
+
 /**
  * Asks the nodes again for released files that stopped arriving: artifacts APPROVED or
- * TRANSFERRING whose last chunk (or release) is older than `stallMs`, on nodes that are online,
- * naming the chunks still missing. Returns how many were asked for.
+ * TRANSFERRING whose last chunk (or release, or ask) is older than `stallMs`, doubled for every ask
+ * since the last chunk (an agent that cannot send is not flooded), on nodes that are online, naming
+ * the chunks still missing. Returns how many were asked for.
  */
 export async function askForStalledTransfers(em: EntityManager, store: ArtifactStore, stallMs: number, changes: ChangeSet, limit = 100): Promise<number> {
   const rows = await query<ArtifactRow>(
@@ -146,17 +150,17 @@ export async function askForStalledTransfers(em: EntityManager, store: ArtifactS
     `select a.id, a.run_id, r.attempt, a.node_id, a.path, a.size_bytes, a.sha256, a.state, a.checksum_failures
      from artifact a join run r on r.id = a.run_id join node n on n.id = a.node_id
      where a.state in ('APPROVED', 'TRANSFERRING') and a.sha256 is not null and a.size_bytes is not null
-       and coalesce(a.last_chunk_at, a.decided_at, a.created_at) < now() - (? * interval '1 millisecond')
+       and coalesce(a.last_chunk_at, a.decided_at, a.created_at) < now() - (? * power(2, least(a.transfer_asks, ?)) * interval '1 millisecond')
        and n.connectivity = 'ONLINE'
      order by a.id limit ?`,
-    [stallMs, limit],
+    [stallMs, MAX_ASK_DOUBLINGS, limit],
   );
   for (const row of rows) {
     const chunkBytes = TRANSFER_CHUNK_BYTES;
     const staged = row.state === ArtifactState.TRANSFERRING ? await store.stagedChunks(row.id, chunkBytes) : new Set<number>();
     const missing = staged.size === 0 ? null : Array.from({ length: chunkCount(row.size_bytes!, chunkBytes) }, (_, i) => i).filter((i) => !staged.has(i));
     await askAgain(em, row, missing && missing.length > 0 ? missing.slice(0, 10_000) : null, changes);
-    await query(em, `update artifact set last_chunk_at = now() where id = ?`, [row.id]);
+    await query(em, `update artifact set last_chunk_at = now(), transfer_asks = transfer_asks + 1 where id = ?`, [row.id]);
   }
   return rows.length;
 }

@@ -16,7 +16,7 @@ import { createOrchestrator } from "../../src/app.js";
 import { expireArtifacts } from "../../src/artifacts/index.js";
 import { createApiToken } from "../../src/auth/index.js";
 import { createLogger } from "../../src/logger.js";
-import { EXCHANGES, TRANSFER_CHUNK_BYTES } from "../../src/messaging/contracts.js";
+import { EXCHANGES, nodeQueueNames, TRANSFER_CHUNK_BYTES } from "../../src/messaging/contracts.js";
 import { AGENT_BIN, type AgentProcess } from "../support/agent.js";
 import { createEventPublisher } from "../support/amqp.js";
 import { rabbitmqctl } from "../support/broker.js";
@@ -254,6 +254,26 @@ test("local: a run.release from the orchestrator sends nothing; the operator's a
   } finally {
     await tap.close();
   }
+});
+
+test("a release lost on its way (the node's control queue purged) is sent again by the transfer watch, and the file arrives", async () => {
+  const [runId] = await submit("reporter@1.0.0", [NODES.review]);
+  const keep = (await outputsOf(runId))["keep.bin"];
+  await agents.get(NODES.review)!.stop();
+  await gqlOk(env.orchestrator.url, `mutation($id: ID!) { decideArtifactRelease(id: $id, decision: APPROVE) { state } }`, { id: keep.id }, { token: operatorToken });
+  const connection = await amqp.connect(env.vhost.url);
+  try {
+    const channel = await connection.createChannel();
+    const control = nodeQueueNames(NODES.review).control;
+    await waitUntil(async () => (await channel.checkQueue(control)).messageCount > 0 || undefined, 10_000, "the release to reach the node's queue");
+    await channel.purgeQueue(control);
+  } finally {
+    await connection.close();
+  }
+  await startAgent(NODES.review);
+  // FEM_TRANSFER_STALL_MS is 3 s in the tests: the watch asks the (online) node again.
+  const artifact = await availableOutput(runId, "keep.bin", 30_000);
+  assert.is(sha256((await download(artifact.downloadUrl!)).body), keep.sha256);
 });
 
 test("agent kill -9 mid-transfer, then a restart: the file arrives once, intact, the transfer resumed", async () => {
