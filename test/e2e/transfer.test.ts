@@ -175,6 +175,8 @@ test("auto: each of two nodes' weights arrives AVAILABLE with its sha256, and do
     assert.is(row.checksum_failures, 0);
   }
   assert.is(digests.size, 2, "each node sent its own file");
+  const accounting = await gqlOk(env.orchestrator.url, `query($n: [ID!]) { accounting(groupBy: [NODE], filter: { nodes: $n }) { node releasedBytes } }`, { n: [NODES.a, NODES.b] });
+  assert.equal(accounting.accounting, [{ node: NODES.a, releasedBytes: 3 * 1024 * 1024 }, { node: NODES.b, releasedBytes: 3 * 1024 * 1024 }], "the released bytes count in accounting");
 });
 
 test("downloads: another project's user gets 404 NOT_FOUND, an anonymous caller 401, an unknown id 404", async () => {
