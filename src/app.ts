@@ -17,6 +17,8 @@ import { startGraphQLServer } from "./graphql/server.js";
 import { createChunkIngestion, createIngestion, type Ingestion } from "./ingestion/index.js";
 import { ARTIFACTS_PATH, askForStalledTransfers, createDirectoryStore, expireArtifacts, serveArtifact, type ArtifactStore } from "./artifacts/index.js";
 import { LOCAL_DEVELOPER } from "./graphql/context.js";
+import { recordAuthEvent, type RecordMutation } from "./graphql/audit-plugin.js";
+import { randomUUID } from "node:crypto";
 import { createLoop } from "./loop.js";
 import { ChangeSet } from "./kernel/index.js";
 import { createLiveEvents } from "./live/live-events.js";
@@ -201,6 +203,9 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     onStop("node sweep", () => sweeper.stop());
 
     const schema = await createSchema();
+    const recordMutation: RecordMutation = async (record) => {
+      await recordAuditEvent(orm, { ...record, outcome: AuditOutcome[record.outcome] });
+    };
     const server = await startGraphQLServer(
       schema,
       {
@@ -212,9 +217,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
         declareNodeQueues: (nodeId) => publisher.ensureNodeQueues(nodeId),
         brokerUsers,
         subscriberBufferSize: config.subscriberBufferSize,
-        recordMutation: async (record) => {
-          await recordAuditEvent(orm, { ...record, outcome: AuditOutcome[record.outcome] });
-        },
+        recordMutation,
         maxRunsPerWorkflow: config.maxRunsPerWorkflow,
         orchestratorPublicKeyPem: signingKey.publicKeyPem,
       },
@@ -241,6 +244,8 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
                 orm,
                 store: artifactStore,
                 authenticate: async (header) => (config.auth === "off" ? LOCAL_DEVELOPER : authenticator.authenticate(header)),
+                onUnauthenticated: (reason) =>
+                  recordAuthEvent(recordMutation, logger, { actor: "anonymous", action: "auth.denied", outcome: "UNAUTHENTICATED", requestId: randomUUID(), details: { transport: "http", path: ARTIFACTS_PATH, reason } }),
                 logger,
               }),
           },

@@ -19,6 +19,8 @@ export interface DownloadDeps {
   store: ArtifactStore;
   /** The caller behind an `Authorization` header; null when anonymous; rejects UNAUTHENTICATED or UNAVAILABLE. */
   authenticate(header: string | undefined): Promise<Identity | null>;
+  /** Records a refused download of an anonymous caller or a refused token (the audit log). */
+  onUnauthenticated?: (reason: string) => void;
   logger: Logger;
 }
 
@@ -90,6 +92,7 @@ export async function serveArtifact(req: http.IncomingMessage, res: http.ServerR
     if (file.sizeBytes === 0) return void res.end();
     await pipeline(file.read(range ?? undefined), res);
   } catch (err) {
+    if (err instanceof UnauthenticatedError) deps.onUnauthenticated?.(err.message);
     if (err instanceof AppError && STATUS_OF[err.code] !== undefined) {
       const status = STATUS_OF[err.code];
       const headers: Record<string, string> = status === 401 ? { "www-authenticate": 'Bearer realm="fem"' } : status === 503 ? { "retry-after": "5" } : {};

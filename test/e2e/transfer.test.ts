@@ -188,6 +188,10 @@ test("downloads: another project's user gets 404 NOT_FOUND, an anonymous caller 
   const anonymous = await download(artifact.downloadUrl!, {}, null);
   assert.is(anonymous.status, 401);
   assert.is(JSON.parse(anonymous.body.toString()).errors[0].extensions.code, "UNAUTHENTICATED");
+  await waitUntil(async () => {
+    const data = await gqlOk(env.orchestrator.url, `{ auditEvents(filter: { action: "auth.denied" }) { nodes { actor outcome details } } }`);
+    return data.auditEvents.nodes.some((e: { details: { path?: string } }) => e.details.path === "/artifacts/") || undefined;
+  }, 10_000, "the refused download in the audit log");
   assert.is((await download("/artifacts/00000000-0000-4000-8000-000000000000")).status, 404);
   assert.is((await download("/artifacts/not-an-id")).status, 404);
 });
