@@ -22,7 +22,7 @@ import { createOutbox, type Outbox } from "./outbox.js";
 import { resendDecisions, watchDecisionRequests } from "./output-decisions.js";
 import { recoverPreviousRuns } from "./recovery.js";
 import { startRun } from "./run.js";
-import { createTransfers, type Transfers } from "./transfer.js";
+import { createTransfers, releasedFiles, type Transfers } from "./transfer.js";
 import { pruneRunDirs } from "./sandbox.js";
 import { createProcessTreeSampler, type ProcessTreeSampler } from "./usage.js";
 
@@ -150,7 +150,9 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     );
     const pruneSandboxes = () => {
       if (config.sandboxRetentionMs === 0) return;
-      const busy = new Set(active.activeRuns().map((r) => `${r.runId}-${r.attempt}`));
+      // Runs with released files not yet sent keep their directory: the files are still to leave.
+      const sending = journal.records().filter((r) => releasedFiles(r).some((f) => !r.transfers[f.path]?.sent));
+      const busy = new Set([...active.activeRuns(), ...sending].map((r) => `${r.runId}-${r.attempt}`));
       pruneRunDirs(config.sandboxDir, config.sandboxRetentionMs, busy).then(
         (removed) => removed > 0 && log.info(`removed ${removed} run director${removed === 1 ? "y" : "ies"} and log spool(s) older than FEM_SANDBOX_RETENTION_MS`),
         () => undefined,
