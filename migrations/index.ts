@@ -15,6 +15,7 @@ import { Migration20261201091000 } from "./Migration20261201091000_node_reported
 import { Migration20261201094500 } from "./Migration20261201094500_datasets.js";
 import { Migration20261201100000 } from "./Migration20261201100000_resources.js";
 import { Migration20261201101000 } from "./Migration20261201101000_artifacts.js";
+import { Migration20261201120000 } from "./Migration20261201120000_artifact_transfer.js";
 
 export const migrationsList: MigrationObject[] = [
   { name: "Migration20261128181629", class: Migration20261128181629 },
@@ -32,4 +33,5 @@ export const migrationsList: MigrationObject[] = [
   { name: "Migration20261201094500_datasets", class: Migration20261201094500 },
   { name: "Migration20261201100000_resources", class: Migration20261201100000 },
   { name: "Migration20261201101000_artifacts", class: Migration20261201101000 },
+  { name: "Migration20261201120000_artifact_transfer", class: Migration20261201120000 },
 ];

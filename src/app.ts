@@ -2,6 +2,7 @@
  * Wires one orchestrator instance: database, broker, outbox relay, ingestion, heartbeat sweep,
  * live events and the GraphQL server. `stop()` tears them down in order and is safe to call twice.
  */
+import { randomUUID } from "node:crypto";
 import type { Orm } from "./db/orm.js";
 import { migrate } from "./db/orm.js";
 import { connectDatabase } from "./db/connect.js";
@@ -15,7 +16,12 @@ import { createDeadLetterConsumer, type DeadLetterConsumer } from "./dead-letter
 import { createSchema } from "./graphql/schema.js";
 import { startGraphQLServer } from "./graphql/server.js";
 import { DEFAULT_DASHBOARD_DIR } from "./graphql/dashboard.js";
-import { createIngestion, type Ingestion } from "./ingestion/index.js";
+import { createChunkIngestion, createIngestion, type Ingestion } from "./ingestion/index.js";
+import { ARTIFACTS_PATH, askForStalledTransfers, createDirectoryStore, expireArtifacts, serveArtifact, type ArtifactStore } from "./artifacts/index.js";
+import { LOCAL_DEVELOPER } from "./graphql/context.js";
+import { recordAuthEvent, type RecordMutation } from "./graphql/audit-plugin.js";
+import { createLoop } from "./loop.js";
+import { ChangeSet } from "./kernel/index.js";
 import { createLiveEvents } from "./live/live-events.js";
 import { createPubSub, type PubSub } from "./live/pubsub.js";
 import type { Logger } from "./logger.js";
@@ -42,6 +48,7 @@ export interface Orchestrator {
   metrics: OrchestratorMetrics;
   /** SPKI PEM of the key that signs dispatches and cancels. */
   publicKeyPem: string;
+  artifactStore: ArtifactStore;
   stop(): Promise<void>;
 }
 
@@ -175,8 +182,25 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
       await broker.stopConsuming();
       await ingestion.stop(5_000);
     });
+    const artifactStore = createDirectoryStore(config.artifactDir);
+    const chunks = createChunkIngestion({ orm, store: artifactStore, afterCommit, logger, brokerUserOf: brokerUsers.userOf });
+    onStop("chunk ingestion", () => chunks.stop(5_000));
     await broker.consumeLive((content) => live.receive(content));
     await broker.consumeNodeEvents((delivery) => ingestion.accept(delivery));
+    await broker.consumeChunks((delivery) => chunks.accept(delivery));
+    const transferWatch = createLoop({
+      name: "transfer watch",
+      intervalMs: Math.max(100, Math.floor(config.transferStallMs / 2)),
+      logger,
+      pass: async () => {
+        const changes = new ChangeSet();
+        const asked = await orm.em.fork().transactional((em) => askForStalledTransfers(em, artifactStore, config.transferStallMs, changes));
+        afterCommit(changes);
+        if (config.artifactRetentionMs > 0) await expireArtifacts(orm.em.fork(), artifactStore, config.artifactRetentionMs);
+        return asked >= 100;
+      },
+    });
+    onStop("transfer watch", () => transferWatch.stop());
     const deadLetters = createDeadLetterConsumer(orm, { retentionMs: config.deadLetterRetentionMs, pruneIntervalMs: config.heartbeatIntervalMs }, logger);
     onStop("dead-letter pruning", () => deadLetters.stop());
     metrics.sources.deadLetters = () => deadLetters.stats();
@@ -195,6 +219,9 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     onStop("node sweep", () => sweeper.stop());
 
     const schema = await createSchema();
+    const recordMutation: RecordMutation = async (record) => {
+      await recordAuditEvent(orm, { ...record, outcome: AuditOutcome[record.outcome] });
+    };
     const server = await startGraphQLServer(
       schema,
       {
@@ -206,9 +233,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
         declareNodeQueues: (nodeId) => publisher.ensureNodeQueues(nodeId),
         brokerUsers,
         subscriberBufferSize: config.subscriberBufferSize,
-        recordMutation: async (record) => {
-          await recordAuditEvent(orm, { ...record, outcome: AuditOutcome[record.outcome] });
-        },
+        recordMutation,
         maxRunsPerWorkflow: config.maxRunsPerWorkflow,
         orchestratorPublicKeyPem: signingKey.publicKeyPem,
       },
@@ -229,13 +254,27 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
         maxSocketsPerUser: config.maxSocketsPerUser,
         routes: createProbeRoutes({ orm, brokerConnected: () => broker.isConnected(), metrics, metricsToken: config.metricsToken }, logger),
         dashboardDir: config.dashboard ? (config.dashboardDir ?? DEFAULT_DASHBOARD_DIR) : null,
+        prefixRoutes: [
+          {
+            prefix: ARTIFACTS_PATH,
+            handle: (req, res, id) =>
+              serveArtifact(req, res, id, {
+                orm,
+                store: artifactStore,
+                authenticate: async (header) => (config.auth === "off" ? LOCAL_DEVELOPER : authenticator.authenticate(header)),
+                onUnauthenticated: (reason) =>
+                  recordAuthEvent(recordMutation, logger, { actor: "anonymous", action: "auth.denied", outcome: "UNAUTHENTICATED", requestId: randomUUID(), details: { transport: "http", path: ARTIFACTS_PATH, reason } }),
+                logger,
+              }),
+          },
+        ],
       },
       logger,
     );
     onStop("graphql server", () => server.stop());
     metrics.sources.webSocketConnections = () => server.webSocketConnections();
     logger.info("orchestrator ready", { url: server.url, instanceId: config.instanceId, auth: config.auth === "off" ? "OFF: every caller is a local ADMIN" : config.oidc ? "OIDC and API tokens" : "API tokens" });
-    return { url: server.url, wsUrl: server.wsUrl, orm, pubsub, relay, ingestion, deadLetters, metrics, publicKeyPem: signingKey.publicKeyPem, stop };
+    return { url: server.url, wsUrl: server.wsUrl, orm, pubsub, relay, ingestion, deadLetters, metrics, publicKeyPem: signingKey.publicKeyPem, artifactStore, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -111,6 +111,12 @@ export interface OrchestratorConfig {
   dashboard: boolean;
   /** Where the built dashboard is. @default null // web/dist of this checkout */
   dashboardDir: string | null;
+  /** Directory of the artifact store: released output files, and chunks staged while they arrive. @default fem-artifacts */
+  artifactDir: string;
+  /** Silence after which the node is asked again for a released file's missing chunks. @default 30_000 // 30 seconds */
+  transferStallMs: number;
+  /** How long an AVAILABLE file is kept before it is deleted (EXPIRED); 0 keeps files. @default 0 */
+  artifactRetentionMs: number;
 }
 
 export interface OidcSettings {
@@ -192,6 +198,9 @@ const schema = z.object({
   FEM_MAX_SOCKETS_PER_USER: int(1).max(100_000).default(20),
   FEM_DASHBOARD: bool.default(true),
   FEM_DASHBOARD_DIR: z.string().min(1).optional(),
+  FEM_ARTIFACT_DIR: z.string().min(1).default("fem-artifacts"),
+  FEM_TRANSFER_STALL_MS: int(100).default(30_000),
+  FEM_ARTIFACT_RETENTION_MS: int(0).default(0),
 }).superRefine((e, ctx) => {
   if (Boolean(e.FEM_OIDC_ISSUER) !== Boolean(e.FEM_OIDC_AUDIENCE)) {
     ctx.addIssue({ code: "custom", path: ["FEM_OIDC_AUDIENCE"], message: "FEM_OIDC_ISSUER and FEM_OIDC_AUDIENCE go together" });
@@ -273,6 +282,9 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
       maxSocketsPerUser: e.FEM_MAX_SOCKETS_PER_USER,
       dashboard: e.FEM_DASHBOARD,
       dashboardDir: e.FEM_DASHBOARD_DIR ?? null,
+      artifactDir: e.FEM_ARTIFACT_DIR,
+      transferStallMs: e.FEM_TRANSFER_STALL_MS,
+      artifactRetentionMs: e.FEM_ARTIFACT_RETENTION_MS,
     },
   };
 }

@@ -29,7 +29,9 @@ export class AccountingRow {
   @Field(() => Float) cpuSystemMs!: number;
   @Field(() => Float, { description: "The largest peak memory of one run." }) maxPeakRssBytes!: number;
   @Field(() => Float) logBytes!: number;
-  @Field(() => Float) outputBytes!: number;
+  @Field(() => Float, { description: "Size of the runs' sandboxes when they ended, as their nodes measured it." }) outputBytes!: number;
+  @Field(() => Float, { description: "Bytes of the runs' output files that left their nodes: stored by the orchestrator (AVAILABLE, or since EXPIRED)." })
+  releasedBytes!: number;
 }
 
 @Resolver()

@@ -36,6 +36,7 @@ export interface AccountingRowData {
   maxPeakRssBytes: number;
   logBytes: number;
   outputBytes: number;
+  releasedBytes: number;
 }
 
 const columns: Record<AccountingDimension, { select: string; alias: keyof AccountingRowData }> = {
@@ -86,7 +87,8 @@ export async function accounting(em: EntityManager, viewer: Viewer, groupBy: Acc
        coalesce(sum(r.cpu_system_ms), 0) as "cpuSystemMs",
        coalesce(max(r.peak_rss_bytes), 0) as "maxPeakRssBytes",
        coalesce(sum(r.log_bytes), 0) as "logBytes",
-       coalesce(sum(r.output_bytes), 0) as "outputBytes"
+       coalesce(sum(r.output_bytes), 0) as "outputBytes",
+       coalesce(sum((select sum(a.size_bytes) from artifact a where a.run_id = r.id and a.state in ('AVAILABLE', 'EXPIRED'))), 0) as "releasedBytes"
      from run r join task t on t.id = r.task_id join tool tl on tl.id = t.tool_id join workflow w on w.id = r.workflow_id
      where ${where.join(" and ")}
      group by ${dims.map((_, i) => i + 1).join(", ")}
@@ -108,5 +110,6 @@ export async function accounting(em: EntityManager, viewer: Viewer, groupBy: Acc
     maxPeakRssBytes: Number(row.maxPeakRssBytes),
     logBytes: Number(row.logBytes),
     outputBytes: Number(row.outputBytes),
+    releasedBytes: Number(row.releasedBytes),
   }));
 }

@@ -23,6 +23,7 @@ import { createOutbox, type Outbox } from "./outbox.js";
 import { resendDecisions, watchDecisionRequests } from "./output-decisions.js";
 import { recoverPreviousRuns } from "./recovery.js";
 import { startRun } from "./run.js";
+import { createTransfers, releasedFiles, type Transfers } from "./transfer.js";
 import { pruneRunDirs } from "./sandbox.js";
 import { createProcessTreeSampler, type ProcessTreeSampler } from "./usage.js";
 
@@ -56,6 +57,7 @@ interface Started {
   intake: Intake;
   heartbeat: { stop(): void };
   decisions: { stop(): Promise<void> };
+  transfers: Transfers;
   pruneTimer: NodeJS.Timeout;
 }
 
@@ -115,7 +117,9 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     const sampler = createProcessTreeSampler();
     await recoverPreviousRuns(journal, outbox, { nodeId: config.nodeId, sandboxDir: config.sandboxDir, logBatchBytes: config.logBatchBytes }, { log, launchers });
     resendDecisions(journal, outbox);
-    const decisions = watchDecisionRequests({ nodeId: config.nodeId, sandboxDir: config.sandboxDir }, { journal, outbox, log });
+    const transfers = createTransfers({ nodeId: config.nodeId, sandboxDir: config.sandboxDir }, { journal, outbox, log });
+    transfers.resume();
+    const decisions = watchDecisionRequests({ nodeId: config.nodeId, sandboxDir: config.sandboxDir }, { journal, outbox, log, onDecided: transfers.onDecided });
     const runSettings = {
       nodeId: config.nodeId,
       sandboxDir: config.sandboxDir,
@@ -135,13 +139,14 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
         outbox,
         log,
         startRun: (dispatch) => {
-          const run = startRun(dispatch, runSettings, { launchers, outbox, journal, sampler, log, secrets });
+          const run = startRun(dispatch, runSettings, { launchers, outbox, journal, sampler, log, secrets, onReported: transfers.onReported });
           if (metrics) {
             metrics.runStarted(dispatch);
             void run.done.then(() => metrics.runFinished());
           }
           return run;
         },
+        onRelease: transfers.onRelease,
       },
     );
     const active = intake;
@@ -173,7 +178,9 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     );
     const pruneSandboxes = () => {
       if (config.sandboxRetentionMs === 0) return;
-      const busy = new Set(active.activeRuns().map((r) => `${r.runId}-${r.attempt}`));
+      // Runs with released files not yet sent keep their directory: the files are still to leave.
+      const sending = journal.records().filter((r) => releasedFiles(r).some((f) => !r.transfers[f.path]?.sent));
+      const busy = new Set([...active.activeRuns(), ...sending].map((r) => `${r.runId}-${r.attempt}`));
       pruneRunDirs(config.sandboxDir, config.sandboxRetentionMs, busy).then(
         (removed) => removed > 0 && log.info(`removed ${removed} run director${removed === 1 ? "y" : "ies"} and log spool(s) older than FEM_SANDBOX_RETENTION_MS`),
         () => undefined,
@@ -182,7 +189,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     pruneSandboxes();
     const pruneTimer = setInterval(pruneSandboxes, PRUNE_INTERVAL_MS);
     pruneTimer.unref();
-    const started: Started = { journal, broker, outbox, sampler, intake, heartbeat, decisions, pruneTimer };
+    const started: Started = { journal, broker, outbox, sampler, intake, heartbeat, decisions, transfers, pruneTimer };
     try {
       // Control first, so a cancel is never stuck behind the runs it targets.
       await broker.consume("control", (delivery) => active.onDelivery("control", delivery));
@@ -214,7 +221,10 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     s.heartbeat.stop();
     await s.decisions.stop();
     clearInterval(s.pruneTimer);
+    // Before the outbox stops: chunks in flight are confirmed or given up, and the journal says which.
+    const stoppingTransfers = s.transfers.stop();
     await s.outbox.stop({ flushTimeoutMs: deps.flushTimeoutMs ?? 10_000 });
+    await stoppingTransfers;
     s.sampler.stop();
     await s.broker.stop();
     await s.journal.stop();

@@ -3,7 +3,7 @@
  * sees three things only: confirmed publishing, deliveries with ack/dead-letter, and `stop()`.
  */
 import rascal from "rascal";
-import { EXCHANGES, QUEUES, nodeBrokerUser, nodeQueueNames, type NodeEvent } from "../messaging/contracts.js";
+import { EXCHANGES, QUEUES, nodeBrokerUser, nodeQueueNames, type AgentEvent } from "../messaging/contracts.js";
 import { amqpSocketOptions, BROKER_RETRY, errorCode, maskUrl, TimeoutError, toError, vhostOf, withTimeout, type AmqpTls } from "../shared/index.js";
 import type { AgentLogger } from "./log.js";
 
@@ -23,7 +23,7 @@ export interface NodeMessageDelivery {
 
 export interface AgentBroker {
   /** Resolves once the broker confirmed the event; rejects on error, timeout or lost connection. */
-  publish(event: NodeEvent, target: { routingKey: string; messageId: string }): Promise<void>;
+  publish(event: AgentEvent, target: { routingKey: string; messageId: string }): Promise<void>;
   /** Starts consuming; resolves when the consumer is registered (bounded by the connect timeout). */
   consume(name: SubscriptionName, onDelivery: (delivery: NodeMessageDelivery) => void): Promise<void>;
   /** Stops consuming from one subscription; never throws. */
@@ -161,7 +161,7 @@ export async function connectAgentBroker(settings: AgentBrokerSettings, deps: Ag
   let returnedWarnedAt = 0;
   let stopping: Promise<void> | null = null;
 
-  async function publish(event: NodeEvent, target: { routingKey: string; messageId: string }): Promise<void> {
+  async function publish(event: AgentEvent, target: { routingKey: string; messageId: string }): Promise<void> {
     const session = await broker.publish(PUBLICATION, event, { routingKey: target.routingKey, options: { messageId: target.messageId } });
     const confirmed = new Promise<void>((resolve, reject) => {
       session.on("success", () => resolve());

@@ -10,6 +10,7 @@ import {
   runDispatchIdentitySchema,
   type RunCancel,
   type RunDispatch,
+  type RunRelease,
   type RunStateEvent,
 } from "../messaging/contracts.js";
 import { isToolAllowed, toError, withTimeout } from "../shared/index.js";
@@ -45,6 +46,8 @@ export interface IntakeDeps {
   outbox: Outbox;
   log: AgentLogger;
   startRun: (dispatch: RunDispatch) => ActiveRun;
+  /** A verified `run.release`; resolves once journaled (then it is acknowledged). */
+  onRelease: (release: RunRelease) => Promise<void>;
 }
 
 export interface Intake {
@@ -125,8 +128,19 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
     const trusted = settings.trust?.(message) ?? { ok: true };
     if (!trusted.ok) {
       // A cancel that is not the orchestrator's must stop nothing; a dispatch is answered so its run ends.
-      if (message.type === "run.cancel" || source !== "runs") return deadLetter(delivery, `${message.type} of ${tagOf(message)} refused: ${trusted.reason}`);
+      if (message.type !== "run.dispatch" || source !== "runs") return deadLetter(delivery, `${message.type} of ${tagOf(message)} refused: ${trusted.reason}`);
       return refuseDispatch(message, delivery, `dispatch refused: ${trusted.reason}`);
+    }
+    if (message.type === "run.release") {
+      if (source !== "control") return deadLetter(delivery, `run.release of ${tagOf(message)} arrived on the ${source} queue`);
+      deps.onRelease(message).then(
+        () => settle(delivery, "ack", `release of ${tagOf(message)}`),
+        (err: unknown) => {
+          log.error(`release of ${tagOf(message)}: ${toError(err).message}`);
+          setTimeout(() => void settle(delivery, "requeue", "a release"), JOURNAL_FAILURE_REQUEUE_DELAY_MS);
+        },
+      );
+      return;
     }
     if (message.type === "run.cancel") {
       handleCancel(message).then(

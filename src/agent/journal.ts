@@ -16,7 +16,20 @@ export type JournalEntry =
   | { event: "reported"; runId: string; attempt: number; at: string }
   | { event: "cancelled"; runId: string; attempt: number; at: string; reason: string }
   | { event: "outputs-decided"; runId: string; attempt: number; at: string; decision: RunOutputsEvent }
-  | { event: "outputs-reported"; runId: string; attempt: number; at: string; requestId: string };
+  | { event: "outputs-reported"; runId: string; attempt: number; at: string; requestId: string }
+  | { event: "transfer-released"; runId: string; attempt: number; at: string; path: string }
+  | { event: "transfer-progress"; runId: string; attempt: number; at: string; path: string; sentChunks: number }
+  | { event: "transfer-sent"; runId: string; attempt: number; at: string; path: string };
+
+/** What the journal knows of sending one output file: released by the orchestrator (`review`), chunks confirmed, all sent. */
+export interface TransferRecord {
+  /** The orchestrator's `run.release` named it (what releases a file under `review`). */
+  releasedByOrchestrator: boolean;
+  /** Chunks `0…sentChunks-1` were confirmed by the broker. */
+  sentChunks: number;
+  /** Every chunk was confirmed by the broker. */
+  sent: boolean;
+}
 
 /** What the journal knows of one (runId, attempt). */
 export interface JournalRecord {
@@ -33,6 +46,8 @@ export interface JournalRecord {
   cancelReason: string | null;
   /** Release decisions taken on the node (`fem-agent outputs`), in order, and whether the broker confirmed each. */
   decisions: { event: RunOutputsEvent; reported: boolean }[];
+  /** Output files being sent or sent, by path. */
+  transfers: Record<string, TransferRecord>;
   lastAt: string;
 }
 
@@ -166,6 +181,7 @@ function apply(records: Map<string, JournalRecord>, entry: JournalEntry): void {
     reported: false,
     cancelReason: null,
     decisions: [],
+    transfers: {},
     lastAt: entry.at,
   };
   record.lastAt = entry.at;
@@ -192,6 +208,17 @@ function apply(records: Map<string, JournalRecord>, entry: JournalEntry): void {
     case "outputs-reported":
       record.decisions = record.decisions.map((d) => (d.event.requestId === entry.requestId ? { ...d, reported: true } : d));
       break;
+    case "transfer-released":
+    case "transfer-progress":
+    case "transfer-sent": {
+      const current = record.transfers[entry.path] ?? { releasedByOrchestrator: false, sentChunks: 0, sent: false };
+      const next = { ...current };
+      if (entry.event === "transfer-released") next.releasedByOrchestrator = true;
+      if (entry.event === "transfer-progress") next.sentChunks = Math.max(current.sentChunks, entry.sentChunks);
+      if (entry.event === "transfer-sent") next.sent = true;
+      record.transfers = { ...record.transfers, [entry.path]: next };
+      break;
+    }
   }
   records.set(k, record);
 }
@@ -200,7 +227,8 @@ function apply(records: Map<string, JournalRecord>, entry: JournalEntry): void {
 async function compact(filePath: string, records: Map<string, JournalRecord>, now: Date): Promise<void> {
   const lines: string[] = [];
   for (const [k, r] of records) {
-    if (r.reported && r.decisions.every((d) => d.reported) && now.getTime() - Date.parse(r.lastAt) > RETENTION_MS) {
+    const transfersSettled = Object.values(r.transfers).every((t) => t.sent || !t.releasedByOrchestrator);
+    if (r.reported && r.decisions.every((d) => d.reported) && transfersSettled && now.getTime() - Date.parse(r.lastAt) > RETENTION_MS) {
       records.delete(k);
       continue;
     }
@@ -220,6 +248,11 @@ async function compact(filePath: string, records: Map<string, JournalRecord>, no
     for (const d of r.decisions) {
       entries.push({ ...base, event: "outputs-decided", decision: d.event });
       if (d.reported) entries.push({ ...base, event: "outputs-reported", requestId: d.event.requestId });
+    }
+    for (const [file, t] of Object.entries(r.transfers)) {
+      if (t.releasedByOrchestrator) entries.push({ ...base, event: "transfer-released", path: file });
+      if (t.sentChunks > 0) entries.push({ ...base, event: "transfer-progress", path: file, sentChunks: t.sentChunks });
+      if (t.sent) entries.push({ ...base, event: "transfer-sent", path: file });
     }
     for (const entry of entries) lines.push(`${JSON.stringify(entry)}\n`);
   }

@@ -3,15 +3,15 @@
  * while the broker is away, so nothing is dropped (except surplus heartbeats) and each run's events
  * keep their order. Events of different runs may be in flight together (a small window).
  */
-import { nodeEventRoutingKey, type NodeEvent } from "../messaging/contracts.js";
+import { routingKeyOfNodeEvent, type AgentEvent } from "../messaging/contracts.js";
 import { toError, withTimeout } from "../shared/index.js";
 import type { AgentLogger } from "./log.js";
 
-export type PublishFn = (event: NodeEvent, target: { routingKey: string; messageId: string }) => Promise<void>;
+export type PublishFn = (event: AgentEvent, target: { routingKey: string; messageId: string }) => Promise<void>;
 
 export interface Outbox {
   /** Queues an event; resolves true once the broker confirmed it, false if it was dropped or the outbox stopped first. */
-  send(event: NodeEvent): Promise<boolean>;
+  send(event: AgentEvent): Promise<boolean>;
   /** Events not yet confirmed. */
   size(): number;
   /** True while unconfirmed events hold more than the soft byte limit; producers that can wait should. */
@@ -37,7 +37,7 @@ export interface OutboxSettings {
 }
 
 interface Entry {
-  event: NodeEvent;
+  event: AgentEvent;
   key: string;
   bytes: number;
   state: "queued" | "inflight" | "done";
@@ -48,7 +48,7 @@ interface Entry {
 const SCAN_LIMIT = 256;
 
 /** Deterministic message id, so the orchestrator can drop duplicates of a retried publish. */
-export function messageIdOf(event: NodeEvent): string {
+export function messageIdOf(event: AgentEvent): string {
   switch (event.type) {
     case "run.state":
       return `${event.runId}:${event.attempt}:state:${event.state}`;
@@ -58,14 +58,20 @@ export function messageIdOf(event: NodeEvent): string {
       return `${event.runId}:${event.attempt}:outputs:${event.requestId}`;
     case "node.heartbeat":
       return `${event.nodeId}:heartbeat:${event.at}`;
+    case "run.chunk":
+      return `${event.runId}:${event.attempt}:chunk:${event.fileSha256.slice(0, 16)}:${event.chunkBytes}:${event.index}`;
   }
 }
 
-function orderKey(event: NodeEvent): string {
-  return event.type === "node.heartbeat" ? "heartbeat" : `${event.runId}:${event.attempt}`;
+function orderKey(event: AgentEvent): string {
+  if (event.type === "node.heartbeat") return "heartbeat";
+  // Chunks carry their place in the file: they need no order, so a file's chunks fill the window.
+  if (event.type === "run.chunk") return messageIdOf(event);
+  return `${event.runId}:${event.attempt}`;
 }
 
-function sizeOf(event: NodeEvent): number {
+function sizeOf(event: AgentEvent): number {
+  if (event.type === "run.chunk") return event.data.length + 500;
   if (event.type !== "run.logs") return 1_000;
   return event.lines.reduce((sum, line) => sum + line.text.length + 80, 200);
 }
@@ -121,7 +127,7 @@ export function createOutbox(settings: OutboxSettings, deps: { publish: PublishF
     entry.state = "inflight";
     inflight += 1;
     inflightKeys.add(entry.key);
-    const target = { routingKey: nodeEventRoutingKey(settings.nodeId, entry.event.type), messageId: messageIdOf(entry.event) };
+    const target = { routingKey: routingKeyOfNodeEvent({ ...entry.event, nodeId: settings.nodeId }), messageId: messageIdOf(entry.event) };
     deps.publish(entry.event, target).then(
       () => {
         release(entry);

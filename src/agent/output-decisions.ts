@@ -113,7 +113,7 @@ export function resendDecisions(journal: Journal, outbox: Outbox): number {
  */
 export function watchDecisionRequests(
   settings: { nodeId: string; sandboxDir: string; pollMs?: number },
-  deps: { journal: Journal; outbox: Outbox; log: AgentLogger },
+  deps: { journal: Journal; outbox: Outbox; log: AgentLogger; onDecided?: (runId: string, attempt: number) => void },
 ): { stop(): Promise<void> } {
   const dir = path.join(settings.sandboxDir, DECISIONS_DIR);
   let stopped = false;
@@ -142,6 +142,7 @@ export function watchDecisionRequests(
     await fs.rm(file, { force: true });
     deps.log.info(`run ${event.runId}#${event.attempt}: ${request.decision === "APPROVE" ? "approved" : "rejected"} ${event.decisions.length} output(s) on the node (${request.decidedBy})`);
     if (!already) void reportDecision(event, deps);
+    deps.onDecided?.(event.runId, event.attempt);
   }
 
   async function poll(): Promise<void> {

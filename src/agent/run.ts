@@ -50,6 +50,8 @@ export interface RunDeps {
   log: AgentLogger;
   /** Substituted into the run's env just before it starts; never logged. */
   secrets: NodeSecrets;
+  /** Called once the broker confirmed the run's terminal state (its outputs may then leave). */
+  onReported?: (terminal: RunStateEvent) => void;
 }
 
 export interface ActiveRun extends RunRef {
@@ -266,7 +268,7 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     } catch (err) {
       deps.log.error(`${tag}: ${toError(err).message}`);
     }
-    void reportTerminal(terminal, deps);
+    void reportTerminal(terminal, deps).then(() => deps.onReported?.(terminal));
   }
 
   const done = execute()

@@ -1,17 +1,15 @@
 import { Entity, Index, ManyToOne, PrimaryKey, Property, Unique } from "@mikro-orm/core";
-import { Field, Float, ID, ObjectType, registerEnumType } from "type-graphql";
+import { Field, Float, ID, Int, ObjectType, registerEnumType } from "type-graphql";
 
-/**
- * Where an output file stands on its way off the node. This slice reaches ON_NODE, PENDING_REVIEW,
- * APPROVED, REJECTED and FAILED; TRANSFERRING, AVAILABLE and EXPIRED come with the transfer.
- */
+/** Where an output file stands on its way off the node. */
 export enum ArtifactState {
   /** On the node; nobody has asked for it (outputs of a run that did not succeed under `auto`). */
   ON_NODE = "ON_NODE",
   /** Waiting for the node's operator: through the API (`review`) or on the node (`local`). */
   PENDING_REVIEW = "PENDING_REVIEW",
-  /** Released; waits to be transferred (the next slice). */
+  /** Released; the node sends it (on its own under `auto` and `local`, when told under `review`). */
   APPROVED = "APPROVED",
+  /** Chunks are arriving; the file is not usable yet. */
   TRANSFERRING = "TRANSFERRING",
   /** Stored by the orchestrator and checked; may be downloaded. */
   AVAILABLE = "AVAILABLE",
@@ -95,4 +93,20 @@ export class Artifact {
   @Property({ type: "datetime" })
   @Field(() => Date)
   createdAt: Date = new Date();
+
+  @Property({ type: "datetime", nullable: true })
+  @Field(() => Date, { nullable: true, description: "When the orchestrator stored the file, checked, and it became AVAILABLE." })
+  storedAt: Date | null = null;
+
+  /** When the last chunk of it arrived: the transfer watch asks the node again after a silence. */
+  @Property({ type: "datetime", nullable: true })
+  lastChunkAt: Date | null = null;
+
+  @Property({ type: "integer", default: 0 })
+  @Field(() => Int, { description: "Times the whole file was received and failed its checksum, and asked for again." })
+  checksumFailures: number = 0;
+
+  /** Times the node was asked again since the last chunk arrived; each doubles the wait before the next. */
+  @Property({ type: "integer", default: 0 })
+  transferAsks: number = 0;
 }

@@ -1,8 +1,13 @@
 import { Arg, Ctx, FieldResolver, ID, Mutation, Resolver, Root } from "type-graphql";
 import type { Context } from "../graphql/context.js";
 import { Run } from "../runs/index.js";
-import { Artifact, ArtifactDecision } from "./artifact.entity.js";
+import { ChangeSet } from "../kernel/index.js";
+import { Artifact, ArtifactDecision, ArtifactState } from "./artifact.entity.js";
 import { decideArtifactRelease } from "./artifact.service.js";
+
+/** The HTTP path of an artifact's content. */
+export const ARTIFACTS_PATH = "/artifacts/";
+export const artifactDownloadPath = (id: string): string => `${ARTIFACTS_PATH}${id}`;
 
 /** `Run.outputs`, batched over every run of a request (no query per run). */
 @Resolver(() => Run)
@@ -25,6 +30,17 @@ export class ArtifactResolver {
     @Arg("comment", () => String, { nullable: true }) comment: string | null | undefined,
     @Ctx() ctx: Context,
   ): Promise<Artifact> {
-    return decideArtifactRelease(ctx.orm.em.fork(), ctx.viewer(), { id, decision, comment: comment ?? null, requestId: ctx.requestId });
+    const changes = new ChangeSet();
+    const artifact = await decideArtifactRelease(ctx.orm.em.fork(), ctx.viewer(), { id, decision, comment: comment ?? null, requestId: ctx.requestId }, changes);
+    ctx.afterCommit(changes);
+    return artifact;
+  }
+
+  @FieldResolver(() => String, {
+    nullable: true,
+    description: "Where to download the file once AVAILABLE (`GET`, relative to the API's origin; bearer token; Range requests), else null.",
+  })
+  downloadUrl(@Root() artifact: Artifact): string | null {
+    return artifact.state === ArtifactState.AVAILABLE ? artifactDownloadPath(artifact.id) : null;
   }
 }

@@ -6,11 +6,12 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { appendAuditEvent, AuditOutcome } from "../audit/index.js";
 import { json, query } from "../db/sql.js";
-import { BadInputError, checkUuid, ConflictError, ForbiddenError, NotFoundError, operatesNode, type Viewer } from "../kernel/index.js";
+import { BadInputError, ChangeSet, checkUuid, ConflictError, ForbiddenError, NotFoundError, operatesNode, type Viewer } from "../kernel/index.js";
 import type { RunOutputsEvent, RunStateEvent } from "../messaging/contracts.js";
 import { getRun } from "../runs/index.js";
 import { replaceNul } from "../shared/index.js";
 import { Artifact, ArtifactDecision, ArtifactState, ReleasePolicy } from "./artifact.entity.js";
+import { enqueueApprovedRelease } from "./transfer.service.js";
 
 /** Longest comment on a decision. */
 export const MAX_COMMENT_CHARS = 1_000;
@@ -69,12 +70,14 @@ const stateOf = (decision: ArtifactDecision | RunOutputsEvent["decisions"][numbe
  * Decides the release of one PENDING_REVIEW artifact through the API. NOT_FOUND when the caller
  * cannot read its run; FORBIDDEN when its node's policy is `local` (only the operator at the node
  * decides) or when the caller is neither an operator of its node nor ADMIN (project roles do not
- * suffice); CONFLICT when it is not waiting for a decision.
+ * suffice); CONFLICT when it is not waiting for a decision. An approval queues the `run.release`
+ * that tells the node to send the file, in the same transaction (`changes` says so).
  */
 export async function decideArtifactRelease(
   em: EntityManager,
   viewer: Viewer,
   input: { id: string; decision: ArtifactDecision; comment: string | null; requestId: string },
+  changes: ChangeSet = new ChangeSet(),
 ): Promise<Artifact> {
   checkUuid("id", input.id);
   if (input.comment !== null && input.comment.length > MAX_COMMENT_CHARS) throw BadInputError.field("comment", `at most ${MAX_COMMENT_CHARS} characters`);
@@ -99,6 +102,7 @@ export async function decideArtifactRelease(
       [stateOf(input.decision), viewer.subject, comment, input.id, ArtifactState.PENDING_REVIEW],
     );
     if (rows.length === 0) throw new ConflictError(`artifact ${input.id} is ${artifact.state}: only a PENDING_REVIEW artifact can be decided`, { state: artifact.state });
+    if (input.decision === ArtifactDecision.APPROVE) await enqueueApprovedRelease(tx, artifact, changes);
     await appendAuditEvent(tx, {
       actor: viewer.subject,
       action: "artifact.decide",
@@ -153,4 +157,21 @@ export async function applyNodeDecisions(em: EntityManager, events: readonly Run
     });
   }
   return changed.length;
+}
+
+/**
+ * An AVAILABLE artifact the viewer may download, with the run it belongs to. NOT_FOUND when it does
+ * not exist, the viewer cannot read its run, or it is not (or no longer) stored.
+ */
+export async function downloadableArtifact(em: EntityManager, viewer: Viewer, id: string): Promise<Artifact> {
+  checkUuid("id", id);
+  const artifact = await em.findOne(Artifact, { id });
+  if (!artifact) throw NotFoundError.entity("Artifact", id);
+  await getRun(em, artifact.runId, viewer).catch((err: unknown) => {
+    throw err instanceof NotFoundError ? NotFoundError.entity("Artifact", id) : err;
+  });
+  if (artifact.state !== ArtifactState.AVAILABLE || artifact.sha256 === null || artifact.sizeBytes === null) {
+    throw new NotFoundError("NOT_FOUND", `artifact ${id} is ${artifact.state}: only an AVAILABLE artifact can be downloaded`, { entity: "Artifact", id });
+  }
+  return artifact;
 }

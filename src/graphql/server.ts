@@ -20,6 +20,7 @@ import { createErrorFormatter } from "./errors.js";
 import { createRequestLogPlugin } from "./request-log.js";
 import { createDashboard } from "./dashboard.js";
 
+
 export const GRAPHQL_PATH = "/graphql";
 
 export interface GraphQLServerOptions {
@@ -40,6 +41,13 @@ export interface GraphQLServerOptions {
   routes?: Record<string, (req: http.IncomingMessage, res: http.ServerResponse) => void>;
   /** The built dashboard to serve at `/`; null serves none. */
   dashboardDir: string | null;
+  /** Plain HTTP routes besides GraphQL, by path prefix (downloads); the handler gets the rest of the path. @default [] */
+  prefixRoutes?: readonly HttpRoute[];
+}
+
+export interface HttpRoute {
+  prefix: string;
+  handle(req: http.IncomingMessage, res: http.ServerResponse, rest: string): Promise<void>;
 }
 
 export interface GraphQLServer {
@@ -141,6 +149,15 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
     if (url.pathname === "/health") return sendJson(res, 200, { status: "ok" });
     const route = options.routes && Object.hasOwn(options.routes, url.pathname) ? options.routes[url.pathname] : undefined;
     if (route) return route(req, res);
+    const prefixed = options.prefixRoutes?.find((r) => url.pathname.startsWith(r.prefix));
+    if (prefixed) {
+      req.resume();
+      return void prefixed.handle(req, res, url.pathname.slice(prefixed.prefix.length)).catch((err: unknown) => {
+        logger.error("HTTP route failed", { path: prefixed.prefix, error: err instanceof Error ? err.message : String(err) });
+        if (!res.headersSent) sendJson(res, 500, { errors: [{ message: "Internal server error", extensions: { code: "INTERNAL" } }] });
+        else res.destroy();
+      });
+    }
     if (url.pathname !== GRAPHQL_PATH) {
       if (dashboard?.handle(req, res)) return;
       return sendJson(res, 404, { error: `GraphQL is served at ${GRAPHQL_PATH}` });

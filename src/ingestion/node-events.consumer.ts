@@ -81,6 +81,11 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
   }
 
   function validate(delivery: NodeEventDelivery): Parsed | null {
+    // A broker declared before chunks had their own queue still copies them here (binding "#").
+    if (delivery.routingKey.endsWith(".run.chunk.bytes")) {
+      delivery.ack();
+      return null;
+    }
     const sizeBytes = delivery.body.length;
     if (sizeBytes > deps.maxEventBytes) {
       return deadLetter(delivery, `event of ${sizeBytes} bytes is over the ${deps.maxEventBytes}-byte limit (FEM_MAX_EVENT_BYTES)`, "too_large");

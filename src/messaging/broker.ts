@@ -46,6 +46,8 @@ export interface Broker {
   /** Best-effort, unconfirmed publish to the live-events fanout. */
   publishLive(payload: unknown): void;
   consumeNodeEvents(handler: (delivery: NodeEventDelivery) => void): Promise<void>;
+  /** Consumes chunks of released output files (their own queue), with the same delivery shape. */
+  consumeChunks(handler: (delivery: NodeEventDelivery) => void): Promise<void>;
   consumeLive(handler: (payload: unknown) => void): Promise<void>;
   consumeDeadLetters(handler: (letter: DeadLetterDelivery) => void): Promise<void>;
   /** Whether rascal's connection is up now (false from a disconnect until it has reconnected). */
@@ -88,10 +90,10 @@ export async function createBroker(options: TopologyOptions, logger: Logger): Pr
   }
 
   /** Publishes the start of `message` to the dead-letter exchange with why; resolves once confirmed. */
-  async function republishDeadLetter(message: import("amqplib").Message, error: Error, reason: string): Promise<void> {
+  async function republishDeadLetter(message: import("amqplib").Message, error: Error, reason: string, queue: string): Promise<void> {
     const headers = {
       [DEAD_LETTER_HEADERS.reason]: reason,
-      [DEAD_LETTER_HEADERS.queue]: QUEUES.nodeEvents,
+      [DEAD_LETTER_HEADERS.queue]: queue,
       [DEAD_LETTER_HEADERS.problem]: error.message.slice(0, 1_000),
       [DEAD_LETTER_HEADERS.sizeBytes]: message.content.length,
     };
@@ -109,17 +111,8 @@ export async function createBroker(options: TopologyOptions, logger: Logger): Pr
     );
   }
 
-  return {
-    publishLive(payload) {
-      if (stopped) return;
-      broker
-        .publish(PUBLICATIONS.live, payload)
-        .then((session) => session.on("error", () => undefined))
-        .catch((err: unknown) => logger.warn("live event not published", { error: toError(err).message }));
-    },
-
-    async consumeNodeEvents(handler) {
-      await subscribe(SUBSCRIPTIONS.nodeEvents, (message, _content, ackOrNack) => {
+  async function consumeDeliveries(name: string, queue: string, handler: (delivery: NodeEventDelivery) => void): Promise<void> {
+      await subscribe(name, (message, _content, ackOrNack) => {
         const nack = (error: Error) => ackOrNack(error, { strategy: "nack" });
         handler({
           body: message.content,
@@ -130,7 +123,7 @@ export async function createBroker(options: TopologyOptions, logger: Logger): Pr
           retry: (error) => ackOrNack(error, { strategy: "nack", requeue: true, defer: 1_000 } as never),
           deadLetter: (error, reason) => {
             if (reason === undefined) return nack(error);
-            republishDeadLetter(message, error, reason).then(
+            republishDeadLetter(message, error, reason, queue).then(
               () => ackOrNack(),
               (err: unknown) => {
                 logger.warn("could not republish a dead letter; the broker dead-letters it as rejected", { error: toError(err).message });
@@ -140,7 +133,19 @@ export async function createBroker(options: TopologyOptions, logger: Logger): Pr
           },
         });
       });
+    }
+
+  return {
+    publishLive(payload) {
+      if (stopped) return;
+      broker
+        .publish(PUBLICATIONS.live, payload)
+        .then((session) => session.on("error", () => undefined))
+        .catch((err: unknown) => logger.warn("live event not published", { error: toError(err).message }));
     },
+
+    consumeNodeEvents: (handler) => consumeDeliveries(SUBSCRIPTIONS.nodeEvents, QUEUES.nodeEvents, handler),
+    consumeChunks: (handler) => consumeDeliveries(SUBSCRIPTIONS.chunks, QUEUES.chunks, handler),
 
     async consumeDeadLetters(handler) {
       await subscribe(SUBSCRIPTIONS.deadLetters, (message, content, ackOrNack) => {

@@ -33,6 +33,8 @@ export const EXCHANGE_TYPES = {
 export const QUEUES = {
   /** Competing-consumer queue of every orchestrator instance. */
   nodeEvents: "fem.orchestrator.node-events",
+  /** Chunks of released output files, consumed apart from other node events (larger, written to disk). */
+  chunks: "fem.orchestrator.chunks",
   deadLetters: "fem.dead-letters",
 } as const;
 
@@ -321,10 +323,42 @@ export const runCancelSchema = z.object({
 });
 export type RunCancel = z.infer<typeof runCancelSchema>;
 
+/** Longest sandbox-relative path a manifest lists. */
+export const MAX_ARTIFACT_PATH_CHARS = 512;
+/** Most files one `run.release` names. */
+export const MAX_RELEASE_FILES = 200;
+/** Most chunk indices one `run.release` asks for again. */
+export const MAX_RESEND_CHUNKS = 10_000;
+
+/**
+ * The orchestrator tells a node which released files of a run to send, or which chunks of them to
+ * send again (`chunks`; null: the whole file). Under `review` it is how the agent learns of an
+ * approval; under `local` the agent sends nothing its own operator did not approve, whatever this says.
+ */
+export const runReleaseSchema = z.object({
+  type: z.literal("run.release"),
+  v: z.literal(WIRE_VERSION),
+  runId: uuid,
+  attempt,
+  nodeId,
+  files: z
+    .array(
+      z.object({
+        path: z.string().min(1).max(MAX_ARTIFACT_PATH_CHARS),
+        sha256: z.string().regex(/^[0-9a-f]{64}$/),
+        chunks: z.array(z.number().int().nonnegative().max(MAX_INT32)).max(MAX_RESEND_CHUNKS).nullable(),
+      }),
+    )
+    .min(1)
+    .max(MAX_RELEASE_FILES),
+  ...signatureFields,
+});
+export type RunRelease = z.infer<typeof runReleaseSchema>;
+
 /** Sandbox-relative file holding `{ "upstream": { <taskKey>: [{ nodeId, runId, result }] } }`. */
 export const INPUTS_FILE = "fem-inputs.json";
 
-export const nodeMessageSchema = z.discriminatedUnion("type", [runDispatchSchema, runCancelSchema]);
+export const nodeMessageSchema = z.discriminatedUnion("type", [runDispatchSchema, runCancelSchema, runReleaseSchema]);
 export type NodeMessage = z.infer<typeof nodeMessageSchema>;
 
 /** A node message with where it goes: what the outbox stores and the relay publishes. */
@@ -349,6 +383,15 @@ export function runCancelMessage(fields: Omit<RunCancel, "type" | "v">): Outgoin
     exchange: EXCHANGES.dispatch,
     routingKey: dispatchRoutingKey(fields.nodeId, "control"),
     payload: { type: "run.cancel", v: WIRE_VERSION, ...fields },
+  };
+}
+
+/** Builds the `run.release` control message of one run attempt, addressed to its node's control queue. */
+export function runReleaseMessage(fields: Omit<RunRelease, "type" | "v">): OutgoingNodeMessage<RunRelease> {
+  return {
+    exchange: EXCHANGES.dispatch,
+    routingKey: dispatchRoutingKey(fields.nodeId, "control"),
+    payload: { type: "run.release", v: WIRE_VERSION, ...fields },
   };
 }
 
@@ -416,8 +459,6 @@ export const OUTPUTS_POLICIES = ["auto", "review", "local"] as const;
 export type OutputsPolicy = (typeof OUTPUTS_POLICIES)[number];
 /** Most files one manifest lists (refused ones included); past it the rest are only counted. */
 export const MAX_MANIFEST_FILES = 200;
-/** Longest sandbox-relative path a manifest lists. */
-export const MAX_ARTIFACT_PATH_CHARS = 512;
 /** Longest reason a refused manifest entry gives. */
 export const MAX_ARTIFACT_REASON_CHARS = 200;
 /** Largest single output file listed for release; a larger one is refused. @default 1_073_741_824 // 1 GiB */
@@ -561,12 +602,54 @@ export const runOutputsEventSchema = z.object({
 });
 export type RunOutputsEvent = z.infer<typeof runOutputsEventSchema>;
 
+/**
+ * Bytes of file content in one `run.chunk` (the last chunk of a file holds the rest). 256 KiB: its
+ * base64 event (~350 KB) stays under the default FEM_MAX_EVENT_BYTES and memory stays small, while
+ * raw confirm publishing is near its plateau (measured in docs/development.md). @default 262_144
+ */
+export const TRANSFER_CHUNK_BYTES = 262_144;
+/** Largest `run.chunk` body the orchestrator reads, whatever FEM_MAX_EVENT_BYTES says: chunks have their own queue and bound. */
+export const MAX_CHUNK_EVENT_BYTES = 2 * TRANSFER_CHUNK_BYTES;
+
+/**
+ * One chunk of a released output file: bytes `[index × chunkBytes, …)` of `path`, base64, with the
+ * sha256 of those bytes and of the whole file (as its manifest listed it). Stored once per
+ * (artifact, index), whatever order or how often chunks arrive.
+ */
+export const runChunkEventSchema = z.object({
+  type: z.literal("run.chunk"),
+  v: z.literal(WIRE_VERSION),
+  nodeId,
+  runId: uuid,
+  attempt,
+  path: z.string().min(1).max(MAX_ARTIFACT_PATH_CHARS),
+  fileSha256: z.string().regex(/^[0-9a-f]{64}$/),
+  index: z.number().int().nonnegative().max(MAX_INT32),
+  chunkBytes: z.number().int().positive().max(TRANSFER_CHUNK_BYTES),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  data: z.string().max(Math.ceil(TRANSFER_CHUNK_BYTES / 3) * 4),
+});
+export type RunChunkEvent = z.infer<typeof runChunkEventSchema>;
+
 export const nodeEventSchema = z.discriminatedUnion("type", [runStateEventSchema, runLogsEventSchema, runOutputsEventSchema, heartbeatEventSchema]);
 export type NodeEvent = z.infer<typeof nodeEventSchema>;
 
-/** The routing key a node event must carry (the broker checks the publisher against it). */
-export function routingKeyOfNodeEvent(event: NodeEvent): string {
-  return nodeEventRoutingKey(event.nodeId, event.type);
+/** Everything an agent publishes: node events, and chunks of released files (their own queue). */
+export type AgentEvent = NodeEvent | RunChunkEvent;
+
+/**
+ * Binding keys of the orchestrator's node-events queue: every routing key of up to four words, so
+ * every event type (`node.<id>.run.state`, and unknown ones, which ingestion dead-letters) but
+ * chunks, whose key has five.
+ */
+export const NODE_EVENT_BINDING_KEYS = ["node.*", "node.*.*", "node.*.*.*"] as const;
+/** Binding key of the orchestrator's chunks queue. */
+export const CHUNK_BINDING_KEY = "node.*.run.chunk.bytes";
+
+/** The routing key an agent event must carry (the broker checks the publisher against it): `node.<id>.<type>`, and for chunks `node.<id>.run.chunk.bytes`. */
+export function routingKeyOfNodeEvent(event: AgentEvent): string {
+  const key = nodeEventRoutingKey(event.nodeId, event.type);
+  return event.type === "run.chunk" ? `${key}.bytes` : key;
 }
 
 // ── orchestrator instance → orchestrator instances (live events fanout) ────────────────────────

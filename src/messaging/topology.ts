@@ -1,6 +1,6 @@
 /** The orchestrator's whole RabbitMQ topology as one rascal configuration. */
 import { amqpSocketOptions, BROKER_RETRY, vhostOf, type AmqpTls } from "../shared/index.js";
-import { durableQueueOptions, EXCHANGE_TYPES, EXCHANGES, QUEUES } from "./contracts.js";
+import { CHUNK_BINDING_KEY, durableQueueOptions, EXCHANGE_TYPES, EXCHANGES, NODE_EVENT_BINDING_KEYS, QUEUES } from "./contracts.js";
 
 export interface TopologyOptions {
   amqpUrl: string;
@@ -9,6 +9,8 @@ export interface TopologyOptions {
   instanceId: string;
   /** Node events handled at once. */
   ingestPrefetch: number;
+  /** Chunks of output files handled at once (each up to ~350 KB in memory). @default 16 */
+  chunkPrefetch?: number;
 }
 
 export function liveQueueName(instanceId: string): string {
@@ -16,7 +18,7 @@ export function liveQueueName(instanceId: string): string {
 }
 
 export const PUBLICATIONS = { live: "live", deadLetter: "dead-letter" } as const;
-export const SUBSCRIPTIONS = { nodeEvents: "node-events", live: "live", deadLetters: "dead-letters" } as const;
+export const SUBSCRIPTIONS = { nodeEvents: "node-events", chunks: "chunks", live: "live", deadLetters: "dead-letters" } as const;
 
 function exchange(name: keyof typeof EXCHANGE_TYPES) {
   return { assert: true, type: EXCHANGE_TYPES[name], options: { durable: true } };
@@ -42,11 +44,15 @@ export function orchestratorTopology(options: TopologyOptions): Record<string, u
         },
         queues: {
           [QUEUES.nodeEvents]: { assert: true, options: durableQueueOptions },
+          [QUEUES.chunks]: { assert: true, options: durableQueueOptions },
           [QUEUES.deadLetters]: { assert: true, options: { durable: true, arguments: { "x-queue-type": "quorum" } } },
           [liveQueue]: { assert: true, options: { durable: false, exclusive: true, autoDelete: true, arguments: { "x-max-length": 100_000 } } },
         },
         bindings: {
-          nodeEvents: { source: EXCHANGES.nodeEvents, destination: QUEUES.nodeEvents, bindingKey: "#" },
+          // Every event type but chunks, which have their own queue (a vhost that still has the
+          // former "#" binding also copies chunks here; ingestion drops those copies).
+          nodeEvents: { source: EXCHANGES.nodeEvents, destination: QUEUES.nodeEvents, bindingKeys: [...NODE_EVENT_BINDING_KEYS] },
+          chunks: { source: EXCHANGES.nodeEvents, destination: QUEUES.chunks, bindingKey: CHUNK_BINDING_KEY },
           deadLetters: { source: EXCHANGES.deadLetter, destination: QUEUES.deadLetters, bindingKey: "#" },
           live: { source: EXCHANGES.live, destination: liveQueue, bindingKey: "" },
         },
@@ -64,6 +70,13 @@ export function orchestratorTopology(options: TopologyOptions): Record<string, u
             prefetch: options.ingestPrefetch,
             closeTimeout: 5_000,
             // Raw bytes: ingestion checks the size before it parses anything.
+            contentType: "application/octet-stream",
+            retry: BROKER_RETRY,
+          },
+          [SUBSCRIPTIONS.chunks]: {
+            queue: QUEUES.chunks,
+            prefetch: options.chunkPrefetch ?? 16,
+            closeTimeout: 5_000,
             contentType: "application/octet-stream",
             retry: BROKER_RETRY,
           },

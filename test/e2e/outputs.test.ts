@@ -43,6 +43,9 @@ interface ArtifactView {
 }
 
 const WEIGHTS = "x".repeat(300_000);
+/** A released file is APPROVED, then TRANSFERRING and AVAILABLE as its node sends it (test/e2e/transfer.test.ts). */
+const RELEASED = ["APPROVED", "TRANSFERRING", "AVAILABLE"];
+const released = (state: string) => (RELEASED.includes(state) ? "released" : state);
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 
 test.before(async () => {
@@ -139,12 +142,12 @@ test("globs that leave the sandbox (../, an absolute path), a symbolic link to /
   assert.is(outputs["big.bin"].sizeBytes, MAX_ARTIFACT_BYTES + 1);
 });
 
-test("auto: the outputs of a run that succeeded are APPROVED at once, with their size and sha256", async () => {
+test("auto: the outputs of a run that succeeded are released at once (APPROVED, then sent), with their size and sha256", async () => {
   const { outputs } = await runOutputs("out-auto", "writer@1.0.0");
   const weights = outputs["out/sub/weights.bin"];
-  assert.equal([weights.state, weights.releasePolicy, weights.sizeBytes, weights.sha256, weights.decidedBy], ["APPROVED", "AUTO", WEIGHTS.length, sha256(WEIGHTS), "policy:auto"]);
+  assert.equal([released(weights.state), weights.releasePolicy, weights.sizeBytes, weights.sha256, weights.decidedBy], ["released", "AUTO", WEIGHTS.length, sha256(WEIGHTS), "policy:auto"]);
   assert.ok(weights.decidedAt);
-  assert.equal([outputs["out/a.txt"].state, outputs["out/a.txt"].sha256, outputs["out/a.txt"].sizeBytes], ["APPROVED", sha256("alpha\n"), 6]);
+  assert.equal([released(outputs["out/a.txt"].state), outputs["out/a.txt"].sha256, outputs["out/a.txt"].sizeBytes], ["released", sha256("alpha\n"), 6]);
 });
 
 test("review: PENDING_REVIEW; a RESEARCHER of the project sees but may not approve; the node's operator approves (audited), another rejects", async () => {
@@ -180,7 +183,7 @@ test("local: the API refuses every decision, even an ADMIN's; fem-agent outputs 
   assert.match(approve.stdout, /approved out\/a\.txt of run .*: recorded by the agent/);
   const released = await waitUntil(async () => {
     const now = (await outputsOf(runId))["out/a.txt"];
-    return now.state === "APPROVED" ? now : undefined;
+    return RELEASED.includes(now.state) ? now : undefined;
   }, 10_000, "the node's approval to reach the orchestrator");
   assert.match(released.decidedBy ?? "", /^node:out-local\/.+/);
   assert.is(released.comment, "checked at the node");

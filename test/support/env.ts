@@ -64,6 +64,8 @@ export async function createTestEnv(overrides: Partial<OrchestratorConfig> = {},
     logLevel: level,
     bootstrapAdminToken: TEST_ADMIN_TOKEN,
     signingKeyFile: join(sandboxRoot, "orchestrator-key.pem"),
+    artifactDir: join(sandboxRoot, "artifacts"),
+    transferStallMs: 3_000,
     ...overrides,
   });
   let orchestrator: Orchestrator;
@@ -102,19 +104,19 @@ export async function createTestEnv(overrides: Partial<OrchestratorConfig> = {},
     async registerNodes(ids, capacity = 2) {
       for (const id of ids) {
         const data = await gqlOk<{ registerNode: { credential: string } }>(
-          orchestrator.url,
+          env.orchestrator.url,
           `mutation($input: RegisterNodeInput!) { registerNode(input: $input) { node { id } credential } }`,
           { input: { id, capacity, labels: { site: id } } },
         );
         credentials.set(id, data.registerNode.credential);
       }
-      await addToTestProject(orchestrator.url, ids);
+      await addToTestProject(env.orchestrator.url, ids);
     },
     async credentialOf(nodeId) {
       const known = credentials.get(nodeId);
       if (known !== undefined) return known;
       const data = await gqlOk<{ rotateNodeCredential: { credential: string } }>(
-        orchestrator.url,
+        env.orchestrator.url,
         `mutation($id: ID!) { rotateNodeCredential(id: $id) { credential } }`,
         { id: nodeId },
       );
@@ -128,11 +130,12 @@ export async function createTestEnv(overrides: Partial<OrchestratorConfig> = {},
       return url.toString();
     },
     async sql(query, params = []) {
-      return (await orchestrator.orm.em.fork().getConnection().execute(query, params, "all")) as never;
+      // env.orchestrator, not the first one: a suite may restart the orchestrator.
+      return (await env.orchestrator.orm.em.fork().getConnection().execute(query, params, "all")) as never;
     },
     async dispose() {
       await Promise.all(agents.map((a) => a.stop()));
-      await orchestrator.stop();
+      await env.orchestrator.stop();
       await db.drop();
       await vhost.drop();
       await rm(sandboxRoot, { recursive: true, force: true });

@@ -8,7 +8,7 @@ import { listLeftoverSpools, replaySpool } from "../../src/agent/log-replay.js";
 import { createLogSink, createRunSpool, segmentName, spoolDirOf } from "../../src/agent/log-spool.js";
 import { silentLogger } from "../../src/agent/log.js";
 import type { Outbox } from "../../src/agent/outbox.js";
-import type { LogLineWire, NodeEvent, RunLogsEvent } from "../../src/messaging/contracts.js";
+import type { LogLineWire, AgentEvent, RunLogsEvent } from "../../src/messaging/contracts.js";
 import { waitUntil } from "../support/wait.js";
 
 const test = suite("log spool: lines on disk before they are sent, replayed after a crash");
@@ -21,7 +21,7 @@ test.after(async () => rm(root, { recursive: true, force: true }));
 
 /** An outbox that holds what it is given until `confirmAll`, as the broker's confirms would. */
 function holdingOutbox() {
-  const sent: NodeEvent[] = [];
+  const sent: AgentEvent[] = [];
   let settles: ((ok: boolean) => void)[] = [];
   const outbox: Outbox = {
     send: (event) => {

@@ -9,6 +9,7 @@ export { adoptReportedRuns, loseRunsOfNode, loseRunsOfSilentNodes, type Reported
 export { deriveTaskState, deriveWorkflowState, refreshTasks } from "./progress.js";
 export { applyReportedStates, bareTerminalReport, type TransitionOptions } from "./reports.js";
 export { rerunTasks } from "./rerun.js";
+export { enqueueRelease } from "./node-messages.js";
 export {
   countUnreportedRuns,
   findUnheldDispatches,

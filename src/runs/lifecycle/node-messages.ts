@@ -1,6 +1,6 @@
 /** Writes outgoing node messages into the outbox, in the caller's transaction; built by the wire contract. */
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { runCancelMessage, runDispatchMessage, type OutgoingNodeMessage, type ResourceRequest } from "../../messaging/contracts.js";
+import { runCancelMessage, runDispatchMessage, runReleaseMessage, type OutgoingNodeMessage, type ResourceRequest, type RunRelease } from "../../messaging/contracts.js";
 import { json, query } from "../../db/sql.js";
 import type { ChangeSet } from "../../kernel/index.js";
 import { toolDefinition, toolDigest, type ToolDefinitionSource } from "../../shared/index.js";
@@ -100,6 +100,14 @@ export async function enqueueCancel(
 ): Promise<void> {
   const messages = runs.map((r) => runCancelMessage({ runId: r.id, attempt: r.attempt, nodeId: r.nodeId, reason }));
   await insertOutbox(em, messages, changes);
+}
+
+/**
+ * Queues a `run.release` control message per (run, attempt): the released files its node should
+ * send, or the chunks of them it should send again.
+ */
+export async function enqueueRelease(em: EntityManager, releases: Omit<RunRelease, "type" | "v">[], changes: ChangeSet): Promise<void> {
+  await insertOutbox(em, releases.map(runReleaseMessage), changes);
 }
 
 /** Inserts the messages in their order (the relay publishes by outbox id). */

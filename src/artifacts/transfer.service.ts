@@ -1,0 +1,182 @@
+/**
+ * Receiving released files: each `run.chunk` is checked (its node's own run, a released artifact,
+ * the file's sha256 as the manifest listed it, the chunk's place, length and sha256), staged in the
+ * artifact store once per (artifact, index), and the file is joined, checked whole and made
+ * AVAILABLE when the last chunk is in. A corrupt chunk, or a whole file that fails its checksum, is
+ * asked for again with a `run.release` naming what is missing. Framework-free.
+ */
+import { createHash } from "node:crypto";
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { query } from "../db/sql.js";
+import type { ChangeSet } from "../kernel/index.js";
+import { TRANSFER_CHUNK_BYTES, type RunChunkEvent } from "../messaging/contracts.js";
+import { enqueueRelease } from "../runs/index.js";
+import { ArtifactState } from "./artifact.entity.js";
+import type { ArtifactStore } from "./artifact-store.js";
+
+/** Times a whole file may fail its checksum before the artifact FAILS. @default 5 */
+export const MAX_CHECKSUM_FAILURES = 5;
+
+/** What became of one chunk; `wait`: its artifact is not (yet) known or released here, try again shortly. */
+export type ChunkOutcome =
+  | { kind: "stored"; complete: boolean }
+  | { kind: "ignored"; why: string }
+  | { kind: "wait"; why: string }
+  | { kind: "refused"; problem: string }
+  | { kind: "corrupt"; problem: string };
+
+interface ArtifactRow {
+  id: string;
+  run_id: string;
+  attempt: number;
+  node_id: string;
+  path: string;
+  size_bytes: number | null;
+  sha256: string | null;
+  state: ArtifactState;
+  checksum_failures: number;
+}
+
+/** Chunks a file of `sizeBytes` has at `chunkBytes` each (an empty file has one, empty). */
+export function chunkCount(sizeBytes: number, chunkBytes: number): number {
+  return Math.max(1, Math.ceil(sizeBytes / chunkBytes));
+}
+
+async function artifactOfChunk(em: EntityManager, chunk: RunChunkEvent, lock = false): Promise<ArtifactRow | undefined> {
+  const [row] = await query<ArtifactRow>(
+    em,
+    `select a.id, a.run_id, r.attempt, a.node_id, a.path, a.size_bytes, a.sha256, a.state, a.checksum_failures
+     from artifact a join run r on r.id = a.run_id
+     where a.run_id = ? and a.path = ? and r.node_id = ? and r.attempt = ?${lock ? " for update of a" : ""}`,
+    [chunk.runId, chunk.path, chunk.nodeId, chunk.attempt],
+  );
+  return row;
+}
+
+/** Asks the node for chunks of one file again (null: all of them). */
+async function askAgain(em: EntityManager, row: ArtifactRow, chunks: number[] | null, changes: ChangeSet): Promise<void> {
+  await enqueueRelease(em, [{ runId: row.run_id, attempt: row.attempt, nodeId: row.node_id, files: [{ path: row.path, sha256: row.sha256!, chunks }] }], changes);
+}
+
+/**
+ * Handles one chunk already checked as its node's own (the consumer checks the broker user and the
+ * run's node). Safe to call again with the same chunk, and for chunks in any order.
+ */
+export async function receiveChunk(em: EntityManager, store: ArtifactStore, chunk: RunChunkEvent, changes: ChangeSet): Promise<ChunkOutcome> {
+  const row = await artifactOfChunk(em, chunk);
+  if (!row) return { kind: "wait", why: `no artifact ${chunk.path} of run ${chunk.runId}#${chunk.attempt} on node ${chunk.nodeId}` };
+  switch (row.state) {
+    case ArtifactState.PENDING_REVIEW:
+      // A decision taken on the node may be on its way (it travels with other node events).
+      return { kind: "wait", why: `artifact ${row.id} is ${row.state}, not released` };
+    case ArtifactState.ON_NODE:
+      return { kind: "refused", problem: `artifact ${row.id} is ON_NODE: not released` };
+    case ArtifactState.REJECTED:
+      return { kind: "refused", problem: `artifact ${row.id} was REJECTED: its content must not leave the node` };
+    case ArtifactState.AVAILABLE:
+    case ArtifactState.EXPIRED:
+    case ArtifactState.FAILED:
+      return { kind: "ignored", why: `artifact ${row.id} is ${row.state}` };
+  }
+  if (row.sha256 !== chunk.fileSha256 || row.size_bytes === null) {
+    return { kind: "refused", problem: `chunk of ${chunk.path} names file sha256 ${chunk.fileSha256}, not the manifest's ${row.sha256}` };
+  }
+  const count = chunkCount(row.size_bytes, chunk.chunkBytes);
+  if (chunk.index >= count) return { kind: "refused", problem: `chunk ${chunk.index} of ${chunk.path}: the file has ${count} chunk(s) of ${chunk.chunkBytes} bytes` };
+  const expectedBytes = Math.min(chunk.chunkBytes, row.size_bytes - chunk.index * chunk.chunkBytes);
+  const data = Buffer.from(chunk.data, "base64");
+  const sha256 = createHash("sha256").update(data).digest("hex");
+  if (data.length !== expectedBytes || sha256 !== chunk.sha256) {
+    await askAgain(em, row, [chunk.index], changes);
+    return { kind: "corrupt", problem: `chunk ${chunk.index} of ${chunk.path}: ${data.length} bytes with sha256 ${sha256}, expected ${expectedBytes} bytes with sha256 ${chunk.sha256}` };
+  }
+  await store.putChunk(row.id, chunk.chunkBytes, chunk.index, data);
+  await query(em, `update artifact set state = case when state = 'APPROVED' then 'TRANSFERRING' else state end, last_chunk_at = now(), transfer_asks = 0 where id = ?`, [row.id]);
+  const staged = await store.stagedChunks(row.id, chunk.chunkBytes);
+  if (staged.size < count) return { kind: "stored", complete: false };
+  return { kind: "stored", complete: await completeArtifact(em, store, chunk, count, changes) };
+}
+
+/**
+ * Joins and checks the file under a lock on its row, so two consumers that both saw the last chunk
+ * store it once. A mismatch discards what was staged and asks for the whole file again, up to
+ * MAX_CHECKSUM_FAILURES times; then the artifact FAILS.
+ */
+async function completeArtifact(em: EntityManager, store: ArtifactStore, chunk: RunChunkEvent, count: number, changes: ChangeSet): Promise<boolean> {
+  return em.transactional(async (tx) => {
+    const row = await artifactOfChunk(tx, chunk, true);
+    if (!row || row.state !== ArtifactState.TRANSFERRING) return false;
+    const result = await store.commit(row.id, chunk.chunkBytes, count, { sizeBytes: row.size_bytes!, sha256: row.sha256! });
+    if (result.ok) {
+      await query(tx, `update artifact set state = 'AVAILABLE', stored_at = now() where id = ?`, [row.id]);
+      return true;
+    }
+    await store.discardStaged(row.id);
+    const failures = row.checksum_failures + 1;
+    if (failures >= MAX_CHECKSUM_FAILURES) {
+      const reason = `the received file failed its checksum ${failures} times: ${result.problem}`.slice(0, 1_000);
+      await query(tx, `update artifact set state = 'FAILED', reason = ?, checksum_failures = ? where id = ?`, [reason, failures, row.id]);
+      return false;
+    }
+    await query(tx, `update artifact set state = 'APPROVED', checksum_failures = ?, last_chunk_at = now() where id = ?`, [failures, row.id]);
+    await askAgain(tx, row, null, changes);
+    return false;
+  });
+}
+
+/**
+ * The release a `review` approval sends to the node: the artifact's file, whole. Call in the
+ * transaction that approves it.
+ */
+export async function enqueueApprovedRelease(em: EntityManager, artifact: { runId: string; nodeId: string; path: string; sha256: string | null }, changes: ChangeSet): Promise<void> {
+  if (artifact.sha256 === null) return;
+  const [run] = await query<{ attempt: number }>(em, `select attempt from run where id = ?`, [artifact.runId]);
+  if (!run) return;
+  await enqueueRelease(em, [{ runId: artifact.runId, attempt: run.attempt, nodeId: artifact.nodeId, files: [{ path: artifact.path, sha256: artifact.sha256, chunks: null }] }], changes);
+}
+
+/** Most doublings of the wait between two asks for a file that does not arrive (`stallMs` × 64 at most). */
+const MAX_ASK_DOUBLINGS = 6;
+
+/**
+ * Asks the nodes again for released files that stopped arriving: artifacts APPROVED or
+ * TRANSFERRING whose last chunk (or release, or ask) is older than `stallMs`, doubled for every ask
+ * since the last chunk (an agent that cannot send is not flooded), on nodes that are online, naming
+ * the chunks still missing. Returns how many were asked for.
+ */
+export async function askForStalledTransfers(em: EntityManager, store: ArtifactStore, stallMs: number, changes: ChangeSet, limit = 100): Promise<number> {
+  const rows = await query<ArtifactRow>(
+    em,
+    `select a.id, a.run_id, r.attempt, a.node_id, a.path, a.size_bytes, a.sha256, a.state, a.checksum_failures
+     from artifact a join run r on r.id = a.run_id join node n on n.id = a.node_id
+     where a.state in ('APPROVED', 'TRANSFERRING') and a.sha256 is not null and a.size_bytes is not null
+       and coalesce(a.last_chunk_at, a.decided_at, a.created_at) < now() - (? * power(2, least(a.transfer_asks, ?)) * interval '1 millisecond')
+       and n.connectivity = 'ONLINE'
+     order by a.id limit ?`,
+    [stallMs, MAX_ASK_DOUBLINGS, limit],
+  );
+  for (const row of rows) {
+    const chunkBytes = TRANSFER_CHUNK_BYTES;
+    const staged = row.state === ArtifactState.TRANSFERRING ? await store.stagedChunks(row.id, chunkBytes) : new Set<number>();
+    const missing = staged.size === 0 ? null : Array.from({ length: chunkCount(row.size_bytes!, chunkBytes) }, (_, i) => i).filter((i) => !staged.has(i));
+    await askAgain(em, row, missing && missing.length > 0 ? missing.slice(0, 10_000) : null, changes);
+    await query(em, `update artifact set last_chunk_at = now(), transfer_asks = transfer_asks + 1 where id = ?`, [row.id]);
+  }
+  return rows.length;
+}
+
+/**
+ * Deletes stored files older than `retentionMs` (from when they became AVAILABLE) and marks their
+ * artifacts EXPIRED: the row first, so a download never finds AVAILABLE without a file. Returns how many.
+ */
+export async function expireArtifacts(em: EntityManager, store: ArtifactStore, retentionMs: number, limit = 100): Promise<number> {
+  const rows = await query<{ id: string }>(
+    em,
+    `update artifact set state = 'EXPIRED' where id in (
+       select id from artifact where state = 'AVAILABLE' and stored_at < now() - (? * interval '1 millisecond') order by stored_at limit ?
+     ) returning id`,
+    [retentionMs, limit],
+  );
+  for (const row of rows) await store.remove(row.id);
+  return rows.length;
+}
