@@ -16,6 +16,7 @@ import { Migration20261201094500 } from "./Migration20261201094500_datasets.js";
 import { Migration20261201100000 } from "./Migration20261201100000_resources.js";
 import { Migration20261201101000 } from "./Migration20261201101000_artifacts.js";
 import { Migration20261201120000 } from "./Migration20261201120000_artifact_transfer.js";
+import { Migration20261201130000 } from "./Migration20261201130000_task_inputs.js";
 
 export const migrationsList: MigrationObject[] = [
   { name: "Migration20261128181629", class: Migration20261128181629 },
@@ -34,4 +35,5 @@ export const migrationsList: MigrationObject[] = [
   { name: "Migration20261201100000_resources", class: Migration20261201100000 },
   { name: "Migration20261201101000_artifacts", class: Migration20261201101000 },
   { name: "Migration20261201120000_artifact_transfer", class: Migration20261201120000 },
+  { name: "Migration20261201130000_task_inputs", class: Migration20261201130000 },
 ];

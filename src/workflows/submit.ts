@@ -30,6 +30,7 @@ import { isToolAllowed } from "../shared/index.js";
 import { DATASET_NAME_PATTERN, MAX_DATASETS } from "../messaging/contracts.js";
 import { validateGraph } from "./graph.js";
 import { validateRetryPolicy, type RetryPolicyInput } from "./retry-policy.js";
+import { validateTaskInputs, type TaskInputFilesData } from "./task-inputs.js";
 import { Task } from "./task.entity.js";
 import { Workflow } from "./workflow.entity.js";
 
@@ -39,6 +40,8 @@ export interface TaskData {
   nodes?: string[] | null;
   nodeSelector?: Record<string, unknown> | null;
   datasets?: string[] | null;
+  /** Artifacts of upstream tasks its runs receive (`from` must be in `dependsOn`). */
+  inputs?: TaskInputFilesData[] | null;
   params?: Record<string, unknown> | null;
   nodeParams?: { node: string; params: Record<string, unknown> }[] | null;
   dependsOn?: string[] | null;
@@ -192,6 +195,18 @@ function checkDatasets(task: TaskData, i: number, projectNodes: Map<string, Node
   return names;
 }
 
+/** Refuses an input from a task whose tool declares no `outputs`: it would have no file to give. */
+function checkInputSources(tasks: TaskData[], tools: Map<string, Tool>): void {
+  const toolOf = new Map(tasks.map((t) => [t.key, tools.get(t.tool)!]));
+  tasks.forEach((task, i) => {
+    for (const [j, input] of (task.inputs ?? []).entries()) {
+      const tool = toolOf.get(input.from)!;
+      if (tool.outputs.length > 0) continue;
+      throw BadInputError.field(`tasks[${i}].inputs[${j}].from`, `task ${JSON.stringify(input.from)} runs ${tool.ref}, which declares no outputs: it has no files to give`, { from: input.from, tool: tool.ref });
+    }
+  });
+}
+
 function checkNumbers(task: TaskData, i: number, targetCount: number): void {
   const field = `tasks[${i}]`;
   if (task.priority != null && (!Number.isInteger(task.priority) || Math.abs(task.priority) > 1_000_000)) throw BadInputError.field(`${field}.priority`, "must be an integer within ±1000000");
@@ -221,6 +236,7 @@ export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData
     checkText("idempotencyKey", data.idempotencyKey, MAX_NAME_CHARS);
   }
   validateGraph(data.tasks);
+  const inputsOf = validateTaskInputs(data.tasks);
   const submittedBy = viewer.subject;
   const hash = contentHash(data);
   // The caller's right to submit is checked before a replay: a key must not hand a workflow back to one no longer allowed.
@@ -229,6 +245,7 @@ export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData
   if (existing) return { workflow: existing, created: false, changes: new ChangeSet() };
 
   const tools = await loadTools(em, data.tasks);
+  checkInputSources(data.tasks, tools);
   const nodes = new Map((await loadNodes(em, data.tasks, await projectNodeIds(em, project.id))).map((n) => [n.id, n]));
   const requests = data.tasks.map((t, i) => mergeResources(tools.get(t.tool)!.resources, validateResources(`tasks[${i}].resources`, t.resources)));
   const totals = requests.some((r) => Object.keys(r).length > 0)
@@ -273,6 +290,7 @@ export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData
       nodeParams: Object.fromEntries(overrides),
       nodeIds: targets.map((n) => n.id),
       datasets: datasetsOf[i],
+      inputs: inputsOf[i],
       dependsOnIds: [...new Set(input.dependsOn ?? [])].map((k) => taskIds.get(k)!),
       priority: input.priority ?? 0,
       timeoutSeconds: input.timeoutSeconds ?? null,

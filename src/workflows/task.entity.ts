@@ -4,6 +4,7 @@ import { Field, ID, Int, ObjectType } from "type-graphql";
 import { ResourceAmounts, RunState, type ResourceRequest } from "../kernel/index.js";
 import { defaultRetryPolicy, RetryPolicy } from "./retry-policy.js";
 import { Tool } from "../tools/index.js";
+import { TaskInputFiles } from "./task-inputs.js";
 import { Workflow } from "./workflow.entity.js";
 
 /** One vertex of a workflow: a tool fanned out over nodes. */
@@ -42,6 +43,11 @@ export class Task {
   @Property({ type: "json" })
   @Field(() => [String], { description: "Datasets each run reads on its node (mounted read-only at /data/<name> by the sandbox launcher)." })
   datasets: string[] = [];
+
+  /** Artifacts of upstream tasks each of its runs receives before it starts. */
+  @Property({ type: "json" })
+  @Field(() => [TaskInputFiles], { description: "Artifacts of upstream tasks each run receives, read-only, in inputs/<from>/<node>/ of its sandbox." })
+  inputs: TaskInputFiles[] = [];
 
   /** Ids of tasks of the same workflow this one waits for. */
   @Property({ type: "json" })

@@ -5,6 +5,7 @@ import type { WorkflowEventKind } from "../live/live-events.js";
 import { ResourcesInput, RunState } from "../kernel/index.js";
 import { Run } from "../runs/index.js";
 import { RetryPolicyInput } from "./retry-policy.js";
+import { TaskInputFilesInput } from "./task-inputs.js";
 import { Workflow } from "./workflow.entity.js";
 
 @InputType()
@@ -21,6 +22,8 @@ export class TaskInput {
   @Field(() => GraphQLJSONObject, { nullable: true, description: "Target every active node carrying these labels." }) nodeSelector?: Record<string, unknown> | null;
   @Field(() => [String], { nullable: true, description: "Datasets the task reads: it targets only nodes that have every one (Node.datasets)." })
   datasets?: string[] | null;
+  @Field(() => [TaskInputFilesInput], { nullable: true, description: "Artifacts of upstream tasks (from: a key in dependsOn) each run receives, read-only, in inputs/<from>/<node>/ of its sandbox." })
+  inputs?: TaskInputFilesInput[] | null;
   @Field(() => GraphQLJSONObject, { nullable: true, description: "Arguments common to every node." }) params?: Record<string, unknown> | null;
   @Field(() => [NodeParamsInput], { nullable: true, description: "Per-node overrides of params." }) nodeParams?: NodeParamsInput[] | null;
   @Field(() => [String], { nullable: true, description: "Keys of tasks that must succeed first." }) dependsOn?: string[] | null;

@@ -49,10 +49,10 @@ test.before(async () => {
   await sql(em, `insert into tool (id, name, version, executable, launcher, args, env, outputs, resources, created_at) values (?, 't', '1', '/bin/true', 'process', '[]', '{}', '[]', '{}', now())`, [ids.tool]);
   await sql(em, `insert into workflow (id, content_hash, state, submitted_at) values (?, 'h', 'RUNNING', now())`, [ids.workflow]);
   const retry = JSON.stringify({ maxAttempts: 3, backoffSeconds: 0, retryOn: ["NODE_LOST"] });
-  await sql(em, `insert into task (id, workflow_id, key, tool_id, params, node_params, node_ids, datasets, depends_on_ids, priority, retry, resources, state, created_at)
-                 values (?, ?, 'up', ?, '{}', '{}', ?, '[]', '[]', 0, ?, '{}', 'RUNNING', now())`, [ids.upstream, ids.workflow, ids.tool, JSON.stringify([NODE]), JSON.stringify({ maxAttempts: 1, backoffSeconds: 0, retryOn: [] })]);
-  await sql(em, `insert into task (id, workflow_id, key, tool_id, params, node_params, node_ids, datasets, depends_on_ids, priority, retry, resources, state, created_at)
-                 values (?, ?, 'down', ?, '{}', '{}', ?, '[]', ?, 0, ?, '{}', 'PENDING', now())`, [ids.task, ids.workflow, ids.tool, JSON.stringify([NODE]), JSON.stringify([ids.upstream]), retry]);
+  await sql(em, `insert into task (id, workflow_id, key, tool_id, params, node_params, node_ids, datasets, inputs, depends_on_ids, priority, retry, resources, state, created_at)
+                 values (?, ?, 'up', ?, '{}', '{}', ?, '[]', '[]', '[]', 0, ?, '{}', 'RUNNING', now())`, [ids.upstream, ids.workflow, ids.tool, JSON.stringify([NODE]), JSON.stringify({ maxAttempts: 1, backoffSeconds: 0, retryOn: [] })]);
+  await sql(em, `insert into task (id, workflow_id, key, tool_id, params, node_params, node_ids, datasets, inputs, depends_on_ids, priority, retry, resources, state, created_at)
+                 values (?, ?, 'down', ?, '{}', '{}', ?, '[]', '[]', ?, 0, ?, '{}', 'PENDING', now())`, [ids.task, ids.workflow, ids.tool, JSON.stringify([NODE]), JSON.stringify([ids.upstream]), retry]);
   await createRuns(
     em,
     [

@@ -53,8 +53,8 @@ async function insertRun(state: "QUEUED" | "RUNNING", startedAt: Date | null = n
   const task = randomUUID();
   const run = randomUUID();
   const retry = JSON.stringify({ maxAttempts: 2, backoffSeconds: 0, retryOn: ["NODE_LOST"] });
-  await sql(`insert into task (id, workflow_id, key, tool_id, params, node_params, node_ids, datasets, depends_on_ids, priority, retry, resources, state, created_at)
-             values (?, ?, ?, ?, '{}', '{}', ?, '[]', '[]', 0, ?, '{}', ?, now())`, [task, WORKFLOW, task, TOOL, JSON.stringify([NODE]), retry, state]);
+  await sql(`insert into task (id, workflow_id, key, tool_id, params, node_params, node_ids, datasets, inputs, depends_on_ids, priority, retry, resources, state, created_at)
+             values (?, ?, ?, ?, '{}', '{}', ?, '[]', '[]', '[]', 0, ?, '{}', ?, now())`, [task, WORKFLOW, task, TOOL, JSON.stringify([NODE]), retry, state]);
   await sql(`insert into run (id, task_id, workflow_id, node_id, attempt, state, argv, env, created_at, queued_at, dispatched_at, accepted_at, started_at, log_bytes, log_line_count)
              values (?, ?, ?, ?, 1, ?, '["/bin/true"]', '{}', now(), now(), now() - interval '1 minute', ?, ?, 0, 0)`, [run, task, WORKFLOW, NODE, state, startedAt, startedAt]);
   return run;

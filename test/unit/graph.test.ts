@@ -1,19 +1,11 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { AppError } from "../../src/kernel/errors.js";
+import { thrownAppError } from "../support/app-error.js";
 import { validateGraph } from "../../src/workflows/graph.js";
 import { deriveTaskState, deriveWorkflowState } from "../../src/runs/lifecycle/progress.js";
 import { RunState } from "../../src/kernel/run-state.js";
 
-function problem(fn: () => unknown): AppError {
-  try {
-    fn();
-  } catch (err) {
-    assert.instance(err, AppError);
-    return err as AppError;
-  }
-  throw new Error("expected an error");
-}
+const problem = thrownAppError;
 
 const test = suite("task graphs");
 
