@@ -8,7 +8,7 @@ import { appendAuditEvent, AuditOutcome } from "../audit/index.js";
 import { json, query } from "../db/sql.js";
 import { BadInputError, ChangeSet, checkUuid, ConflictError, ForbiddenError, NotFoundError, operatesNode, type Viewer } from "../kernel/index.js";
 import type { RunOutputsEvent, RunStateEvent } from "../messaging/contracts.js";
-import { getRun } from "../runs/index.js";
+import { getRun, settleInputWaiters } from "../runs/index.js";
 import { replaceNul } from "../shared/index.js";
 import { Artifact, ArtifactDecision, ArtifactState, ReleasePolicy } from "./artifact.entity.js";
 import { enqueueApprovedRelease } from "./transfer.service.js";
@@ -103,6 +103,8 @@ export async function decideArtifactRelease(
     );
     if (rows.length === 0) throw new ConflictError(`artifact ${input.id} is ${artifact.state}: only a PENDING_REVIEW artifact can be decided`, { state: artifact.state });
     if (input.decision === ArtifactDecision.APPROVE) await enqueueApprovedRelease(tx, artifact, changes);
+    // A rejected file fails the dependents that take it.
+    else await settleInputWaiters(tx, [artifact.runId], changes);
     await appendAuditEvent(tx, {
       actor: viewer.subject,
       action: "artifact.decide",

@@ -10,7 +10,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { query } from "../db/sql.js";
 import type { ChangeSet } from "../kernel/index.js";
 import { TRANSFER_CHUNK_BYTES, type RunChunkEvent } from "../messaging/contracts.js";
-import { enqueueRelease } from "../runs/index.js";
+import { enqueueRelease, settleInputWaiters } from "../runs/index.js";
 import { ArtifactState } from "./artifact.entity.js";
 import type { ArtifactStore } from "./artifact-store.js";
 
@@ -109,6 +109,7 @@ async function completeArtifact(em: EntityManager, store: ArtifactStore, chunk: 
     const result = await store.commit(row.id, chunk.chunkBytes, count, { sizeBytes: row.size_bytes!, sha256: row.sha256! });
     if (result.ok) {
       await query(tx, `update artifact set state = 'AVAILABLE', stored_at = now() where id = ?`, [row.id]);
+      await settleInputWaiters(tx, [row.run_id], changes);
       return true;
     }
     await store.discardStaged(row.id);
@@ -116,6 +117,7 @@ async function completeArtifact(em: EntityManager, store: ArtifactStore, chunk: 
     if (failures >= MAX_CHECKSUM_FAILURES) {
       const reason = `the received file failed its checksum ${failures} times: ${result.problem}`.slice(0, 1_000);
       await query(tx, `update artifact set state = 'FAILED', reason = ?, checksum_failures = ? where id = ?`, [reason, failures, row.id]);
+      await settleInputWaiters(tx, [row.run_id], changes);
       return false;
     }
     await query(tx, `update artifact set state = 'APPROVED', checksum_failures = ?, last_chunk_at = now() where id = ?`, [failures, row.id]);

@@ -24,7 +24,7 @@ import type { Logger } from "../logger.js";
 import { applyNodeDecisions, recordManifests } from "../artifacts/index.js";
 import { storeLogBatches } from "../logs/index.js";
 import { recordHeartbeats } from "../nodes/index.js";
-import { adoptReportedRuns, applyReportedStates, bareTerminalReport, countUnreportedRuns, forgedRunClaims, type RunClaim } from "../runs/index.js";
+import { adoptReportedRuns, applyReportedStates, bareTerminalReport, countUnreportedRuns, forgedRunClaims, settleInputWaiters, type RunClaim } from "../runs/index.js";
 
 export interface IngestionDeps {
   orm: MikroORM;
@@ -148,13 +148,17 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
       });
       // After the states: a manifest is stored once its run has ended.
       await recordManifests(em, states);
+      // Once stored, the manifests may release (or refuse) dependents that take these runs' files.
+      await settleInputWaiters(em, states.filter((s) => s.state === "SUCCEEDED").map((s) => s.runId), changes);
       await recordHeartbeats(em, heartbeats, changes, deps.logger);
       const active = heartbeats.flatMap((hb) => hb.activeRuns.map((r) => ({ runId: r.runId, attempt: r.attempt, nodeId: hb.nodeId })));
       await adoptReportedRuns(em, active, changes);
       // After the states above: a run this batch ended is no longer counted as left out.
       await countUnreportedRuns(em, heartbeats);
-      // Last: it appends to the audit log, whose lock is held until the commit.
+      // Last but the dependents it settles: it appends to the audit log, whose lock is held until the commit.
       await applyNodeDecisions(em, decisions);
+      // A file rejected on the node fails the dependents that take it.
+      await settleInputWaiters(em, decisions.map((d) => d.runId), changes);
     });
     for (const item of batch) {
       const problem = forged.get(item);

@@ -21,6 +21,7 @@ import {
   loseRunsOfNode,
   refreshTasks,
   rerunTasks,
+  settleInputWaiters,
   settleUnheldDispatches,
   TRANSITIONS,
   type RunOperation,
@@ -73,6 +74,8 @@ async function reset(state: RunState, upstreamState: RunState, dispatched: boole
   const em = orm.em.fork();
   await sql(em, `delete from run where attempt > 1`);
   await sql(em, `delete from outbox`);
+  await sql(em, `delete from artifact`);
+  await sql(em, `update task set inputs = '[]'::jsonb`);
   await sql(em, `update task set state = case when id = ? then 'RUNNING' else 'PENDING' end, finished_at = null`, [ids.upstream]);
   await sql(em, `update run set state = ?, failure_reason = null, finished_at = null, message = null, dispatched_at = null where id = ?`, [upstreamState, ids.upstreamRun]);
   await sql(
@@ -93,6 +96,18 @@ const report = (state: "ACCEPTED" | "RUNNING" | "SUCCEEDED") => async (em: Entit
 const cases: Record<Exclude<RunOperation, "create">, { upstream: RunState; dispatched: boolean; apply: (em: EntityManager, changes: ChangeSet) => Promise<unknown> }> = {
   release: { upstream: RunState.SUCCEEDED, dispatched: false, apply: (em, c) => refreshTasks(em, [ids.upstream], c) },
   skip: { upstream: RunState.FAILED, dispatched: false, apply: (em, c) => refreshTasks(em, [ids.upstream], c) },
+  refuseInputs: {
+    upstream: RunState.SUCCEEDED,
+    dispatched: false,
+    apply: async (em, c) => {
+      // The run takes weights.bin from its upstream task, whose node's operator rejected it.
+      await sql(em, `update task set state = 'SUCCEEDED', inputs = case when id = ? then '[{"from":"up","files":"weights.bin"}]'::jsonb else inputs end`, [ids.task]);
+      await sql(em, `update task set state = 'PENDING' where id = ?`, [ids.task]);
+      await sql(em, `insert into artifact (id, run_id, node_id, path, size_bytes, sha256, state, release_policy, created_at, checksum_failures, transfer_asks)
+                     values (gen_random_uuid(), ?, ?, 'weights.bin', 1, repeat('a', 64), 'REJECTED', 'REVIEW', now(), 0, 0)`, [ids.upstreamRun, NODE]);
+      await settleInputWaiters(em, [ids.upstreamRun], c);
+    },
+  },
   dispatch: { upstream: RunState.SUCCEEDED, dispatched: false, apply: (em, c) => dispatchRuns(em, [ids.run], c) },
   redispatch: {
     upstream: RunState.SUCCEEDED,

@@ -6,6 +6,7 @@
 export { cancelRuns } from "./cancel.js";
 export { createRuns, dispatchRuns, type NewRun } from "./create.js";
 export { adoptReportedRuns, loseRunsOfNode, loseRunsOfSilentNodes, type ReportedActiveRun } from "./lost-runs.js";
+export { settleInputWaiters } from "./input-waiters.js";
 export { deriveTaskState, deriveWorkflowState, refreshTasks } from "./progress.js";
 export { applyReportedStates, bareTerminalReport, type TransitionOptions } from "./reports.js";
 export { rerunTasks } from "./rerun.js";

@@ -7,6 +7,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { json, query } from "../../db/sql.js";
 import { isTerminalState, RunState, type ChangeSet } from "../../kernel/index.js";
 import { rowToRun } from "../run.mapper.js";
+import { checkInputs, refuseForInputs } from "./input-checks.js";
 import { fromStates } from "./table.js";
 
 const activeOrder = [RunState.RUNNING, RunState.ACCEPTED, RunState.QUEUED, RunState.PENDING];
@@ -114,17 +115,10 @@ async function settleDependents(em: EntityManager, ended: TaskRow[], changes: Ch
                    where d.value in (select value from jsonb_array_elements_text(?::jsonb)))`,
     [json([...new Set(ended.map((t) => t.workflow_id))]), json(ended.map((t) => t.id))],
   );
-  const release = dependents.filter((d) => d.deps.every((s) => s === RunState.SUCCEEDED)).map((d) => d.id);
+  const upstreamDone = dependents.filter((d) => d.deps.every((s) => s === RunState.SUCCEEDED)).map((d) => d.id);
   const skip = dependents.filter((d) => d.deps.some((s) => isTerminalState(s) && s !== RunState.SUCCEEDED)).map((d) => d.id);
-  if (release.length > 0) {
-    const released = await query(
-      em,
-      `update run set state = 'QUEUED', queued_at = now()
-       where state in (${fromStates("release")}) and task_id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) returning *`,
-      [json(release)],
-    );
-    changes.addRuns(released.map(rowToRun));
-  }
+  // Manifests of the runs that just ended are stored after this report: an input none matches yet waits.
+  const settled = await releaseOrRefuse(em, upstreamDone, false, changes);
   if (skip.length > 0) {
     const skipped = await query(
       em,
@@ -134,7 +128,27 @@ async function settleDependents(em: EntityManager, ended: TaskRow[], changes: Ch
     );
     changes.addRuns(skipped.map(rowToRun));
   }
-  return [...release, ...skip];
+  return [...settled, ...skip];
+}
+
+/**
+ * Releases the dependents (upstream all succeeded) whose declared inputs are all AVAILABLE and
+ * fails those with an input that can never arrive; the others keep waiting. Returns the tasks it
+ * changed.
+ */
+export async function releaseOrRefuse(em: EntityManager, taskIds: string[], manifestsRecorded: boolean, changes: ChangeSet): Promise<string[]> {
+  const { ready, refused } = await checkInputs(em, taskIds, manifestsRecorded);
+  if (ready.length > 0) {
+    const released = await query(
+      em,
+      `update run set state = 'QUEUED', queued_at = now()
+       where state in (${fromStates("release")}) and task_id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) returning *`,
+      [json(ready)],
+    );
+    changes.addRuns(released.map(rowToRun));
+  }
+  await refuseForInputs(em, refused, changes);
+  return [...ready, ...refused.map((r) => r.id)];
 }
 
 async function refreshWorkflows(em: EntityManager, workflowIds: Set<string>, changes: ChangeSet): Promise<void> {

@@ -8,6 +8,7 @@ export type RunOperation =
   | "create"
   | "release"
   | "skip"
+  | "refuseInputs"
   | "dispatch"
   | "redispatch"
   | "accept"
@@ -33,6 +34,11 @@ export const TRANSITIONS: Readonly<Record<RunOperation, Transition>> = {
   create: { from: [], to: [PENDING, QUEUED], description: "a submitted task's first attempt: QUEUED, or PENDING while upstream tasks run" },
   release: { from: [PENDING], to: [QUEUED], description: "every upstream task succeeded" },
   skip: { from: [PENDING], to: [SKIPPED], description: "an upstream task did not succeed" },
+  refuseInputs: {
+    from: [PENDING],
+    to: [FAILED],
+    description: "a file it takes from an upstream task was rejected, expired or failed, or none matched (REJECTED_BY_NODE)",
+  },
   dispatch: { from: [QUEUED], to: [QUEUED], description: "the scheduler hands the run to its node's queue (sets dispatched_at)" },
   redispatch: {
     from: [QUEUED],
