@@ -4,6 +4,7 @@
  * of a disabled node) parses with the node-message schema and carries the contract's routing, and
  * every live message between instances parses with the live-message schema.
  */
+import "reflect-metadata";
 import amqp from "amqplib";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
