@@ -316,7 +316,12 @@ function credentialSource(env: Readonly<Record<string, string | undefined>>, pro
 
 /** Parses this process's environment and the given command-line arguments. */
 export function loadAgentConfig(argv: readonly string[]): ParsedAgentConfig {
-  return parseAgentConfig(process.env, argv);
+  return parseAgentConfig(agentEnvironment(), argv);
+}
+
+/** This process's environment, for the `policy` and `outputs` subcommands, which parse their own settings. */
+export function agentEnvironment(): Readonly<Record<string, string | undefined>> {
+  return process.env;
 }
 
 /** `--flag value` and `--flag=value` pairs; an unknown flag or a missing value is a problem. */

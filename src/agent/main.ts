@@ -6,7 +6,7 @@
 import { amqpTlsHint, maskUrl, oneLine, toError, vhostOf } from "../shared/index.js";
 import { createAgent } from "./agent.js";
 import { BrokerConnectError, brokerUserOf } from "./broker.js";
-import { agentUsage, loadAgentConfig, type AgentConfig } from "./config.js";
+import { agentEnvironment, agentUsage, loadAgentConfig, type AgentConfig } from "./config.js";
 import { createStderrLogger } from "./log.js";
 import { runOutputsCommand } from "./outputs-cli.js";
 import { runPolicyCommand } from "./policy-cli.js";
@@ -17,11 +17,11 @@ const UNREACHABLE_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ET
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv[0] === "policy") {
-    process.exitCode = await runPolicyCommand(argv.slice(1), { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
+    process.exitCode = await runPolicyCommand(argv.slice(1), { env: agentEnvironment(), stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
     return;
   }
   if (argv[0] === "outputs") {
-    process.exitCode = await runOutputsCommand(argv.slice(1), { env: process.env, stdout: process.stdout, stderr: process.stderr });
+    process.exitCode = await runOutputsCommand(argv.slice(1), { env: agentEnvironment(), stdout: process.stdout, stderr: process.stderr });
     return;
   }
   if (argv.includes("--help") || argv.includes("-h")) {

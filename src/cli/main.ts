@@ -9,10 +9,11 @@ import { CommanderError } from "commander";
 import { createContext } from "./context.js";
 import { CliError, errorLines, EXIT_FAILED, EXIT_USAGE } from "./errors.js";
 import { buildProgram } from "./program.js";
+import { cliEnvironment } from "./settings.js";
 import { stdio } from "./render.js";
 
 const { version } = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
-const ctx = createContext(process.env, stdio);
+const ctx = createContext(cliEnvironment(), stdio);
 const program = buildProgram(ctx, version);
 
 try {

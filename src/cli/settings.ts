@@ -8,6 +8,11 @@ import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { CliError, toError } from "./errors.js";
 
+/** This process's environment: `fem` reads `FEM_URL`, `FEM_TOKEN` and the config directory's variables from it, here only. */
+export function cliEnvironment(): CliEnv {
+  return process.env;
+}
+
 export interface StoredSettings {
   url: string;
   token: string;

@@ -2,6 +2,10 @@
  * The wire contract between the orchestrator and `fem-agent`: names of exchanges and queues, and
  * the JSON messages with their schemas. The agent imports this module and nothing else of the
  * server, so it must stay free of ORM, GraphQL and configuration imports.
+ *
+ * It is one file on purpose, longer than 500 lines: it is the whole wire protocol that a node
+ * operator reviews, the one module the agent may import (test/architecture/imports.test.ts names
+ * it), and every message's schema sits next to the names, caps and signature it depends on.
  */
 import { sign as signBytes, verify as verifyBytes, type KeyObject } from "node:crypto";
 import { z } from "zod";
