@@ -19,6 +19,8 @@ export interface ApiClient {
   ws: WsClient;
   /** Called with the socket's state as it changes; returns the unsubscribe. */
   onConnection(listener: (state: ConnectionState) => void): () => void;
+  /** GET a path of the API's origin with the token (downloads); rejects with the server's message on an error status. */
+  fetchAuthorized(path: string): Promise<Response>;
   dispose(): void;
 }
 
@@ -81,6 +83,11 @@ export function createApiClient({ token, onUnauthenticated }: ApiClientOptions):
     onConnection(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
+    },
+    async fetchAuthorized(path) {
+      const response = await fetch(path, { headers: { authorization: bearer(token) } });
+      if (!response.ok) throw new Error((await response.text()).trim() || `${response.status} ${response.statusText}`);
+      return response;
     },
     dispose() {
       listeners.clear();

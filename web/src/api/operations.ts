@@ -6,6 +6,11 @@ export const MeQuery = graphql(`
     me {
       subject
       roles
+      memberships {
+        projectId
+        role
+      }
+      operatedNodes
     }
   }
 `);
@@ -56,6 +61,7 @@ graphql(`
     state
     submittedAt
     submittedBy
+    projectId
     tasks {
       id
       key
@@ -76,8 +82,8 @@ graphql(`
 `);
 
 export const WorkflowsQuery = graphql(`
-  query Workflows($first: Int!) {
-    workflows(first: $first) {
+  query Workflows($first: Int!, $filter: WorkflowFilter) {
+    workflows(first: $first, filter: $filter) {
       nodes {
         ...WorkflowFields
       }
@@ -115,6 +121,22 @@ export const WorkflowEventsSubscription = graphql(`
 `);
 
 graphql(`
+  fragment ArtifactFields on Artifact {
+    id
+    path
+    sizeBytes
+    sha256
+    state
+    releasePolicy
+    reason
+    decidedBy
+    decidedAt
+    comment
+    downloadUrl
+  }
+`);
+
+graphql(`
   fragment RunFields on Run {
     id
     state
@@ -140,6 +162,7 @@ graphql(`
       workflow {
         id
         name
+        projectId
       }
     }
     usage {
@@ -151,11 +174,7 @@ graphql(`
       outputBytes
     }
     outputs {
-      id
-      path
-      sizeBytes
-      sha256
-      state
+      ...ArtifactFields
     }
   }
 `);
@@ -197,6 +216,17 @@ export const RunLogsQuery = graphql(`
         stream
         at
         text
+      }
+    }
+  }
+`);
+
+export const ProjectNamesQuery = graphql(`
+  query ProjectNames {
+    projects(first: 200) {
+      nodes {
+        id
+        name
       }
     }
   }

@@ -2,13 +2,16 @@
  * A run's log, live: replayed from the first line, then followed as the run writes. Lines are kept
  * in a LogBuffer (each seq once, no gap) and only those in view are in the DOM, so 100,000 lines
  * scroll as smoothly as 100. After a dropped connection the socket resubscribes from the last seq
- * the page holds; a gap (never expected) is filled by a query.
+ * the page holds; a gap (never expected) is filled by a query. The view may be paused (lines keep
+ * arriving, the view holds still), filtered by stream and search (LogIndex), and jumped to a seq.
  */
-import { useCallback, useEffect, useRef, useState, type ReactElement, type UIEvent } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState, type ReactElement, type UIEvent } from "react";
 import { useClient } from "urql";
 import { RunLogsQuery, RunLogsSubscription } from "../api/operations";
 import { useStream } from "../api/use-stream";
 import { LogBuffer, type LogLine } from "../lib/log-buffer";
+import { ALL_LINES, LogIndex, splitMatches, type LogCriteria } from "../lib/log-filter";
+import { LogToolbar } from "./log-toolbar";
 
 /** Height of one line in px; the CSS of `.log-line` says the same. */
 export const LINE_HEIGHT = 18;
@@ -17,11 +20,26 @@ const OVERSCAN = 30;
 /** Most lines one gap-filling query asks for (the API's own maximum). */
 const FILL_PAGE = 10_000;
 
-function Line({ line, top }: { line: LogLine; top: number }) {
+interface LineProps {
+  line: LogLine;
+  top: number;
+  search: string;
+  target: boolean;
+}
+
+function Line({ line, top, search, target }: LineProps) {
   return (
-    <div className={`log-line stream-${line.stream.toLowerCase()}`} style={{ transform: `translateY(${top}px)` }} data-seq={line.seq}>
+    <div
+      className={`log-line stream-${line.stream.toLowerCase()}${target ? " target" : ""}`}
+      style={{ transform: `translateY(${top}px)` }}
+      data-seq={line.seq}
+      data-stream={line.stream}
+      aria-current={target ? "true" : undefined}
+    >
       <span className="seq">{line.seq}</span>
-      <span className="text">{line.text}</span>
+      <span className="text">
+        {splitMatches(line.text, search).map((part, i) => (part.match ? <mark key={i}>{part.text}</mark> : part.text))}
+      </span>
     </div>
   );
 }
@@ -35,6 +53,11 @@ export function LogView({ runId }: { runId: string }) {
   const scroller = useRef<HTMLDivElement>(null);
   const filling = useRef(false);
   const frame = useRef<number | null>(null);
+  const [criteria, setCriteria] = useState<LogCriteria>(ALL_LINES);
+  const [paused, setPaused] = useState<number | null>(null);
+  const [target, setTarget] = useState<number | null>(null);
+  const [jumpError, setJumpError] = useState<string | null>(null);
+  const index = useMemo(() => new LogIndex(criteria), [criteria]);
 
   // Many batches may come within one frame: render once per frame.
   const scheduleRender = useCallback(() => {
@@ -82,11 +105,35 @@ export function LogView({ runId }: { runId: string }) {
     [runId],
   );
 
+  // Paused: the view holds the lines it had; the others wait in the buffer.
+  const lines = buffer.current.lines;
+  const limit = paused ?? count;
+  index.update(lines, limit);
+  const rows = index.length;
+
   // Following: keep the newest line in view whenever lines arrive.
   useEffect(() => {
     const element = scroller.current;
-    if (following && element) element.scrollTop = element.scrollHeight;
-  }, [count, following]);
+    if (following && paused === null && element) element.scrollTop = element.scrollHeight;
+  }, [rows, following, paused]);
+
+  const showRow = (row: number) => {
+    const element = scroller.current;
+    setFollowing(false);
+    setTarget(lines[index.lineAt(row)].seq);
+    if (element) element.scrollTop = Math.max(0, row * LINE_HEIGHT - element.clientHeight / 2);
+  };
+  const jump = (seq: number) => {
+    const row = index.rowOfSeq(lines, seq);
+    if (row < 0) return setJumpError(`Line ${seq} is not ${seq > buffer.current.lastSeq ? "written yet" : "shown"}.`);
+    setJumpError(null);
+    showRow(row);
+  };
+  const step = (backwards: boolean) => {
+    const from = target === null ? Math.floor(viewport.top / LINE_HEIGHT) - (backwards ? 0 : 1) : index.rowOfSeq(lines, target);
+    const row = index.nextMatch(from, backwards);
+    if (row >= 0) showRow(row);
+  };
 
   useEffect(() => {
     const element = scroller.current;
@@ -104,11 +151,13 @@ export function LogView({ runId }: { runId: string }) {
     if (atBottom !== following) setFollowing(atBottom);
   };
 
-  const lines = buffer.current.lines;
   const first = Math.max(0, Math.floor(viewport.top / LINE_HEIGHT) - OVERSCAN);
-  const last = Math.min(count, Math.ceil((viewport.top + viewport.height) / LINE_HEIGHT) + OVERSCAN);
+  const last = Math.min(rows, Math.ceil((viewport.top + viewport.height) / LINE_HEIGHT) + OVERSCAN);
   const visible: ReactElement[] = [];
-  for (let i = first; i < last; i++) visible.push(<Line key={lines[i].seq} line={lines[i]} top={i * LINE_HEIGHT} />);
+  for (let row = first; row < last; row++) {
+    const line = lines[index.lineAt(row)];
+    visible.push(<Line key={line.seq} line={line} top={row * LINE_HEIGHT} search={criteria.search} target={line.seq === target} />);
+  }
 
   return (
     <section className="logs" aria-labelledby="logs-title">
@@ -117,20 +166,46 @@ export function LogView({ runId }: { runId: string }) {
         <span className="muted" data-testid="log-count">
           {count} lines
         </span>
+        {rows !== count && (
+          <span className="muted" data-testid="log-shown">
+            {rows} shown
+          </span>
+        )}
         <span className="spacer" />
-        {!following && (
-          <button type="button" onClick={() => setFollowing(true)}>
+        {!following && paused === null && (
+          <button type="button" onClick={() => setFollowing(true)} data-testid="log-follow">
             Follow new lines
           </button>
         )}
       </div>
+      <LogToolbar
+        criteria={criteria}
+        onCriteria={(next) => {
+          setCriteria(next);
+          setTarget(null);
+        }}
+        paused={paused !== null}
+        onPause={(pause) => {
+          setPaused(pause ? count : null);
+          if (!pause) setFollowing(true);
+        }}
+        waiting={paused === null ? 0 : count - paused}
+        matches={index.matches}
+        onStep={step}
+        onJump={jump}
+      />
+      {jumpError && (
+        <p className="error" role="alert" data-testid="log-jump-error">
+          {jumpError}
+        </p>
+      )}
       {error && (
         <p className="error" role="alert">
           Log stream: {error}
         </p>
       )}
       <div ref={scroller} className="log-scroll" onScroll={onScroll} tabIndex={0} role="log" aria-live="off" aria-label="Log lines" data-testid="log">
-        <div className="log-space" style={{ height: count * LINE_HEIGHT }}>
+        <div className="log-space" style={{ height: rows * LINE_HEIGHT }}>
           {visible}
         </div>
       </div>

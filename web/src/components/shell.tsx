@@ -4,6 +4,7 @@ import { useQuery } from "urql";
 import type { ConnectionState } from "../api/client";
 import { useApi } from "../api/context";
 import { MeQuery } from "../api/operations";
+import { ViewerContext } from "../api/viewer";
 import { parseRoute, type Route } from "../lib/route";
 import { NodesPage } from "../pages/nodes";
 import { RunPage } from "../pages/run";
@@ -73,9 +74,11 @@ export function Shell({ onSignOut }: { onSignOut(): void }) {
         </button>
       </header>
       <main className="page">
-        <Suspense fallback={<p className="loading">Loading…</p>}>
-          <Page route={route} />
-        </Suspense>
+        <ViewerContext.Provider value={me.data?.me ?? null}>
+          <Suspense fallback={<p className="loading">Loading…</p>}>
+            <Page route={route} />
+          </Suspense>
+        </ViewerContext.Provider>
       </main>
     </>
   );

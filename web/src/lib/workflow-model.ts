@@ -27,6 +27,8 @@ export interface WorkflowView {
   state: RunState;
   submittedAt: string;
   submittedBy: string | null;
+  /** The project the workflow belongs to (null: from before projects). */
+  projectId?: string | null;
   tasks: TaskView[];
 }
 

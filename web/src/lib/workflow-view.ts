@@ -9,6 +9,7 @@ export function toWorkflowView(workflow: WorkflowFieldsFragment): WorkflowView {
     state: workflow.state,
     submittedAt: workflow.submittedAt,
     submittedBy: workflow.submittedBy ?? null,
+    projectId: workflow.projectId ?? null,
     tasks: workflow.tasks.map((task) => ({
       id: task.id,
       key: task.key,

@@ -1,12 +1,16 @@
 /** Every node the caller may see, kept current by `nodeUpdated` (heartbeats, connectivity, admin state). */
 import { useEffect, useMemo, useState } from "react";
-import { useQuery, useSubscription } from "urql";
+import { useMutation, useQuery, useSubscription } from "urql";
+import { SetNodeAdminStateMutation } from "../api/actions";
 import { NodesQuery, NodeUpdatedSubscription } from "../api/operations";
+import { useViewer } from "../api/viewer";
+import { ActionButton } from "../components/action-button";
 import { StateBadge } from "../components/state-badge";
 import { Status, TableHead } from "../components/status";
 import { Time } from "../components/time";
 import type { NodeFieldsFragment } from "../gql/graphql";
 import { formatAgo, formatBytes } from "../lib/format";
+import { adminStateActions, operatesNode } from "../lib/permissions";
 
 /** Re-renders every second so "12 s ago" stays true; nothing is fetched. */
 function useNow(intervalMs = 1_000): number {
@@ -26,6 +30,20 @@ function Health({ node }: { node: NodeFieldsFragment }) {
     <span className="health">
       {health.cpus} CPU · load {health.loadAvg1.toFixed(2)} · memory {formatBytes(usedMemory)} of {formatBytes(health.memoryTotalBytes)} · disk free{" "}
       {formatBytes(health.diskFreeBytes)} · agent {health.agentVersion}
+    </span>
+  );
+}
+
+/** Drain / disable / enable for an operator of the node (or ADMIN); nothing for anyone else. */
+function AdminStateActions({ node }: { node: NodeFieldsFragment }) {
+  const viewer = useViewer();
+  const [, setState] = useMutation(SetNodeAdminStateMutation);
+  if (!operatesNode(viewer, node.id)) return null;
+  return (
+    <span className="actions" data-testid="admin-actions">
+      {adminStateActions(node.adminState).map(({ state, label }) => (
+        <ActionButton key={state} label={label} testId={`set-${state.toLowerCase()}`} run={() => setState({ id: node.id, state })} />
+      ))}
     </span>
   );
 }
@@ -73,8 +91,8 @@ export function NodesPage() {
                 <td data-testid="running">
                   {node.activeRuns} / {node.capacity}
                 </td>
-                <td>
-                  <StateBadge state={node.adminState} />
+                <td data-testid="admin-state">
+                  <StateBadge state={node.adminState} /> <AdminStateActions node={node} />
                 </td>
               </tr>
             ))}

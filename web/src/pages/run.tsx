@@ -1,15 +1,21 @@
 /** One run: argv, state and times, usage, result, outputs and its live log. */
 import { useState } from "react";
-import { useQuery } from "urql";
+import { useMutation, useQuery } from "urql";
+import { CancelTaskMutation } from "../api/actions";
 import { RunQuery, RunUpdatedSubscription } from "../api/operations";
 import { useStream } from "../api/use-stream";
+import { useViewer } from "../api/viewer";
+import { ActionButton } from "../components/action-button";
 import { LogView } from "../components/log-view";
+import { RunOutputs } from "../components/run-outputs";
 import { StateBadge } from "../components/state-badge";
 import { Status } from "../components/status";
 import { Time } from "../components/time";
 import type { RunFieldsFragment } from "../gql/graphql";
 import { formatBytes, formatMs } from "../lib/format";
+import { canChangeWork } from "../lib/permissions";
 import { routeHref } from "../lib/route";
+import { isTerminal } from "../lib/states";
 
 const TIMES: [keyof RunFieldsFragment, string][] = [
   ["createdAt", "Created"],
@@ -19,6 +25,49 @@ const TIMES: [keyof RunFieldsFragment, string][] = [
   ["startedAt", "Started"],
   ["finishedAt", "Finished"],
 ];
+
+/** Each step the run reached, with its time and how long after the previous step it came. */
+function Timeline({ run }: { run: RunFieldsFragment }) {
+  let previous: number | null = null;
+  const steps = TIMES.flatMap(([field, label]) => {
+    const value = run[field] as string | null | undefined;
+    if (!value) return [];
+    const at = new Date(value).getTime();
+    const after = previous === null ? null : at - previous;
+    previous = at;
+    return [{ field, label, value, after }];
+  });
+  return (
+    <ol className="timeline" data-testid="timeline">
+      {steps.map((step) => (
+        <li key={step.field} data-step={step.field}>
+          <span className="step">{step.label}</span> <Time value={step.value} />
+          {step.after !== null && <span className="muted"> (+{formatMs(step.after)})</span>}
+        </li>
+      ))}
+      {isTerminal(run.state) && (
+        <li data-step="end">
+          <StateBadge state={run.state} />
+          {run.failureReason && <span> {run.failureReason}</span>}
+        </li>
+      )}
+    </ol>
+  );
+}
+
+function CancelRun({ run }: { run: RunFieldsFragment }) {
+  const viewer = useViewer();
+  const [, cancel] = useMutation(CancelTaskMutation);
+  if (isTerminal(run.state) || !canChangeWork(viewer, run.task.workflow.projectId)) return null;
+  return (
+    <ActionButton
+      label="Cancel task"
+      testId="cancel-run"
+      confirm={`Cancel task ${run.task.key} (this run and its runs on other nodes)?`}
+      run={() => cancel({ id: run.task.id })}
+    />
+  );
+}
 
 function RunDetails({ run }: { run: RunFieldsFragment }) {
   const usage = run.usage;
@@ -36,17 +85,8 @@ function RunDetails({ run }: { run: RunFieldsFragment }) {
         {run.message && <p data-testid="run-message">{run.message}</p>}
       </section>
       <section className="panel" aria-labelledby="times-title">
-        <h2 id="times-title">Times</h2>
-        <dl className="pairs">
-          {TIMES.map(([field, label]) => (
-            <div key={field}>
-              <dt>{label}</dt>
-              <dd>
-                <Time value={run[field] as string | null | undefined} />
-              </dd>
-            </div>
-          ))}
-        </dl>
+        <h2 id="times-title">Timeline</h2>
+        <Timeline run={run} />
       </section>
       <section className="panel" aria-labelledby="usage-title">
         <h2 id="usage-title">Usage</h2>
@@ -64,18 +104,10 @@ function RunDetails({ run }: { run: RunFieldsFragment }) {
       <section className="panel" aria-labelledby="result-title">
         <h2 id="result-title">Result</h2>
         {run.result === null || run.result === undefined ? <p className="muted">none</p> : <pre data-testid="result">{JSON.stringify(run.result, null, 2)}</pre>}
-        <h2>Outputs</h2>
-        {run.outputs.length === 0 ? (
-          <p className="muted">none</p>
-        ) : (
-          <ul className="outputs" data-testid="outputs">
-            {run.outputs.map((o) => (
-              <li key={o.id}>
-                <code>{o.path}</code> {formatBytes(o.sizeBytes)} <StateBadge state={o.state} />
-              </li>
-            ))}
-          </ul>
-        )}
+      </section>
+      <section className="panel wide" aria-labelledby="outputs-title">
+        <h2 id="outputs-title">Outputs</h2>
+        <RunOutputs outputs={run.outputs} nodeId={run.node.id} />
       </section>
     </div>
   );
@@ -103,6 +135,11 @@ export function RunPage({ id }: { id: string }) {
         )}
       </h1>
       <Status fetching={query.fetching} error={query.error} liveError={streamError} what="the run" />
+      {run && (
+        <p className="actions">
+          <CancelRun run={run} />
+        </p>
+      )}
       {run && <RunDetails run={run} />}
       <LogView runId={id} />
     </section>
