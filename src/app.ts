@@ -254,6 +254,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
         maxSocketsPerUser: config.maxSocketsPerUser,
         routes: createProbeRoutes({ orm, brokerConnected: () => broker.isConnected(), metrics, metricsToken: config.metricsToken }, logger),
         dashboardDir: config.dashboard ? (config.dashboardDir ?? DEFAULT_DASHBOARD_DIR) : null,
+        dashboardSignIn: config.oidc?.dashboardClientId ? { issuer: config.oidc.issuerUrl, clientId: config.oidc.dashboardClientId, audience: config.oidc.audience } : null,
         prefixRoutes: [
           {
             prefix: ARTIFACTS_PATH,

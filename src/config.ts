@@ -130,6 +130,8 @@ export interface OidcSettings {
   nameClaim: string;
   /** @default "email" */
   emailClaim: string;
+  /** The public client (no secret) the dashboard signs in as, with authorization code and PKCE. @default null // the dashboard takes API tokens only */
+  dashboardClientId: string | null;
 }
 
 const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
@@ -189,6 +191,7 @@ const schema = z.object({
   FEM_OIDC_SUBJECT_CLAIM: z.string().min(1).default("sub"),
   FEM_OIDC_NAME_CLAIM: z.string().min(1).default("name"),
   FEM_OIDC_EMAIL_CLAIM: z.string().min(1).default("email"),
+  FEM_OIDC_DASHBOARD_CLIENT_ID: z.string().regex(/^[\x21-\x7e]{1,200}$/, "printable ASCII without spaces, at most 200 characters").optional(),
   FEM_ALLOWED_ORIGINS: z
     .string()
     .transform((v) => v.split(",").map((o) => o.trim()).filter((o) => o !== ""))
@@ -275,6 +278,7 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
               subjectClaim: e.FEM_OIDC_SUBJECT_CLAIM,
               nameClaim: e.FEM_OIDC_NAME_CLAIM,
               emailClaim: e.FEM_OIDC_EMAIL_CLAIM,
+              dashboardClientId: e.FEM_OIDC_DASHBOARD_CLIENT_ID ?? null,
             }
           : null,
       allowedOrigins: e.FEM_ALLOWED_ORIGINS,

@@ -29,6 +29,18 @@ const YEAR_SECONDS = 31_536_000;
 /** A Host header we are willing to repeat in the policy (host, IPv4, [IPv6], optional port). */
 const SAFE_HOST = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
+/** What the page needs to sign in through the site's identity provider (all public: no secret). */
+export interface DashboardSignIn {
+  issuer: string;
+  /** A public client registered for the dashboard: authorization code with PKCE, redirect URI `<origin>/`. */
+  clientId: string;
+  /** The API's audience, asked for as the access token's resource (RFC 8707). */
+  audience: string;
+}
+
+/** Where the page reads how to sign in: `{ "oidc": DashboardSignIn | null }`, public like the page itself. */
+export const CONFIG_PATH = "/config.json";
+
 interface StaticFile {
   body: Buffer;
   contentType: string;
@@ -69,24 +81,27 @@ function loadFiles(dir: string): Map<string, StaticFile> {
  * and WebSocket); nothing inline, no frames, no plugins. `'self'` covers ws(s) to the same host in
  * current browsers; the explicit ws/wss source is for older ones.
  */
-export function contentSecurityPolicy(host: string | undefined): string {
+export function contentSecurityPolicy(host: string | undefined, issuer: string | null = null): string {
   const sockets = host && SAFE_HOST.test(host) ? ` ws://${host} wss://${host}` : "";
+  // Signing in fetches the issuer's discovery document and token endpoint from the page.
+  const provider = issuer ? ` ${new URL(issuer).origin}` : "";
   return [
     "default-src 'none'",
     "script-src 'self'",
     "style-src 'self'",
     "img-src 'self' data:",
     "font-src 'self'",
-    `connect-src 'self'${sockets}`,
+    `connect-src 'self'${sockets}${provider}`,
     "base-uri 'none'",
     "form-action 'none'",
     "frame-ancestors 'none'",
   ].join("; ");
 }
 
-export function createDashboard(dir: string): Dashboard {
+export function createDashboard(dir: string, signIn: DashboardSignIn | null = null): Dashboard {
   const files = loadFiles(dir);
   const index = files.get("/index.html");
+  files.set(CONFIG_PATH, { body: Buffer.from(JSON.stringify({ oidc: signIn })), contentType: CONTENT_TYPES[".json"] });
   return {
     built: index !== undefined,
     handle(req, res) {
@@ -97,7 +112,7 @@ export function createDashboard(dir: string): Dashboard {
       if (pathname !== "/" && !file) return false;
       res.setHeader("x-content-type-options", "nosniff");
       res.setHeader("referrer-policy", "no-referrer");
-      res.setHeader("content-security-policy", contentSecurityPolicy(req.headers.host));
+      res.setHeader("content-security-policy", contentSecurityPolicy(req.headers.host, signIn?.issuer ?? null));
       res.setHeader("cross-origin-opener-policy", "same-origin");
       if (!file) {
         res.writeHead(503, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" });

@@ -18,7 +18,7 @@ import { createAuditPlugin, createWsAuditor, recordAuthEvent } from "./audit-plu
 import { createContext, type AppServices, type Context, type Identity } from "./context.js";
 import { createErrorFormatter } from "./errors.js";
 import { createRequestLogPlugin } from "./request-log.js";
-import { createDashboard } from "./dashboard.js";
+import { createDashboard, type DashboardSignIn } from "./dashboard.js";
 
 
 export const GRAPHQL_PATH = "/graphql";
@@ -41,6 +41,8 @@ export interface GraphQLServerOptions {
   routes?: Record<string, (req: http.IncomingMessage, res: http.ServerResponse) => void>;
   /** The built dashboard to serve at `/`; null serves none. */
   dashboardDir: string | null;
+  /** The identity provider the dashboard signs in through (told to the page at /config.json). @default null // API tokens only */
+  dashboardSignIn?: DashboardSignIn | null;
   /** Plain HTTP routes besides GraphQL, by path prefix (downloads); the handler gets the rest of the path. @default [] */
   prefixRoutes?: readonly HttpRoute[];
 }
@@ -98,7 +100,7 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
   };
   const admission = createAdmission(schema, options.limits);
   const origins = createOriginPolicy(options.allowedOrigins);
-  const dashboard = options.dashboardDir === null ? null : createDashboard(options.dashboardDir);
+  const dashboard = options.dashboardDir === null ? null : createDashboard(options.dashboardDir, options.dashboardSignIn ?? null);
   if (dashboard && !dashboard.built) logger.warn("dashboard not built: / answers 503 until `npm run build` has run", { dir: options.dashboardDir });
   const webSocket = attachGraphQLWebSocket(
     httpServer,

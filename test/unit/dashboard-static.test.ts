@@ -81,4 +81,34 @@ test("FEM_DASHBOARD turns the dashboard off; it is on by default", () => {
   assert.is(off.config.dashboardDir, "/srv/dashboard");
 });
 
+test("tells the page at /config.json how to sign in: nothing without an identity provider; with one, its issuer in connect-src", async () => {
+  const none = await fetch(`${base}/config.json`);
+  assert.is(none.status, 200);
+  assert.is(none.headers.get("cache-control"), "no-cache");
+  assert.equal(await none.json(), { oidc: null });
+  const signIn = { issuer: "https://login.example.org/realms/fem", clientId: "fem-dashboard", audience: "https://fem.example.org/api" };
+  const withProvider = createDashboard(dir, signIn);
+  let body = "";
+  const headers: Record<string, string> = {};
+  const res = {
+    setHeader(name: string, value: string) { headers[name] = value; },
+    writeHead() {},
+    end(chunk?: Buffer) { body = chunk?.toString() ?? ""; },
+  } as unknown as http.ServerResponse;
+  assert.ok(withProvider.handle({ method: "GET", url: "/config.json", headers: { host: "127.0.0.1:4000" } } as http.IncomingMessage, res));
+  assert.equal(JSON.parse(body), { oidc: signIn });
+  assert.match(headers["content-security-policy"], /connect-src 'self' ws:\/\/127\.0\.0\.1:4000 wss:\/\/127\.0\.0\.1:4000 https:\/\/login\.example\.org;/);
+});
+
+test("FEM_OIDC_DASHBOARD_CLIENT_ID names the dashboard's public client; none by default", () => {
+  const base = { FEM_OIDC_ISSUER: "https://login.example.org/realms/fem", FEM_OIDC_AUDIENCE: "https://fem.example.org/api" };
+  const without = parseConfig(base);
+  const withClient = parseConfig({ ...base, FEM_OIDC_DASHBOARD_CLIENT_ID: "fem-dashboard" });
+  assert.ok(without.ok && withClient.ok);
+  if (!without.ok || !withClient.ok) return;
+  assert.is(without.config.oidc?.dashboardClientId, null);
+  assert.is(withClient.config.oidc?.dashboardClientId, "fem-dashboard");
+  assert.not.ok(parseConfig({ ...base, FEM_OIDC_DASHBOARD_CLIENT_ID: "has space" }).ok);
+});
+
 test.run();

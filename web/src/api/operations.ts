@@ -156,15 +156,6 @@ graphql(`
     node {
       id
     }
-    task {
-      id
-      key
-      workflow {
-        id
-        name
-        projectId
-      }
-    }
     usage {
       wallMs
       cpuUserMs
@@ -183,6 +174,27 @@ export const RunQuery = graphql(`
   query Run($id: ID!) {
     run(id: $id) {
       ...RunFields
+    }
+  }
+`);
+
+/**
+ * The run's task and workflow, asked apart from the run: an operator of the run's node who is not
+ * in the workflow's project may read the run but not its task (NOT_FOUND), and still sees the run.
+ */
+export const RunTaskQuery = graphql(`
+  query RunTask($id: ID!) {
+    run(id: $id) {
+      id
+      task {
+        id
+        key
+        workflow {
+          id
+          name
+          projectId
+        }
+      }
     }
   }
 `);

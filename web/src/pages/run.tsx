@@ -2,7 +2,7 @@
 import { useState } from "react";
 import { useMutation, useQuery } from "urql";
 import { CancelTaskMutation } from "../api/actions";
-import { RunQuery, RunUpdatedSubscription } from "../api/operations";
+import { RunQuery, RunTaskQuery, RunUpdatedSubscription } from "../api/operations";
 import { useStream } from "../api/use-stream";
 import { useViewer } from "../api/viewer";
 import { ActionButton } from "../components/action-button";
@@ -11,7 +11,7 @@ import { RunOutputs } from "../components/run-outputs";
 import { StateBadge } from "../components/state-badge";
 import { Status } from "../components/status";
 import { Time } from "../components/time";
-import type { RunFieldsFragment } from "../gql/graphql";
+import type { RunFieldsFragment, RunTaskQuery as RunTaskData } from "../gql/graphql";
 import { formatBytes, formatMs } from "../lib/format";
 import { canChangeWork } from "../lib/permissions";
 import { routeHref } from "../lib/route";
@@ -55,17 +55,14 @@ function Timeline({ run }: { run: RunFieldsFragment }) {
   );
 }
 
-function CancelRun({ run }: { run: RunFieldsFragment }) {
+type RunTask = RunTaskData["run"]["task"];
+
+function CancelRun({ run, task }: { run: RunFieldsFragment; task: RunTask }) {
   const viewer = useViewer();
   const [, cancel] = useMutation(CancelTaskMutation);
-  if (isTerminal(run.state) || !canChangeWork(viewer, run.task.workflow.projectId)) return null;
+  if (isTerminal(run.state) || !canChangeWork(viewer, task.workflow.projectId)) return null;
   return (
-    <ActionButton
-      label="Cancel task"
-      testId="cancel-run"
-      confirm={`Cancel task ${run.task.key} (this run and its runs on other nodes)?`}
-      run={() => cancel({ id: run.task.id })}
-    />
+    <ActionButton label="Cancel task" testId="cancel-run" confirm={`Cancel task ${task.key} (this run and its runs on other nodes)?`} run={() => cancel({ id: task.id })} />
   );
 }
 
@@ -115,29 +112,31 @@ function RunDetails({ run }: { run: RunFieldsFragment }) {
 
 export function RunPage({ id }: { id: string }) {
   const [query] = useQuery({ query: RunQuery, variables: { id } });
+  const [taskQuery] = useQuery({ query: RunTaskQuery, variables: { id } });
   const [latest, setLatest] = useState<RunFieldsFragment | null>(null);
   const streamError = useStream(RunUpdatedSubscription, () => ({ runId: id }), (data) => setLatest(data.runUpdated), [id]);
   const run = latest ?? query.data?.run ?? null;
+  const task = taskQuery.data?.run.task ?? null;
   return (
     <section aria-labelledby="run-title">
-      {run && (
+      {task && (
         <p className="crumbs">
-          <a href="#/workflows">Workflows</a> / <a href={routeHref({ page: "workflow", id: run.task.workflow.id, taskId: run.task.id })}>{run.task.workflow.name || run.task.workflow.id}</a> /
+          <a href="#/workflows">Workflows</a> / <a href={routeHref({ page: "workflow", id: task.workflow.id, taskId: task.id })}>{task.workflow.name || task.workflow.id}</a> /
         </p>
       )}
       <h1 id="run-title">
         {run ? (
           <>
-            <code>{run.task.key}</code> on {run.node.id}, attempt {run.attempt} <StateBadge state={run.state} />
+            {task ? <code>{task.key}</code> : "Run"} on {run.node.id}, attempt {run.attempt} <StateBadge state={run.state} />
           </>
         ) : (
           "Run"
         )}
       </h1>
       <Status fetching={query.fetching} error={query.error} liveError={streamError} what="the run" />
-      {run && (
+      {run && task && (
         <p className="actions">
-          <CancelRun run={run} />
+          <CancelRun run={run} task={task} />
         </p>
       )}
       {run && <RunDetails run={run} />}
