@@ -9,9 +9,14 @@ import { parseRoute, type Route } from "../lib/route";
 import { NodesPage } from "../pages/nodes";
 import { RunPage } from "../pages/run";
 import { WorkflowsPage } from "../pages/workflows";
+import { AdminLinks } from "./admin-links";
 
 // The graph page brings the layout library: loaded when first opened, not with the first page.
 const WorkflowPage = lazy(() => import("../pages/workflow").then((m) => ({ default: m.WorkflowPage })));
+// Accounting brings the charting library, the admin pages the YAML parser: loaded when first opened.
+const AccountingPage = lazy(() => import("../pages/accounting").then((m) => ({ default: m.AccountingPage })));
+const TokensPage = lazy(() => import("../pages/tokens").then((m) => ({ default: m.TokensPage })));
+const AdminPage = lazy(() => import("../pages/admin/admin").then((m) => ({ default: m.AdminPage })));
 
 function useRoute(): Route {
   const [route, setRoute] = useState(() => parseRoute(window.location.hash));
@@ -40,6 +45,12 @@ function Page({ route }: { route: Route }) {
       return <WorkflowPage key={route.id} id={route.id} taskId={route.taskId} />;
     case "run":
       return <RunPage key={route.id} id={route.id} />;
+    case "accounting":
+      return <AccountingPage />;
+    case "tokens":
+      return <TokensPage />;
+    case "admin":
+      return <AdminPage section={route.section} />;
   }
 }
 
@@ -47,7 +58,7 @@ export function Shell({ onSignOut }: { onSignOut(): void }) {
   const route = useRoute();
   const connection = useConnection();
   const [me] = useQuery({ query: MeQuery });
-  const section = route.page === "nodes" ? "nodes" : "workflows";
+  const section = route.page === "nodes" ? "nodes" : ["workflows", "workflow", "run"].includes(route.page) ? "workflows" : null;
   return (
     <>
       <header className="top">
@@ -59,6 +70,7 @@ export function Shell({ onSignOut }: { onSignOut(): void }) {
           <a href="#/nodes" aria-current={section === "nodes" ? "page" : undefined}>
             Nodes
           </a>
+          <AdminLinks route={route} />
         </nav>
         <span className="spacer" />
         {connection === "reconnecting" && (

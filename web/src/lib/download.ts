@@ -22,3 +22,8 @@ export function saveBlob(blob: Blob, name: string): void {
   // The browser has taken the blob by the time the click's task ends.
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
+
+/** Saves text as a file the browser downloads (a Blob URL: nothing leaves the page). */
+export function downloadText(fileName: string, text: string, type: string): void {
+  saveBlob(new Blob([text], { type }), fileName);
+}

@@ -9,6 +9,10 @@ describe("routes", () => {
       { page: "workflow", id: "w/1", taskId: null },
       { page: "workflow", id: "w1", taskId: "t 2" },
       { page: "run", id: "r1" },
+      { page: "accounting" },
+      { page: "tokens" },
+      { page: "admin", section: "audit" },
+      { page: "admin", section: "dead-letters" },
     ];
     for (const route of routes) expect(parseRoute(routeHref(route))).toEqual(route);
   });
@@ -17,5 +21,6 @@ describe("routes", () => {
     expect(parseRoute("")).toEqual({ page: "workflows" });
     expect(parseRoute("#/nowhere")).toEqual({ page: "workflows" });
     expect(parseRoute("#/runs")).toEqual({ page: "workflows" });
+    expect(parseRoute("#/admin/nowhere")).toEqual({ page: "admin", section: "nodes" });
   });
 });
