@@ -4,7 +4,7 @@
  */
 import { createClient, type Client } from "graphql-ws";
 import WebSocket from "ws";
-import { CliError, EXIT_USAGE, toError } from "./errors.js";
+import { CliError, EXIT_FAILED, EXIT_USAGE, toError } from "./errors.js";
 import type { Settings } from "./settings.js";
 
 export interface Api {
@@ -13,6 +13,12 @@ export interface Api {
   request<T>(query: string, variables?: Record<string, unknown>): Promise<T>;
   /** A graphql-ws connection on the same URL (ws:// or wss://), opened at the first subscribe; the caller disposes it. */
   live(): Live;
+  /**
+   * `GET` (or `HEAD`) of a path relative to the API's origin with the bearer token, for downloads:
+   * resolves with a 2xx or 416 answer, whose body the caller reads or cancels; throws a CliError
+   * with the server's code and message otherwise. `signal` aborts it (e.g. a stalled download).
+   */
+  file(path: string, init: { method?: "GET" | "HEAD"; headers?: Record<string, string>; signal: AbortSignal }): Promise<Response>;
 }
 
 export interface Live {
@@ -33,6 +39,12 @@ export function createApi(settings: Settings): Api {
   const authorization = settings.token ? `Bearer ${settings.token}` : null;
   const refused = (code: string | null, message: string): CliError =>
     code === "UNAUTHENTICATED" ? new CliError(`${message} (${tokenHint(settings)})`, code) : new CliError(message, code);
+  const unreachable = (err: unknown, url: string): CliError => {
+    const cause = toError(err);
+    const inner = cause.cause as NodeJS.ErrnoException | undefined;
+    const reason = inner?.code ?? inner?.message ?? cause.message;
+    return new CliError(`no answer from ${url}: ${reason}`, null, EXIT_USAGE, { cause });
+  };
   return {
     url: settings.url,
     async request<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
@@ -46,10 +58,7 @@ export function createApi(settings: Settings): Api {
           signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
         });
       } catch (err) {
-        const cause = toError(err);
-        const inner = cause.cause as NodeJS.ErrnoException | undefined;
-        const reason = inner?.code ?? inner?.message ?? cause.message;
-        throw new CliError(`no answer from ${settings.url}: ${reason}`, null, EXIT_USAGE, { cause });
+        throw unreachable(err, settings.url);
       }
       const text = await response.text();
       let answer: GraphQLAnswer<T>;
@@ -62,6 +71,26 @@ export function createApi(settings: Settings): Api {
       if (first) throw refused(first.extensions?.code ?? null, first.message);
       if (!answer.data) throw new CliError(`${settings.url} answered HTTP ${response.status} without data`);
       return answer.data;
+    },
+    async file(path, init) {
+      const url = new URL(path, settings.url).toString();
+      let response: Response;
+      try {
+        response = await fetch(url, { method: init.method ?? "GET", headers: { ...init.headers, ...(authorization ? { authorization } : {}) }, signal: init.signal });
+      } catch (err) {
+        if (init.signal.aborted) throw new CliError(`${url}: no answer in time`, null, EXIT_FAILED, { cause: err });
+        throw unreachable(err, url);
+      }
+      if (response.ok || response.status === 416) return response;
+      const text = init.method === "HEAD" ? "" : await response.text().catch(() => "");
+      let first: { message?: string; extensions?: { code?: string } } | undefined;
+      try {
+        first = (JSON.parse(text) as GraphQLAnswer<unknown>).errors?.[0];
+      } catch {
+        first = undefined;
+      }
+      const code = first?.extensions?.code ?? (response.status === 401 ? "UNAUTHENTICATED" : response.status === 404 ? "NOT_FOUND" : null);
+      throw refused(code, first?.message ?? `${url} answered HTTP ${response.status}`);
     },
     live(): Live {
       const client: Client = createClient({

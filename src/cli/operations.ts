@@ -48,7 +48,7 @@ export const RETRY_TASK = `mutation($id: ID!) { retryTask(id: $id) { id key stat
 export const WORKFLOW_EVENTS = `subscription($workflowId: ID!) {
   workflowEvents(workflowId: $workflowId) { kind state taskId runId run { ${RUN_FIELDS} } }
 }`;
-export const TASK_LOGS = `subscription($taskId: ID!) { taskLogs(taskId: $taskId) { runId lines { seq stream text } } }`;
+export const TASK_LOGS = `subscription($taskId: ID!) { taskLogs(taskId: $taskId) { runId lines { seq stream at text } } }`;
 
 export interface RunView {
   id: string;
@@ -136,3 +136,26 @@ export const TERMINAL_STATES = ["SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED"];
 export function isTerminal(state: string): boolean {
   return TERMINAL_STATES.includes(state);
 }
+
+const ARTIFACT_FIELDS = `id path sizeBytes sha256 state downloadUrl reason`;
+export const RUN_OUTPUTS = `query($id: ID!) { run(id: $id) { id attempt node { id } task { id key } outputs { ${ARTIFACT_FIELDS} } } }`;
+export const TASK_OUTPUTS = `query($id: ID!) { task(id: $id) { id key runs { id attempt node { id } outputs { ${ARTIFACT_FIELDS} } } } }`;
+
+export interface ArtifactView {
+  id: string;
+  path: string;
+  sizeBytes: number | null;
+  sha256: string | null;
+  state: string;
+  downloadUrl: string | null;
+  reason: string | null;
+}
+
+export interface RunOutputs {
+  id: string;
+  attempt: number;
+  node: { id: string };
+  outputs: ArtifactView[];
+}
+
+export const TASK_RUNS = `query($id: ID!) { task(id: $id) { id key state runs { ${RUN_FIELDS} } } }`;

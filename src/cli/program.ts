@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { accounting } from "./commands/accounting.js";
 import { logs } from "./commands/logs.js";
+import { downloadOutputs, listOutputs } from "./commands/outputs.js";
 import { listNodes, registerNode, setAdminState } from "./commands/nodes.js";
 import { login, logout } from "./commands/session.js";
 import { listTools, registerTool } from "./commands/tools.js";
@@ -112,12 +113,24 @@ export function buildProgram(ctx: CommandContext, version: string): Command {
     .option("--json", JSON_HELP)
     .action((id: string, options: { json?: boolean }) => retry(ctx, id, options));
   program
-    .command("logs <run>")
-    .description("a run's log lines as <seq> <STREAM> <text>")
-    .option("--follow", "then live lines until the run has ended; exit 0 only if it succeeded")
-    .option("--after-seq <n>", "only lines after this seq (to resume)", nonNegativeInt)
+    .command("logs <run-or-task>")
+    .description("a run's log lines as <seq> <STREAM> <text>; a task's, of all its runs, with each run's node in front")
+    .option("--follow", "then live lines until the run (task) has ended; exit 0 only if it succeeded")
+    .option("--after-seq <n>", "only lines after this seq (to resume; a run only)", nonNegativeInt)
     .option("--json", "print JSON lines")
     .action((run: string, options) => logs(ctx, run, options));
+  const outputs = program.command("outputs").description("list and download the output files of runs");
+  outputs
+    .command("ls <run-or-task>")
+    .description("the output files of a run, or of every run of a task, with their release state")
+    .option("--json", JSON_HELP)
+    .action((id: string, options: { json?: boolean }) => listOutputs(ctx, id, options));
+  outputs
+    .command("download <artifact-or-run>")
+    .description("save an AVAILABLE output (or all of a run's) checked against its sha256; resumes an interrupted download")
+    .option("--out <dir>", "where to save them, under their path in the run (default: the current directory)")
+    .option("--json", JSON_HELP)
+    .action((id: string, options: { out?: string; json?: boolean }) => downloadOutputs(ctx, id, options));
   program
     .command("accounting")
     .description("usage of finished runs, summed by node, tool, user and/or day")

@@ -191,9 +191,46 @@ test("logs --after-seq N resumes exactly after N, stored or followed", async () 
   assert.match(followed.stderr, /ended SUCCEEDED/);
 });
 
+test("logs TASK interleaves the lines of every run of a task, each with its node in front, stored or followed", async () => {
+  const status = JSON.parse(await ok(["status", workflowId, "--json"])) as { tasks: { id: string; key: string; runs: { id: string; logLineCount: number; node: { id: string } }[] }[] };
+  const stats = status.tasks.find((t) => t.key === "stats")!;
+  const counts = Object.fromEntries(stats.runs.map((r) => [r.node.id, r.logLineCount]));
+  const perNode = (lines: string[]) => {
+    const seqs: Record<string, number[]> = {};
+    for (const line of lines) {
+      const match = /^(hospital-[ab])\s+(\d+) (STDOUT|STDERR|SYSTEM) /.exec(line);
+      assert.ok(match, line);
+      (seqs[match![1]!] ??= []).push(Number(match![2]));
+    }
+    return seqs;
+  };
+  const expected = Object.fromEntries(Object.entries(counts).map(([node, n]) => [node, Array.from({ length: n }, (_, i) => i + 1)]));
+  const stored = (await ok(["logs", stats.id])).trim().split("\n");
+  assert.equal(perNode(stored), expected);
+  assert.ok(stored.some((l) => /^hospital-b\s+\d+ STDOUT hospital-b: mean 7\.03\d* over 3 values$/.test(l)), stored.join("\n"));
+  const followed = await run(["logs", stats.id, "--follow"]);
+  assert.is(followed.code, 0, followed.stderr);
+  assert.equal(perNode(followed.stdout.trim().split("\n")), expected);
+  assert.match(followed.stderr, /task stats ended SUCCEEDED/);
+
+  const json = (await ok(["logs", stats.id, "--json"])).trim().split("\n").map((l) => JSON.parse(l) as { runId: string; node: string; seq: number; at: string });
+  // Interleaved by the time each line was written, in the same order as the text.
+  assert.equal(json.map((l) => `${l.node} ${l.seq}`), stored.map((l) => l.split(/\s+/).slice(0, 2).join(" ")));
+  for (let i = 1; i < json.length; i += 1) assert.ok(Date.parse(json[i - 1]!.at) <= Date.parse(json[i]!.at), `${json[i - 1]!.at} > ${json[i]!.at}`);
+  assert.equal(new Set(json.map((l) => `${l.node} ${l.runId}`)), new Set(stats.runs.map((r) => `${r.node.id} ${r.id}`)));
+
+  const coloured = await fem(["logs", stats.id], { ...user, FORCE_COLOR: "1" });
+  const colourOf = (node: string) => new RegExp(`^(\u001b\\[\\d+m)${node}`, "m").exec(coloured.stdout)?.[1];
+  assert.ok(colourOf("hospital-a") && colourOf("hospital-b") && colourOf("hospital-a") !== colourOf("hospital-b"), coloured.stdout);
+
+  const afterSeq = await run(["logs", stats.id, "--after-seq", "2"]);
+  assert.is(afterSeq.code, 2);
+  assert.match(afterSeq.stderr, /^fem: --after-seq takes a run's id: each run of task stats counts its own seq/);
+});
+
 test("Ctrl-C stops following without cancelling and says how to cancel; cancel does", async () => {
   const file = join(home, "slow.workflow.yaml");
-  await writeFile(file, ["tasks:", "  - key: slow", "    tool: fails@1", "    nodes: [hospital-b]", "    params: { seconds: '30' }", ""].join("\n"));
+  await writeFile(file, ["tasks:", "  - key: slow", "    tool: fails@1", "    nodes: [hospital-b]", "    params: { seconds: '300' }", ""].join("\n"));
   const following = startFem(["submit", file, "--follow"], user);
   following.input("");
   await waitUntil(() => following.stdout().includes("about to fail"), 30_000, "the slow run's first line");
@@ -202,8 +239,19 @@ test("Ctrl-C stops following without cancelling and says how to cancel; cancel d
   assert.is(result.code, 130);
   const id = /submitted workflow (\S+);/.exec(result.stderr)![1]!;
   assert.match(result.stderr, new RegExp(`stopped following; workflow ${id} goes on\\. Cancel it with: fem cancel ${id}`));
-  assert.is((JSON.parse(await ok(["status", id, "--json"])) as { state: string }).state, "RUNNING");
+  const slow = JSON.parse(await ok(["status", id, "--json"])) as { state: string; tasks: { id: string }[] };
+  assert.is(slow.state, "RUNNING");
+  // fem logs TASK --follow on a live task: the stored lines, then it follows until the task ends.
+  const tail = startFem(["logs", slow.tasks[0]!.id, "--follow"], user);
+  tail.input("");
+  await waitUntil(() => /^hospital-b\s+\d+ STDOUT about to fail$/m.test(tail.stdout()), 20_000, "fem logs TASK --follow shows the stored line");
   assert.match(await ok(["cancel", id]), new RegExp(`^workflow ${id} is CANCELLED`));
+  const tailed = await tail.result(30_000);
+  assert.is(tailed.code, 1, tailed.stderr);
+  assert.match(tailed.stderr, /task slow ended CANCELLED/);
+  const cancelled = JSON.parse(await ok(["status", id, "--json"])) as { tasks: { runs: { logLineCount: number }[] }[] };
+  const tailedLines = tailed.stdout.trim().split("\n");
+  assert.equal(tailedLines.map((l) => Number(/^hospital-b\s+(\d+) /.exec(l)?.[1])), Array.from({ length: cancelled.tasks[0]!.runs[0]!.logLineCount }, (_, i) => i + 1), tailed.stdout);
 });
 
 test("accounting --csv prints one parsable row per group", async () => {

@@ -1,4 +1,4 @@
-/** Node scripts run as a user runs them (`node file args…`), with their output collected and every wait bounded. */
+/** Node scripts (and other programs) run as a user runs them (`node file args…`), with their output collected and every wait bounded. */
 import { spawn, type ChildProcess } from "node:child_process";
 import { basename } from "node:path";
 import { withTimeout } from "./wait.js";
@@ -20,7 +20,12 @@ export interface ScriptProcess {
 
 /** Starts `node <file> <args>` with only PATH and `env` in its environment. */
 export function startScript(file: string, args: string[], env: Record<string, string> = {}): ScriptProcess {
-  const child = spawn(process.execPath, [file, ...args], {
+  return startProgram(process.execPath, [file, ...args], env, basename(file));
+}
+
+/** Starts `<command> <args>` with only PATH and `env` in its environment (`env.PATH` overrides PATH). */
+export function startProgram(command: string, args: string[], env: Record<string, string> = {}, name = basename(command)): ScriptProcess {
+  const child = spawn(command, args, {
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -35,7 +40,7 @@ export function startScript(file: string, args: string[], env: Record<string, st
   return {
     child,
     result: (timeoutMs) =>
-      withTimeout(closed, timeoutMs, `${basename(file)} to exit`).catch((err: unknown) => {
+      withTimeout(closed, timeoutMs, `${name} to exit`).catch((err: unknown) => {
         kill();
         throw new Error(`${(err as Error).message}\nstdout:\n${stdout}\nstderr:\n${stderr}`);
       }),
@@ -46,4 +51,9 @@ export function startScript(file: string, args: string[], env: Record<string, st
 /** Runs `node <file> <args>` to its end (killed after `timeoutMs`). */
 export function runScript(file: string, args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<ScriptResult> {
   return startScript(file, args, env).result(timeoutMs);
+}
+
+/** Runs `<command> <args>` to its end (killed after `timeoutMs`). */
+export function runProgram(command: string, args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<ScriptResult> {
+  return startProgram(command, args, env).result(timeoutMs);
 }
