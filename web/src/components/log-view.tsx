@@ -5,7 +5,7 @@
  * the page holds; a gap (never expected) is filled by a query. The view may be paused (lines keep
  * arriving, the view holds still), filtered by stream and search (LogIndex), and jumped to a seq.
  */
-import { useCallback, useEffect, useMemo, useRef, useState, type ReactElement, type UIEvent } from "react";
+import { memo, useCallback, useEffect, useMemo, useRef, useState, type ReactElement, type UIEvent } from "react";
 import { useClient } from "urql";
 import { RunLogsQuery, RunLogsSubscription } from "../api/operations";
 import { useStream } from "../api/use-stream";
@@ -27,7 +27,8 @@ interface LineProps {
   target: boolean;
 }
 
-function Line({ line, top, search, target }: LineProps) {
+// Memoised: a scroll re-renders only the rows that came into view, not every row in the window.
+const Line = memo(function Line({ line, top, search, target }: LineProps) {
   return (
     <div
       className={`log-line stream-${line.stream.toLowerCase()}${target ? " target" : ""}`}
@@ -42,7 +43,7 @@ function Line({ line, top, search, target }: LineProps) {
       </span>
     </div>
   );
-}
+});
 
 export function LogView({ runId }: { runId: string }) {
   const urql = useClient();

@@ -59,7 +59,6 @@ export function TaskGraph({ tasks, selected, onSelect }: TaskGraphProps) {
               role="button"
               tabIndex={0}
               aria-pressed={selected === task.id}
-              aria-label={`${task.key}: ${task.state}, ${succeeded} of ${total} runs succeeded`}
               data-task-key={task.key}
               data-state={task.state}
               onClick={select}
@@ -71,6 +70,7 @@ export function TaskGraph({ tasks, selected, onSelect }: TaskGraphProps) {
               }}
             >
               <rect width={box.width} height={box.height} rx={6} fill={colours.background} stroke={selected === task.id ? "#111827" : colours.border} strokeWidth={selected === task.id ? 3 : 1.5} />
+              {/* The box's accessible name is its visible text (key, state, k/n): no label that says otherwise. */}
               <text x={10} y={18} fill={colours.foreground} className="task-key">
                 {task.key.length > 32 ? `${task.key.slice(0, 31)}…` : task.key}
               </text>
