@@ -23,6 +23,7 @@ let origin: string;
 
 const ECHO = `console.log('hello ' + process.argv[1]);`;
 const RESEARCHER = "researcher-of-test";
+const OWNER = "owner-of-test";
 
 test.before(async () => {
   env = await createTestEnv();
@@ -186,6 +187,55 @@ test("accounting shows the figures of a workflow that ran, in totals, charts and
     await page.getByLabel("Last day").fill("2020-01-31");
     await page.locator("[data-testid=no-usage]").waitFor();
     assert.equal(problems, [], "no console error: the charts keep to the CSP");
+  } finally {
+    await page.close();
+  }
+});
+
+test("a project's OWNER sees only Projects under Admin and manages its members; a refusal shows the server's message", async () => {
+  await gqlOk(env.orchestrator.url, `mutation($s: String!) { addProjectMember(project: "test", subject: $s, role: OWNER) { subject } }`, { s: OWNER });
+  const { token } = await createApiToken(env.orchestrator.orm.em.fork(), { name: "owner", ownerSubject: OWNER, roles: [], expiresAt: null });
+  const page = await browser.newPage();
+  const problems = watchProblems(page);
+  const roleOf = async (subject: string) =>
+    ((await gqlOk(env.orchestrator.url, `{ project(id: "test") { members { subject role } } }`)).project.members as { subject: string; role: string }[]).find((m) => m.subject === subject)?.role;
+  try {
+    await openSignedIn(page, origin, token, OWNER, "#/workflows");
+    await page.click("[data-testid=admin-link]");
+    const card = page.locator("article[data-project=test]");
+    await card.waitFor();
+    assert.equal(await page.locator(".subnav a").allTextContents(), ["Projects"]);
+    assert.is(await page.locator("text=New project").count(), 0, "creating projects is for ADMIN");
+    assert.is(await card.locator("button", { hasText: "Add node" }).count(), 0, "assigning nodes is for ADMIN");
+    await card.getByLabel("Subject").fill("new-member");
+    await card.locator("form select").selectOption("VIEWER");
+    await card.locator("button", { hasText: "Add member" }).click();
+    await card.locator("tr[data-member=new-member]").waitFor();
+    assert.is(await roleOf("new-member"), "VIEWER");
+    await card.getByLabel("Role of new-member").selectOption("RESEARCHER");
+    await waitUntil(async () => (await roleOf("new-member")) === "RESEARCHER" || undefined, 10_000, "the role changed");
+    const refused = await gql(env.orchestrator.url, `mutation { addProjectMember(project: "test", subject: "new-member", role: VIEWER) { subject } }`);
+    await card.getByLabel("Subject").fill("new-member");
+    await card.locator("button", { hasText: "Add member" }).click();
+    assert.is((await card.locator("[data-testid=action-error]").textContent())?.trim(), refused.errors?.[0]?.message);
+    await browser.screenshot(page, "dashboard/owner-projects");
+    await card.getByRole("button", { name: "Remove new-member" }).click();
+    await card.locator("tr[data-member=new-member]").waitFor({ state: "detached" });
+    assert.is(await roleOf("new-member"), undefined);
+    await page.evaluate(`window.location.hash = '#/admin/dead-letters'`);
+    await page.locator("[data-testid=not-allowed]", { hasText: "Dead letters" }).waitFor();
+    assert.equal(problems, []);
+  } finally {
+    await page.close();
+  }
+});
+
+test("an admin sees the dead letters page (none here) and every admin section in its menu", async () => {
+  const { page, problems } = await adminPage("#/admin/dead-letters");
+  try {
+    await page.locator("[data-testid=no-dead-letters]").waitFor();
+    assert.equal(await page.locator(".subnav a").allTextContents(), ["Register a node", "Tools", "Projects", "Audit log", "Dead letters"]);
+    assert.equal(problems, []);
   } finally {
     await page.close();
   }

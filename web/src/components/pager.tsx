@@ -23,7 +23,7 @@ export function usePager(): Pager {
 
 export function PagerButtons({ pager, endCursor, hasNextPage }: { pager: Pager; endCursor: string | null | undefined; hasNextPage: boolean }) {
   return (
-    <nav className="pager" aria-label="Pages">
+    <nav className="pager" aria-label="Pages of the list">
       <button type="button" onClick={pager.newer} disabled={pager.page === 1}>
         ← Newer
       </button>
