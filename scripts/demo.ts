@@ -21,7 +21,7 @@ import { loadConfig } from "../src/config.js";
 import { rabbitmqUnreachable, ServiceUnreachableError } from "../src/unreachable.js";
 import { createLogger } from "../src/logger.js";
 import { nodeQueueNames } from "../src/messaging/contracts.js";
-import { AMQP_TLS_SETTINGS, amqpSocketOptions, readAmqpTls, withTimeout, type AmqpTls, type AmqpTlsFiles } from "../src/shared/index.js";
+import { AMQP_TLS_SETTINGS, amqpSocketOptions, amqpUrlsOf, readAmqpTls, withTimeout, type AmqpTls, type AmqpTlsFiles } from "../src/shared/index.js";
 import { demoDatabaseUrl, inheritedPath, resetDatabase } from "./demo-support.js";
 
 /** Each hospital's values: its dataset `values` (a file values.csv), which never leaves the node. */
@@ -104,11 +104,11 @@ interface AgentFiles {
   tls: AmqpTlsFiles;
 }
 
-function startAgent(nodeId: string, amqpUrl: string, launchers: string[], files: AgentFiles): { child: ChildProcess; ready: Promise<void> } {
+function startAgent(nodeId: string, amqpUrls: string[], launchers: string[], files: AgentFiles): { child: ChildProcess; ready: Promise<void> } {
   const child = spawn(process.execPath, [agentBin], {
     env: {
       PATH: inheritedPath(),
-      AMQP_URL: withoutUser(amqpUrl),
+      AMQP_URL: amqpUrls.map(withoutUser).join(","),
       FEM_NODE_CREDENTIAL_FILE: files.credentialFile,
       FEM_NODE_ID: nodeId,
       FEM_SANDBOX_DIR: files.sandboxDir,
@@ -243,7 +243,7 @@ async function main(): Promise<number> {
       const policyFile = join(sandboxRoot, `${n.id}-policy.json`);
       writeFileSync(policyFile, JSON.stringify(policy, null, 2));
       const files = { sandboxDir: join(sandboxRoot, n.id), publicKeyFile: `${signingKeyFile}.pub`, credentialFile: credentialFileOf(n.id), policyFile, tls: config.amqpTls };
-      return startAgent(n.id, config.amqpUrl, launchers, files);
+      return startAgent(n.id, amqpUrlsOf(config), launchers, files);
     });
     agents.push(...started.map((s) => s.child));
     await Promise.all(started.map((s) => s.ready));

@@ -9,7 +9,7 @@ import { connectDatabase } from "./db/connect.js";
 import { rabbitmqUnreachable, ServiceUnreachableError } from "./unreachable.js";
 import type { OrchestratorConfig } from "./config.js";
 import { createAfterCommit } from "./after-commit.js";
-import { readAmqpTls, toError, withTimeout, type AmqpTls } from "./shared/index.js";
+import { amqpUrlsOf, readAmqpTls, toError, withTimeout, type AmqpTls } from "./shared/index.js";
 import { createAuthenticator, ensureBootstrapAdminToken, hasUsableApiToken } from "./auth/index.js";
 import { AuditOutcome, recordAuditEvent } from "./audit/index.js";
 import { createDeadLetterConsumer, type DeadLetterConsumer } from "./dead-letters/index.js";
@@ -53,11 +53,11 @@ export interface Orchestrator {
 }
 
 async function connectBroker(config: OrchestratorConfig, tls: AmqpTls, logger: Logger): Promise<Broker> {
-  const options = { amqpUrl: config.amqpUrl, tls, instanceId: config.instanceId, ingestPrefetch: config.ingestPrefetch };
+  const options = { amqpUrl: config.amqpUrl, amqpFailoverUrls: config.amqpFailoverUrls, tls, instanceId: config.instanceId, ingestPrefetch: config.ingestPrefetch };
   try {
     return await withTimeout(createBroker(options, logger), 15_000, "connecting to RabbitMQ timed out");
   } catch (err) {
-    throw rabbitmqUnreachable(config.amqpUrl, err);
+    throw rabbitmqUnreachable(amqpUrlsOf(config), err);
   }
 }
 
@@ -116,7 +116,12 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     const broker = await connectBroker(config, amqpTls, logger);
     onStop("broker", () => broker.stop());
     metrics.sources.brokerConnected = () => broker.isConnected();
-    const brokerUsers = createBrokerUsers({ amqpUrl: config.amqpUrl, managementUrl: config.brokerManagementUrl });
+    const brokerUsers = createBrokerUsers({
+      amqpUrl: config.amqpUrl,
+      amqpFailoverUrls: config.amqpFailoverUrls,
+      managementUrl: config.brokerManagementUrl,
+      managementFailoverUrls: config.brokerManagementFailoverUrls,
+    });
     await brokerUsers.check().catch((err: unknown) => {
       throw new ServiceUnreachableError(toError(err).message, { cause: err });
     });
@@ -128,6 +133,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     const publisher = createDispatchPublisher(
       {
         amqpUrl: config.amqpUrl,
+        amqpFailoverUrls: config.amqpFailoverUrls,
         tls: amqpTls,
         publishTimeoutMs: config.publishTimeoutMs,
         onReturned: (messageId) => {

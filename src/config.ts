@@ -6,13 +6,18 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import type { LogFormat, LogLevel } from "./logger.js";
-import { AMQP_TLS_SETTINGS, amqpTlsProblems, type AmqpTlsFiles } from "./shared/index.js";
+import { AMQP_TLS_SETTINGS, amqpTlsProblems, amqpUrlListProblems, maskUrl, splitUrlList, type AmqpTlsFiles } from "./shared/index.js";
 
 export interface OrchestratorConfig {
   /** PostgreSQL connection URL. @default postgres://postgres@127.0.0.1:5432/fem */
   databaseUrl: string;
-  /** RabbitMQ URL; its path is the vhost. @default amqp://guest:guest@127.0.0.1:5672 */
+  /** RabbitMQ URL (the first of `AMQP_URL`'s list); its path is the vhost. @default amqp://guest:guest@127.0.0.1:5672 */
   amqpUrl: string;
+  /**
+   * Other nodes of the same RabbitMQ cluster (the rest of `AMQP_URL`'s list), tried in order when
+   * the node before is unreachable or goes away; same vhost and scheme as `amqpUrl`. @default []
+   */
+  amqpFailoverUrls: string[];
   /**
    * CA, client certificate and key files of TLS to RabbitMQ (an `amqps://` URL), read at start;
    * without a CA file Node's default trust store applies. @default all null
@@ -20,9 +25,11 @@ export interface OrchestratorConfig {
   amqpTls: AmqpTlsFiles;
   /**
    * RabbitMQ's management API, where each node gets its own broker user; null derives
-   * `http://<AMQP host>:15672` with the AMQP URL's user. @default null
+   * `http://<AMQP host>:15672` with the AMQP URL's user (one per URL of `AMQP_URL`). @default null
    */
   brokerManagementUrl: string | null;
+  /** Further management API URLs of the cluster (the rest of `FEM_RABBITMQ_MANAGEMENT_URL`'s list), tried when the one before does not answer. @default [] */
+  brokerManagementFailoverUrls: string[];
   /** @default 4000 */
   port: number;
   /** @default 127.0.0.1 */
@@ -139,11 +146,20 @@ const int = (min: number) => z.coerce.number().int().min(min);
 
 const schema = z.object({
   DATABASE_URL: z.string().url().default("postgres://postgres@127.0.0.1:5432/fem"),
-  AMQP_URL: z.string().regex(/^amqps?:\/\//, "must start with amqp:// or amqps://").default("amqp://guest:guest@127.0.0.1:5672"),
+  AMQP_URL: z
+    .string()
+    .superRefine((list, ctx) => {
+      for (const problem of amqpUrlsProblems(list)) ctx.addIssue({ code: "custom", message: problem });
+    })
+    .default("amqp://guest:guest@127.0.0.1:5672"),
   FEM_AMQP_CA_FILE: z.string().min(1).optional(),
   FEM_AMQP_CERT_FILE: z.string().min(1).optional(),
   FEM_AMQP_KEY_FILE: z.string().min(1).optional(),
-  FEM_RABBITMQ_MANAGEMENT_URL: z.string().regex(/^https?:\/\/[^\s]+$/, "must be an http:// or https:// URL such as http://127.0.0.1:15672").optional(),
+  FEM_RABBITMQ_MANAGEMENT_URL: z
+    .string()
+    .transform(splitUrlList)
+    .pipe(z.array(z.string().regex(/^https?:\/\/[^\s,]+$/, "must be an http:// or https:// URL such as http://127.0.0.1:15672, or several, comma-separated")))
+    .optional(),
   PORT: int(0).max(65_535).default(4000),
   HOST: z.string().min(1).default("127.0.0.1"),
   FEM_MIGRATE_ON_START: bool.default(true),
@@ -213,6 +229,14 @@ const schema = z.object({
   }
 });
 
+/** What is wrong with `AMQP_URL`: one URL, or several nodes of one cluster, comma-separated. */
+function amqpUrlsProblems(list: string): string[] {
+  const urls = splitUrlList(list);
+  if (urls.length === 0) return ["must be an amqp:// or amqps:// URL, or several, comma-separated"];
+  const problems = urls.filter((url) => !/^amqps?:\/\//i.test(url) || !URL.canParse(url)).map((url) => `"${maskUrl(url)}" must start with amqp:// or amqps://`);
+  return [...problems, ...amqpUrlListProblems(urls)];
+}
+
 function amqpTlsFilesOf(e: { FEM_AMQP_CA_FILE?: string; FEM_AMQP_CERT_FILE?: string; FEM_AMQP_KEY_FILE?: string }): AmqpTlsFiles {
   return { caFile: e.FEM_AMQP_CA_FILE ?? null, certFile: e.FEM_AMQP_CERT_FILE ?? null, keyFile: e.FEM_AMQP_KEY_FILE ?? null };
 }
@@ -227,13 +251,16 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
     return { ok: false, problems: result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`) };
   }
   const e = result.data;
+  const amqpUrls = splitUrlList(e.AMQP_URL);
   return {
     ok: true,
     config: {
       databaseUrl: e.DATABASE_URL,
-      amqpUrl: e.AMQP_URL,
+      amqpUrl: amqpUrls[0]!,
+      amqpFailoverUrls: amqpUrls.slice(1),
       amqpTls: amqpTlsFilesOf(e),
-      brokerManagementUrl: e.FEM_RABBITMQ_MANAGEMENT_URL ?? null,
+      brokerManagementUrl: e.FEM_RABBITMQ_MANAGEMENT_URL?.[0] ?? null,
+      brokerManagementFailoverUrls: e.FEM_RABBITMQ_MANAGEMENT_URL?.slice(1) ?? [],
       port: e.PORT,
       host: e.HOST,
       migrateOnStart: e.FEM_MIGRATE_ON_START,

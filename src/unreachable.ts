@@ -21,13 +21,15 @@ export function postgresUnreachable(databaseUrl: string, err: unknown): ServiceU
   );
 }
 
-export function rabbitmqUnreachable(amqpUrl: string, err: unknown): ServiceUnreachableError {
+/** `amqpUrls`: the URL, or every node of the cluster that was tried. */
+export function rabbitmqUnreachable(amqpUrls: string | readonly string[], err: unknown): ServiceUnreachableError {
+  const where = (typeof amqpUrls === "string" ? [amqpUrls] : amqpUrls).map(maskUrl).join(", ");
   const tlsHint = amqpTlsHint(errorCode(err));
   if (tlsHint !== null) {
-    return new ServiceUnreachableError(`TLS to RabbitMQ at ${maskUrl(amqpUrl)} failed (${reason(err)}): ${tlsHint}.`, { cause: err });
+    return new ServiceUnreachableError(`TLS to RabbitMQ at ${where} failed (${reason(err)}): ${tlsHint}.`, { cause: err });
   }
   return new ServiceUnreachableError(
-    `RabbitMQ is not reachable at ${maskUrl(amqpUrl)} (${reason(err)}). Start it: docker-compose up -d rabbitmq, or rabbitmq-server -detached; or set AMQP_URL.`,
+    `RabbitMQ is not reachable at ${where} (${reason(err)}). Start it: docker-compose up -d rabbitmq, or rabbitmq-server -detached; or set AMQP_URL.`,
     { cause: err },
   );
 }

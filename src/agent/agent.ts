@@ -106,7 +106,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     };
     try {
       broker = await connectAgentBroker(
-        { amqpUrl: config.amqpUrl, tls: amqpTls, nodeId: config.nodeId, credential, capacity: config.capacity, connectTimeoutMs: deps.connectTimeoutMs },
+        { amqpUrl: config.amqpUrl, amqpFailoverUrls: config.amqpFailoverUrls, tls: amqpTls, nodeId: config.nodeId, credential, capacity: config.capacity, connectTimeoutMs: deps.connectTimeoutMs },
         { log, onCutOff },
       );
     } catch (err) {

@@ -4,7 +4,7 @@
  */
 import rascal from "rascal";
 import { EXCHANGES, QUEUES, nodeBrokerUser, nodeQueueNames, type AgentEvent } from "../messaging/contracts.js";
-import { amqpSocketOptions, BROKER_RETRY, errorCode, maskUrl, TimeoutError, toError, vhostOf, withTimeout, type AmqpTls } from "../shared/index.js";
+import { amqpSocketOptions, amqpUrlsOf, BROKER_RETRY, errorCode, maskUrl, TimeoutError, toError, vhostOf, withTimeout, type AmqpTls } from "../shared/index.js";
 import type { AgentLogger } from "./log.js";
 
 export type SubscriptionName = "runs" | "control";
@@ -36,6 +36,8 @@ export interface AgentBroker {
 export interface AgentBrokerSettings {
   /** The broker URL without a user. */
   amqpUrl: string;
+  /** Other nodes of the cluster, without a user, tried in order after `amqpUrl`. @default [] */
+  amqpFailoverUrls?: string[];
   /** The CA, client certificate and key of an `amqps://` URL (read from FEM_AMQP_*_FILE). */
   tls: AmqpTls;
   nodeId: string;
@@ -68,9 +70,9 @@ export function brokerUserOf(settings: Pick<AgentBrokerSettings, "amqpUrl" | "no
   return nodeBrokerUser(vhostOf(settings.amqpUrl), settings.nodeId);
 }
 
-/** `amqpUrl` with the node's broker user and credential in it. */
-export function brokerUrlOf(settings: Pick<AgentBrokerSettings, "amqpUrl" | "nodeId" | "credential">): string {
-  const url = new URL(settings.amqpUrl);
+/** `amqpUrl` (or `otherUrl`, a failover node's) with the node's broker user and credential in it. */
+export function brokerUrlOf(settings: Pick<AgentBrokerSettings, "amqpUrl" | "nodeId" | "credential">, otherUrl?: string): string {
+  const url = new URL(otherUrl ?? settings.amqpUrl);
   url.username = encodeURIComponent(brokerUserOf(settings));
   url.password = encodeURIComponent(settings.credential);
   return url.toString();
@@ -86,11 +88,12 @@ export function buildBrokerConfig(settings: AgentBrokerSettings): Record<string,
   const queues = nodeQueueNames(settings.nodeId);
   const existing = { assert: false, check: true };
   const vhost = {
-    connection: {
-      url: brokerUrlOf(settings),
-      socketOptions: { noDelay: true, timeout: settings.connectTimeoutMs ?? 10_000, ...amqpSocketOptions(settings.amqpUrl, settings.tls) },
-      retry: BROKER_RETRY,
-    },
+    // In the order given: the first URL is preferred, the others are where rascal goes next.
+    connectionStrategy: "fixed",
+    connections: amqpUrlsOf(settings).map((url) => ({
+      url: brokerUrlOf(settings, url),
+      socketOptions: { noDelay: true, timeout: settings.connectTimeoutMs ?? 10_000, ...amqpSocketOptions(url, settings.tls) },
+    })),
     publicationChannelPools: { confirmPool: { max: 50 } },
     exchanges: { [EXCHANGES.nodeEvents]: existing },
     queues: { [queues.runs]: existing, [queues.control]: existing },
@@ -102,7 +105,8 @@ export function buildBrokerConfig(settings: AgentBrokerSettings): Record<string,
       control: subscription(queues.control, 20),
     },
   };
-  return { vhosts: { [vhostOf(settings.amqpUrl)]: vhost } };
+  // rascal takes a connection's retry only from these defaults (it drops one given per connection).
+  return { defaults: { vhosts: { connection: { retry: BROKER_RETRY } } }, vhosts: { [vhostOf(settings.amqpUrl)]: vhost } };
 }
 
 function subscription(queue: string, prefetch: number): Record<string, unknown> {
@@ -143,16 +147,20 @@ export async function connectAgentBroker(settings: AgentBrokerSettings, deps: Ag
     errorLoggedAt = Date.now();
     log.warn(`broker: ${toError(err).message}`);
   });
+  // rascal names the node it reached (of several, with failover), password masked.
+  let connectedTo = maskUrl(settings.amqpUrl);
+  const failover = (settings.amqpFailoverUrls ?? []).length > 0 ? ", or another node of the cluster" : "";
   broker.on("disconnect", () => {
     if (lostAt !== null) return;
     lostAt = Date.now();
-    log.warn(`lost the connection to RabbitMQ at ${maskUrl(settings.amqpUrl)}; reconnecting (a DISABLED node or a rotated credential is refused until enabled or given the new credential)`);
+    log.warn(`lost the connection to RabbitMQ at ${connectedTo}; reconnecting${failover} (a DISABLED node or a rotated credential is refused until enabled or given the new credential)`);
   });
   let reconnects = 0;
-  broker.on("vhost_initialised", () => {
+  broker.on("vhost_initialised", (details: { connectionUrl?: string } | undefined) => {
+    connectedTo = details?.connectionUrl ?? connectedTo;
     if (lostAt === null) return;
     reconnects += 1;
-    log.info(`reconnected to RabbitMQ after ${Date.now() - lostAt} ms`);
+    log.info(`reconnected to RabbitMQ at ${connectedTo} after ${Date.now() - lostAt} ms`);
     lostAt = null;
   });
   broker.on("blocked", (reason: unknown) => log.warn(`RabbitMQ blocked the connection: ${String(reason)}`));

@@ -6,7 +6,7 @@
 import path from "node:path";
 import { z } from "zod";
 import { NODE_ID_PATTERN } from "../messaging/contracts.js";
-import { amqpTlsProblems, maskUrl, type AmqpTlsFiles } from "../shared/index.js";
+import { amqpTlsProblems, amqpUrlListProblems, maskUrl, splitUrlList, type AmqpTlsFiles } from "../shared/index.js";
 
 /** Launchers this agent build can run work with. */
 export const IMPLEMENTED_LAUNCHERS = ["process", "sandbox", "podman", "docker", "singularity", "apptainer"] as const;
@@ -14,6 +14,8 @@ export const IMPLEMENTED_LAUNCHERS = ["process", "sandbox", "podman", "docker", 
 export interface AgentConfig {
   /** Broker URL without a user (the agent connects as its node's own broker user); its path is the vhost. @default "amqp://127.0.0.1:5672" */
   amqpUrl: string;
+  /** Other nodes of the same RabbitMQ cluster (the rest of `AMQP_URL`'s list), tried in order when the one before is unreachable or goes away. @default [] */
+  amqpFailoverUrls: string[];
   /**
    * CA bundle, client certificate and key of TLS to RabbitMQ (an `amqps://` URL); without a CA,
    * Node's default trust store applies. The key file must be the agent's own (mode 0600 or 0400).
@@ -92,7 +94,11 @@ interface Setting {
 }
 
 const SETTINGS = {
-  amqpUrl: { env: "AMQP_URL", flag: "--amqp-url", describe: "broker URL without a user, the path is the vhost (default amqp://127.0.0.1:5672)" },
+  amqpUrl: {
+    env: "AMQP_URL",
+    flag: "--amqp-url",
+    describe: "broker URL without a user, the path is the vhost; several nodes of one cluster comma-separated, tried in order (default amqp://127.0.0.1:5672)",
+  },
   amqpCaFile: { env: "FEM_AMQP_CA_FILE", flag: "--amqp-ca-file", describe: "PEM CA bundle the broker's TLS certificate must chain to, amqps:// only (default: Node's trusted CAs)" },
   amqpCertFile: { env: "FEM_AMQP_CERT_FILE", flag: "--amqp-cert-file", describe: "PEM client certificate for mutual TLS, with --amqp-key-file (default: none)" },
   amqpKeyFile: { env: "FEM_AMQP_KEY_FILE", flag: "--amqp-key-file", describe: "PEM key of the client certificate, mode 0600 (default: none)" },
@@ -175,9 +181,14 @@ function commaList() {
 const settingsSchema = z.object({
   amqpUrl: z
     .string()
-    .superRefine((url, ctx) => {
-      const problem = amqpUrlProblem(url);
-      if (problem !== null) ctx.addIssue({ code: "custom", message: `${label("amqpUrl")} ${problem}` });
+    .transform(splitUrlList)
+    .superRefine((urls, ctx) => {
+      if (urls.length === 0) ctx.addIssue({ code: "custom", message: `${label("amqpUrl")} must be an amqp:// or amqps:// URL, or several, comma-separated` });
+      for (const url of urls) {
+        const problem = amqpUrlProblem(url);
+        if (problem !== null) ctx.addIssue({ code: "custom", message: `${label("amqpUrl")} ${problem}` });
+      }
+      for (const problem of amqpUrlListProblems(urls)) ctx.addIssue({ code: "custom", message: `${label("amqpUrl")} ${problem}` });
     })
     .prefault("amqp://127.0.0.1:5672"),
   amqpCaFile: optionalFile(),
@@ -254,7 +265,7 @@ const settingsSchema = z.object({
     .regex(/^[A-Za-z0-9.:[\]-]+$/, { error: (issue) => `${label("metricsHost")} must be a host name or an IP address, got "${String(issue.input)}"` })
     .prefault("127.0.0.1"),
 }).superRefine((settings, ctx) => {
-  for (const problem of amqpTlsProblems(settings.amqpUrl, amqpTlsFilesOf(settings))) {
+  for (const problem of amqpTlsProblems(settings.amqpUrl[0] ?? "", amqpTlsFilesOf(settings))) {
     ctx.addIssue({ code: "custom", message: `${problem.settings.map((s) => label(TLS_SETTING_NAMES[s])).join(", ")} ${problem.message}` });
   }
   if (settings.orchestratorPublicKeyFile === null && !settings.allowUnsigned) {
@@ -295,9 +306,10 @@ export function parseAgentConfig(env: Readonly<Record<string, string | undefined
   const credential = credentialSource(env, problems);
   if (!parsed.success || credential === null || problems.length > 0) return { ok: false, problems };
   const executableSearchPath = (env.PATH ?? "").split(path.delimiter).filter((dir) => dir !== "");
-  const { amqpCaFile, amqpCertFile, amqpKeyFile, ...settings } = parsed.data;
+  const { amqpCaFile, amqpCertFile, amqpKeyFile, amqpUrl: amqpUrls, ...settings } = parsed.data;
   const amqpTls = amqpTlsFilesOf({ amqpCaFile, amqpCertFile, amqpKeyFile });
-  return { ok: true, config: { ...settings, amqpTls, credential, executableSearchPath } };
+  const [amqpUrl = "", ...amqpFailoverUrls] = amqpUrls;
+  return { ok: true, config: { ...settings, amqpUrl, amqpFailoverUrls, amqpTls, credential, executableSearchPath } };
 }
 
 /** The node credential's source, from the environment only; null (with a problem) when there is none or two. */

@@ -3,7 +3,7 @@
  * The `fem-agent` command: parses the configuration, starts the agent, and shuts it down in order
  * on SIGTERM/SIGINT (a second signal kills the runs and exits at once).
  */
-import { amqpTlsHint, maskUrl, oneLine, toError, vhostOf } from "../shared/index.js";
+import { amqpTlsHint, amqpUrlsOf, maskUrl, oneLine, toError, vhostOf } from "../shared/index.js";
 import { createAgent } from "./agent.js";
 import { BrokerConnectError, brokerUserOf } from "./broker.js";
 import { agentEnvironment, agentUsage, loadAgentConfig, type AgentConfig } from "./config.js";
@@ -65,12 +65,12 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   if (signals > 0) return;
-  process.stdout.write(`fem-agent ${config.nodeId} ready (capacity ${config.capacity}, sandbox ${config.sandboxDir}, broker ${maskUrl(config.amqpUrl)})\n`);
+  process.stdout.write(`fem-agent ${config.nodeId} ready (capacity ${config.capacity}, sandbox ${config.sandboxDir}, broker ${amqpUrlsOf(config).map(maskUrl).join(", ")})\n`);
 }
 
 /** One line, no stack: what failed and what to do about it. */
 function startFailureLine(config: AgentConfig, err: unknown): string {
-  const url = maskUrl(config.amqpUrl);
+  const url = amqpUrlsOf(config).map(maskUrl).join(", ");
   if (err instanceof BrokerConnectError) {
     const tlsHint = amqpTlsHint(err.code);
     if (tlsHint !== null) return `fem-agent: TLS to RabbitMQ at ${url} failed (${err.code}) — ${tlsHint}`;

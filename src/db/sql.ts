@@ -68,6 +68,12 @@ export function translateDbError(err: unknown): unknown {
 /** PostgreSQL's codes for a transaction it aborted so that another could go on (deadlock, serialization). */
 const retryableCodes = new Set(["40P01", "40001"]);
 
+/** Whether PostgreSQL aborted the transaction as a deadlock victim or a serialization failure (running it again may succeed). */
+export function isRetryableDbError(err: unknown): boolean {
+  const code = (err as { code?: string; sqlState?: string } | null)?.code ?? (err as { sqlState?: string } | null)?.sqlState;
+  return err instanceof DeadlockException || (code !== undefined && retryableCodes.has(code));
+}
+
 /**
  * Runs `work` (one whole transaction) again when PostgreSQL aborted it as a deadlock victim or a
  * serialization failure, up to `attempts` times with a short random pause.
@@ -77,9 +83,7 @@ export async function retryOnDeadlock<T>(work: () => Promise<T>, attempts = 3): 
     try {
       return await work();
     } catch (err) {
-      const code = (err as { code?: string; sqlState?: string } | null)?.code ?? (err as { sqlState?: string } | null)?.sqlState;
-      const retryable = err instanceof DeadlockException || (code !== undefined && retryableCodes.has(code));
-      if (attempt >= attempts || !retryable) throw err;
+      if (attempt >= attempts || !isRetryableDbError(err)) throw err;
       await new Promise((resolve) => setTimeout(resolve, 10 + Math.random() * 40 * attempt));
     }
   }

@@ -19,7 +19,7 @@ import {
 import type { NodeEventDelivery } from "../messaging/broker.js";
 import { ChangeSet, UnavailableError, type AfterCommit } from "../kernel/index.js";
 import { toError } from "../shared/index.js";
-import { dbErrorSummary, isTransientDbError } from "../db/sql.js";
+import { dbErrorSummary, isRetryableDbError, isTransientDbError, retryOnDeadlock } from "../db/sql.js";
 import type { Logger } from "../logger.js";
 import { applyNodeDecisions, recordManifests } from "../artifacts/index.js";
 import { storeLogBatches } from "../logs/index.js";
@@ -117,9 +117,12 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
   }
 
   async function handle(batch: Parsed[]): Promise<void> {
-    const changes = new ChangeSet();
+    let changes = new ChangeSet();
     const forged = new Map<Parsed, string>();
-    await deps.orm.em.fork().transactional(async (em) => {
+    // Two instances ingesting at once can deadlock on the same runs: the victim runs again here
+    // rather than going back to the broker, where every return counts against the delivery limit.
+    await retryOnDeadlock(() => deps.orm.em.fork().transactional(async (em) => {
+      changes = new ChangeSet();
       forged.clear();
       const claims = new Map(batch.map((item) => [item, claimsOf(item.event)]));
       const forgedClaims = await forgedRunClaims(em, [...claims.values()].flat());
@@ -159,7 +162,7 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
       await applyNodeDecisions(em, decisions);
       // A file rejected on the node fails the dependents that take it.
       await settleInputWaiters(em, decisions.map((d) => d.runId), changes);
-    });
+    }));
     for (const item of batch) {
       const problem = forged.get(item);
       if (problem === undefined) item.delivery.ack();
@@ -186,7 +189,8 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
    */
   async function handleBare(item: Parsed, err: unknown): Promise<void> {
     const { event } = item;
-    if (isTransient(err) || event.type !== "run.state" || !isTerminal(event.state)) throw err;
+    // A deadlock says nothing about the report: it goes back to the broker instead.
+    if (isTransient(err) || isRetryableDbError(err) || event.type !== "run.state" || !isTerminal(event.state)) throw err;
     deps.logger.warn("a terminal report was refused by the database; storing it bare", { runId: event.runId, attempt: event.attempt, error: toError(err).message });
     await handle([{ delivery: item.delivery, event: bareTerminalReport(event, dbErrorSummary(err)) }]);
   }

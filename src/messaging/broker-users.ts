@@ -6,7 +6,7 @@
  * auth backend).
  */
 import { nodeBrokerPermissions, nodeBrokerUser } from "./contracts.js";
-import { toError, vhostOf } from "../shared/index.js";
+import { amqpUrlsOf, toError, vhostOf } from "../shared/index.js";
 import { UnavailableError } from "../kernel/index.js";
 
 export interface BrokerUsers {
@@ -29,8 +29,12 @@ export interface BrokerUsers {
 
 export interface BrokerUsersSettings {
   amqpUrl: string;
+  /** Other nodes of the cluster: without a `managementUrl`, each gives an API to fall back on. @default [] */
+  amqpFailoverUrls?: string[];
   /** Base URL of the management API (`http://host:15672`), with or without `user:password@`; null derives it from `amqpUrl`. */
   managementUrl: string | null;
+  /** Further management API URLs, tried in order when the one before is unreachable. @default [] */
+  managementFailoverUrls?: string[];
   /** Bound on each API call. @default 10_000 */
   timeoutMs?: number;
 }
@@ -55,31 +59,58 @@ export function managementEndpoint(settings: Pick<BrokerUsersSettings, "amqpUrl"
   return { baseUrl, authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}` };
 }
 
+/**
+ * Every management API of the cluster, in the order tried: the URLs given, else one derived from
+ * each AMQP URL (`http://<host>:15672`, with that URL's user).
+ */
+export function managementEndpoints(settings: Pick<BrokerUsersSettings, "amqpUrl" | "amqpFailoverUrls" | "managementUrl" | "managementFailoverUrls">): { baseUrl: string; authorization: string }[] {
+  if (settings.managementUrl !== null) {
+    return [settings.managementUrl, ...(settings.managementFailoverUrls ?? [])].map((managementUrl) => managementEndpoint({ amqpUrl: settings.amqpUrl, managementUrl }));
+  }
+  return amqpUrlsOf(settings).map((amqpUrl) => managementEndpoint({ amqpUrl, managementUrl: null }));
+}
+
 export function createBrokerUsers(settings: BrokerUsersSettings): BrokerUsers {
   const vhost = vhostOf(settings.amqpUrl);
-  const { baseUrl, authorization } = managementEndpoint(settings);
+  const endpoints = managementEndpoints(settings);
+  /** The endpoint that answered last: a cluster's users are the same on every node. */
+  let preferred = 0;
   const timeoutMs = settings.timeoutMs ?? 10_000;
-  const hint = `RabbitMQ's management API at ${baseUrl}`;
+  const hintOf = (baseUrl: string) => `RabbitMQ's management API at ${baseUrl}`;
+
+  /** The first endpoint's answer that is reachable (from the one that answered last); throws when none is. */
+  async function reach(method: string, path: string, body: unknown): Promise<{ response: Response; hint: string }> {
+    const failures: { baseUrl: string; why: string }[] = [];
+    let last: unknown;
+    for (let i = 0; i < endpoints.length; i++) {
+      const index = (preferred + i) % endpoints.length;
+      const { baseUrl, authorization } = endpoints[index]!;
+      try {
+        const response = await fetch(`${baseUrl}${path}`, {
+          method,
+          headers: { authorization, "content-type": "application/json" },
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        preferred = index;
+        return { response, hint: hintOf(baseUrl) };
+      } catch (err) {
+        // fetch wraps the reason (ECONNREFUSED, a timeout…) in its `cause`.
+        const cause = toError(err);
+        const inner = cause.cause as { code?: string; message?: string } | undefined;
+        failures.push({ baseUrl, why: inner?.code ?? inner?.message ?? cause.message });
+        last = err;
+      }
+    }
+    const where =
+      failures.length === 1
+        ? `${hintOf(failures[0]!.baseUrl)} is not reachable (${failures[0]!.why})`
+        : `None of RabbitMQ's management APIs is reachable (${failures.map((f) => `${f.baseUrl}: ${f.why}`).join("; ")})`;
+    throw new BrokerManagementError(`${where}. Enable it: rabbitmq-plugins enable rabbitmq_management; or set FEM_RABBITMQ_MANAGEMENT_URL.`, last);
+  }
 
   async function call(method: string, path: string, body?: unknown, okStatuses: number[] = []): Promise<unknown> {
-    let response: Response;
-    try {
-      response = await fetch(`${baseUrl}${path}`, {
-        method,
-        headers: { authorization, "content-type": "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-    } catch (err) {
-      // fetch wraps the reason (ECONNREFUSED, a timeout…) in its `cause`.
-      const cause = toError(err);
-      const inner = cause.cause as { code?: string; message?: string } | undefined;
-      const why = inner?.code ?? inner?.message ?? cause.message;
-      throw new BrokerManagementError(
-        `${hint} is not reachable (${why}). Enable it: rabbitmq-plugins enable rabbitmq_management; or set FEM_RABBITMQ_MANAGEMENT_URL.`,
-        err,
-      );
-    }
+    const { response, hint } = await reach(method, path, body);
     const text = await response.text();
     if (!response.ok && !okStatuses.includes(response.status)) {
       const what = response.status === 401 ? "refused our credentials (the orchestrator's AMQP user must be a RabbitMQ administrator)" : `answered ${response.status} to ${method} ${path.split("/")[1]}`;
@@ -134,7 +165,7 @@ export function createBrokerUsers(settings: BrokerUsersSettings): BrokerUsers {
       const me = (await call("GET", "/whoami")) as { name?: string; tags?: string[] | string } | null;
       const tags = Array.isArray(me?.tags) ? me.tags : String(me?.tags ?? "").split(",");
       if (!tags.includes("administrator")) {
-        throw new BrokerManagementError(`${hint}: user ${me?.name ?? "?"} is not a RabbitMQ administrator, so it cannot give nodes their own broker users (rabbitmqctl set_user_tags ${me?.name ?? "USER"} administrator)`);
+        throw new BrokerManagementError(`${hintOf(endpoints[preferred]!.baseUrl)}: user ${me?.name ?? "?"} is not a RabbitMQ administrator, so it cannot give nodes their own broker users (rabbitmqctl set_user_tags ${me?.name ?? "USER"} administrator)`);
       }
     },
   };

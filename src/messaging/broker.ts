@@ -64,9 +64,10 @@ export async function createBroker(options: TopologyOptions, logger: Logger): Pr
   const broker = await rascal.BrokerAsPromised.create(config);
   broker.on("error", (err: unknown) => logger.warn("broker error", { error: toError(err).message }));
   let connected = true;
-  broker.on("vhost_initialised", () => {
+  broker.on("vhost_initialised", (details: { connectionUrl?: string } | undefined) => {
     connected = true;
-    logger.info("broker connection (re)established", { url: maskUrl(options.amqpUrl) });
+    // rascal's connectionUrl is the node it reached (of several, with failover), password masked.
+    logger.info("broker connection (re)established", { url: details?.connectionUrl ?? maskUrl(options.amqpUrl) });
   });
   broker.on("disconnect", () => {
     connected = false;

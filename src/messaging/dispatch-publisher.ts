@@ -7,7 +7,7 @@
  */
 import amqp, { type ChannelModel, type ConfirmChannel } from "amqplib";
 import { dispatchRoutingKey, durableQueueOptions, EXCHANGES, nodeQueueNames } from "./contracts.js";
-import { amqpSocketOptions, TimeoutError, toError, withTimeout, type AmqpTls } from "../shared/index.js";
+import { amqpSocketOptions, amqpUrlsOf, maskUrl, TimeoutError, toError, withTimeout, type AmqpTls } from "../shared/index.js";
 import type { Logger } from "../logger.js";
 
 export interface OutgoingMessage {
@@ -32,6 +32,8 @@ export interface DispatchPublisher {
 
 export interface DispatchPublisherOptions {
   amqpUrl: string;
+  /** Other nodes of the cluster, tried in order when the one before does not answer. @default [] */
+  amqpFailoverUrls?: string[];
   /** The CA, certificate and key of an `amqps://` URL. */
   tls: AmqpTls;
   /** Longest wait for a batch's confirms. */
@@ -50,8 +52,30 @@ export function createDispatchPublisher(options: DispatchPublisherOptions, logge
   let link: Promise<Link> | null = null;
   let stopped = false;
 
+  const urls = amqpUrlsOf(options);
+  /** The URL that answered last: tried first next time, then the ones after it. */
+  let preferred = 0;
+
+  async function connectAny(): Promise<ChannelModel> {
+    const failures: string[] = [];
+    for (let i = 0; i < urls.length; i++) {
+      const index = (preferred + i) % urls.length;
+      const url = urls[index]!;
+      try {
+        const connection = await amqp.connect(url, { noDelay: true, timeout: 10_000, ...amqpSocketOptions(url, options.tls) });
+        if (index !== preferred) logger.info("dispatch connection moved to another broker node", { url: maskUrl(url) });
+        preferred = index;
+        return connection;
+      } catch (err) {
+        if (urls.length === 1) throw err;
+        failures.push(`${maskUrl(url)}: ${toError(err).message}`);
+      }
+    }
+    throw new Error(`no broker node answered (${failures.join("; ")})`);
+  }
+
   async function open(): Promise<Link> {
-    const connection = await amqp.connect(options.amqpUrl, { noDelay: true, timeout: 10_000, ...amqpSocketOptions(options.amqpUrl, options.tls) });
+    const connection = await connectAny();
     const drop = () => {
       link = null;
     };

@@ -1,9 +1,11 @@
 /** The orchestrator's whole RabbitMQ topology as one rascal configuration. */
-import { amqpSocketOptions, BROKER_RETRY, vhostOf, type AmqpTls } from "../shared/index.js";
+import { amqpSocketOptions, amqpUrlsOf, BROKER_RETRY, vhostOf, type AmqpTls } from "../shared/index.js";
 import { CHUNK_BINDING_KEY, durableQueueOptions, EXCHANGE_TYPES, EXCHANGES, NODE_EVENT_BINDING_KEYS, QUEUES } from "./contracts.js";
 
 export interface TopologyOptions {
   amqpUrl: string;
+  /** Other nodes of the cluster, tried in order after `amqpUrl` (same vhost). @default [] */
+  amqpFailoverUrls?: string[];
   /** The CA, certificate and key of an `amqps://` URL (read from FEM_AMQP_*_FILE). */
   tls: AmqpTls;
   instanceId: string;
@@ -28,13 +30,16 @@ export function orchestratorTopology(options: TopologyOptions): Record<string, u
   const vhost = vhostOf(options.amqpUrl);
   const liveQueue = liveQueueName(options.instanceId);
   return {
+    // rascal takes a connection's retry only from these defaults (it drops one given per connection).
+    defaults: { vhosts: { connection: { retry: BROKER_RETRY } } },
     vhosts: {
       [vhost]: {
-        connection: {
-          url: options.amqpUrl,
-          socketOptions: { noDelay: true, timeout: 10_000, ...amqpSocketOptions(options.amqpUrl, options.tls) },
-          retry: BROKER_RETRY,
-        },
+        // In the order given: the first URL is preferred, the others are where rascal goes next.
+        connectionStrategy: "fixed",
+        connections: amqpUrlsOf(options).map((url) => ({
+          url,
+          socketOptions: { noDelay: true, timeout: 10_000, ...amqpSocketOptions(url, options.tls) },
+        })),
         publicationChannelPools: { confirmPool: { max: 50 } },
         exchanges: {
           [EXCHANGES.dispatch]: exchange(EXCHANGES.dispatch),

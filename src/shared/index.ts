@@ -7,6 +7,7 @@ export { errorCode, toError } from "./errors.js";
 export { TimeoutError, withTimeout } from "./timeout.js";
 export { isToolAllowed } from "./tools.js";
 export { maskUrl, vhostOf } from "./urls.js";
+export { amqpUrlListProblems, amqpUrlsOf, splitUrlList } from "./amqp-urls.js";
 export { fitsPgInt, NUL_REPLACEMENT, oneLine, PG_INT_MAX, PG_INT_MIN, replaceNul, replaceNulDeep } from "./text.js";
 export { canonicalJson } from "./canonical-json.js";
 export { DIGEST_PATTERN, toolDefinition, toolDigest, type ToolArgDefinition, type ToolDefinition, type ToolDefinitionSource } from "./tool-digest.js";

@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { splitUrlList } from "../../src/shared/index.js";
 import { withoutUser } from "./broker.js";
 import { waitUntil, withTimeout } from "./wait.js";
 
@@ -10,7 +11,7 @@ export const AGENT_BIN = fileURLToPath(new URL("../../src/agent/main.js", import
 
 export interface AgentOptions {
   nodeId: string;
-  /** The broker URL; a user and password in it are dropped (the agent connects as its node's user). */
+  /** The broker URL, or several comma-separated (a cluster); a user and password in them are dropped (the agent connects as its node's user). */
   amqpUrl: string;
   /** The node's credential, written to a file of mode 0600 for FEM_NODE_CREDENTIAL_FILE. */
   credential: string;
@@ -37,7 +38,7 @@ export async function spawnAgent(options: AgentOptions): Promise<AgentProcess> {
   const child = spawn(process.execPath, [AGENT_BIN], {
     env: {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
-      AMQP_URL: withoutUser(options.amqpUrl),
+      AMQP_URL: splitUrlList(options.amqpUrl).map(withoutUser).join(","),
       FEM_NODE_CREDENTIAL_FILE: credentialFile,
       FEM_NODE_ID: options.nodeId,
       FEM_SANDBOX_DIR: options.sandboxDir,

@@ -11,14 +11,15 @@ export interface SharedServices {
   dispose(): Promise<void>;
 }
 
-export async function createSharedServices(): Promise<SharedServices> {
+/** `vhost`: one to use (dropped with the services) instead of a new one on the machine's RabbitMQ. */
+export async function createSharedServices(vhost?: TestVhost): Promise<SharedServices> {
   const db = await createTestDatabase();
-  const vhost = await createTestVhost();
+  vhost ??= await createTestVhost();
   let orm: MikroORM | null = null;
   const connect = async () => (orm ??= await MikroORM.init({ clientUrl: db.url, entities: [], discovery: { warnWhenNoEntities: false }, pool: { min: 0, max: 2 } }));
   return {
     db,
-    vhost,
+    vhost: vhost as TestVhost,
     async sql(query, params = []) {
       return (await (await connect()).em.getConnection().execute(query, params, "all")) as never;
     },

@@ -24,6 +24,7 @@ test("uses the defaults when only the node id is set", () => {
   const config = expectConfig({ FEM_NODE_ID: "site-a", PATH: "/usr/local/bin::/usr/bin" });
   assert.equal(config, {
     amqpUrl: "amqp://127.0.0.1:5672",
+    amqpFailoverUrls: [],
     amqpTls: { caFile: null, certFile: null, keyFile: null },
     credential: { file: "/etc/fem/node.credential" },
     nodeId: "site-a",
@@ -268,6 +269,19 @@ test("takes the node credential from the environment only, one way, and refuses 
   assert.equal(problems, [
     `AMQP_URL / --amqp-url must not carry a user or password ("amqp://guest:***@broker:5672/fem"): the agent connects as its node's own broker user with FEM_NODE_CREDENTIAL_FILE`,
   ]);
+});
+
+test("takes several nodes of one RabbitMQ cluster, comma-separated, the first preferred, and checks the list", () => {
+  const config = expectConfig({ FEM_NODE_ID: "site-a", AMQP_URL: "amqps://rabbit-1:5671/fem, amqps://rabbit-2:5671/fem" }, ["--amqp-ca-file", "/etc/fem/ca.pem"]);
+  assert.is(config.amqpUrl, "amqps://rabbit-1:5671/fem");
+  assert.equal(config.amqpFailoverUrls, ["amqps://rabbit-2:5671/fem"]);
+  const problems = expectProblems({ FEM_NODE_ID: "site-a", AMQP_URL: "amqp://rabbit-1/fem,amqp://node:secret@rabbit-2/fem,amqp://rabbit-3/other,amqp://rabbit-1:5672/fem" });
+  assert.equal(problems, [
+    'AMQP_URL / --amqp-url must not carry a user or password ("amqp://node:***@rabbit-2/fem"): the agent connects as its node\'s own broker user with FEM_NODE_CREDENTIAL_FILE',
+    'AMQP_URL / --amqp-url lists URLs of different vhosts ("fem" in amqp://rabbit-1/fem, "other" in amqp://rabbit-3/other): every URL must name the cluster\'s same vhost',
+    "AMQP_URL / --amqp-url lists rabbit-1:5672 twice",
+  ]);
+  assert.equal(expectProblems({ FEM_NODE_ID: "site-a", AMQP_URL: " , " }), ["AMQP_URL / --amqp-url must be an amqp:// or amqps:// URL, or several, comma-separated"]);
 });
 
 test.run();

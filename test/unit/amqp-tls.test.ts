@@ -73,9 +73,12 @@ test("socket options carry the files and the URL's host name for amqps:// only",
 test("every connection the orchestrator and the agent open gets the TLS options", () => {
   const tls = { ca: "CA" };
   const topology = orchestratorTopology({ amqpUrl: "amqps://fem:pw@broker.example:5671/fem", tls, instanceId: "i1", ingestPrefetch: 10 }) as any;
-  assert.equal(topology.vhosts.fem.connection.socketOptions, { noDelay: true, timeout: 10_000, ca: "CA", servername: "broker.example" });
+  assert.equal(topology.vhosts.fem.connections[0].socketOptions, { noDelay: true, timeout: 10_000, ca: "CA", servername: "broker.example" });
   const agent = buildBrokerConfig({ amqpUrl: "amqps://broker.example:5671/fem", tls, nodeId: "site-a", credential: "c", capacity: 1 }) as any;
-  assert.equal(agent.vhosts.fem.connection.socketOptions, { noDelay: true, timeout: 10_000, ca: "CA", servername: "broker.example" });
+  assert.equal(agent.vhosts.fem.connections[0].socketOptions, { noDelay: true, timeout: 10_000, ca: "CA", servername: "broker.example" });
+  // Each node of a cluster is checked against its own name.
+  const failover = buildBrokerConfig({ amqpUrl: "amqps://rabbit-1:5671/fem", amqpFailoverUrls: ["amqps://rabbit-2:5671/fem"], tls, nodeId: "site-a", credential: "c", capacity: 1 }) as any;
+  assert.equal(failover.vhosts.fem.connections.map((c: any) => c.socketOptions.servername), ["rabbit-1", "rabbit-2"]);
 });
 
 test("reads the CA, certificate and key, and says in one line what is wrong with a file", async () => {

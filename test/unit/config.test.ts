@@ -85,4 +85,35 @@ test("logs JSON by default, pretty on request, and serves metrics without a toke
   assert.ok(!weak.ok && weak.problems.some((p) => p.startsWith("FEM_METRICS_TOKEN:") && !p.includes("short")));
 });
 
+test("takes several RabbitMQ nodes of one cluster in AMQP_URL, the first preferred, and one or several management APIs", () => {
+  const result = parseConfig({
+    AMQP_URL: "amqp://fem:p,w@rabbit-1:5672/fem, amqp://fem:p,w@rabbit-2:5672/fem,amqp://fem:p,w@rabbit-3:5673/fem",
+    FEM_RABBITMQ_MANAGEMENT_URL: "http://rabbit-1:15672,http://rabbit-2:15672",
+  });
+  assert.ok(result.ok, result.ok ? "" : result.problems.join("\n"));
+  if (!result.ok) return;
+  assert.is(result.config.amqpUrl, "amqp://fem:p,w@rabbit-1:5672/fem", "a comma inside a password does not split the list");
+  assert.equal(result.config.amqpFailoverUrls, ["amqp://fem:p,w@rabbit-2:5672/fem", "amqp://fem:p,w@rabbit-3:5673/fem"]);
+  assert.is(result.config.brokerManagementUrl, "http://rabbit-1:15672");
+  assert.equal(result.config.brokerManagementFailoverUrls, ["http://rabbit-2:15672"]);
+  const single = parseConfig({});
+  assert.ok(single.ok && single.config.amqpFailoverUrls.length === 0 && single.config.brokerManagementFailoverUrls.length === 0);
+});
+
+test("refuses a broker list that mixes vhosts or schemes, names a node twice or holds a non-AMQP URL, hiding passwords", () => {
+  const result = parseConfig({
+    AMQP_URL: "amqp://fem:secret@rabbit-1:5672/fem,amqp://fem:secret@rabbit-2:5672/other,amqps://fem:secret@rabbit-3:5671/fem,amqp://fem:secret@rabbit-1/fem,http://fem:secret@rabbit-4/fem",
+    FEM_RABBITMQ_MANAGEMENT_URL: "http://rabbit-1:15672,ftp://rabbit-2",
+  });
+  assert.not.ok(result.ok);
+  if (result.ok) return;
+  const text = result.problems.join("\n");
+  assert.match(text, /AMQP_URL: "http:\/\/fem:\*\*\*@rabbit-4\/fem" must start with amqp:\/\/ or amqps:\/\//);
+  assert.match(text, /AMQP_URL: lists URLs of different vhosts \("fem" in amqp:\/\/fem:\*\*\*@rabbit-1:5672\/fem, "other" in /);
+  assert.match(text, /AMQP_URL: mixes amqp:\/\/ and amqps:\/\//);
+  assert.match(text, /AMQP_URL: lists rabbit-1:5672 twice/);
+  assert.match(text, /FEM_RABBITMQ_MANAGEMENT_URL\.1: must be an http:\/\/ or https:\/\/ URL/);
+  assert.not.ok(text.includes("secret"), "no password is repeated");
+});
+
 test.run();
