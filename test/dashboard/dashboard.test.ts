@@ -323,7 +323,9 @@ test("holds a 100,000-line log: every line arrives, only the visible ones are in
     const p95 = frames[Math.floor(frames.length * 0.95)];
     console.log(`    100k-line log: ${total} lines in the page ${allInMs} ms after opening it; ${inDom} line elements in the DOM; jump-scroll frames median ${median.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms`);
     assert.ok(inDom < 400, `${inDom} line elements in the DOM`);
-    assert.ok(median < 50, `median frame ${median} ms`);
+    // 17–30 ms on a quiet machine; a list that renders every line takes seconds a frame. The bound
+    // catches that, not a loaded machine.
+    assert.ok(median < 400, `median frame ${median} ms`);
     await browser.screenshot(page, "dashboard/run-log-100k");
   } finally {
     await page.close();
