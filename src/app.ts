@@ -17,7 +17,7 @@ import { createSchema } from "./graphql/schema.js";
 import { startGraphQLServer } from "./graphql/server.js";
 import { DEFAULT_DASHBOARD_DIR } from "./graphql/dashboard.js";
 import { createChunkIngestion, createIngestion, type Ingestion } from "./ingestion/index.js";
-import { ARTIFACTS_PATH, askForStalledTransfers, createDirectoryStore, expireArtifacts, serveArtifact, type ArtifactStore } from "./artifacts/index.js";
+import { ARTIFACTS_PATH, askForStalledTransfers, createDirectoryStore, createInputServer, type InputServer, expireArtifacts, serveArtifact, type ArtifactStore } from "./artifacts/index.js";
 import { LOCAL_DEVELOPER } from "./graphql/context.js";
 import { recordAuthEvent, type RecordMutation } from "./graphql/audit-plugin.js";
 import { createLoop } from "./loop.js";
@@ -30,8 +30,9 @@ import { createProbeRoutes } from "./metrics/probes.js";
 import { createBroker, type Broker } from "./messaging/broker.js";
 import { createBrokerUsers } from "./messaging/broker-users.js";
 import { createDispatchPublisher } from "./messaging/dispatch-publisher.js";
+import { query } from "./db/sql.js";
 import { createOutboxPruner, createRelay, markUnsent, type Relay } from "./messaging/relay.js";
-import { signNodeMessage } from "./messaging/contracts.js";
+import { signNodeMessage, type RunInputChunk } from "./messaging/contracts.js";
 import { loadOrCreateSigningKey } from "./messaging/signing-key.js";
 import { createNodeSweeper } from "./nodes/index.js";
 import { createScheduler } from "./runs/index.js";
@@ -49,6 +50,8 @@ export interface Orchestrator {
   /** SPKI PEM of the key that signs dispatches and cancels. */
   publicKeyPem: string;
   artifactStore: ArtifactStore;
+  /** Answers nodes' requests for the input files of their runs. */
+  inputServer: InputServer;
   stop(): Promise<void>;
 }
 
@@ -74,6 +77,8 @@ export class AuthNotConfiguredError extends Error {
 export interface OrchestratorHooks {
   /** Sees every SQL statement (tests count them). */
   onQuery?: (message: string) => void;
+  /** Sees every chunk of an input file before it is published to a node, and may replace it (tests alter one). */
+  onInputChunk?: (chunk: RunInputChunk) => RunInputChunk;
 }
 
 export async function createOrchestrator(config: OrchestratorConfig, logger: Logger, hooks: OrchestratorHooks = {}): Promise<Orchestrator> {
@@ -171,8 +176,34 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     onStop("scheduler", () => schedulerLoop.stop());
     const pruner = createOutboxPruner(orm, { intervalMs: config.heartbeatIntervalMs, retentionMs: config.outboxRetentionMs }, logger);
     onStop("outbox pruning", () => pruner.stop());
+    const artifactStore = createDirectoryStore(config.artifactDir);
+    // Its own connection: chunks of input files never hold up (or time out) the relay's batches.
+    const inputsPublisher = createDispatchPublisher(
+      {
+        amqpUrl: config.amqpUrl,
+        tls: amqpTls,
+        publishTimeoutMs: Math.max(config.publishTimeoutMs, 30_000),
+        onReturned: (messageId) => logger.warn("an input chunk had no queue to go to; its node will ask again", { messageId }),
+      },
+      logger,
+    );
+    onStop("inputs publisher", () => inputsPublisher.stop());
+    const inputServer = createInputServer({
+      orm,
+      store: artifactStore,
+      afterCommit,
+      logger,
+      onChunk: hooks.onInputChunk,
+      publish: async (messages) => {
+        for (const nodeId of new Set(messages.map((m) => m.payload.nodeId))) await inputsPublisher.ensureNodeQueues(nodeId);
+        return inputsPublisher.publishAll(messages);
+      },
+    });
+    onStop("input server", () => inputServer.stop());
     const ingestion = createIngestion({
       orm,
+      onFetches: (fetches) => inputServer.serve(fetches),
+      store: artifactStore,
       afterCommit,
       logger,
       maxResultBytes: config.maxResultBytes,
@@ -188,12 +219,15 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
       await broker.stopConsuming();
       await ingestion.stop(5_000);
     });
-    const artifactStore = createDirectoryStore(config.artifactDir);
     const chunks = createChunkIngestion({ orm, store: artifactStore, afterCommit, logger, brokerUserOf: brokerUsers.userOf });
     onStop("chunk ingestion", () => chunks.stop(5_000));
     await broker.consumeLive((content) => live.receive(content));
     await broker.consumeNodeEvents((delivery) => ingestion.accept(delivery));
     await broker.consumeChunks((delivery) => chunks.accept(delivery));
+    // Nodes registered before a queue was added to their set (inputs) get it before their agents check for it.
+    for (const { id } of await query<{ id: string }>(orm.em.fork(), `select id from node order by id`)) {
+      await publisher.ensureNodeQueues(id).catch((err: unknown) => logger.warn("cannot declare a node's queues", { nodeId: id, error: toError(err).message }));
+    }
     const transferWatch = createLoop({
       name: "transfer watch",
       intervalMs: Math.max(100, Math.floor(config.transferStallMs / 2)),
@@ -281,7 +315,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     onStop("graphql server", () => server.stop());
     metrics.sources.webSocketConnections = () => server.webSocketConnections();
     logger.info("orchestrator ready", { url: server.url, instanceId: config.instanceId, auth: config.auth === "off" ? "OFF: every caller is a local ADMIN" : config.oidc ? "OIDC and API tokens" : "API tokens" });
-    return { url: server.url, wsUrl: server.wsUrl, orm, pubsub, relay, ingestion, deadLetters, metrics, publicKeyPem: signingKey.publicKeyPem, artifactStore, stop };
+    return { url: server.url, wsUrl: server.wsUrl, orm, pubsub, relay, ingestion, deadLetters, metrics, publicKeyPem: signingKey.publicKeyPem, artifactStore, inputServer, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -12,6 +12,7 @@ import type { AgentConfig } from "./config.js";
 import { datasetInfos } from "./datasets.js";
 import { createHeartbeat } from "./heartbeat.js";
 import { createIntake, type Intake } from "./intake.js";
+import { createInputFetcher, type InputFetcher } from "./inputs.js";
 import { createLaunchers, launcherDetails, nodeRunLimits } from "./launcher-registry.js";
 import { DEFAULT_OUTPUTS_POLICY, readPolicy } from "./policy.js";
 import { NO_SECRETS, readSecrets } from "./secrets.js";
@@ -58,6 +59,7 @@ interface Started {
   heartbeat: { stop(): void };
   decisions: { stop(): Promise<void> };
   transfers: Transfers;
+  inputs: InputFetcher;
   pruneTimer: NodeJS.Timeout;
 }
 
@@ -119,6 +121,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     resendDecisions(journal, outbox);
     const transfers = createTransfers({ nodeId: config.nodeId, sandboxDir: config.sandboxDir }, { journal, outbox, log });
     transfers.resume();
+    const inputs = createInputFetcher({ nodeId: config.nodeId, sandboxDir: config.sandboxDir, stallMs: config.inputStallMs }, { outbox, log });
     const decisions = watchDecisionRequests({ nodeId: config.nodeId, sandboxDir: config.sandboxDir }, { journal, outbox, log, onDecided: transfers.onDecided });
     const runSettings = {
       nodeId: config.nodeId,
@@ -139,7 +142,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
         outbox,
         log,
         startRun: (dispatch) => {
-          const run = startRun(dispatch, runSettings, { launchers, outbox, journal, sampler, log, secrets, onReported: transfers.onReported });
+          const run = startRun(dispatch, runSettings, { launchers, outbox, journal, sampler, log, secrets, onReported: transfers.onReported, inputs });
           if (metrics) {
             metrics.runStarted(dispatch);
             void run.done.then(() => metrics.runFinished());
@@ -147,6 +150,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
           return run;
         },
         onRelease: transfers.onRelease,
+        onInputRefused: inputs.onRefused,
       },
     );
     const active = intake;
@@ -189,10 +193,11 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     pruneSandboxes();
     const pruneTimer = setInterval(pruneSandboxes, PRUNE_INTERVAL_MS);
     pruneTimer.unref();
-    const started: Started = { journal, broker, outbox, sampler, intake, heartbeat, decisions, transfers, pruneTimer };
+    const started: Started = { journal, broker, outbox, sampler, intake, heartbeat, decisions, transfers, inputs, pruneTimer };
     try {
       // Control first, so a cancel is never stuck behind the runs it targets.
       await broker.consume("control", (delivery) => active.onDelivery("control", delivery));
+      await broker.consume("inputs", (delivery) => inputs.onDelivery(delivery));
       await broker.consume("runs", (delivery) => active.onDelivery("runs", delivery));
     } catch (err) {
       await shutdown(started, 0);
@@ -218,6 +223,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       await s.intake.waitIdle(config.killGraceMs + 5_000);
     }
     await s.broker.cancel("control");
+    s.inputs.stop();
+    await s.broker.cancel("inputs");
     s.heartbeat.stop();
     await s.decisions.stop();
     clearInterval(s.pruneTimer);

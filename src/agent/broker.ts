@@ -7,7 +7,7 @@ import { EXCHANGES, QUEUES, nodeBrokerUser, nodeQueueNames, type AgentEvent } fr
 import { amqpSocketOptions, amqpUrlsOf, BROKER_RETRY, errorCode, maskUrl, TimeoutError, toError, vhostOf, withTimeout, type AmqpTls } from "../shared/index.js";
 import type { AgentLogger } from "./log.js";
 
-export type SubscriptionName = "runs" | "control";
+export type SubscriptionName = "runs" | "control" | "inputs";
 
 /** One delivered node message (a dispatch or a cancel); exactly one of its settle methods should be called. */
 export interface NodeMessageDelivery {
@@ -96,13 +96,15 @@ export function buildBrokerConfig(settings: AgentBrokerSettings): Record<string,
     })),
     publicationChannelPools: { confirmPool: { max: 50 } },
     exchanges: { [EXCHANGES.nodeEvents]: existing },
-    queues: { [queues.runs]: existing, [queues.control]: existing },
+    queues: { [queues.runs]: existing, [queues.control]: existing, [queues.inputs]: existing },
     publications: {
       [PUBLICATION]: { exchange: EXCHANGES.nodeEvents, confirm: true, timeout: PUBLISH_TIMEOUT_MS, options: { persistent: true, userId: brokerUserOf(settings) } },
     },
     subscriptions: {
       runs: subscription(queues.runs, settings.capacity),
       control: subscription(queues.control, 20),
+      // Chunks of input files (~350 KB each): enough in flight to fill the fetch window.
+      inputs: subscription(queues.inputs, 32),
     },
   };
   // rascal takes a connection's retry only from these defaults (it drops one given per connection).

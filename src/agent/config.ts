@@ -39,6 +39,8 @@ export interface AgentConfig {
   logBatchMs: number;
   /** Size at which a log batch is sent at once. @default 65_536 */
   logBatchBytes: number;
+  /** Wait without any chunk of an input file before asking again for what is missing. @default 15_000 // 15 seconds */
+  inputStallMs: number;
   /** Time between SIGTERM and SIGKILL on timeout, cancel and shutdown. @default 5_000 */
   killGraceMs: number;
   /** Time a shutdown waits for active runs before cancelling them. @default 30_000 */
@@ -108,6 +110,7 @@ const SETTINGS = {
   heartbeatIntervalMs: { env: "FEM_HEARTBEAT_INTERVAL_MS", flag: "--heartbeat-interval-ms", describe: "default 5000" },
   logBatchMs: { env: "FEM_LOG_BATCH_MS", flag: "--log-batch-ms", describe: "default 100" },
   logBatchBytes: { env: "FEM_LOG_BATCH_BYTES", flag: "--log-batch-bytes", describe: "default 65536" },
+  inputStallMs: { env: "FEM_INPUT_STALL_MS", flag: "--input-stall-ms", describe: "wait for a chunk of an input file before asking again (default 15000)" },
   killGraceMs: { env: "FEM_KILL_GRACE_MS", flag: "--kill-grace-ms", describe: "SIGTERM to SIGKILL delay (default 5000)" },
   shutdownGraceMs: { env: "FEM_SHUTDOWN_GRACE_MS", flag: "--shutdown-grace-ms", describe: "wait for runs on shutdown (default 30000)" },
   shutdownMode: { env: "FEM_SHUTDOWN_MODE", flag: "--shutdown-mode", describe: "finish (wait, then cancel) or handback (stop, runs retried) (default finish)" },
@@ -228,6 +231,7 @@ const settingsSchema = z.object({
   heartbeatIntervalMs: integer("heartbeatIntervalMs", 100, 3_600_000).prefault("5000"),
   logBatchMs: integer("logBatchMs", 1, 60_000).prefault("100"),
   logBatchBytes: integer("logBatchBytes", 1_024, 16 * 1024 * 1024).prefault("65536"),
+  inputStallMs: integer("inputStallMs", 100, 3_600_000).prefault("15000"),
   killGraceMs: integer("killGraceMs", 0, 600_000).prefault("5000"),
   sandboxRetentionMs: integer("sandboxRetentionMs", 0, 31_536_000_000).prefault("604800000"),
   shutdownGraceMs: integer("shutdownGraceMs", 0, 86_400_000).prefault("30000"),

@@ -10,6 +10,7 @@ import {
   runDispatchIdentitySchema,
   type RunCancel,
   type RunDispatch,
+  type RunInputRefused,
   type RunRelease,
   type RunStateEvent,
 } from "../messaging/contracts.js";
@@ -48,6 +49,8 @@ export interface IntakeDeps {
   startRun: (dispatch: RunDispatch) => ActiveRun;
   /** A verified `run.release`; resolves once journaled (then it is acknowledged). */
   onRelease: (release: RunRelease) => Promise<void>;
+  /** A verified `run.input.refused`: the run waiting for that input fails with its reason. */
+  onInputRefused?: (refusal: RunInputRefused) => void;
 }
 
 export interface Intake {
@@ -141,6 +144,11 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
         },
       );
       return;
+    }
+    if (message.type === "run.input.refused") {
+      if (source !== "control") return deadLetter(delivery, `run.input.refused of ${tagOf(message)} arrived on the ${source} queue`);
+      deps.onInputRefused?.(message);
+      return void settle(delivery, "ack", `input refusal of ${tagOf(message)}`);
     }
     if (message.type === "run.cancel") {
       handleCancel(message).then(

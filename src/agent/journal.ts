@@ -19,7 +19,7 @@ export type JournalEntry =
   | { event: "outputs-reported"; runId: string; attempt: number; at: string; requestId: string }
   | { event: "transfer-released"; runId: string; attempt: number; at: string; path: string }
   | { event: "transfer-progress"; runId: string; attempt: number; at: string; path: string; sentChunks: number }
-  | { event: "transfer-sent"; runId: string; attempt: number; at: string; path: string };
+  | { event: "transfer-sent"; runId: string; attempt: number; at: string; path: string; failed?: string };
 
 /** What the journal knows of sending one output file: released by the orchestrator (`review`), chunks confirmed, all sent. */
 export interface TransferRecord {

@@ -60,13 +60,17 @@ export function messageIdOf(event: AgentEvent): string {
       return `${event.nodeId}:heartbeat:${event.at}`;
     case "run.chunk":
       return `${event.runId}:${event.attempt}:chunk:${event.fileSha256.slice(0, 16)}:${event.chunkBytes}:${event.index}`;
+    case "run.output-lost":
+      return `${event.runId}:${event.attempt}:output-lost:${event.fileSha256.slice(0, 16)}:${event.at}`;
+    case "run.fetch":
+      return `${event.runId}:${event.attempt}:fetch:${event.artifactId}:${event.chunks[0]}:${event.at}`;
   }
 }
 
 function orderKey(event: AgentEvent): string {
   if (event.type === "node.heartbeat") return "heartbeat";
   // Chunks carry their place in the file: they need no order, so a file's chunks fill the window.
-  if (event.type === "run.chunk") return messageIdOf(event);
+  if (event.type === "run.chunk" || event.type === "run.fetch") return messageIdOf(event);
   return `${event.runId}:${event.attempt}`;
 }
 

@@ -21,6 +21,7 @@ import type { NodeSecrets } from "./secrets.js";
 import { runEnvironment, runLimitsFor, unenforcedRequestsNote } from "./run-spec.js";
 import { runDatasets } from "./datasets.js";
 import type { NodeDataset } from "./policy.js";
+import type { InputFetcher, PlacedInput } from "./inputs.js";
 import { measureOutputBytes, prepareRunDir, readResultFile, writeInputsFile } from "./sandbox.js";
 import { readStartTicks, type ProcessTreeSampler } from "./usage.js";
 
@@ -52,6 +53,8 @@ export interface RunDeps {
   secrets: NodeSecrets;
   /** Called once the broker confirmed the run's terminal state (its outputs may then leave). */
   onReported?: (terminal: RunStateEvent) => void;
+  /** Fetches the input files a dispatch names; a dispatch naming some fails without it. */
+  inputs?: InputFetcher;
 }
 
 export interface ActiveRun extends RunRef {
@@ -99,6 +102,8 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
   let agentSentKill = false;
   let killTimer: NodeJS.Timeout | undefined;
   let timeoutTimer: NodeJS.Timeout | undefined;
+  // Aborts fetching the run's inputs when it is cancelled before it starts.
+  const fetching = new AbortController();
 
   function signalRun(signal: NodeJS.Signals): void {
     if (started === null) return;
@@ -126,11 +131,17 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     let runDir: string;
     try {
       runDir = await prepareRunDir(settings.sandboxDir, ref.runId, ref.attempt);
-      await writeInputsFile(runDir, dispatch.upstream);
     } catch (err) {
       return launchFailed(`cannot create the run's sandbox: ${toError(err).message}`);
     }
+    const placed = await fetchInputs(runDir);
     if (stopReason?.kind === "cancel") return cancelledBeforeStart(stopReason.message, stopReason.handBack);
+    if (!placed.ok) return inputRefused(placed.reason);
+    try {
+      await writeInputsFile(runDir, dispatch.upstream, placed.placed);
+    } catch (err) {
+      return launchFailed(`cannot create the run's sandbox: ${toError(err).message}`);
+    }
     batcher.system(`starting: ${displayArgv(dispatch.argv)} (${launcher.name} launcher)`);
     let prepared: PreparedRun;
     try {
@@ -207,6 +218,24 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
       ...(outputs ? { outputs } : {}),
       usage: { wallMs, cpuUserMs, cpuSystemMs, peakRssBytes, outputBytes },
     };
+  }
+
+  /** The dispatch's input files, placed read-only in the run's directory, or why the run cannot start. */
+  async function fetchInputs(runDir: string): Promise<{ ok: true; placed: PlacedInput[] } | { ok: false; reason: string }> {
+    const count = dispatch.inputs?.length ?? 0;
+    if (count === 0) return { ok: true, placed: [] };
+    if (!deps.inputs) return { ok: false, reason: "this agent cannot fetch input files" };
+    batcher.system(`fetching ${count} input file(s) from the orchestrator`);
+    try {
+      return await deps.inputs.fetchInto(dispatch, runDir, { signal: fetching.signal, note: (text) => batcher.system(text) });
+    } catch (err) {
+      return { ok: false, reason: `cannot place the input files: ${toError(err).message}` };
+    }
+  }
+
+  function inputRefused(reason: string): Outcome {
+    batcher.system(`not started: ${reason}`);
+    return { state: "FAILED", failureReason: "REJECTED_BY_NODE", exitCode: null, message: reason, usage: withoutLogBytes(zeroUsage()) };
   }
 
   /** Node timers overflow past ~24.8 days, so a longer timeout is armed in steps. */
@@ -288,6 +317,7 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
       if (stopReason || exited || finished) return;
       stopReason = { kind: "cancel", message: reason, handBack };
       batcher.system(`cancelled: ${reason}`);
+      fetching.abort();
       terminate();
     },
     abort() {

@@ -1,8 +1,9 @@
 /** A run's working directory: created fresh, read back for the result file and the output size. */
 import fs from "node:fs/promises";
 import path from "node:path";
-import { INPUTS_FILE, type RunDispatch } from "../messaging/contracts.js";
+import { INPUTS_DIR, INPUTS_FILE, type RunDispatch, type RunInputFile } from "../messaging/contracts.js";
 import { errorCode, toError } from "../shared/index.js";
+import { INPUT_CACHE_DIR } from "./input-cache.js";
 
 /** Largest result file the agent parses. */
 export const MAX_RESULT_BYTES = 1024 * 1024;
@@ -10,17 +11,36 @@ export const MAX_RESULT_BYTES = 1024 * 1024;
 /** Creates `<sandboxDir>/runs/<runId>-<attempt>/`, removing any leftover of the same name. */
 export async function prepareRunDir(sandboxDir: string, runId: string, attempt: number): Promise<string> {
   const dir = path.join(sandboxDir, "runs", `${runId}-${attempt}`);
-  await fs.rm(dir, { recursive: true, force: true });
+  await removeRunDir(dir);
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   return dir;
 }
 
-/** Writes the results of upstream runs to `INPUTS_FILE` in the run's directory (nothing when none). */
-export async function writeInputsFile(runDir: string, upstream: RunDispatch["upstream"]): Promise<void> {
-  if (upstream.length === 0) return;
+/**
+ * Writes the results of upstream runs, and the input files placed under `inputs/` with their
+ * checksums, to `INPUTS_FILE` in the run's directory (nothing when there are neither).
+ */
+export async function writeInputsFile(runDir: string, upstream: RunDispatch["upstream"], files: readonly (RunInputFile & { file: string })[] = []): Promise<void> {
+  if (upstream.length === 0 && files.length === 0) return;
   const byTask: Record<string, { nodeId: string; runId: string; result: unknown }[]> = {};
   for (const u of upstream) (byTask[u.taskKey] ??= []).push({ nodeId: u.nodeId, runId: u.runId, result: u.result });
-  await fs.writeFile(path.join(runDir, INPUTS_FILE), JSON.stringify({ upstream: byTask }), { mode: 0o600 });
+  const listed = files.map((f) => ({ task: f.task, node: f.node, path: f.path, file: f.file, sizeBytes: f.sizeBytes, sha256: f.sha256, artifactId: f.artifactId }));
+  await fs.writeFile(path.join(runDir, INPUTS_FILE), JSON.stringify({ upstream: byTask, files: listed }), { mode: 0o644 });
+}
+
+/** Removes a run's directory, its read-only `inputs/` folders included (an agent that is not root could not empty them). */
+export async function removeRunDir(dir: string): Promise<void> {
+  await unsealDirs(path.join(dir, INPUTS_DIR));
+  await fs.rm(dir, { recursive: true, force: true });
+}
+
+async function unsealDirs(dir: string): Promise<void> {
+  try {
+    await fs.chmod(dir, 0o700);
+    for (const entry of await fs.readdir(dir, { withFileTypes: true })) if (entry.isDirectory()) await unsealDirs(path.join(dir, entry.name));
+  } catch {
+    // absent, or not ours: rm says what matters
+  }
 }
 
 export type ResultRead = { kind: "none" } | { kind: "result"; value: unknown } | { kind: "problem"; message: string };
@@ -52,8 +72,12 @@ export async function readResultFile(runDir: string, resultFile: string | null):
   }
 }
 
-/** Total size of the regular files under `dir` (symbolic links are not followed). */
+/** Total size of the regular files under `dir` but its `inputs/` folder (symbolic links are not followed). */
 export async function measureOutputBytes(dir: string): Promise<number> {
+  return measureBytes(dir, path.join(dir, INPUTS_DIR));
+}
+
+async function measureBytes(dir: string, skip: string): Promise<number> {
   let total = 0;
   let entries: import("node:fs").Dirent[];
   try {
@@ -63,7 +87,7 @@ export async function measureOutputBytes(dir: string): Promise<number> {
   }
   for (const entry of entries) {
     const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) total += await measureOutputBytes(full);
+    if (entry.isDirectory()) total += full === skip ? 0 : await measureBytes(full, skip);
     else if (entry.isFile()) total += await fs.lstat(full).then((s) => s.size, () => 0);
   }
   return total;
@@ -77,7 +101,7 @@ export async function measureOutputBytes(dir: string): Promise<number> {
 export async function pruneRunDirs(sandboxDir: string, retentionMs: number, active: ReadonlySet<string>): Promise<number> {
   const cutoffMs = Date.now() - retentionMs;
   let removed = 0;
-  for (const sub of ["runs", "spool"]) removed += await pruneDirsUnder(path.join(sandboxDir, sub), cutoffMs, active);
+  for (const sub of ["runs", "spool", INPUT_CACHE_DIR]) removed += await pruneDirsUnder(path.join(sandboxDir, sub), cutoffMs, active);
   return removed;
 }
 
@@ -95,7 +119,7 @@ async function pruneDirsUnder(root: string, cutoffMs: number, active: ReadonlySe
     try {
       const stat = await fs.stat(dir);
       if (!stat.isDirectory() || stat.mtimeMs > cutoffMs) continue;
-      await fs.rm(dir, { recursive: true, force: true });
+      await removeRunDir(dir);
       removed += 1;
     } catch {
       // gone already, or not removable now: try again next time
@@ -104,11 +128,15 @@ async function pruneDirsUnder(root: string, cutoffMs: number, active: ReadonlySe
   return removed;
 }
 
-/** Gives the run's directory (and what the agent put in it) to the uid the run executes as. */
+/**
+ * Gives the run's directory (and what the agent put in it) to the uid the run executes as, but its
+ * `inputs/` folder: input files stay the agent's, read-only, so the run can read them and not change them.
+ */
 export async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
   await fs.lchown(dir, uid, gid);
   for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
     const full = path.join(dir, entry.name);
+    if (entry.isDirectory() && entry.name === INPUTS_DIR) continue;
     if (entry.isDirectory()) await chownTree(full, uid, gid);
     else await fs.lchown(full, uid, gid);
   }

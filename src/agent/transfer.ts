@@ -13,7 +13,7 @@ import { constants } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { TRANSFER_CHUNK_BYTES, WIRE_VERSION, type ManifestEntry, type RunChunkEvent, type RunRelease, type RunStateEvent } from "../messaging/contracts.js";
-import { toError } from "../shared/index.js";
+import { errorCode, toError } from "../shared/index.js";
 import type { Journal, JournalRecord } from "./journal.js";
 import type { AgentLogger } from "./log.js";
 import type { Outbox } from "./outbox.js";
@@ -49,6 +49,14 @@ interface Job {
   chunks: number[] | null;
   /** Start after the chunks the journal says were confirmed (a restart), rather than from the first (the orchestrator asked). */
   resume: boolean;
+}
+
+/** The file changed or vanished since its manifest listed it: it can never be sent as listed. */
+class OutputGoneError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "OutputGoneError";
+  }
 }
 
 /** The files of a journaled run that may leave the node now, by path. */
@@ -103,20 +111,33 @@ export function createTransfers(settings: TransferSettings, deps: { journal: Jou
       try {
         await send(job);
       } catch (err) {
-        deps.log.error(`run ${job.runId}#${job.attempt}: cannot send output ${job.file.path}: ${toError(err).message}`);
+        if (err instanceof OutputGoneError) await reportGone(job, err.message);
+        else deps.log.error(`run ${job.runId}#${job.attempt}: cannot send output ${job.file.path}: ${toError(err).message}`);
       } finally {
         if (job.resume) queued.delete(keyOf({ ...job, path: job.file.path }));
       }
     }
   }
 
+  /** The file cannot leave any more: the journal settles it (no resume) and the orchestrator hears why. */
+  async function reportGone(job: Job, reason: string): Promise<void> {
+    const { runId, attempt, file } = job;
+    deps.log.warn(`run ${runId}#${attempt}: output ${file.path} cannot be sent: ${reason}`);
+    await deps.journal.append({ event: "transfer-sent", runId, attempt, at: new Date().toISOString(), path: file.path, failed: reason }).catch(() => undefined);
+    void deps.outbox.send({ type: "run.output-lost", v: WIRE_VERSION, nodeId: settings.nodeId, runId, attempt, at: new Date().toISOString(), path: file.path, fileSha256: file.sha256!, reason: reason.slice(0, 1_000) });
+  }
+
   async function send(job: Job): Promise<void> {
     const { runId, attempt, file } = job;
     const runDir = path.join(settings.sandboxDir, "runs", `${runId}-${attempt}`);
-    const handle = await fs.open(path.join(runDir, file.path), constants.O_RDONLY | constants.O_NOFOLLOW);
+    const handle = await fs.open(path.join(runDir, file.path), constants.O_RDONLY | constants.O_NOFOLLOW).catch((err: unknown) => {
+      const code = errorCode(err);
+      if (code === "ENOENT" || code === "ELOOP") throw new OutputGoneError(code === "ENOENT" ? "it was deleted on the node after its manifest listed it" : "it became a symbolic link after its manifest listed it");
+      throw err;
+    });
     try {
       const stat = await handle.stat();
-      if (!stat.isFile() || stat.size !== file.sizeBytes) throw new Error(`it changed since it was listed (${stat.size} bytes, listed with ${file.sizeBytes})`);
+      if (!stat.isFile() || stat.size !== file.sizeBytes) throw new OutputGoneError(`it changed on the node after its manifest listed it (${stat.size} bytes, listed with ${file.sizeBytes})`);
       const count = Math.max(1, Math.ceil(stat.size / chunkBytes));
       const from = job.resume ? Math.min(deps.journal.get(runId, attempt)?.transfers[file.path]?.sentChunks ?? 0, count) : 0;
       const indices = job.chunks ?? Array.from({ length: count - from }, (_, i) => from + i);
@@ -215,7 +236,7 @@ async function readChunk(
   let read = 0;
   while (read < length) {
     const { bytesRead } = await handle.read(buffer, read, length - read, start + read);
-    if (bytesRead === 0) throw new Error(`ended at byte ${start + read}, before the ${at.file.sizeBytes} bytes it was listed with`);
+    if (bytesRead === 0) throw new OutputGoneError(`it ended at byte ${start + read}, before the ${at.file.sizeBytes} bytes it was listed with`);
     read += bytesRead;
   }
   return {

@@ -1,6 +1,6 @@
-import { Arg, Ctx, FieldResolver, ID, Mutation, Resolver, Root } from "type-graphql";
+import { Arg, Ctx, FieldResolver, Float, ID, Mutation, Resolver, Root } from "type-graphql";
 import type { Context } from "../graphql/context.js";
-import { Run } from "../runs/index.js";
+import { Run, Usage } from "../runs/index.js";
 import { ChangeSet } from "../kernel/index.js";
 import { Artifact, ArtifactDecision, ArtifactState } from "./artifact.entity.js";
 import { decideArtifactRelease } from "./artifact.service.js";
@@ -15,6 +15,16 @@ export class RunOutputsResolver {
   @FieldResolver(() => [Artifact], { description: "The run's output files as its node listed them when it ended, with their release state." })
   outputs(@Root() run: Run, @Ctx() ctx: Context): Promise<Artifact[]> {
     return ctx.loaders.artifactsOfRun.load(run.id);
+  }
+}
+
+/** `Usage.releasedBytes`, from the same batched artifacts as `Run.outputs`. */
+@Resolver(() => Usage)
+export class UsageReleasedResolver {
+  @FieldResolver(() => Float, { description: "Bytes of the run's output files that left its node: stored by the orchestrator (AVAILABLE, or since EXPIRED)." })
+  async releasedBytes(@Root() usage: Usage, @Ctx() ctx: Context): Promise<number> {
+    const artifacts = await ctx.loaders.artifactsOfRun.load(usage.runId);
+    return artifacts.filter((a) => a.state === ArtifactState.AVAILABLE || a.state === ArtifactState.EXPIRED).reduce((sum, a) => sum + (a.sizeBytes ?? 0), 0);
   }
 }
 

@@ -9,7 +9,8 @@ import { createHash } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { query } from "../db/sql.js";
 import type { ChangeSet } from "../kernel/index.js";
-import { TRANSFER_CHUNK_BYTES, type RunChunkEvent } from "../messaging/contracts.js";
+import { TRANSFER_CHUNK_BYTES, type RunChunkEvent, type RunOutputLostEvent } from "../messaging/contracts.js";
+import { json } from "../db/sql.js";
 import { enqueueRelease, settleInputWaiters } from "../runs/index.js";
 import { ArtifactState } from "./artifact.entity.js";
 import type { ArtifactStore } from "./artifact-store.js";
@@ -124,6 +125,27 @@ async function completeArtifact(em: EntityManager, store: ArtifactStore, chunk: 
     await askAgain(tx, row, null, changes);
     return false;
   });
+}
+
+/**
+ * Released files their nodes can no longer send (deleted or changed after the manifest): their
+ * artifacts, while still on their way (APPROVED, TRANSFERRING), become FAILED with the node's
+ * reason, and what was staged is dropped. Call with events checked as their nodes' own runs;
+ * returns the runs whose artifacts failed (their dependents are then settled).
+ */
+export async function failLostOutputs(em: EntityManager, store: ArtifactStore, events: readonly RunOutputLostEvent[]): Promise<string[]> {
+  if (events.length === 0) return [];
+  const failed = await query<{ id: string; run_id: string }>(
+    em,
+    `update artifact a set state = 'FAILED', reason = left('the node could not send it: ' || x.reason, 1000)
+     from jsonb_to_recordset(?::jsonb) as x(run_id uuid, attempt int, path text, sha256 text, reason text), run r
+     where a.run_id = x.run_id and a.path = x.path and a.sha256 = x.sha256 and r.id = a.run_id and r.attempt = x.attempt
+       and a.state in ('APPROVED', 'TRANSFERRING')
+     returning a.id, a.run_id`,
+    [json(events.map((e) => ({ run_id: e.runId, attempt: e.attempt, path: e.path, sha256: e.fileSha256, reason: e.reason })))],
+  );
+  for (const row of failed) await store.discardStaged(row.id);
+  return [...new Set(failed.map((row) => row.run_id))];
 }
 
 /**

@@ -4,7 +4,7 @@ import type { GraphQLSchema } from "graphql";
 import { buildSchema } from "type-graphql";
 import { createPubSub, type PubSub } from "../live/pubsub.js";
 import { AccountingResolver } from "../accounting/index.js";
-import { ArtifactResolver, RunOutputsResolver } from "../artifacts/index.js";
+import { ArtifactResolver, RunOutputsResolver, UsageReleasedResolver } from "../artifacts/index.js";
 import { AuthResolver } from "../auth/index.js";
 import { AuditEventResolver } from "../audit/index.js";
 import { DeadLetterResolver } from "../dead-letters/index.js";
@@ -32,6 +32,7 @@ export const resolvers = [
   ProjectResolver,
   AuditEventResolver,
   RunOutputsResolver,
+  UsageReleasedResolver,
   ArtifactResolver,
 ] as const;
 

@@ -13,6 +13,8 @@ import {
   type HeartbeatEvent,
   type NodeEvent,
   type RunLogsEvent,
+  type RunFetchEvent,
+  type RunOutputLostEvent,
   type RunOutputsEvent,
   type RunStateEvent,
 } from "../messaging/contracts.js";
@@ -21,7 +23,7 @@ import { ChangeSet, UnavailableError, type AfterCommit } from "../kernel/index.j
 import { toError } from "../shared/index.js";
 import { dbErrorSummary, isRetryableDbError, isTransientDbError, retryOnDeadlock } from "../db/sql.js";
 import type { Logger } from "../logger.js";
-import { applyNodeDecisions, recordManifests } from "../artifacts/index.js";
+import { applyNodeDecisions, failLostOutputs, recordManifests, type ArtifactStore } from "../artifacts/index.js";
 import { storeLogBatches } from "../logs/index.js";
 import { recordHeartbeats } from "../nodes/index.js";
 import { adoptReportedRuns, applyReportedStates, bareTerminalReport, countUnreportedRuns, forgedRunClaims, settleInputWaiters, type RunClaim } from "../runs/index.js";
@@ -42,6 +44,10 @@ export interface IngestionDeps {
   brokerUserOf(nodeId: string): string;
   /** Sees each committed batch: its size and each event's lag from its `at` (a log batch's first line) to storage, in ms. */
   onBatch?: (batch: { size: number; lagMs: number[] }) => void;
+  /** Sees the committed batch's `run.fetch` requests (checked as their node's own runs): the input server answers them. */
+  onFetches?: (fetches: RunFetchEvent[]) => void;
+  /** Where staged chunks of a file its node reports lost are dropped. */
+  store?: ArtifactStore;
 }
 
 export interface Ingestion {
@@ -119,11 +125,13 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
   async function handle(batch: Parsed[]): Promise<void> {
     let changes = new ChangeSet();
     const forged = new Map<Parsed, string>();
+    const fetches: RunFetchEvent[] = [];
     // Two instances ingesting at once can deadlock on the same runs: the victim runs again here
     // rather than going back to the broker, where every return counts against the delivery limit.
     await retryOnDeadlock(() => deps.orm.em.fork().transactional(async (em) => {
       changes = new ChangeSet();
       forged.clear();
+      fetches.length = 0;
       const claims = new Map(batch.map((item) => [item, claimsOf(item.event)]));
       const forgedClaims = await forgedRunClaims(em, [...claims.values()].flat());
       for (const [item, itemClaims] of claims) {
@@ -134,12 +142,15 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
       const logs: RunLogsEvent[] = [];
       const heartbeats: HeartbeatEvent[] = [];
       const decisions: RunOutputsEvent[] = [];
+      const lost: RunOutputLostEvent[] = [];
       for (const item of batch) {
         if (forged.has(item)) continue;
         const { event } = item;
         if (event.type === "run.state") states.push(event);
         else if (event.type === "run.logs") logs.push(event);
         else if (event.type === "run.outputs") decisions.push(event);
+        else if (event.type === "run.fetch") fetches.push(event);
+        else if (event.type === "run.output-lost") lost.push(event);
         else heartbeats.push(event);
       }
       // Lines first: a run's last lines are stored no later than its terminal state.
@@ -160,8 +171,9 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
       await countUnreportedRuns(em, heartbeats);
       // Last but the dependents it settles: it appends to the audit log, whose lock is held until the commit.
       await applyNodeDecisions(em, decisions);
-      // A file rejected on the node fails the dependents that take it.
-      await settleInputWaiters(em, decisions.map((d) => d.runId), changes);
+      const failedRuns = deps.store ? await failLostOutputs(em, deps.store, lost) : [];
+      // A file rejected on the node, or lost before it was sent, fails the dependents that take it.
+      await settleInputWaiters(em, [...decisions.map((d) => d.runId), ...failedRuns], changes);
     }));
     for (const item of batch) {
       const problem = forged.get(item);
@@ -175,6 +187,7 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
       deps.onBatch({ size: batch.length, lagMs: lagMs.filter((ms) => Number.isFinite(ms)) });
     }
     deps.afterCommit(changes);
+    if (fetches.length > 0) deps.onFetches?.(fetches);
   }
 
   function retry(item: Parsed, err: unknown): void {

@@ -53,18 +53,24 @@ export function nodeQueuePrefix(nodeId: string): string {
   return `fem.node.${nodeId}.`;
 }
 
-export function nodeQueueNames(nodeId: string): { runs: string; control: string } {
+/**
+ * A node's queues: `runs` (dispatches), `control` (cancels, releases, refusals) and `inputs` (chunks
+ * of the files its runs take from upstream tasks, apart so a cancel never waits behind them).
+ */
+export function nodeQueueNames(nodeId: string): { runs: string; control: string; inputs: string } {
   const prefix = nodeQueuePrefix(nodeId);
-  return { runs: `${prefix}runs`, control: `${prefix}control` };
+  return { runs: `${prefix}runs`, control: `${prefix}control`, inputs: `${prefix}inputs` };
 }
 
-export function dispatchRoutingKey(nodeId: string, kind: "run" | "control"): string {
+export type DispatchKind = "run" | "control" | "inputs";
+
+export function dispatchRoutingKey(nodeId: string, kind: DispatchKind): string {
   return `${nodeId}.${kind}`;
 }
 
 /** The node a `fem.dispatch` routing key addresses, or null when the key is not one of ours. */
 export function nodeOfDispatchRoutingKey(routingKey: string): string | null {
-  const match = /^(.+)\.(run|control)$/.exec(routingKey);
+  const match = /^(.+)\.(run|control|inputs)$/.exec(routingKey);
   return match && NODE_ID_PATTERN.test(match[1]) ? match[1] : null;
 }
 
@@ -256,6 +262,35 @@ export const toolDefinitionSchema = z.object({
   outputs: z.array(shortText).max(MAX_OUTPUTS),
 });
 
+/** Most input files one dispatch names. */
+export const MAX_INPUT_FILES = 1_000;
+/** Folder of a run's sandbox that holds its input files, as `inputs/<task>/<node>/<path>`. */
+export const INPUTS_DIR = "inputs";
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
+/** A task key as a path segment: the workflow's key rule, never `.` or `..`. */
+const taskKeySegment = z
+  .string()
+  .regex(/^[A-Za-z0-9._-]{1,100}$/)
+  .refine((key) => key !== "." && key !== "..", "not a usable folder name");
+/** A sandbox-relative path: no empty, `.` or `..` segment, not absolute, no control character or backslash. */
+const relativePath = z
+  .string()
+  .min(1)
+  .max(512)
+  // eslint-disable-next-line no-control-regex
+  .refine((p) => !/[\u0000-\u001f\u007f\\]/.test(p) && !p.startsWith("/") && p.split("/").every((part) => part !== "" && part !== "." && part !== ".."), "not a relative path inside a sandbox");
+
+/** One file a run takes from an upstream task: the artifact, the task and node it came from, its path there, size and sha256. */
+export const runInputFileSchema = z.object({
+  artifactId: uuid,
+  task: taskKeySegment,
+  node: nodeId,
+  path: relativePath,
+  sizeBytes: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  sha256: sha256Hex,
+});
+export type RunInputFile = z.infer<typeof runInputFileSchema>;
+
 export const runDispatchSchema = z.object({
   type: z.literal("run.dispatch"),
   v: z.literal(WIRE_VERSION),
@@ -306,6 +341,13 @@ export const runDispatchSchema = z.object({
    * which drop the field and then fail the signature check, refuse only dispatches that name some.
    */
   datasets: z.array(datasetName).max(MAX_DATASETS).optional(),
+  /**
+   * The released files of upstream tasks the run takes (the task's `inputs`), each with the sha256
+   * the orchestrator stored it with: the agent fetches them in checked chunks and places them
+   * read-only under `inputs/<task>/<node>/<path>` before the run starts. Absent when none, so older
+   * agents (which drop the field and then fail the signature check) refuse only runs that take files.
+   */
+  inputs: z.array(runInputFileSchema).max(MAX_INPUT_FILES).optional(),
   ...signatureFields,
 });
 export type RunDispatch = z.infer<typeof runDispatchSchema>;
@@ -359,10 +401,31 @@ export const runReleaseSchema = z.object({
 });
 export type RunRelease = z.infer<typeof runReleaseSchema>;
 
-/** Sandbox-relative file holding `{ "upstream": { <taskKey>: [{ nodeId, runId, result }] } }`. */
+/**
+ * Sandbox-relative file holding `{ "upstream": { <taskKey>: [{ nodeId, runId, result }] }, "files":
+ * [{ task, node, path, file, sizeBytes, sha256, artifactId }] }`: upstream results and the input files
+ * placed under `inputs/`, each with the checksum the agent verified.
+ */
 export const INPUTS_FILE = "fem-inputs.json";
 
-export const nodeMessageSchema = z.discriminatedUnion("type", [runDispatchSchema, runCancelSchema, runReleaseSchema]);
+/**
+ * The orchestrator cannot deliver an input file a run asked for (expired, gone from its store, no
+ * longer one of the run's inputs): the agent fails the run with `reason` instead of waiting.
+ * Signed like a cancel, since it ends a run; it travels on the control queue.
+ */
+export const runInputRefusedSchema = z.object({
+  type: z.literal("run.input.refused"),
+  v: z.literal(WIRE_VERSION),
+  runId: uuid,
+  attempt,
+  nodeId,
+  artifactId: uuid,
+  reason: z.string().max(1_000),
+  ...signatureFields,
+});
+export type RunInputRefused = z.infer<typeof runInputRefusedSchema>;
+
+export const nodeMessageSchema = z.discriminatedUnion("type", [runDispatchSchema, runCancelSchema, runReleaseSchema, runInputRefusedSchema]);
 export type NodeMessage = z.infer<typeof nodeMessageSchema>;
 
 /** A node message with where it goes: what the outbox stores and the relay publishes. */
@@ -387,6 +450,15 @@ export function runCancelMessage(fields: Omit<RunCancel, "type" | "v">): Outgoin
     exchange: EXCHANGES.dispatch,
     routingKey: dispatchRoutingKey(fields.nodeId, "control"),
     payload: { type: "run.cancel", v: WIRE_VERSION, ...fields },
+  };
+}
+
+/** Builds the `run.input.refused` control message of one run attempt, addressed to its node's control queue. */
+export function runInputRefusedMessage(fields: Omit<RunInputRefused, "type" | "v">): OutgoingNodeMessage<RunInputRefused> {
+  return {
+    exchange: EXCHANGES.dispatch,
+    routingKey: dispatchRoutingKey(fields.nodeId, "control"),
+    payload: { type: "run.input.refused", v: WIRE_VERSION, ...fields },
   };
 }
 
@@ -635,7 +707,78 @@ export const runChunkEventSchema = z.object({
 });
 export type RunChunkEvent = z.infer<typeof runChunkEventSchema>;
 
-export const nodeEventSchema = z.discriminatedUnion("type", [runStateEventSchema, runLogsEventSchema, runOutputsEventSchema, heartbeatEventSchema]);
+/** Most chunks one `run.fetch` asks for: the agent's window of chunks in flight. */
+export const MAX_FETCH_CHUNKS = 64;
+
+/**
+ * An agent asks for chunks of one input file of one of its runs (an artifact its dispatch named):
+ * the orchestrator answers with `run.input.chunk` messages on the node's inputs queue, or with a
+ * signed `run.input.refused`. The agent asks again for what does not arrive, so a lost request or
+ * chunk only costs time.
+ */
+export const runFetchEventSchema = z.object({
+  type: z.literal("run.fetch"),
+  v: z.literal(WIRE_VERSION),
+  nodeId,
+  runId: uuid,
+  attempt,
+  at: isoTime,
+  artifactId: uuid,
+  chunkBytes: z.number().int().positive().max(TRANSFER_CHUNK_BYTES),
+  chunks: z.array(z.number().int().nonnegative().max(MAX_INT32)).min(1).max(MAX_FETCH_CHUNKS),
+});
+export type RunFetchEvent = z.infer<typeof runFetchEventSchema>;
+
+/**
+ * One chunk of an input file, orchestrator → agent on the node's inputs queue: bytes
+ * `[index × chunkBytes, …)` of the artifact, base64, with their sha256 and the file's. Not signed:
+ * the agent checks each chunk, then the whole file against the sha256 of the signed dispatch.
+ */
+export const runInputChunkSchema = z.object({
+  type: z.literal("run.input.chunk"),
+  v: z.literal(WIRE_VERSION),
+  nodeId,
+  runId: uuid,
+  attempt,
+  artifactId: uuid,
+  fileSha256: sha256Hex,
+  index: z.number().int().nonnegative().max(MAX_INT32),
+  chunkBytes: z.number().int().positive().max(TRANSFER_CHUNK_BYTES),
+  sha256: sha256Hex,
+  data: z.string().max(Math.ceil(TRANSFER_CHUNK_BYTES / 3) * 4),
+});
+export type RunInputChunk = z.infer<typeof runInputChunkSchema>;
+
+/** Builds a `run.input.chunk` message, addressed to its node's inputs queue. */
+export function runInputChunkMessage(fields: Omit<RunInputChunk, "type" | "v">): { exchange: string; routingKey: string; payload: RunInputChunk } {
+  return { exchange: EXCHANGES.dispatch, routingKey: dispatchRoutingKey(fields.nodeId, "inputs"), payload: { type: "run.input.chunk", v: WIRE_VERSION, ...fields } };
+}
+
+/**
+ * A released output file cannot be sent: it was deleted or changed on the node after its manifest
+ * listed it. The orchestrator marks the artifact FAILED with `reason` (dependents then fail too).
+ */
+export const runOutputLostEventSchema = z.object({
+  type: z.literal("run.output-lost"),
+  v: z.literal(WIRE_VERSION),
+  nodeId,
+  runId: uuid,
+  attempt,
+  at: isoTime,
+  path: z.string().min(1).max(MAX_ARTIFACT_PATH_CHARS),
+  fileSha256: sha256Hex,
+  reason: z.string().max(MAX_ARTIFACT_REASON_CHARS * 5),
+});
+export type RunOutputLostEvent = z.infer<typeof runOutputLostEventSchema>;
+
+export const nodeEventSchema = z.discriminatedUnion("type", [
+  runStateEventSchema,
+  runLogsEventSchema,
+  runOutputsEventSchema,
+  runFetchEventSchema,
+  runOutputLostEventSchema,
+  heartbeatEventSchema,
+]);
 export type NodeEvent = z.infer<typeof nodeEventSchema>;
 
 /** Everything an agent publishes: node events, and chunks of released files (their own queue). */

@@ -20,7 +20,7 @@ export interface OutgoingMessage {
 export interface DispatchPublisher {
   /** Publishes every message; resolves with whether each was confirmed within `timeoutMs`. */
   publishAll(messages: OutgoingMessage[]): Promise<boolean[]>;
-  /** Declares a node's queues and bindings (idempotent; cached per connection). */
+  /** Declares a node's queues (runs, control, inputs) and bindings (idempotent; cached per connection). */
   ensureNodeQueues(nodeId: string): Promise<void>;
   /**
    * Messages ready in a node's runs queue (passive declare; not those delivered and unacked), 0 when
@@ -147,8 +147,10 @@ export function createDispatchPublisher(options: DispatchPublisherOptions, logge
         const names = nodeQueueNames(nodeId);
         await channel.assertQueue(names.runs, durableQueueOptions);
         await channel.assertQueue(names.control, durableQueueOptions);
+        await channel.assertQueue(names.inputs, durableQueueOptions);
         await channel.bindQueue(names.runs, EXCHANGES.dispatch, dispatchRoutingKey(nodeId, "run"));
         await channel.bindQueue(names.control, EXCHANGES.dispatch, dispatchRoutingKey(nodeId, "control"));
+        await channel.bindQueue(names.inputs, EXCHANGES.dispatch, dispatchRoutingKey(nodeId, "inputs"));
         l.declared.add(nodeId);
       } finally {
         await channel.close().catch(() => undefined);

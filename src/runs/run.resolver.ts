@@ -29,6 +29,7 @@ export class RunResolver {
       peakRssBytes: run.peakRssBytes,
       logBytes: run.logBytes,
       outputBytes: run.outputBytes,
+      runId: run.id,
     };
   }
 

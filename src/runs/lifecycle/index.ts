@@ -10,7 +10,8 @@ export { settleInputWaiters } from "./input-waiters.js";
 export { deriveTaskState, deriveWorkflowState, refreshTasks } from "./progress.js";
 export { applyReportedStates, bareTerminalReport, type TransitionOptions } from "./reports.js";
 export { rerunTasks } from "./rerun.js";
-export { enqueueRelease } from "./node-messages.js";
+export { enqueueInputRefusal, enqueueRelease } from "./node-messages.js";
+export { inputFilesOfRuns, type RunInputFileState } from "./input-files.js";
 export {
   countUnreportedRuns,
   findUnheldDispatches,

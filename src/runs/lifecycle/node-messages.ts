@@ -1,8 +1,9 @@
 /** Writes outgoing node messages into the outbox, in the caller's transaction; built by the wire contract. */
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { runCancelMessage, runDispatchMessage, runReleaseMessage, type OutgoingNodeMessage, type ResourceRequest, type RunRelease } from "../../messaging/contracts.js";
+import { runCancelMessage, runDispatchMessage, runInputRefusedMessage, runReleaseMessage, type OutgoingNodeMessage, type ResourceRequest, type RunRelease } from "../../messaging/contracts.js";
 import { json, query } from "../../db/sql.js";
 import type { ChangeSet } from "../../kernel/index.js";
+import { inputFilesOfRuns } from "./input-files.js";
 import { toolDefinition, toolDigest, type ToolDefinitionSource } from "../../shared/index.js";
 
 interface DispatchRow {
@@ -52,8 +53,10 @@ export async function enqueueDispatch(em: EntityManager, runIds: string[], chang
      order by t.priority desc, r.created_at, r.id`,
     [json(runIds)],
   );
-  const messages = rows.map((r) =>
-    runDispatchMessage({
+  const inputs = await inputFilesOfRuns(em, rows.map((r) => r.id));
+  const messages = rows.map((r) => {
+    const files = (inputs.get(r.id) ?? []).map(({ state: _state, reason: _reason, ...file }) => file);
+    return runDispatchMessage({
       runId: r.id,
       attempt: r.attempt,
       nodeId: r.node_id,
@@ -72,8 +75,10 @@ export async function enqueueDispatch(em: EntityManager, runIds: string[], chang
       ...(Object.keys(r.resources).length > 0 ? { resources: r.resources } : {}),
       // Left out when empty: an older agent drops the field it does not know, and its signature check would then fail.
       ...(r.datasets.length > 0 ? { datasets: r.datasets } : {}),
-    }),
-  );
+      // Left out when empty, like datasets.
+      ...(files.length > 0 ? { inputs: files } : {}),
+    });
+  });
   await insertOutbox(em, messages, changes);
 }
 
@@ -108,6 +113,11 @@ export async function enqueueCancel(
  */
 export async function enqueueRelease(em: EntityManager, releases: Omit<RunRelease, "type" | "v">[], changes: ChangeSet): Promise<void> {
   await insertOutbox(em, releases.map(runReleaseMessage), changes);
+}
+
+/** Queues a signed `run.input.refused` for a run that cannot get one of its input files. */
+export async function enqueueInputRefusal(em: EntityManager, refusal: { runId: string; attempt: number; nodeId: string; artifactId: string; reason: string }, changes: ChangeSet): Promise<void> {
+  await insertOutbox(em, [runInputRefusedMessage({ ...refusal, reason: refusal.reason.slice(0, 1_000) })], changes);
 }
 
 /** Inserts the messages in their order (the relay publishes by outbox id). */
