@@ -1,3 +1,4 @@
+import "reflect-metadata";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { thrownAppError } from "../support/app-error.js";
