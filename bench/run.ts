@@ -50,12 +50,13 @@ if (unknown.length > 0) {
   process.exit(2);
 }
 const chosen = named.length > 0 ? named : Object.keys(SCENARIOS);
-const results: Record<string, ScenarioResult> = {};
+const write = !args.includes("--no-write");
+const docs = fileURLToPath(new URL("../../docs", import.meta.url));
+const machineFacts = write ? await versions() : {};
 let failed = false;
 for (const name of chosen) {
   try {
     const result = await SCENARIOS[name](args);
-    results[name] = result;
     console.log(`\n${result.title}  (load ${result.load.before} → ${result.load.after})`);
     for (const f of result.figures) {
       const base = f.baseline ? `; ${f.baseline.label}: ${f.baseline.value} ${f.unit}; ratio ${(f.value / f.baseline.value).toFixed(2)}` : "";
@@ -63,15 +64,15 @@ for (const name of chosen) {
     }
     for (const b of result.breakdown ?? []) console.log(`    ${b.label}: ${b.ms} ms`);
     for (const n of result.notes) console.log(`  ${n}`);
+    // After each scenario, so that a long run cut short keeps what it measured.
+    if (write) {
+      const report = await mergeReport(`${docs}/benchmarks.json`, { machine: machineFacts, command: `npm run bench${args.length ? ` -- ${args.join(" ")}` : ""}`, results: { [name]: result } });
+      await writeReport(docs, report);
+      console.log(`  wrote docs/benchmarks.md, .svg and .json`);
+    }
   } catch (err) {
     failed = true;
     console.error(`${name} failed: ${(err as Error).stack ?? String(err)}`);
   }
-}
-if (!args.includes("--no-write") && Object.keys(results).length > 0) {
-  const docs = fileURLToPath(new URL("../../docs", import.meta.url));
-  const report = await mergeReport(`${docs}/benchmarks.json`, { machine: await versions(), command: `npm run bench${args.length ? ` -- ${args.join(" ")}` : ""}`, results });
-  await writeReport(docs, report);
-  console.log(`\nwrote docs/benchmarks.md, .svg and .json`);
 }
 process.exit(failed ? 1 : 0);
