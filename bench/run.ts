@@ -33,7 +33,7 @@ async function versions(): Promise<Record<string, string>> {
   const orm = await MikroORM.init({ clientUrl: adminDatabaseUrl(), entities: [], discovery: { warnWhenNoEntities: false } });
   const [pg] = (await orm.em.getConnection().execute(`show server_version`)) as { server_version: string }[];
   await orm.close(true);
-  const overview = (await management("GET", "/api/overview").catch(() => ({}))) as { rabbitmq_version?: string; erlang_version?: string };
+  const overview = (await management("GET", "/overview").catch(() => ({}))) as { rabbitmq_version?: string; erlang_version?: string };
   return {
     nproc: execFileSync("nproc").toString().trim(),
     ...machine(),

@@ -53,7 +53,8 @@ clients.forEach((client, i) => {
           received[i] += lines.length;
         } else received[i] += 1;
         const ended = job.untilWorkflowEnds === true && item?.kind === "WORKFLOW" && TERMINAL.has(item.state ?? "");
-        if (received[i] === job.expected || ended) {
+        // A batch may carry the agent's SYSTEM lines past the expected count.
+        if ((received[i] >= job.expected && received[i] - lines!.length < job.expected) || (lines === undefined && received[i] === job.expected) || ended) {
           finished += 1;
           if (finished === job.count) {
             clearTimeout(timer);
@@ -61,7 +62,7 @@ clients.forEach((client, i) => {
           }
         }
       },
-      error: (err) => problems.push(`subscriber ${i}: ${String((err as Error).message ?? err)}`),
+      error: (err) => problems.push(`subscriber ${i}: ${JSON.stringify(err instanceof Error ? err.message : err).slice(0, 300)}`),
       complete: () => undefined,
     },
   );
