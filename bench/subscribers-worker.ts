@@ -62,7 +62,14 @@ clients.forEach((client, i) => {
           }
         }
       },
-      error: (err) => problems.push(`subscriber ${i}: ${JSON.stringify(err instanceof Error ? err.message : err).slice(0, 300)}`),
+      error: (err) => {
+        problems.push(`subscriber ${i}: ${JSON.stringify(err instanceof Error ? err.message : err).slice(0, 300)}`);
+        // A subscriber that failed gets nothing more: it no longer holds the others' result back.
+        if (++finished === job.count) {
+          clearTimeout(timer);
+          finish();
+        }
+      },
       complete: () => undefined,
     },
   );

@@ -63,6 +63,8 @@ export async function fanoutScenario(args: string[]): Promise<ScenarioResult> {
     FEM_RELAY_POLL_MS: "500",
     FEM_SUBSCRIBER_BUFFER_SIZE: "10000",
     FEM_METRICS_TOKEN: TEST_ADMIN_TOKEN,
+    // Every subscriber signs in as the one bench user: one socket each.
+    FEM_MAX_SOCKETS_PER_USER: String(subscriberCount + 10),
   });
   const url = orchestrator.url;
   let agent: AgentProcess | null = null;

@@ -15,9 +15,9 @@ const PRINTER = `const n = Number(process.argv.at(-1)); const pad = "x".repeat(9
 
 export async function logsScenario(args: string[]): Promise<ScenarioResult> {
   const lines = flag(args, "lines", 200_000);
-  const subscriberCount = flag(args, "subscribers", 10);
+  const subscriberCount = flag(args, "log-subscribers", 10);
   const before = load1();
-  const env = await createTestEnv({ relayPollMs: 500, schedulerPollMs: 500 });
+  const env = await createTestEnv({ relayPollMs: 500, schedulerPollMs: 500, maxSocketsPerUser: subscriberCount + 10 });
   try {
     await env.registerNodes(["bench-g"], 2);
     const tool = await registerNodeScriptTool(env.orchestrator.url, "printer", PRINTER);
