@@ -1,7 +1,9 @@
 /**
  * Turns a run's stdout/stderr bytes and the agent's SYSTEM notes into numbered log lines, recorded
  * (spooled) as soon as they are numbered and sent in `run.logs` batches bounded by size, line count
- * and time.
+ * and time. Batching happens only under load (Nagle-like): when nothing sent earlier is still
+ * unconfirmed, lines go out at once (those of one read together); while a batch is unconfirmed,
+ * lines gather until it is confirmed, the batch is full, or `maxBatchMs` passed.
  */
 import { StringDecoder } from "node:string_decoder";
 import { MAX_LINES_PER_BATCH, MAX_LOG_LINE_CHARS, WIRE_VERSION, type LogLineWire, type LogStreamName, type RunLogsEvent } from "../messaging/contracts.js";
@@ -12,7 +14,7 @@ export interface LogBatcherSettings {
   attempt: number;
   /** A batch is sent once its lines reach this many bytes (approximate JSON size). */
   maxBatchBytes: number;
-  /** A line waits at most this long before its batch is sent. */
+  /** A line waits at most this long before its batch is sent (when earlier batches are unconfirmed). */
   maxBatchMs: number;
 }
 
@@ -42,6 +44,10 @@ export function createLogBatcher(
     /** Called with newly numbered lines before the call that produced them returns, and before they are sent. */
     record?: (lines: readonly LogLineWire[]) => void;
     now?: () => Date;
+    /** Whether every batch sent so far is confirmed; lines wait for `maxBatchMs` when this is absent. */
+    idle?: () => boolean;
+    /** Registers a call for each time `idle` becomes true; returns its remover. */
+    onIdle?: (listener: () => void) => () => void;
   },
 ): LogBatcher {
   const now = deps.now ?? (() => new Date());
@@ -53,8 +59,25 @@ export function createLogBatcher(
   let pendingBytes = 0;
   let nextSeq = 1;
   let sentBytes = 0;
-  let timer: NodeJS.Timeout | null = null;
+  let timer: NodeJS.Timeout | NodeJS.Immediate | null = null;
   let stopped = false;
+  const cancelTimer = () => {
+    if (timer) {
+      clearTimeout(timer as NodeJS.Timeout);
+      clearImmediate(timer as NodeJS.Immediate);
+    }
+    timer = null;
+  };
+  /** Idle: after this turn's reads (they join the batch). Busy: at most `maxBatchMs`, sooner once idle. */
+  const arm = () => {
+    timer = deps.idle?.() ? setImmediate(flush) : setTimeout(flush, settings.maxBatchMs);
+  };
+  const removeIdleListener = deps.onIdle?.(() => {
+    if (pending.length > 0 && !stopped) {
+      cancelTimer();
+      timer = setImmediate(flush);
+    }
+  });
 
   function add(stream: LogStreamName, text: string): void {
     // After the terminal state nothing may follow, so late lines are dropped.
@@ -65,7 +88,7 @@ export function createLogBatcher(
       pendingBytes += Buffer.byteLength(piece) + LINE_OVERHEAD_BYTES;
       if (pendingBytes >= settings.maxBatchBytes || pending.length >= MAX_LINES_PER_BATCH) flush();
     }
-    if (pending.length > 0 && !timer) timer = setTimeout(flush, settings.maxBatchMs);
+    if (pending.length > 0 && !timer) arm();
   }
 
   function take(stream: "STDOUT" | "STDERR", text: string): void {
@@ -86,8 +109,7 @@ export function createLogBatcher(
   }
 
   function flush(): void {
-    if (timer) clearTimeout(timer);
-    timer = null;
+    cancelTimer();
     if (pending.length === 0) return;
     record();
     const lines = pending;
@@ -117,8 +139,8 @@ export function createLogBatcher(
     logBytes: () => sentBytes,
     stop() {
       stopped = true;
-      if (timer) clearTimeout(timer);
-      timer = null;
+      cancelTimer();
+      removeIdleListener?.();
     },
   };
 }

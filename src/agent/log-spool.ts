@@ -197,6 +197,10 @@ export interface LogSink {
   send(event: RunLogsEvent): void;
   /** Resolves once every batch sent so far is in the outbox. */
   handedOver(): Promise<void>;
+  /** True when every batch sent so far is confirmed by the broker (or given up on). */
+  idle(): boolean;
+  /** Calls `listener` each time the sink becomes idle; returns the function that stops it. */
+  onIdle(listener: () => void): () => void;
   /** True while batches waiting for their fsync, or the outbox, hold more than their limit. */
   congested(): boolean;
   whenUncongested(): Promise<void>;
@@ -207,11 +211,18 @@ export function createLogSink(spool: RunSpool, outbox: Outbox): LogSink {
   let backlogBytes = 0;
   let roomWaiters: (() => void)[] = [];
   let chain: Promise<void> = Promise.resolve();
+  let unconfirmed = 0;
+  const idleListeners = new Set<() => void>();
+  const settled = () => {
+    unconfirmed -= 1;
+    if (unconfirmed === 0) for (const listener of [...idleListeners]) listener();
+  };
   return {
     send(event) {
       const bytes = event.lines.reduce((sum, line) => sum + line.text.length + 80, 200);
       const lastSeq = event.lines.at(-1)?.seq ?? 0;
       backlogBytes += bytes;
+      unconfirmed += 1;
       const synced = spool.sync();
       // Chained so that batches reach the outbox in seq order whatever the order of resolution.
       chain = chain
@@ -219,10 +230,18 @@ export function createLogSink(spool: RunSpool, outbox: Outbox): LogSink {
         .then(() => {
           backlogBytes -= bytes;
           if (backlogBytes <= SYNC_BACKLOG_LIMIT_BYTES) roomWaiters = wakeAll(roomWaiters);
-          void outbox.send(event).then((sent) => sent && spool.confirmed(lastSeq));
+          void outbox.send(event).then((sent) => {
+            if (sent) spool.confirmed(lastSeq);
+            settled();
+          });
         });
     },
     handedOver: () => chain,
+    idle: () => unconfirmed === 0,
+    onIdle(listener) {
+      idleListeners.add(listener);
+      return () => idleListeners.delete(listener);
+    },
     congested: () => backlogBytes > SYNC_BACKLOG_LIMIT_BYTES || outbox.congested(),
     async whenUncongested() {
       while (backlogBytes > SYNC_BACKLOG_LIMIT_BYTES) await new Promise<void>((resolve) => roomWaiters.push(resolve));

@@ -93,7 +93,7 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
   const sink = createLogSink(spool, deps.outbox);
   const batcher = createLogBatcher(
     { nodeId: settings.nodeId, runId: ref.runId, attempt: ref.attempt, maxBatchBytes: settings.logBatchBytes, maxBatchMs: settings.logBatchMs },
-    { send: (event) => sink.send(event), record: (lines) => spool.append(lines) },
+    { send: (event) => sink.send(event), record: (lines) => spool.append(lines), idle: () => sink.idle(), onIdle: (listener) => sink.onIdle(listener) },
   );
   let stopReason: StopReason | null = null;
   let started: StartedRun | null = null;

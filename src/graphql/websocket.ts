@@ -24,6 +24,7 @@ import { authorizeOperation, toHttpError } from "./authorization.js";
 import { recordAuthEvent, type createWsAuditor } from "./audit-plugin.js";
 import { createContext, type AppServices, type Context, type Identity } from "./context.js";
 import type { OriginPolicy } from "./origins.js";
+import { createSharedSubscribe, shareKey } from "./shared-subscriptions.js";
 import { armExpiry, CLOSE_UNAUTHORIZED, credentialRefusal, TOKEN_EXPIRED } from "./socket-credentials.js";
 import { CLOSE_TOO_MANY_SOCKETS, createSocketCounter, subscriptionLimitError, tooManySocketsReason } from "./socket-limits.js";
 
@@ -121,6 +122,8 @@ export function attachGraphQLWebSocket(httpServer: http.Server, options: WebSock
   const wsCleanup = useServer<Record<string, unknown>>(
     {
       schema: deps.schema,
+      // One execution per event for all the subscribers of one document as one viewer.
+      subscribe: createSharedSubscribe((args) => shareKey(args, (args.contextValue as Context).viewerOrNull)),
       // The token travels in connection_init; a connection without a valid one is closed (4403).
       onConnect: async (ctx) => {
         if (services.auth === "off") {

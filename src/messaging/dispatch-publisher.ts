@@ -18,8 +18,12 @@ export interface OutgoingMessage {
 }
 
 export interface DispatchPublisher {
-  /** Publishes every message; resolves with whether each was confirmed within `timeoutMs`. */
-  publishAll(messages: OutgoingMessage[]): Promise<boolean[]>;
+  /**
+   * Publishes every message, each as soon as the iterable yields it (so the broker works on the
+   * first ones while later ones are still being built); resolves with whether each was confirmed
+   * within `timeoutMs`.
+   */
+  publishAll(messages: Iterable<OutgoingMessage>): Promise<boolean[]>;
   /** Declares a node's queues (runs, control, inputs) and bindings (idempotent; cached per connection). */
   ensureNodeQueues(nodeId: string): Promise<void>;
   /**
@@ -112,10 +116,10 @@ export function createDispatchPublisher(options: DispatchPublisherOptions, logge
 
   return {
     async publishAll(messages) {
-      if (messages.length === 0) return [];
       const l = await connect();
-      const settled = messages.map(
-        (m) =>
+      const settled: Promise<boolean>[] = [];
+      for (const m of messages) {
+        settled.push(
           new Promise<boolean>((resolve) => {
             try {
               const body = Buffer.from(JSON.stringify(m.payload));
@@ -125,7 +129,9 @@ export function createDispatchPublisher(options: DispatchPublisherOptions, logge
               resolve(false);
             }
           }),
-      );
+        );
+      }
+      if (settled.length === 0) return [];
       const confirmed = Promise.all(settled);
       try {
         return await withTimeout(confirmed, options.publishTimeoutMs, "no confirms in time");
@@ -134,7 +140,7 @@ export function createDispatchPublisher(options: DispatchPublisherOptions, logge
       }
       // No confirm in time: drop the connection (pending callbacks then fail) so a retry, with the
       // same message ids, starts clean. A message the broker did take is a harmless duplicate.
-      logger.warn("broker did not confirm a dispatch batch in time; reconnecting", { messages: messages.length, timeoutMs: options.publishTimeoutMs });
+      logger.warn("broker did not confirm a dispatch batch in time; reconnecting", { messages: settled.length, timeoutMs: options.publishTimeoutMs });
       await abandon(l);
       return confirmed;
     },

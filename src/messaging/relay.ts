@@ -61,8 +61,11 @@ export function createRelay(orm: MikroORM, publisher: Pick<DispatchPublisher, "p
       if (rows.length === 0) return;
       const nodes = new Set(rows.map((r) => nodeOfDispatchRoutingKey(r.routing_key)).filter((n): n is string => n !== null));
       for (const nodeId of nodes) await publisher.ensureNodeQueues(nodeId);
+      // Signed one by one as they are published: the broker confirms the first while later ones are signed.
       const confirmed = await publisher.publishAll(
-        rows.map((r) => ({ exchange: r.exchange, routingKey: r.routing_key, payload: signed(r.payload), messageId: r.message_id })),
+        (function* () {
+          for (const r of rows) yield { exchange: r.exchange, routingKey: r.routing_key, payload: signed(r.payload), messageId: r.message_id };
+        })(),
       );
       const ok = rows.filter((_, i) => confirmed[i]).map((r) => r.id);
       const failed = rows.filter((_, i) => !confirmed[i]);

@@ -28,6 +28,7 @@ import { createRuns, nodeResources, type NewRun } from "../runs/index.js";
 import { buildArgv, parseToolRef, Tool } from "../tools/index.js";
 import { isToolAllowed } from "../shared/index.js";
 import { DATASET_NAME_PATTERN, MAX_DATASETS } from "../messaging/contracts.js";
+import { json, query } from "../db/sql.js";
 import { validateGraph } from "./graph.js";
 import { validateRetryPolicy, type RetryPolicyInput } from "./retry-policy.js";
 import { validateTaskInputs, type TaskInputFilesData } from "./task-inputs.js";
@@ -319,9 +320,8 @@ export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData
   const changes = new ChangeSet();
   try {
     await em.transactional(async (tem) => {
-      // Bulk inserts: no unit-of-work bookkeeping for thousands of new rows.
       await tem.insert(Workflow, workflow);
-      await tem.insertMany(Task, tasks);
+      await insertTasks(tem, tasks);
       await createRuns(tem, runs, changes);
     });
   } catch (err) {
@@ -334,6 +334,37 @@ export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData
   }
   changes.workflows.set(workflow.id, { id: workflow.id, state: workflow.state });
   return { workflow, created: true, changes };
+}
+
+/** Inserts the tasks in one statement whatever their number: the rows travel as one JSON parameter. */
+async function insertTasks(em: EntityManager, tasks: Task[]): Promise<void> {
+  const rows = tasks.map((t) => ({
+    id: t.id,
+    workflow_id: t.workflowId,
+    key: t.key,
+    tool_id: t.toolId,
+    params: t.params,
+    node_params: t.nodeParams,
+    node_ids: t.nodeIds,
+    datasets: t.datasets,
+    inputs: t.inputs,
+    depends_on_ids: t.dependsOnIds,
+    priority: t.priority,
+    timeout_seconds: t.timeoutSeconds,
+    resources: t.resources,
+    retry: t.retry,
+    min_succeeded: t.minSucceeded,
+    state: t.state,
+    created_at: t.createdAt.toISOString(),
+  }));
+  await query(
+    em,
+    `insert into task (id, workflow_id, key, tool_id, params, node_params, node_ids, datasets, inputs, depends_on_ids, priority, timeout_seconds, resources, retry, min_succeeded, state, created_at)
+     select x.id, x.workflow_id, x.key, x.tool_id, x.params, x.node_params, x.node_ids, x.datasets, x.inputs, x.depends_on_ids, x.priority, x.timeout_seconds, x.resources, x.retry, x.min_succeeded, x.state, x.created_at
+     from jsonb_to_recordset(?::jsonb) as x(id uuid, workflow_id uuid, key text, tool_id uuid, params jsonb, node_params jsonb, node_ids jsonb, datasets jsonb, inputs jsonb,
+       depends_on_ids jsonb, priority int, timeout_seconds int, resources jsonb, retry jsonb, min_succeeded int, state text, created_at timestamptz)`,
+    [json(rows)],
+  );
 }
 
 async function findByIdempotencyKey(em: EntityManager, submittedBy: string, key: string | null, hash: string): Promise<Workflow | null> {
