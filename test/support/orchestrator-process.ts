@@ -16,7 +16,8 @@ export interface OrchestratorProcess {
   kill9(): Promise<void>;
 }
 
-export async function spawnOrchestrator(env: Record<string, string>): Promise<OrchestratorProcess> {
+/** Starts one; `startTimeoutMs` bounds the wait for it to listen (migrations of a new database included). */
+export async function spawnOrchestrator(env: Record<string, string>, startTimeoutMs = 30_000): Promise<OrchestratorProcess> {
   const child = spawn(process.execPath, [MAIN], {
     env: { PATH: process.env.PATH ?? "", PORT: "0", LOG_LEVEL: process.env.TEST_ORCHESTRATOR_LOG_LEVEL ?? "warn", FEM_RELAY_POLL_MS: "100", FEM_HEARTBEAT_INTERVAL_MS: "500", FEM_BOOTSTRAP_ADMIN_TOKEN: TEST_ADMIN_TOKEN, ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -30,7 +31,7 @@ export async function spawnOrchestrator(env: Record<string, string>): Promise<Or
       if (child.exitCode !== null) throw new Error(`orchestrator exited: ${output}`);
       return /listening on (\S+)/.exec(output)?.[1];
     },
-    30_000,
+    startTimeoutMs,
     "the orchestrator to listen",
   ).catch((err: unknown) => {
     child.kill("SIGKILL");
