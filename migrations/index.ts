@@ -17,6 +17,7 @@ import { Migration20261201100000 } from "./Migration20261201100000_resources.js"
 import { Migration20261201101000 } from "./Migration20261201101000_artifacts.js";
 import { Migration20261201120000 } from "./Migration20261201120000_artifact_transfer.js";
 import { Migration20261201130000 } from "./Migration20261201130000_task_inputs.js";
+import { Migration20261202150000 } from "./Migration20261202150000_node_removed_at.js";
 
 export const migrationsList: MigrationObject[] = [
   { name: "Migration20261128181629", class: Migration20261128181629 },
@@ -36,4 +37,5 @@ export const migrationsList: MigrationObject[] = [
   { name: "Migration20261201101000_artifacts", class: Migration20261201101000 },
   { name: "Migration20261201120000_artifact_transfer", class: Migration20261201120000 },
   { name: "Migration20261201130000_task_inputs", class: Migration20261201130000 },
+  { name: "Migration20261202150000_node_removed_at", class: Migration20261202150000 },
 ];

@@ -31,6 +31,7 @@ import { createBroker, type Broker } from "./messaging/broker.js";
 import { createBrokerUsers } from "./messaging/broker-users.js";
 import { createDispatchPublisher } from "./messaging/dispatch-publisher.js";
 import { query } from "./db/sql.js";
+import { orchestratorConnectionName } from "./messaging/topology.js";
 import { createOutboxPruner, createRelay, markUnsent, type Relay } from "./messaging/relay.js";
 import { signNodeMessage, type RunInputChunk } from "./messaging/contracts.js";
 import { loadOrCreateSigningKey } from "./messaging/signing-key.js";
@@ -56,7 +57,7 @@ export interface Orchestrator {
 }
 
 async function connectBroker(config: OrchestratorConfig, tls: AmqpTls, logger: Logger): Promise<Broker> {
-  const options = { amqpUrl: config.amqpUrl, amqpFailoverUrls: config.amqpFailoverUrls, tls, instanceId: config.instanceId, ingestPrefetch: config.ingestPrefetch };
+  const options = { amqpUrl: config.amqpUrl, amqpFailoverUrls: config.amqpFailoverUrls, tls, instanceId: config.instanceId, ingestPrefetch: config.ingestPrefetch, heartbeatSeconds: config.amqpHeartbeatSeconds };
   try {
     return await withTimeout(createBroker(options, logger), 15_000, "connecting to RabbitMQ timed out");
   } catch (err) {
@@ -94,7 +95,12 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
   try {
     // Read first, so that a missing or unusable file is the one line a failed start prints.
     const amqpTls = await readAmqpTls(config.amqpTls);
-    const orm = await connectDatabase({ databaseUrl: config.databaseUrl, onQuery: hooks.onQuery });
+    const orm = await connectDatabase({
+      databaseUrl: config.databaseUrl,
+      poolSize: config.databasePoolSize,
+      idleInTransactionTimeoutMs: config.idleInTransactionTimeoutMs,
+      onQuery: hooks.onQuery,
+    });
     onStop("database", () => orm.close(true));
     if (config.migrateOnStart) {
       const applied = await migrate(orm);
@@ -141,6 +147,9 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
         amqpFailoverUrls: config.amqpFailoverUrls,
         tls: amqpTls,
         publishTimeoutMs: config.publishTimeoutMs,
+        heartbeatSeconds: config.amqpHeartbeatSeconds,
+        connectionName: orchestratorConnectionName(config.instanceId),
+        controlQueueType: config.nodeControlQueueType,
         onReturned: (messageId) => {
           markUnsent(orm, messageId)
             .then(() => relay?.wake())
@@ -271,6 +280,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
         authenticator,
         auth: config.auth,
         declareNodeQueues: (nodeId) => publisher.ensureNodeQueues(nodeId),
+        removeNodeQueues: (nodeId) => publisher.deleteNodeQueues(nodeId),
         brokerUsers,
         subscriberBufferSize: config.subscriberBufferSize,
         recordMutation,

@@ -61,8 +61,24 @@ export interface OrchestratorConfig {
   relayBatchSize: number;
   /** Broker publish confirm timeout. @default 10_000 // 10 seconds */
   publishTimeoutMs: number;
-  /** Node events consumed at once (prefetch). @default 200 */
+  /** Node events consumed at once (prefetch): what a frozen instance can hold until the broker drops it. @default 200 */
   ingestPrefetch: number;
+  /**
+   * AMQP heartbeat timeout asked of RabbitMQ: an instance that stops answering (a long pause, a
+   * frozen VM) loses its connection, and the broker hands its unacked node events to the other
+   * instances, within about this long plus one interval. 0 turns heartbeats off. @default 5
+   */
+  amqpHeartbeatSeconds: number;
+  /** PostgreSQL connections of this instance's pool. @default 10 */
+  databasePoolSize: number;
+  /**
+   * PostgreSQL ends a session of this instance left idle inside a transaction this long (it froze
+   * or lost its way), releasing its row and advisory locks (scheduler, relay, audit) for the other
+   * instances. Above FEM_PUBLISH_TIMEOUT_MS: the relay waits for confirms inside its transaction. @default 20_000
+   */
+  idleInTransactionTimeoutMs: number;
+  /** Queue type of each node's control queue (cancels, releases); its runs queue is always quorum (docs/scaling.md). @default quorum */
+  nodeControlQueueType: "quorum" | "classic";
   /** Events that may stay unread by one subscriber for 5 s (50× that at any moment) before it is cut off. @default 1_000 */
   subscriberBufferSize: number;
   /** Bound on graceful shutdown before forcing exit. @default 15_000 */
@@ -175,6 +191,10 @@ const schema = z.object({
   FEM_RELAY_BATCH_SIZE: int(1).max(10_000).default(500),
   FEM_PUBLISH_TIMEOUT_MS: int(100).default(10_000),
   FEM_INGEST_PREFETCH: int(1).max(10_000).default(200),
+  FEM_AMQP_HEARTBEAT_SECONDS: int(0).max(600).default(5),
+  FEM_DB_POOL_SIZE: int(1).max(1_000).default(10),
+  FEM_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: int(0).default(20_000),
+  FEM_NODE_CONTROL_QUEUE_TYPE: z.enum(["quorum", "classic"]).default("quorum"),
   FEM_SUBSCRIBER_BUFFER_SIZE: int(10).default(1_000),
   FEM_SHUTDOWN_TIMEOUT_MS: int(100).default(15_000),
   FEM_MAX_RESULT_BYTES: int(1).default(65_536),
@@ -276,6 +296,10 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
       unreportedRunGraceMs: e.FEM_UNREPORTED_RUN_GRACE_MS,
       publishTimeoutMs: e.FEM_PUBLISH_TIMEOUT_MS,
       ingestPrefetch: e.FEM_INGEST_PREFETCH,
+      amqpHeartbeatSeconds: e.FEM_AMQP_HEARTBEAT_SECONDS,
+      databasePoolSize: e.FEM_DB_POOL_SIZE,
+      idleInTransactionTimeoutMs: e.FEM_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+      nodeControlQueueType: e.FEM_NODE_CONTROL_QUEUE_TYPE,
       subscriberBufferSize: e.FEM_SUBSCRIBER_BUFFER_SIZE,
       shutdownTimeoutMs: e.FEM_SHUTDOWN_TIMEOUT_MS,
       maxResultBytes: e.FEM_MAX_RESULT_BYTES,

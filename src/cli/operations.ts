@@ -6,6 +6,7 @@ const NODE_FIELDS = `id name labels adminState connectivity capacity activeRuns 
 export const NODES = `query($first: Int, $after: String) { nodes(first: $first, after: $after) { nodes { ${NODE_FIELDS} } pageInfo { hasNextPage endCursor } } }`;
 export const NODE_UPDATED = `subscription { nodeUpdated { ${NODE_FIELDS} } }`;
 export const REGISTER_NODE = `mutation($input: RegisterNodeInput!) { registerNode(input: $input) { node { ${NODE_FIELDS} } credential } }`;
+export const REMOVE_NODE = `mutation($id: ID!) { removeNode(id: $id) { id removedAt } }`;
 export const SET_NODE_ADMIN_STATE = `mutation($id: ID!, $state: NodeAdminState!) { setNodeAdminState(id: $id, state: $state) { ${NODE_FIELDS} } }`;
 
 export interface NodeView {

@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { accounting } from "./commands/accounting.js";
 import { logs } from "./commands/logs.js";
 import { downloadOutputs, listOutputs } from "./commands/outputs.js";
-import { listNodes, registerNode, setAdminState } from "./commands/nodes.js";
+import { listNodes, registerNode, removeNode, setAdminState } from "./commands/nodes.js";
 import { login, logout } from "./commands/session.js";
 import { listTools, registerTool } from "./commands/tools.js";
 import { cancel, retry, status, submit } from "./commands/workflows.js";
@@ -57,7 +57,7 @@ export function buildProgram(ctx: CommandContext, version: string): Command {
     .option("--json", JSON_HELP)
     .action((options: { watch?: boolean; json?: boolean }) => listNodes(ctx, options));
 
-  const node = program.command("node").description("register a node, or change its admin state");
+  const node = program.command("node").description("register a node, change its admin state, or remove it");
   node
     .command("register <id>")
     .description("register a node; prints its credential once, with the agent's start command")
@@ -77,6 +77,11 @@ export function buildProgram(ctx: CommandContext, version: string): Command {
       .option("--json", JSON_HELP)
       .action((id: string, options: { json?: boolean }) => setAdminState(ctx, action, id, options));
   }
+  node
+    .command("remove <id>")
+    .description("remove a DISABLED node whose runs have all ended: deletes its broker user and queues, keeps its history")
+    .option("--json", JSON_HELP)
+    .action((id: string, options: { json?: boolean }) => removeNode(ctx, id, options));
 
   const tools = program.command("tools").description("register and list tools");
   tools

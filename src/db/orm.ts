@@ -10,6 +10,8 @@ export interface OrmOptions {
   databaseUrl: string;
   /** Connection pool size. @default 10 */
   poolSize?: number;
+  /** PostgreSQL ends a session idle inside a transaction this long, releasing its locks; 0 never. @default 0 */
+  idleInTransactionTimeoutMs?: number;
   /** Called with every SQL statement (used by tests that count statements). */
   onQuery?: (sql: string) => void;
 }
@@ -21,7 +23,10 @@ export function ormOptions(options: OrmOptions): Options {
     extensions: [Migrator],
     pool: { min: 0, max: options.poolSize ?? 10 },
     // Fail fast while PostgreSQL is away (clients get UNAVAILABLE) instead of waiting a minute.
-    driverOptions: { acquireConnectionTimeout: 5_000, connection: { connectionTimeoutMillis: 5_000 } },
+    driverOptions: {
+      acquireConnectionTimeout: 5_000,
+      connection: { connectionTimeoutMillis: 5_000, idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs ?? 0 },
+    },
     discovery: { disableDynamicFileAccess: true },
     allowGlobalContext: false,
     debug: options.onQuery ? ["query"] : false,

@@ -42,6 +42,7 @@ export const RULES: Readonly<Record<string, Rule>> = {
   "Mutation.rotateNodeCredential": "signedIn",
   "Mutation.grantNodeOperator": "admin",
   "Mutation.revokeNodeOperator": "admin",
+  "Mutation.removeNode": "admin",
   "Mutation.registerTool": "admin",
   // Outputs: an operator of the artifact's node, or ADMIN, unless the node decides locally (checked by the service).
   "Mutation.decideArtifactRelease": "signedIn",

@@ -21,6 +21,8 @@ export interface AppServices {
   afterCommit: AfterCommit;
   /** Registers a node's queues on the broker right away (best effort). */
   declareNodeQueues(nodeId: string): Promise<void>;
+  /** Deletes a removed node's queues, one by one, each within a bounded wait. */
+  removeNodeQueues(nodeId: string): Promise<void>;
   /** Each node's own broker user. */
   brokerUsers: NodeBrokerAccess;
   subscriberBufferSize: number;

@@ -115,6 +115,17 @@ export const durableQueueOptions = {
   },
 } as const;
 
+/**
+ * Options of a node's control queue (cancels, releases). `classic`: a durable classic queue, a
+ * fraction of a quorum queue's memory, not replicated and without a delivery limit; acceptable
+ * because the orchestrator sends a lost cancel or release again when the node next reports the run
+ * (docs/scaling.md).
+ */
+export function nodeControlQueueOptions(type: "quorum" | "classic"): { durable: true; arguments: Record<string, unknown> } {
+  if (type === "quorum") return durableQueueOptions as unknown as { durable: true; arguments: Record<string, unknown> };
+  return { durable: true, arguments: { "x-queue-type": "classic", "x-dead-letter-exchange": EXCHANGES.deadLetter } };
+}
+
 export const NODE_ID_PATTERN = /^[a-z0-9][a-z0-9-]{1,62}$/;
 
 /** Launchers a dispatch may name; which of them a node offers is the node's own setting. */

@@ -6,7 +6,7 @@
  * connection. The connection is opened lazily and again after a failure; every wait is bounded.
  */
 import amqp, { type ChannelModel, type ConfirmChannel } from "amqplib";
-import { dispatchRoutingKey, durableQueueOptions, EXCHANGES, nodeQueueNames } from "./contracts.js";
+import { dispatchRoutingKey, durableQueueOptions, EXCHANGES, nodeControlQueueOptions, nodeQueueNames } from "./contracts.js";
 import { amqpSocketOptions, amqpUrlsOf, maskUrl, TimeoutError, toError, withTimeout, type AmqpTls } from "../shared/index.js";
 import type { Logger } from "../logger.js";
 
@@ -31,6 +31,12 @@ export interface DispatchPublisher {
    * the queue does not exist (it is then declared again before the next publish to the node).
    */
   runsQueueDepth(nodeId: string): Promise<number>;
+  /**
+   * Deletes a node's queues (whatever they hold), one at a time, each within `publishTimeoutMs`, and
+   * forgets that they were declared. A queue already gone is fine. Never a vhost deletion: deleting
+   * many quorum queues at once wedged RabbitMQ 3.10 for tens of minutes (docs/scaling.md).
+   */
+  deleteNodeQueues(nodeId: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -42,6 +48,12 @@ export interface DispatchPublisherOptions {
   tls: AmqpTls;
   /** Longest wait for a batch's confirms. */
   publishTimeoutMs: number;
+  /** AMQP heartbeat timeout asked of the broker; 0 turns it off. @default 0 (the broker's) */
+  heartbeatSeconds?: number;
+  /** AMQP `connection_name` of the publisher's connection. @default none */
+  connectionName?: string;
+  /** Type of each node's control queue; its runs queue is always quorum. @default "quorum" */
+  controlQueueType?: "quorum" | "classic";
   /** A confirmed message came back unroutable: its node's queue is gone. */
   onReturned: (messageId: string) => void;
 }
@@ -66,7 +78,12 @@ export function createDispatchPublisher(options: DispatchPublisherOptions, logge
       const index = (preferred + i) % urls.length;
       const url = urls[index]!;
       try {
-        const connection = await amqp.connect(url, { noDelay: true, timeout: 10_000, ...amqpSocketOptions(url, options.tls) });
+        const connection = await amqp.connect(withHeartbeat(url, options.heartbeatSeconds), {
+          noDelay: true,
+          timeout: 10_000,
+          ...(options.connectionName ? { clientProperties: { connection_name: options.connectionName } } : {}),
+          ...amqpSocketOptions(url, options.tls),
+        });
         if (index !== preferred) logger.info("dispatch connection moved to another broker node", { url: maskUrl(url) });
         preferred = index;
         return connection;
@@ -99,6 +116,26 @@ export function createDispatchPublisher(options: DispatchPublisherOptions, logge
     return opened;
   }
   let current: Link | null = null;
+  const controlQueueOptions = nodeControlQueueOptions(options.controlQueueType ?? "quorum");
+  let typeWarned = false;
+
+  /**
+   * Declares a queue; one that exists with other arguments (a control queue declared before the
+   * queue type setting changed) is kept as it is: it works the same, only its cost differs.
+   */
+  async function declareOnce(l: Link, queue: string, queueOptions: typeof durableQueueOptions | ReturnType<typeof nodeControlQueueOptions>): Promise<void> {
+    const channel = await l.connection.createChannel();
+    channel.on("error", () => undefined);
+    try {
+      await channel.assertQueue(queue, queueOptions);
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 406) throw err;
+      if (!typeWarned) logger.warn("a node queue exists with other arguments (queue type); keeping it as it is", { queue, error: toError(err).message });
+      typeWarned = true;
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
+  }
 
   function connect(): Promise<Link> {
     if (stopped) return Promise.reject(new Error("the dispatch publisher is stopped"));
@@ -148,12 +185,12 @@ export function createDispatchPublisher(options: DispatchPublisherOptions, logge
     async ensureNodeQueues(nodeId) {
       const l = await connect();
       if (l.declared.has(nodeId)) return;
+      const names = nodeQueueNames(nodeId);
+      await declareOnce(l, names.runs, durableQueueOptions);
+      await declareOnce(l, names.control, controlQueueOptions);
+      await declareOnce(l, names.inputs, durableQueueOptions);
       const channel = await l.connection.createChannel();
       try {
-        const names = nodeQueueNames(nodeId);
-        await channel.assertQueue(names.runs, durableQueueOptions);
-        await channel.assertQueue(names.control, durableQueueOptions);
-        await channel.assertQueue(names.inputs, durableQueueOptions);
         await channel.bindQueue(names.runs, EXCHANGES.dispatch, dispatchRoutingKey(nodeId, "run"));
         await channel.bindQueue(names.control, EXCHANGES.dispatch, dispatchRoutingKey(nodeId, "control"));
         await channel.bindQueue(names.inputs, EXCHANGES.dispatch, dispatchRoutingKey(nodeId, "inputs"));
@@ -180,6 +217,24 @@ export function createDispatchPublisher(options: DispatchPublisherOptions, logge
       }
     },
 
+    async deleteNodeQueues(nodeId) {
+      const l = await connect();
+      l.declared.delete(nodeId);
+      for (const queue of Object.values(nodeQueueNames(nodeId))) {
+        const channel = await l.connection.createChannel();
+        channel.on("error", () => undefined);
+        try {
+          await withTimeout(channel.deleteQueue(queue), options.publishTimeoutMs, `RabbitMQ did not delete queue ${queue} in time`);
+        } catch (err) {
+          // A missing queue closes the channel with 404: nothing left to delete.
+          if ((err as { code?: unknown }).code !== 404) throw err;
+        } finally {
+          await channel.close().catch(() => undefined);
+        }
+      }
+      l.declared.delete(nodeId);
+    },
+
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -188,4 +243,12 @@ export function createDispatchPublisher(options: DispatchPublisherOptions, logge
       if (l) await l.connection.close().catch(() => undefined);
     },
   };
+}
+
+/** `url` asking the broker for a heartbeat timeout of `seconds`, unless the URL already says one. */
+export function withHeartbeat(url: string, seconds: number | undefined): string {
+  if (seconds === undefined) return url;
+  const parsed = new URL(url);
+  if (!parsed.searchParams.has("heartbeat")) parsed.searchParams.set("heartbeat", String(seconds));
+  return parsed.toString();
 }

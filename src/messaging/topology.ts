@@ -13,10 +13,17 @@ export interface TopologyOptions {
   ingestPrefetch: number;
   /** Chunks of output files handled at once (each up to ~350 KB in memory). @default 16 */
   chunkPrefetch?: number;
+  /** AMQP heartbeat timeout asked of the broker; 0 turns it off. @default 10 (rascal's) */
+  heartbeatSeconds?: number;
 }
 
 export function liveQueueName(instanceId: string): string {
   return `fem.orchestrator.live.${instanceId}`;
+}
+
+/** The AMQP `connection_name` of every connection of an orchestrator instance. */
+export function orchestratorConnectionName(instanceId: string): string {
+  return `fem-orchestrator ${instanceId}`;
 }
 
 export const PUBLICATIONS = { live: "live", deadLetter: "dead-letter" } as const;
@@ -38,7 +45,9 @@ export function orchestratorTopology(options: TopologyOptions): Record<string, u
         connectionStrategy: "fixed",
         connections: amqpUrlsOf(options).map((url) => ({
           url,
-          socketOptions: { noDelay: true, timeout: 10_000, ...amqpSocketOptions(url, options.tls) },
+          options: { heartbeat: options.heartbeatSeconds ?? 10 },
+          // The connection's name (management UI, rabbitmqctl) tells which instance holds it.
+          socketOptions: { noDelay: true, timeout: 10_000, clientProperties: { connection_name: orchestratorConnectionName(options.instanceId) }, ...amqpSocketOptions(url, options.tls) },
         })),
         publicationChannelPools: { confirmPool: { max: 50 } },
         exchanges: {

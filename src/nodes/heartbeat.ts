@@ -20,11 +20,11 @@ export async function recordHeartbeats(em: EntityManager, heartbeats: HeartbeatE
     `update node n set last_heartbeat_at = now(), health = x.health, reported_launchers = x.launchers, datasets = x.datasets,
        connectivity = 'ONLINE', updated_at = now()
      from jsonb_to_recordset(?::jsonb) as x(id text, at timestamptz, health jsonb, launchers jsonb, datasets jsonb)
-     where n.id = x.id returning n.*`,
+     where n.id = x.id and n.removed_at is null returning n.*`,
     [json(rows)],
   );
   const known = new Set(updated.map((r) => r.id as string));
-  for (const id of newest.keys()) if (!known.has(id)) logger.warn("heartbeat from an unregistered node ignored", { nodeId: id });
+  for (const id of newest.keys()) if (!known.has(id)) logger.warn("heartbeat from an unregistered or removed node ignored", { nodeId: id });
   for (const row of updated) changes.nodes.set(row.id as string, nodeRowToSnapshot(row));
 }
 

@@ -6,3 +6,4 @@ export { getNode, listNodes, registerNode, rotateNodeCredential, setNodeAdminSta
 export { createNodeSweeper, type SweeperOptions } from "./sweeper.js";
 export { NodeOperator } from "./node-operator.entity.js";
 export { grantNodeOperator, revokeNodeOperator } from "./node.service.js";
+export { removeNode, type NodeRemovalBroker } from "./node-removal.js";

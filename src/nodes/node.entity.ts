@@ -112,6 +112,10 @@ export class Node {
   @Property({ type: "text", hidden: true })
   credentialHash!: string;
 
+  @Property({ type: "datetime", nullable: true })
+  @Field(() => Date, { nullable: true, description: "When an administrator removed the node (removeNode); its runs and accounting stay. Null while registered." })
+  removedAt: Date | null = null;
+
   @Property({ type: "datetime" })
   @Field(() => Date)
   createdAt: Date = new Date();

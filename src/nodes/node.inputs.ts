@@ -24,6 +24,7 @@ export class NodeFilter {
   @Field(() => NodeAdminState, { nullable: true }) adminState?: NodeAdminState | null;
   @Field(() => Connectivity, { nullable: true }) connectivity?: Connectivity | null;
   @Field(() => GraphQLJSONObject, { nullable: true, description: "Nodes carrying all of these labels." }) labels?: Record<string, unknown> | null;
+  @Field(() => Boolean, { nullable: true, description: "Also list removed nodes (removedAt set). Default false." }) includeRemoved?: boolean | null;
 }
 
 @ObjectType()

@@ -9,6 +9,7 @@ import { Node, NodeAdminState } from "./node.entity.js";
 import { NodeConnection, NodeFilter, NodeRegistration, RegisterNodeInput } from "./node.inputs.js";
 import { getNode, grantNodeOperator, listNodes, registerNode, revokeNodeOperator, rotateNodeCredential, setNodeAdminState, validateNodeId, visibleNodeIds } from "./node.service.js";
 import { nodeSnapshot } from "./heartbeat.js";
+import { removeNode } from "./node-removal.js";
 
 @Resolver(() => Node)
 export class NodeResolver {
@@ -72,6 +73,18 @@ export class NodeResolver {
   })
   async setNodeAdminState(@Arg("id", () => ID) id: string, @Arg("state", () => NodeAdminState) state: NodeAdminState, @Ctx() ctx: Context): Promise<Node> {
     const { node, changes } = await setNodeAdminState(ctx.orm.em.fork(), ctx.viewer(), id, state, ctx.brokerUsers);
+    ctx.afterCommit(changes);
+    return node;
+  }
+
+  @Mutation(() => Node, {
+    description:
+      "Removes a node for good (ADMIN): deletes its broker user and queues, takes it out of its projects and hides it from nodes (unless filter.includeRemoved); its runs and accounting stay. CONFLICT while it is ACTIVE or has runs not finished: set it DISABLED and let them end first. Registering the id again brings it back.",
+  })
+  async removeNode(@Arg("id", () => ID) id: string, @Ctx() ctx: Context): Promise<Node> {
+    validateNodeId("id", id);
+    const broker = { remove: (nodeId: string) => ctx.brokerUsers.remove(nodeId), removeQueues: (nodeId: string) => ctx.removeNodeQueues(nodeId) };
+    const { node, changes } = await removeNode(ctx.orm.em.fork(), ctx.viewer(), id, broker);
     ctx.afterCommit(changes);
     return node;
   }

@@ -19,7 +19,7 @@ import {
   type Viewer,
 } from "../kernel/index.js";
 import { nodeIdsOfProjects } from "../projects/index.js";
-import { query } from "../db/sql.js";
+import { json, query } from "../db/sql.js";
 import { loseRunsOfNode } from "../runs/index.js";
 import { Connectivity, Node, NodeAdminState } from "./node.entity.js";
 import { nodeRowToSnapshot } from "./heartbeat.js";
@@ -42,6 +42,8 @@ export interface NodeBrokerAccess {
   provision(nodeId: string, password: string, active: boolean): Promise<void>;
   revoke(nodeId: string): Promise<void>;
   restore(nodeId: string): Promise<void>;
+  /** Deletes the node's user (when the node is removed). */
+  remove(nodeId: string): Promise<void>;
 }
 
 export interface NodeFilter {
@@ -49,6 +51,8 @@ export interface NodeFilter {
   connectivity?: Connectivity | null;
   /** Every label given must match. */
   labels?: Record<string, unknown> | null;
+  /** Also list removed nodes. @default false */
+  includeRemoved?: boolean | null;
 }
 
 const TOOL_REF = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}(@[A-Za-z0-9][A-Za-z0-9._+-]{0,49})?$/;
@@ -110,17 +114,38 @@ export async function registerNode(em: EntityManager, data: RegisterNodeData, br
   node.registeredResources = validateResources("resources", data.resources);
   const { credential, hash } = newCredential();
   node.credentialHash = hash;
+  let registered = node;
   try {
-    await em.transactional(async (tem) => {
-      tem.persist(node);
-      await tem.flush();
+    registered = await em.transactional(async (tem) => {
+      const [previous] = await query<{ removed_at: Date | null }>(tem, `select removed_at from node where id = ? for update`, [node.id]);
+      if (previous && !previous.removed_at) throw new ConflictError(`node ${JSON.stringify(data.id)} is already registered`, { id: data.id });
+      if (previous) await reviveRemovedNode(tem, node);
+      else {
+        tem.persist(node);
+        await tem.flush();
+      }
       await broker.provision(node.id, credential, true);
+      return previous ? tem.findOneOrFail(Node, { id: node.id }, { refresh: true }) : node;
     });
   } catch (err) {
     if (err instanceof UniqueConstraintViolationException) throw new ConflictError(`node ${JSON.stringify(data.id)} is already registered`, { id: data.id });
     throw err;
   }
-  return { node, credential };
+  return { node: registered, credential };
+}
+
+/**
+ * A removed node registered again takes its old row back, reset as a new registration would set it,
+ * so its past runs and accounting stay under the same id.
+ */
+async function reviveRemovedNode(em: EntityManager, node: Node): Promise<void> {
+  await query(
+    em,
+    `update node set name = ?, labels = ?, capacity = ?, registered_resources = ?, launchers = ?, reported_launchers = '[]', datasets = '[]',
+       allowed_tools = ?, admin_state = ?, connectivity = ?, last_heartbeat_at = null, health = null, credential_hash = ?, removed_at = null, updated_at = now()
+     where id = ?`,
+    [node.name, json(node.labels), node.capacity, json(node.registeredResources), json(node.launchers), json(node.allowedTools), NodeAdminState.ACTIVE, Connectivity.OFFLINE, node.credentialHash, node.id],
+  );
 }
 
 /**
@@ -129,7 +154,7 @@ export async function registerNode(em: EntityManager, data: RegisterNodeData, br
  */
 export async function rotateNodeCredential(em: EntityManager, viewer: Viewer, id: string, broker: NodeBrokerAccess): Promise<{ node: Node; credential: string }> {
   validateNodeId("id", id);
-  await getNode(em, id, viewer);
+  await registeredNode(em, id, viewer, "rotate its credential");
   if (!operatesNode(viewer, id)) throw ForbiddenError.action(`rotate the credential of node ${id}`, "ADMIN or NODE_OPERATOR of the node");
   const { credential, hash } = newCredential();
   await em.transactional(async (tem) => {
@@ -153,6 +178,13 @@ export async function visibleNodeIds(em: EntityManager, viewer: Viewer): Promise
   return new Set([...viewer.operatedNodes, ...ofProjects.map((p) => p.nodeId)]);
 }
 
+/** A node the viewer may see and that is not removed: CONFLICT when it was removed, as nothing may change it then. */
+async function registeredNode(em: EntityManager, id: string, viewer: Viewer, action: string): Promise<Node> {
+  const node = await getNode(em, id, viewer);
+  if (node.removedAt) throw new ConflictError(`node ${id} was removed: register it again (registerNode) before you ${action}`, { node: id });
+  return node;
+}
+
 async function canSeeNode(em: EntityManager, viewer: Viewer, id: string): Promise<boolean> {
   const visible = await visibleNodeIds(em, viewer);
   return visible === null || visible.has(id);
@@ -163,6 +195,7 @@ export async function listNodes(em: EntityManager, viewer: Viewer, filter: NodeF
   const visible = await visibleNodeIds(em, viewer);
   if (filter.adminState) where.adminState = filter.adminState;
   if (filter.connectivity) where.connectivity = filter.connectivity;
+  if (!filter.includeRemoved) where.removedAt = null;
   if (afterId) where.id = { $gt: afterId };
   if (visible) where.$and = [{ id: { $in: [...visible] } }];
   if (filter.labels && Object.keys(filter.labels).length > 0) where.labels = validateLabels("filter.labels", filter.labels);
@@ -184,7 +217,7 @@ export async function setNodeAdminState(
   broker: NodeBrokerAccess,
 ): Promise<{ node: Node; changes: ChangeSet }> {
   validateNodeId("id", id);
-  await getNode(em, id, viewer);
+  await registeredNode(em, id, viewer, "change its admin state");
   if (!operatesNode(viewer, id)) throw ForbiddenError.action(`change the admin state of node ${id}`, "ADMIN or NODE_OPERATOR of the node");
   const changes = new ChangeSet();
   await em.transactional(async (tem) => {
@@ -208,7 +241,7 @@ export async function grantNodeOperator(em: EntityManager, viewer: Viewer, nodeI
   if (!isAdmin(viewer)) throw ForbiddenError.action("grant node operators", "ADMIN");
   validateNodeId("nodeId", nodeId);
   checkSubject("subject", subject);
-  const node = await getNode(em, nodeId, viewer);
+  const node = await registeredNode(em, nodeId, viewer, "grant it operators");
   const rows = await query(em, `insert into node_operator (node_id, subject, granted_at) values (?, ?, now()) on conflict do nothing returning subject`, [nodeId, subject]);
   if (rows.length === 0) throw new ConflictError(`${JSON.stringify(subject)} already operates node ${nodeId}`, { subject });
   return node;

@@ -7,4 +7,5 @@ export {
   nodeIdsOfProjects,
   projectForSubmit,
   projectNodeIds,
+  removeNodeFromProjects,
 } from "./project.service.js";

@@ -95,11 +95,16 @@ export async function removeProjectMember(em: EntityManager, viewer: Viewer, pro
 export async function addProjectNode(em: EntityManager, viewer: Viewer, projectRef: string, nodeId: string): Promise<Project> {
   if (!isAdmin(viewer)) throw ForbiddenError.action("add a node to a project", "ADMIN");
   const project = await getProject(em, viewer, projectRef);
-  const [node] = await query(em, `select id from node where id = ?`, [nodeId]);
+  const [node] = await query(em, `select id from node where id = ? and removed_at is null`, [nodeId]);
   if (!node) throw BadInputError.field("nodeId", `unknown node ${JSON.stringify(nodeId)}`, { node: nodeId });
   const rows = await query(em, `insert into project_node (project_id, node_id, added_at) values (?, ?, now()) on conflict do nothing returning node_id`, [project.id, nodeId]);
   if (rows.length === 0) throw new ConflictError(`node ${nodeId} is already in project ${project.name}`, { node: nodeId });
   return project;
+}
+
+/** Takes a node out of every project (when it is removed); returns how many it was in. */
+export async function removeNodeFromProjects(em: EntityManager, nodeId: string): Promise<number> {
+  return (await query(em, `delete from project_node where node_id = ? returning project_id`, [nodeId])).length;
 }
 
 export async function removeProjectNode(em: EntityManager, viewer: Viewer, projectRef: string, nodeId: string): Promise<Project> {

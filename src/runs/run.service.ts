@@ -1,7 +1,7 @@
 /** Reading runs. Framework-free: throws AppErrors only. */
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { json, query } from "../db/sql.js";
-import { checkUuid, hasProjectRole, isAdmin, NotFoundError, operatesNode, ProjectRole, type Viewer } from "../kernel/index.js";
+import { checkUuid, hasProjectRole, isAdmin, NotFoundError, operatesNode, ProjectRole, TERMINAL, type RunState, type Viewer } from "../kernel/index.js";
 import { Run } from "./run.entity.js";
 
 /**
@@ -57,4 +57,14 @@ export async function forgedRunClaims(em: EntityManager, claims: readonly RunCla
     }
   }
   return forged;
+}
+
+/** How many runs on the node are not finished yet, by state (PENDING, QUEUED, ACCEPTED, RUNNING); empty when none. */
+export async function unfinishedRunsOfNode(em: EntityManager, nodeId: string): Promise<Partial<Record<RunState, number>>> {
+  const rows = await query<{ state: RunState; runs: string }>(
+    em,
+    `select state, count(*) as runs from run where node_id = ? and state not in (select value from jsonb_array_elements_text(?::jsonb)) group by state`,
+    [nodeId, json([...TERMINAL])],
+  );
+  return Object.fromEntries(rows.map((r) => [r.state, Number(r.runs)]));
 }

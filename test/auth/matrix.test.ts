@@ -102,6 +102,14 @@ const CASES: Record<string, Case> = {
       return { query: `mutation($s: String!) { revokeNodeOperator(nodeId: "a-2", subject: $s) { id } }`, variables: { s } };
     },
   },
+  "Mutation.removeNode": {
+    expect: adminOnly,
+    op: async (w) => {
+      const id = await registerNode(w);
+      await gqlOk(w.url, `mutation($id: ID!) { setNodeAdminState(id: $id, state: DISABLED) { id } }`, { id });
+      return { query: `mutation($id: ID!) { removeNode(id: $id) { id removedAt } }`, variables: { id } };
+    },
+  },
   // Only the operator of the artifact's node (or ADMIN) releases it; alpha's members see it but may not decide.
   "Mutation.decideArtifactRelease": {
     expect: { ...all("FORBIDDEN"), researcherOfBeta: "NOT_FOUND", operatorOfA1: "ok", admin: "ok" },

@@ -130,6 +130,16 @@ test("node register prints the credential once with the agent's start command; n
   assert.match(await ok(["node", "enable", "hospital-b"]), /^node hospital-b is ACTIVE/);
 });
 
+test("node remove refuses an ACTIVE node and removes a DISABLED one", async () => {
+  await ok(["node", "register", "cli-spare"]);
+  const refused = await run(["node", "remove", "cli-spare"]);
+  assert.is.not(refused.code, 0);
+  assert.match(refused.stderr, /CONFLICT: node cli-spare is ACTIVE: set it DISABLED/);
+  await ok(["node", "disable", "cli-spare"]);
+  assert.match(await ok(["node", "remove", "cli-spare"]), /^removed node cli-spare at \S+: its broker user and queues are deleted/);
+  assert.not.match(await ok(["nodes"]), /cli-spare/);
+});
+
 test("tools register reads YAML files; tools ls lists them", async () => {
   for (const name of ["local-stats", "fedavg-aggregate"]) {
     const file = join(home, `${name}.tool.yaml`);

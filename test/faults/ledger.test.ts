@@ -7,7 +7,7 @@ import { spawnAgent, type AgentProcess } from "../support/agent.js";
 import { rabbitmqctl } from "../support/broker.js";
 import { createSharedServices, type SharedServices } from "../support/cluster.js";
 import { addToTestProject, createTestProject, gqlOk } from "../support/graphql.js";
-import { REGISTER_TOOL, SUBMIT } from "../support/fixtures.js";
+import { registerMarkTool, SUBMIT } from "../support/fixtures.js";
 import { spawnOrchestrator, type OrchestratorProcess } from "../support/orchestrator-process.js";
 import { sleep, waitUntil } from "../support/wait.js";
 
@@ -47,19 +47,7 @@ test(`${TOTAL} runs through a broker restart and a kill -9 of one of two orchest
     );
   }
   // Each execution appends one line to its task's marker file: lines = executions.
-  await gqlOk(a.url, REGISTER_TOOL, {
-    input: {
-      name: "mark",
-      version: "1",
-      executable: "/bin/sh",
-      args: [
-        { id: "c", type: "STRING", position: 0, default: "-c" },
-        { id: "script", type: "STRING", position: 1, default: 'echo "ran $0" >> "$1"; echo "marked $0"' },
-        { id: "key", type: "STRING", position: 2, required: true },
-        { id: "file", type: "STRING", position: 3, required: true },
-      ],
-    },
-  });
+  await registerMarkTool(a.url);
   const submit = (url: string, w: number) =>
     gqlOk(url, SUBMIT, {
       input: {

@@ -77,3 +77,23 @@ export async function finishedWorkflow(url: string, id: string, timeoutMs = 30_0
     return TERMINAL.includes(w.state) ? w : undefined;
   }, timeoutMs, "the workflow to finish");
 }
+
+/**
+ * Registers `mark@1`, a tool each execution of which appends one line to the file its `file`
+ * parameter names (`key` is its label): lines in the file = executions, for exactly-once checks.
+ */
+export async function registerMarkTool(url: string): Promise<void> {
+  await gqlOk(url, REGISTER_TOOL, {
+    input: {
+      name: "mark",
+      version: "1",
+      executable: "/bin/sh",
+      args: [
+        { id: "c", type: "STRING", position: 0, default: "-c" },
+        { id: "script", type: "STRING", position: 1, default: 'echo "ran $0" >> "$1"; echo "marked $0"' },
+        { id: "key", type: "STRING", position: 2, required: true },
+        { id: "file", type: "STRING", position: 3, required: true },
+      ],
+    },
+  });
+}

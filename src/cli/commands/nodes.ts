@@ -1,7 +1,7 @@
-/** `fem nodes [--watch]`, `fem node register <id>`, `fem node drain|disable|enable <id>`. */
+/** `fem nodes [--watch]`, `fem node register <id>`, `fem node drain|disable|enable|remove <id>`. */
 import { allPages, type CommandContext } from "../context.js";
 import { CliError } from "../errors.js";
-import { NODE_UPDATED, NODES, REGISTER_NODE, SET_NODE_ADMIN_STATE, type NodeView, type Page } from "../operations.js";
+import { NODE_UPDATED, NODES, REGISTER_NODE, REMOVE_NODE, SET_NODE_ADMIN_STATE, type NodeView, type Page } from "../operations.js";
 import { ago, colourState, table } from "../render.js";
 
 export interface NodesOptions {
@@ -102,4 +102,12 @@ export async function setAdminState(ctx: CommandContext, action: keyof typeof AD
   const { setNodeAdminState: node } = await api.request<{ setNodeAdminState: NodeView }>(SET_NODE_ADMIN_STATE, { id, state: ADMIN_STATES[action] });
   if (options.json) return ctx.out.json(node);
   ctx.out.line(`node ${node.id} is ${colourState(node.adminState)} (${node.activeRuns} runs held)`);
+}
+
+/** Removes a DISABLED node with no unfinished runs: its broker user and queues go, its history stays. */
+export async function removeNode(ctx: CommandContext, id: string, options: { json?: boolean }): Promise<void> {
+  const api = await ctx.api();
+  const { removeNode: node } = await api.request<{ removeNode: { id: string; removedAt: string } }>(REMOVE_NODE, { id });
+  if (options.json) return ctx.out.json(node);
+  ctx.out.line(`removed node ${node.id} at ${node.removedAt}: its broker user and queues are deleted; its runs and accounting stay`);
 }
