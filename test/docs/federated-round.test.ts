@@ -14,6 +14,7 @@ import { createTestEnv, type TestEnv } from "../support/env.js";
 import { finishedWorkflow } from "../support/fixtures.js";
 import { gqlOk, TEST_ADMIN_SUBJECT, TEST_ADMIN_TOKEN } from "../support/graphql.js";
 import { runScript } from "../support/script.js";
+import { waitUntil } from "../support/wait.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const EXAMPLE = join(ROOT, "examples", "federated-round");
@@ -49,9 +50,11 @@ test("the round runs as written: both weights reach the aggregator, and the mode
   const workflow = await finishedWorkflow(env.orchestrator.url, submitWorkflow.id, 120_000);
   const aggregate = workflow.tasks.find((t) => t.key === "aggregate")!.runs[0]!;
   assert.is(workflow.state, "SUCCEEDED", `aggregate: ${aggregate.message}`);
-  const view = (
-    await gqlOk(env.orchestrator.url, `query($id: ID!) { run(id: $id) { result outputs { path sha256 sizeBytes state downloadUrl } } }`, { id: aggregate.id })
-  ).run;
+  // The run succeeds first; its released model is sent after that, so wait for it to arrive.
+  const view = await waitUntil(async () => {
+    const run = (await gqlOk(env.orchestrator.url, `query($id: ID!) { run(id: $id) { result outputs { path sha256 sizeBytes state downloadUrl } } }`, { id: aggregate.id })).run;
+    return run.outputs.some((o: { path: string; state: string }) => o.path === "model.bin" && o.state === "AVAILABLE") ? run : undefined;
+  }, 60_000, "the aggregator's model.bin AVAILABLE");
   const trained = workflow.tasks.find((t) => t.key === "train")!.runs;
   const released = await env.sql<{ node_id: string; sha256: string }>(`select r.node_id, a.sha256 from artifact a join run r on r.id = a.run_id where r.id in (?, ?) order by r.node_id`, trained.map((r) => r.id));
   assert.equal(
