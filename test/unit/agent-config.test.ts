@@ -55,6 +55,7 @@ test("uses the defaults when only the node id is set", () => {
     maxMessageAgeMs: 86_400_000,
     metricsPort: null,
     metricsHost: "127.0.0.1",
+    inputStallMs: 15_000,
   });
 });
 
@@ -228,7 +229,7 @@ test("--help names every flag with its environment variable", () => {
   ] as const) {
     assert.match(usage, new RegExp(`${flag}\\s+${env}\\s`));
   }
-  assert.is(usage.split("\n").length, 34);
+  assert.is(usage.split("\n").length, 35);
   assert.match(usage, /fem-agent policy add <name@version>/);
   assert.match(usage, /fem-agent outputs list \| approve <runId> \| reject <runId>/);
 });

@@ -73,7 +73,7 @@ test("socket options carry the files and the URL's host name for amqps:// only",
 test("every connection the orchestrator and the agent open gets the TLS options", () => {
   const tls = { ca: "CA" };
   const topology = orchestratorTopology({ amqpUrl: "amqps://fem:pw@broker.example:5671/fem", tls, instanceId: "i1", ingestPrefetch: 10 }) as any;
-  assert.equal(topology.vhosts.fem.connections[0].socketOptions, { noDelay: true, timeout: 10_000, ca: "CA", servername: "broker.example" });
+  assert.equal(topology.vhosts.fem.connections[0].socketOptions, { noDelay: true, timeout: 10_000, ca: "CA", servername: "broker.example", clientProperties: { connection_name: "fem-orchestrator i1" } });
   const agent = buildBrokerConfig({ amqpUrl: "amqps://broker.example:5671/fem", tls, nodeId: "site-a", credential: "c", capacity: 1 }) as any;
   assert.equal(agent.vhosts.fem.connections[0].socketOptions, { noDelay: true, timeout: 10_000, ca: "CA", servername: "broker.example" });
   // Each node of a cluster is checked against its own name.
