@@ -21,6 +21,8 @@ export interface TaskChange {
 export interface WorkflowChange {
   id: string;
   state: RunState;
+  /** Set only by the submission: announces a new workflow to the callers who may read its project. */
+  submitted?: { projectId: string | null };
 }
 
 export interface LogChange {

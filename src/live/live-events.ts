@@ -23,6 +23,11 @@ export interface WorkflowEventPayload {
   at: Date;
 }
 
+export interface SubmittedWorkflowPayload {
+  id: string;
+  projectId: string | null;
+}
+
 export interface LiveEvents {
   announce(changes: ChangeSet): void;
   /** Handles a message from the fanout (ignores this instance's own and drops invalid ones). */
@@ -60,6 +65,7 @@ export function createLiveEvents(instanceId: string, pubsub: PubSub, broker: Pic
     }
     for (const workflow of message.workflows) {
       pubsub.publish(topics.workflow(workflow.id), event(workflow.id, "WORKFLOW", workflow.state as RunState, null, null, null, at));
+      if (workflow.submitted) pubsub.publish(topics.submittedWorkflows, { id: workflow.id, projectId: workflow.submitted.projectId } satisfies SubmittedWorkflowPayload);
     }
     for (const logs of message.logs) {
       pubsub.publish(topics.runLogs(logs.runId), logs);

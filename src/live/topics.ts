@@ -6,4 +6,6 @@ export const topics = {
   taskLogs: (taskId: string) => `taskLogs:${taskId}`,
   node: (nodeId: string) => `node:${nodeId}`,
   allNodes: "node:*",
+  /** Every newly submitted workflow, as a SubmittedWorkflowPayload. */
+  submittedWorkflows: "workflows:submitted",
 } as const;

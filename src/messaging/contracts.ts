@@ -833,7 +833,7 @@ export const liveMessageSchema = z.object({
   nodes: z.array(z.looseObject({ id: nodeId })),
   runs: z.array(runSnapshotSchema),
   tasks: z.array(z.object({ id: uuid, workflowId: uuid, state: z.enum(RUN_STATES) })),
-  workflows: z.array(z.object({ id: uuid, state: z.enum(RUN_STATES) })),
+  workflows: z.array(z.object({ id: uuid, state: z.enum(RUN_STATES), submitted: z.object({ projectId: uuid.nullable() }).optional() })),
   logs: z.array(
     z.object({
       runId: uuid,

@@ -332,7 +332,7 @@ export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData
     }
     throw err;
   }
-  changes.workflows.set(workflow.id, { id: workflow.id, state: workflow.state });
+  changes.workflows.set(workflow.id, { id: workflow.id, state: workflow.state, submitted: { projectId: workflow.projectId } });
   return { workflow, created: true, changes };
 }
 

@@ -1,8 +1,9 @@
 import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from "type-graphql";
 import type { Context } from "../graphql/context.js";
-import { checkUuid } from "../kernel/index.js";
+import { checkUuid, readableProjectIds } from "../kernel/index.js";
 import { connection, decodeCursor, LIST_PAGE, listCost, pageCost, pageSize } from "../graphql/connection.js";
-import type { WorkflowEventPayload } from "../live/live-events.js";
+import type { SubmittedWorkflowPayload, WorkflowEventPayload } from "../live/live-events.js";
+import { filterEvents } from "../live/pubsub.js";
 import { topics } from "../live/topics.js";
 import { Task } from "./task.entity.js";
 import { submitWorkflow } from "./submit.js";
@@ -66,5 +67,24 @@ export class WorkflowResolver {
   })
   workflowEvents(@Root() event: WorkflowEventPayload, @Arg("workflowId", () => ID) _workflowId: string): WorkflowEvent {
     return event as WorkflowEvent;
+  }
+
+  @Subscription(() => Workflow, {
+    description: "Workflows submitted from now on, in the projects the caller may read (those of the workflows query), or in one of them.",
+    subscribe: async ({ args, context }) => {
+      const ctx = context as Context;
+      const project = args.project as string | null | undefined;
+      if (project) checkUuid("project", project);
+      const readable = readableProjectIds(ctx.viewer());
+      const all = ctx.pubsub.subscribe<SubmittedWorkflowPayload>(topics.submittedWorkflows);
+      return filterEvents(all, (w) => (!project || w.projectId === project) && (readable === null || (w.projectId !== null && readable.includes(w.projectId))));
+    },
+  })
+  async workflowSubmitted(
+    @Root() submitted: SubmittedWorkflowPayload,
+    @Ctx() ctx: Context,
+    @Arg("project", () => ID, { nullable: true }) _project?: string | null,
+  ): Promise<Workflow> {
+    return getWorkflow(ctx.orm.em.fork(), submitted.id, ctx.viewer());
   }
 }

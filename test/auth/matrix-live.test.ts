@@ -138,6 +138,41 @@ test("nodeUpdated without nodeId delivers only the nodes the caller may see", as
   }
 });
 
+test("workflowSubmitted: no token closes the socket with 4403; each caller receives the new workflows of the projects it reads, and only those", async () => {
+  const query = `subscription($p: ID) { workflowSubmitted(project: $p) { id projectId } }`;
+  assert.is(await outcome(subscribe("anonymous", query, {}, "workflowSubmitted"), () => undefined, "workflowSubmitted as anonymous"), "close 4403");
+  // The projects whose new workflows each caller receives: those the workflows query lists to it.
+  const reads: Record<string, ("alpha" | "beta")[]> = {
+    viewerOfAlpha: ["alpha"],
+    researcherOfBeta: ["beta"],
+    researcherOfAlpha: ["alpha"],
+    ownerOfAlpha: ["alpha"],
+    // A node's operator reads the runs of its node, not the project's workflows.
+    operatorOfA1: [],
+    admin: ["alpha", "beta"],
+    "admin, project: beta": ["beta"],
+  };
+  const collectors = new Map(
+    Object.keys(reads).map((who) => {
+      const persona = (who.startsWith("admin") ? "admin" : who) as Persona;
+      return [who, subscribe(persona, query, who === "admin, project: beta" ? { p: world.beta.id } : {}, "workflowSubmitted")];
+    }),
+  );
+  await env.orchestrator.pubsub.waitForSubscribers(topics.submittedWorkflows, collectors.size, 10_000);
+  // alpha, beta, alpha: whoever has its last expected workflow has also received any earlier one it should not.
+  const order = ["alpha", "beta", "alpha"] as const;
+  const submitted: string[] = [];
+  for (const project of order) submitted.push((await world.submit(project, project === "alpha" ? ["a-1"] : ["b-1"])).workflowId);
+  for (const [who, projects] of Object.entries(reads)) {
+    const expected = submitted.filter((_, i) => projects.includes(order[i]));
+    const collector = collectors.get(who)!;
+    if (expected.length > 0) await collector.waitFor((items) => items.length >= expected.length, 10_000, `${expected.length} workflows for ${who}`);
+    else await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal((collector.items as { id: string }[]).map((w) => w.id), expected, who);
+    assert.equal(collector.errors, [], who);
+  }
+});
+
 test("env values of runs and tools are shown to ADMIN only; the others see ***", async () => {
   for (const persona of PERSONAS.filter((p) => p !== "anonymous")) {
     const tool = await post(world.url, { query: `query($id: ID!) { tool(id: $id) { env } }`, variables: { id: world.toolId } }, world.tokens[persona]);

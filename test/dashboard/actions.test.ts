@@ -18,6 +18,7 @@ import { finishedWorkflow, registerNodeScriptTool, SUBMIT } from "../support/fix
 import { launchBrowser, type TestBrowser } from "../support/browser.js";
 import { seriousViolations } from "../support/axe.js";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
+import { topics } from "../../src/live/topics.js";
 import { waitUntil } from "../support/wait.js";
 
 const test = suite("dashboard actions, outputs and log tools in the browser");
@@ -290,6 +291,30 @@ test("the workflows list filters by state, submitter and project, and its progre
     await row.locator("[data-state=CANCELLED]").waitFor({ timeout: 15_000 });
     assert.is((await row.locator("[data-testid=progress]").textContent())?.trim(), "1/1");
     await browser.screenshot(page, "dashboard/workflows-filtered");
+  } finally {
+    await page.close();
+  }
+});
+
+test("a workflow submitted after the workflows page opened appears without a reload, if the page's filters admit it", async () => {
+  const page = await tabAs(TEST_ADMIN_TOKEN, TEST_ADMIN_SUBJECT, "#/workflows");
+  try {
+    await page.fill("[data-testid=filter-submitter]", SUBJECTS.researcher);
+    await page.click("[data-testid=workflow-filters] button[type=submit]");
+    await page.getByText("No workflows match the filter").waitFor();
+    await env.orchestrator.pubsub.waitForSubscribers(topics.submittedWorkflows, 1, 10_000);
+    // A reload or navigation would drop this mark.
+    await page.evaluate("window.__sameDocument = true");
+    const task = { key: "quick", tool: "mixed@1.0.0", nodes: ["site-a"], params: { value: "0", count: 3 } };
+    const filteredOut = (await gqlOk(env.orchestrator.url, SUBMIT, { input: { name: "by the admin", tasks: [task] } })).submitWorkflow as { id: string };
+    const admitted = (await gqlOk(env.orchestrator.url, SUBMIT, { input: { name: "by the researcher", tasks: [task] } }, { token: tokens.researcher })).submitWorkflow as { id: string };
+    await page.locator(`tr[data-workflow="${admitted.id}"]`).waitFor({ timeout: 15_000 });
+    // The list was asked again after the later submission: the admin's workflow, not by the filtered submitter, is not in it.
+    assert.is(await page.locator(`tr[data-workflow="${filteredOut.id}"]`).count(), 0);
+    assert.is(await page.evaluate("window.__sameDocument === true"), true, "the page was not reloaded");
+    // The new row is live too: its run finishes and the row says so.
+    await page.locator(`tr[data-workflow="${admitted.id}"] [data-state=SUCCEEDED]`).waitFor({ timeout: 30_000 });
+    await browser.screenshot(page, "dashboard/workflows-live-new");
   } finally {
     await page.close();
   }

@@ -138,4 +138,20 @@ test("a live message that breaks the contract is dropped; a valid one from anoth
   stop();
 });
 
+test("a workflow submitted on another instance is announced to this one's workflowSubmitted subscribers; a state change is not", () => {
+  const pubsub = createPubSub(100);
+  const events = createLiveEvents("instance-a", pubsub, null);
+  const announced: unknown[] = [];
+  const stop = pubsub.listen(topics.submittedWorkflows, (payload) => announced.push(payload));
+  const id = "0b0e3c4c-0000-4000-8000-000000000002";
+  const projectId = "0b0e3c4c-0000-4000-8000-0000000000aa";
+  const message = { v: 1, origin: "instance-b", at: new Date().toISOString(), nodes: [], runs: [], tasks: [], logs: [] };
+  events.receive({ ...message, workflows: [{ id, state: "RUNNING" }] });
+  events.receive({ ...message, workflows: [{ id, state: "QUEUED", submitted: { projectId: "not-a-uuid" } }] });
+  assert.equal(announced, [], "a state change or an invalid project announces nothing");
+  events.receive({ ...message, workflows: [{ id, state: "QUEUED", submitted: { projectId } }] });
+  assert.equal(announced, [{ id, projectId }]);
+  stop();
+});
+
 test.run();

@@ -1,5 +1,5 @@
 /** Signed out: the sign-in page. Signed in: one API client for the tab, the header and the page the hash names. */
-import { useCallback, useRef, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { Provider } from "urql";
 import { createApiClient, type ApiClient } from "./api/client";
 import { ApiContext } from "./api/context";
@@ -18,19 +18,22 @@ export function App() {
   const signOutRef = useRef<(reason: string | null) => void>(() => undefined);
   const open = useCallback((token: string): ApiClient => createApiClient({ token, onUnauthenticated: (reason) => signOutRef.current(reason) }), []);
   // A token kept from earlier in this tab: used at once; the first refused request signs out with the server's message.
+  // eslint-disable-next-line react-hooks/refs -- `open` only hands the client a callback; the ref is read when a request is refused, never during render
   const [session, setSession] = useState<Session | null>(() => {
     const token = storedToken();
     return token ? { token, client: open(token) } : null;
   });
 
-  signOutRef.current = (reason) => {
-    forgetToken();
-    setMessage(reason);
-    setSession((current) => {
-      current?.client.dispose();
-      return null;
-    });
-  };
+  useEffect(() => {
+    signOutRef.current = (reason) => {
+      forgetToken();
+      setMessage(reason);
+      setSession((current) => {
+        current?.client.dispose();
+        return null;
+      });
+    };
+  }, []);
 
   if (!session) {
     return (

@@ -91,6 +91,15 @@ export const WorkflowsQuery = graphql(`
   }
 `);
 
+/** Announces new workflows; the list asks its query again, so its own filters decide whether they show. */
+export const WorkflowSubmittedSubscription = graphql(`
+  subscription WorkflowSubmitted($project: ID) {
+    workflowSubmitted(project: $project) {
+      id
+    }
+  }
+`);
+
 export const WorkflowQuery = graphql(`
   query Workflow($id: ID!) {
     workflow(id: $id) {

@@ -17,8 +17,11 @@ export function useStream<Data, Variables extends Record<string, unknown>>(
   const api = useApi();
   const [error, setError] = useState<string | null>(null);
   const handler = useRef(onData);
-  handler.current = onData;
   useEffect(() => {
+    handler.current = onData;
+  });
+  useEffect(() => {
+    // eslint-disable-next-line react-hooks/set-state-in-effect -- a new stream starts without the previous one's error
     setError(null);
     const query = stringifyDocument(document);
     return api.ws.subscribe<Data>(
@@ -33,6 +36,7 @@ export function useStream<Data, Variables extends Record<string, unknown>>(
       },
     );
     // Not `variables` (a new function each render): the caller names in `deps` what restarts the stream.
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- see above
   }, [api, document, ...deps]);
   return error;
 }

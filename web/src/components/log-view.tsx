@@ -109,6 +109,8 @@ export function LogView({ runId }: { runId: string }) {
   // Paused: the view holds the lines it had; the others wait in the buffer.
   const lines = buffer.current.lines;
   const limit = paused ?? count;
+  // The buffer is a ref on purpose (100,000 lines must not be copied per batch); `count` makes React render.
+  // eslint-disable-next-line react-hooks/refs -- see above
   index.update(lines, limit);
   const rows = index.length;
 
@@ -157,6 +159,7 @@ export function LogView({ runId }: { runId: string }) {
   const visible: ReactElement[] = [];
   for (let row = first; row < last; row++) {
     const line = lines[index.lineAt(row)];
+    // eslint-disable-next-line react-hooks/refs -- the lines come from the buffer ref, see above
     visible.push(<Line key={line.seq} line={line} top={row * LINE_HEIGHT} search={criteria.search} target={line.seq === target} />);
   }
 

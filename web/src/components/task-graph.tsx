@@ -17,6 +17,7 @@ function shapeKey(tasks: readonly TaskView[]): string {
 
 export function TaskGraph({ tasks, selected, onSelect }: TaskGraphProps) {
   const key = shapeKey(tasks);
+  // eslint-disable-next-line react-hooks/exhaustive-deps -- `key` is the graph's shape: a state change alone must not lay it out again
   const layout = useMemo(() => layoutGraph(tasks), [key]);
   const byId = useMemo(() => new Map(tasks.map((t) => [t.id, t])), [tasks]);
   return (

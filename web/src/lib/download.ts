@@ -7,6 +7,7 @@
 /** The file name to save `path` (a sandbox-relative path) as: its last segment. */
 export function downloadName(path: string): string {
   const name = path.split("/").filter(Boolean).pop() ?? "";
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what must not reach a file name
   return name.replace(/[\u0000-\u001f<>:"\\|?*]/g, "_") || "download";
 }
 

@@ -28,15 +28,11 @@ const TIMES: [keyof RunFieldsFragment, string][] = [
 
 /** Each step the run reached, with its time and how long after the previous step it came. */
 function Timeline({ run }: { run: RunFieldsFragment }) {
-  let previous: number | null = null;
-  const steps = TIMES.flatMap(([field, label]) => {
+  const reached = TIMES.flatMap(([field, label]) => {
     const value = run[field] as string | null | undefined;
-    if (!value) return [];
-    const at = new Date(value).getTime();
-    const after = previous === null ? null : at - previous;
-    previous = at;
-    return [{ field, label, value, after }];
+    return value ? [{ field, label, value, at: new Date(value).getTime() }] : [];
   });
+  const steps = reached.map((step, i) => ({ ...step, after: i === 0 ? null : step.at - reached[i - 1].at }));
   return (
     <ol className="timeline" data-testid="timeline">
       {steps.map((step) => (

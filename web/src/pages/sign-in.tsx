@@ -53,6 +53,7 @@ export function SignInPage({ message, open, onSignedIn }: SignInPageProps) {
       current = false;
     };
     // Once per page load: the callback's code can be traded only once.
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- deliberately once, whatever `tryToken` closes over
   }, []);
 
   const submit = async (event: FormEvent) => {

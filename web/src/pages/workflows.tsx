@@ -1,7 +1,11 @@
-/** The newest workflows, filtered by state, submitter, time and project; each row kept current by its own `workflowEvents`. */
-import { useMemo, useState, type FormEvent } from "react";
+/**
+ * The newest workflows, filtered by state, submitter, time and project; each row kept current by its
+ * own `workflowEvents`, and new ones brought in by `workflowSubmitted` (the list is asked again).
+ */
+import { useEffect, useMemo, useRef, useState, type FormEvent } from "react";
 import { useQuery } from "urql";
-import { ProjectNamesQuery, WorkflowsQuery } from "../api/operations";
+import { ProjectNamesQuery, WorkflowsQuery, WorkflowSubmittedSubscription } from "../api/operations";
+import { useStream } from "../api/use-stream";
 import { StateBadge } from "../components/state-badge";
 import { Status, TableHead } from "../components/status";
 import { Time } from "../components/time";
@@ -105,7 +109,23 @@ function Filters({ value, projects, onApply }: { value: WorkflowFilterForm; proj
 export function WorkflowsPage() {
   const [form, setForm] = useState<WorkflowFilterForm>(EMPTY_FILTER);
   const filter = useMemo(() => toWorkflowFilter(form), [form]);
-  const [query] = useQuery({ query: WorkflowsQuery, variables: { first: PAGE_SIZE, filter } });
+  const [query, refetch] = useQuery({ query: WorkflowsQuery, variables: { first: PAGE_SIZE, filter } });
+  // New workflows: one query per animation frame however many arrive, with the page's filters.
+  const frame = useRef<number | null>(null);
+  useEffect(() => () => {
+    if (frame.current !== null) cancelAnimationFrame(frame.current);
+  }, []);
+  const liveError = useStream(
+    WorkflowSubmittedSubscription,
+    () => ({ project: filter.project ?? null }),
+    () => {
+      frame.current ??= requestAnimationFrame(() => {
+        frame.current = null;
+        refetch({ requestPolicy: "network-only" });
+      });
+    },
+    [filter.project],
+  );
   const [projectsQuery] = useQuery({ query: ProjectNamesQuery });
   const projects = useMemo(() => new Map((projectsQuery.data?.projects.nodes ?? []).map((p) => [p.id, p.name])), [projectsQuery.data]);
   const workflows = query.data?.workflows.nodes ?? [];
@@ -113,7 +133,8 @@ export function WorkflowsPage() {
     <section aria-labelledby="workflows-title">
       <h1 id="workflows-title">Workflows</h1>
       <Filters value={form} projects={projects} onApply={setForm} />
-      <Status fetching={query.fetching} error={query.error} what="workflows" />
+      {/* Asked again for a new workflow: the rows stay while it loads. */}
+      <Status fetching={query.fetching && !query.data} error={query.error} liveError={liveError} what="workflows" />
       {query.data && workflows.length === 0 && <p>No workflows{Object.keys(filter).length > 0 ? " match the filter" : " yet"}.</p>}
       {workflows.length > 0 && (
         <table className="grid" data-testid="workflows">
