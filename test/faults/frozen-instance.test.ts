@@ -80,7 +80,8 @@ test(`SIGSTOP of one of two instances for at least ${FREEZE_MS / 1000} s: its no
         }),
       },
     });
-  assert.ok((await connectionsOf("frozen-test-b")).length > 0, "B's connections are named after it");
+  // The management API lists a connection only after its next stats emission (seconds).
+  await waitUntil(async () => (await connectionsOf("frozen-test-b")).length > 0 || undefined, 30_000, "B's connections, named after it, listed by the management API");
 
   // Freeze B in the middle of the first workflow, while node events stream to both instances.
   await submit(b.url, 0);
