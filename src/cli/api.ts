@@ -5,7 +5,7 @@
 import { createClient, type Client } from "graphql-ws";
 import WebSocket from "ws";
 import { CliError, EXIT_FAILED, EXIT_USAGE, toError } from "./errors.js";
-import type { Settings } from "./settings.js";
+import type { Settings } from "./config.js";
 
 export interface Api {
   url: string;

@@ -1,7 +1,7 @@
 /** What every command gets: the environment, where to print, and the orchestrator once asked for. */
 import { createApi, type Api } from "./api.js";
 import type { Output } from "./render.js";
-import { resolveSettings, type CliEnv, type Settings } from "./settings.js";
+import { resolveSettings, type CliEnv, type Settings } from "./config.js";
 
 export interface CommandContext {
   env: CliEnv;

@@ -9,7 +9,7 @@ import { CommanderError } from "commander";
 import { createContext } from "./context.js";
 import { CliError, errorLines, EXIT_FAILED, EXIT_USAGE } from "./errors.js";
 import { buildProgram } from "./program.js";
-import { cliEnvironment } from "./settings.js";
+import { cliEnvironment } from "./config.js";
 import { stdio } from "./render.js";
 
 const { version } = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };

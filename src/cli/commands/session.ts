@@ -9,7 +9,7 @@ import { createApi } from "../api.js";
 import type { CommandContext } from "../context.js";
 import { CliError, toError } from "../errors.js";
 import { ME } from "../operations.js";
-import { graphqlUrl, removeStoredSettings, settingsPath, writeStoredSettings } from "../settings.js";
+import { graphqlUrl, removeStoredSettings, settingsPath, writeStoredSettings } from "../config.js";
 
 export interface LoginOptions {
   url: string;
