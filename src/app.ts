@@ -244,8 +244,8 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
       pass: async () => {
         const changes = new ChangeSet();
         const asked = await orm.em.fork().transactional((em) => askForStalledTransfers(em, artifactStore, config.transferStallMs, changes));
+        if (config.artifactRetentionMs > 0) await expireArtifacts(orm.em.fork(), artifactStore, config.artifactRetentionMs, changes);
         afterCommit(changes);
-        if (config.artifactRetentionMs > 0) await expireArtifacts(orm.em.fork(), artifactStore, config.artifactRetentionMs);
         return asked >= 100;
       },
     });

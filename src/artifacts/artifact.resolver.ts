@@ -1,9 +1,11 @@
-import { Arg, Ctx, FieldResolver, Float, ID, Mutation, Resolver, Root } from "type-graphql";
+import { Arg, Ctx, FieldResolver, Float, ID, Mutation, Resolver, Root, Subscription } from "type-graphql";
 import type { Context } from "../graphql/context.js";
-import { Run, Usage } from "../runs/index.js";
+import type { RunOutputsPayload } from "../live/live-events.js";
+import { topics } from "../live/topics.js";
+import { getRun, Run, Usage } from "../runs/index.js";
 import { ChangeSet } from "../kernel/index.js";
 import { Artifact, ArtifactDecision, ArtifactState } from "./artifact.entity.js";
-import { decideArtifactRelease } from "./artifact.service.js";
+import { artifactsByRunIds, decideArtifactRelease } from "./artifact.service.js";
 
 /** The HTTP path of an artifact's content. */
 export const ARTIFACTS_PATH = "/artifacts/";
@@ -44,6 +46,20 @@ export class ArtifactResolver {
     const artifact = await decideArtifactRelease(ctx.orm.em.fork(), ctx.viewer(), { id, decision, comment: comment ?? null, requestId: ctx.requestId }, changes);
     ctx.afterCommit(changes);
     return artifact;
+  }
+
+  @Subscription(() => [Artifact], {
+    description:
+      "A run's output files, all of them, each time one changes release state (listed when the run ends, decided, transferring, stored, failed, expired). NOT_FOUND when the caller cannot read the run.",
+    subscribe: async ({ args, context }) => {
+      const ctx = context as Context;
+      await getRun(ctx.orm.em.fork(), args.runId as string, ctx.viewer());
+      return ctx.pubsub.subscribe(topics.runOutputs(args.runId as string));
+    },
+  })
+  runOutputsUpdated(@Root() payload: RunOutputsPayload, @Arg("runId", () => ID) _runId: string, @Ctx() ctx: Context): Promise<Artifact[]> {
+    // Read afresh for each change: a subscription's context (and its loaders) outlives one event.
+    return artifactsByRunIds(ctx.orm.em.fork(), [payload.runId]);
   }
 
   @FieldResolver(() => String, {

@@ -26,7 +26,7 @@ const clean = (text: string | null): string | null => (text === null ? null : re
  * nothing twice. A file starts FAILED when the node refused it; APPROVED under `auto` when the run
  * SUCCEEDED, ON_NODE when it did not; PENDING_REVIEW under `review` and `local`.
  */
-export async function recordManifests(em: EntityManager, events: readonly RunStateEvent[]): Promise<void> {
+export async function recordManifests(em: EntityManager, events: readonly RunStateEvent[], changes: ChangeSet): Promise<void> {
   const rows = events.flatMap((event) =>
     (event.outputs?.files ?? []).map((file) => ({
       run_id: event.runId,
@@ -41,7 +41,7 @@ export async function recordManifests(em: EntityManager, events: readonly RunSta
   );
   if (rows.length === 0) return;
   const released = `m.refused is null and m.policy = 'AUTO' and r.state = 'SUCCEEDED'`;
-  await query(
+  const stored = await query<{ run_id: string }>(
     em,
     `insert into artifact (id, run_id, node_id, path, size_bytes, sha256, state, release_policy, reason, decided_by, decided_at, created_at)
      select gen_random_uuid(), r.id, r.node_id, m.path, m.size_bytes, m.sha256,
@@ -53,9 +53,11 @@ export async function recordManifests(em: EntityManager, events: readonly RunSta
      from jsonb_to_recordset(?::jsonb) as m(run_id uuid, attempt int, node_id text, policy text, path text, size_bytes double precision, sha256 text, refused text)
      join run r on r.id = m.run_id and r.attempt = m.attempt and r.node_id = m.node_id
      where r.state in ('SUCCEEDED', 'FAILED', 'CANCELLED')
-     on conflict (run_id, path) do nothing`,
+     on conflict (run_id, path) do nothing
+     returning run_id`,
     [AUTO_DECIDER, json(rows)],
   );
+  changes.outputsChanged(stored.map((row) => row.run_id));
 }
 
 /** Every artifact of the given runs, by path; one statement for any number of runs. */
@@ -102,6 +104,7 @@ export async function decideArtifactRelease(
       [stateOf(input.decision), viewer.subject, comment, input.id, ArtifactState.PENDING_REVIEW],
     );
     if (rows.length === 0) throw new ConflictError(`artifact ${input.id} is ${artifact.state}: only a PENDING_REVIEW artifact can be decided`, { state: artifact.state });
+    changes.outputsChanged([artifact.runId]);
     if (input.decision === ArtifactDecision.APPROVE) await enqueueApprovedRelease(tx, artifact, changes);
     // A rejected file fails the dependents that take it.
     else await settleInputWaiters(tx, [artifact.runId], changes);
@@ -123,7 +126,7 @@ export async function decideArtifactRelease(
  * artifact of that node's own run attempt (a decision for anything else changes nothing), and is
  * audited with the node as the actor. Call last in the transaction (it appends to the audit log).
  */
-export async function applyNodeDecisions(em: EntityManager, events: readonly RunOutputsEvent[]): Promise<number> {
+export async function applyNodeDecisions(em: EntityManager, events: readonly RunOutputsEvent[], changes: ChangeSet): Promise<number> {
   const rows = events.flatMap((event) =>
     event.decisions.map((d) => ({
       run_id: event.runId,
@@ -148,6 +151,7 @@ export async function applyNodeDecisions(em: EntityManager, events: readonly Run
      returning a.id, a.run_id, a.node_id, a.path, a.state, a.comment, a.decided_by, m.request_id`,
     [json(rows)],
   );
+  changes.outputsChanged(changed.map((row) => row.run_id));
   for (const row of changed) {
     await appendAuditEvent(em, {
       actor: `node:${row.node_id}`,

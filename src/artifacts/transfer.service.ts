@@ -93,6 +93,7 @@ export async function receiveChunk(em: EntityManager, store: ArtifactStore, chun
   }
   await store.putChunk(row.id, chunk.chunkBytes, chunk.index, data);
   await query(em, `update artifact set state = case when state = 'APPROVED' then 'TRANSFERRING' else state end, last_chunk_at = now(), transfer_asks = 0 where id = ?`, [row.id]);
+  if (row.state === ArtifactState.APPROVED) changes.outputsChanged([row.run_id]);
   const staged = await store.stagedChunks(row.id, chunk.chunkBytes);
   if (staged.size < count) return { kind: "stored", complete: false };
   return { kind: "stored", complete: await completeArtifact(em, store, chunk, count, changes) };
@@ -107,6 +108,7 @@ async function completeArtifact(em: EntityManager, store: ArtifactStore, chunk: 
   return em.transactional(async (tx) => {
     const row = await artifactOfChunk(tx, chunk, true);
     if (!row || row.state !== ArtifactState.TRANSFERRING) return false;
+    changes.outputsChanged([row.run_id]);
     const result = await store.commit(row.id, chunk.chunkBytes, count, { sizeBytes: row.size_bytes!, sha256: row.sha256! });
     if (result.ok) {
       await query(tx, `update artifact set state = 'AVAILABLE', stored_at = now() where id = ?`, [row.id]);
@@ -193,14 +195,15 @@ export async function askForStalledTransfers(em: EntityManager, store: ArtifactS
  * Deletes stored files older than `retentionMs` (from when they became AVAILABLE) and marks their
  * artifacts EXPIRED: the row first, so a download never finds AVAILABLE without a file. Returns how many.
  */
-export async function expireArtifacts(em: EntityManager, store: ArtifactStore, retentionMs: number, limit = 100): Promise<number> {
-  const rows = await query<{ id: string }>(
+export async function expireArtifacts(em: EntityManager, store: ArtifactStore, retentionMs: number, changes: ChangeSet, limit = 100): Promise<number> {
+  const rows = await query<{ id: string; run_id: string }>(
     em,
     `update artifact set state = 'EXPIRED' where id in (
        select id from artifact where state = 'AVAILABLE' and stored_at < now() - (? * interval '1 millisecond') order by stored_at limit ?
-     ) returning id`,
+     ) returning id, run_id`,
     [retentionMs, limit],
   );
+  changes.outputsChanged(rows.map((row) => row.run_id));
   for (const row of rows) await store.remove(row.id);
   return rows.length;
 }

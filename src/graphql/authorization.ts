@@ -60,6 +60,7 @@ export const RULES: Readonly<Record<string, Rule>> = {
   "Mutation.revokeRole": "admin",
   // Live: each subscription checks, at subscribe time, that the caller may read what it follows.
   "Subscription.runUpdated": "signedIn",
+  "Subscription.runOutputsUpdated": "signedIn",
   "Subscription.workflowEvents": "signedIn",
   "Subscription.workflowSubmitted": "signedIn",
   "Subscription.runLogs": "signedIn",

@@ -161,7 +161,7 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
           deps.logger.debug("stale or duplicate run state ignored", { runId: event.runId, attempt: event.attempt, reported: event.state, current }),
       });
       // After the states: a manifest is stored once its run has ended.
-      await recordManifests(em, states);
+      await recordManifests(em, states, changes);
       // Once stored, the manifests may release (or refuse) dependents that take these runs' files.
       await settleInputWaiters(em, states.filter((s) => s.state === "SUCCEEDED").map((s) => s.runId), changes);
       await recordHeartbeats(em, heartbeats, changes, deps.logger);
@@ -170,8 +170,9 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
       // After the states above: a run this batch ended is no longer counted as left out.
       await countUnreportedRuns(em, heartbeats);
       // Last but the dependents it settles: it appends to the audit log, whose lock is held until the commit.
-      await applyNodeDecisions(em, decisions);
+      await applyNodeDecisions(em, decisions, changes);
       const failedRuns = deps.store ? await failLostOutputs(em, deps.store, lost) : [];
+      changes.outputsChanged(failedRuns);
       // A file rejected on the node, or lost before it was sent, fails the dependents that take it.
       await settleInputWaiters(em, [...decisions.map((d) => d.runId), ...failedRuns], changes);
     }));

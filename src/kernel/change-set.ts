@@ -42,6 +42,8 @@ export class ChangeSet {
   readonly tasks = new Map<string, TaskChange>();
   readonly workflows = new Map<string, WorkflowChange>();
   readonly logs: LogChange[] = [];
+  /** Runs whose output files changed release state (listed, decided, transferring, stored, failed, expired). */
+  readonly outputs = new Set<string>();
   /** Runs handed to their node's queue (QUEUED stays QUEUED, so they are not among `runs`); for the dispatch-latency metric. */
   readonly dispatched: { runId: string; queuedAt: Date | null; dispatchedAt: Date }[] = [];
   /** Set when new outbox rows were written, so the relay should wake up. */
@@ -54,8 +56,13 @@ export class ChangeSet {
     if (runs.length > 0) this.schedule = true;
   }
 
+  /** Notes that some output files of these runs changed release state. */
+  outputsChanged(runIds: Iterable<string>): void {
+    for (const id of runIds) this.outputs.add(id);
+  }
+
   get isEmpty(): boolean {
-    return this.nodes.size === 0 && this.runs.length === 0 && this.tasks.size === 0 && this.workflows.size === 0 && this.logs.length === 0;
+    return this.nodes.size === 0 && this.runs.length === 0 && this.tasks.size === 0 && this.workflows.size === 0 && this.logs.length === 0 && this.outputs.size === 0;
   }
 }
 

@@ -28,6 +28,10 @@ export interface SubmittedWorkflowPayload {
   projectId: string | null;
 }
 
+export interface RunOutputsPayload {
+  runId: string;
+}
+
 export interface LiveEvents {
   announce(changes: ChangeSet): void;
   /** Handles a message from the fanout (ignores this instance's own and drops invalid ones). */
@@ -71,6 +75,7 @@ export function createLiveEvents(instanceId: string, pubsub: PubSub, broker: Pic
       pubsub.publish(topics.runLogs(logs.runId), logs);
       pubsub.publish(topics.taskLogs(logs.taskId), logs);
     }
+    for (const runId of message.outputs) pubsub.publish(topics.runOutputs(runId), { runId } satisfies RunOutputsPayload);
   }
 
   return {
@@ -87,6 +92,7 @@ export function createLiveEvents(instanceId: string, pubsub: PubSub, broker: Pic
           tasks: [...changes.tasks.values()],
           workflows: [...changes.workflows.values()],
           logs: changes.logs,
+          outputs: [...changes.outputs],
         }),
       ) as LiveMessage;
       deliver(message);

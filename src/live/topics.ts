@@ -4,6 +4,8 @@ export const topics = {
   workflow: (workflowId: string) => `workflow:${workflowId}`,
   runLogs: (runId: string) => `logs:${runId}`,
   taskLogs: (taskId: string) => `taskLogs:${taskId}`,
+  /** A run's output files changed release state; the payload is a RunOutputsPayload. */
+  runOutputs: (runId: string) => `outputs:${runId}`,
   node: (nodeId: string) => `node:${nodeId}`,
   allNodes: "node:*",
   /** Every newly submitted workflow, as a SubmittedWorkflowPayload. */

@@ -842,6 +842,8 @@ export const liveMessageSchema = z.object({
       lines: z.array(z.object({ seq: z.number().int().min(1), stream: z.enum(LOG_STREAMS), at: isoTime, text: z.string() })),
     }),
   ),
+  /** Runs whose output files changed release state (absent from instances that predate it). */
+  outputs: z.array(uuid).default([]),
 });
 export type LiveMessage = z.infer<typeof liveMessageSchema>;
 

@@ -77,6 +77,13 @@ const SUBSCRIPTIONS: Record<string, { query: string; field: string; variables():
     publish: () => env.orchestrator.pubsub.publish(topics.run(world.alpha.runs["a-1"]), { id: world.alpha.runs["a-1"] }),
     expect: alphaMembers("accepted"),
   },
+  runOutputsUpdated: {
+    query: `subscription($id: ID!) { runOutputsUpdated(runId: $id) { id } }`,
+    field: "runOutputsUpdated",
+    variables: () => ({ id: world.alpha.runs["a-1"] }),
+    publish: () => env.orchestrator.pubsub.publish(topics.runOutputs(world.alpha.runs["a-1"]), { runId: world.alpha.runs["a-1"] }),
+    expect: alphaMembers("accepted"),
+  },
   runLogs: {
     query: `subscription($id: ID!) { runLogs(runId: $id) { runId lines { seq } } }`,
     field: "runLogs",

@@ -172,12 +172,10 @@ test("the node's operator approves a PENDING_REVIEW output with a comment and do
     await row.getByText(SUBJECTS.operator).waitFor();
     await row.getByText("checked: aggregate only").waitFor();
     await browser.screenshot(operator, "dashboard/output-approved");
-    await waitUntil(
-      async () => (await gqlOk(env.orchestrator.url, `query($id: ID!) { run(id: $id) { outputs { state } } }`, { id: runId })).run.outputs[0].state === "AVAILABLE" || undefined,
-      30_000,
-      "the approved output stored",
-    );
-    await operator.reload();
+    // The transfer is followed live (runOutputsUpdated) in both tabs: no reload, no polling.
+    await row.locator("[data-state=AVAILABLE]").waitFor({ timeout: 30_000 });
+    await researcherRow.locator("[data-state=AVAILABLE]").waitFor({ timeout: 10_000 });
+    await researcherRow.locator("[data-testid=download]").waitFor();
     const [download] = await Promise.all([operator.waitForEvent("download"), row.locator("[data-testid=download]").click()]);
     assert.is(download.suggestedFilename(), "report.txt");
     const saved = await download.path();

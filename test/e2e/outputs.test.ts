@@ -11,12 +11,13 @@ import { promisify } from "node:util";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createApiToken } from "../../src/auth/index.js";
+import { topics } from "../../src/live/topics.js";
 import { MAX_ARTIFACT_BYTES } from "../../src/messaging/contracts.js";
 import { toolDigest } from "../../src/shared/index.js";
 import { AGENT_BIN, type AgentProcess } from "../support/agent.js";
 import { createEventPublisher } from "../support/amqp.js";
 import { createTestEnv, type TestEnv } from "../support/env.js";
-import { expectError, gql, gqlOk } from "../support/graphql.js";
+import { collect, expectError, gql, gqlOk, wsClient } from "../support/graphql.js";
 import { finishedWorkflow, registerNodeScriptTool, SUBMIT } from "../support/fixtures.js";
 import { waitUntil } from "../support/wait.js";
 
@@ -168,6 +169,31 @@ test("review: PENDING_REVIEW; a RESEARCHER of the project sees but may not appro
   assert.is(decision.actor, "otto");
   assert.equal([decision.details.decision, decision.details.comment, decision.details.path, decision.details.via], ["APPROVE", "aggregate only", "out/a.txt", "api"]);
   assert.ok(audit.some((e) => e.action === "decideArtifactRelease" && e.actor === "otto"), "the mutation itself is recorded too");
+});
+
+test("runOutputsUpdated: a project reader follows the decisions and the approved file's transfer live, each change delivering the run's outputs whole", async () => {
+  const { runId, outputs } = await runOutputs("out-review", "report@1.0.0");
+  const [a, b] = [outputs["out/a.txt"], outputs["out/b.txt"]];
+  const client = wsClient(env.orchestrator.wsUrl, { token: researcherToken });
+  const live = collect<{ path: string; state: string; downloadUrl: string | null }[]>(client, `subscription($id: ID!) { runOutputsUpdated(runId: $id) { path state downloadUrl } }`, { id: runId }, "runOutputsUpdated");
+  try {
+    // The subscription listens once its read check is done; a decision before that would be missed.
+    await env.orchestrator.pubsub.waitForSubscribers(topics.runOutputs(runId), 1, 10_000);
+    await gqlOk(env.orchestrator.url, DECIDE, { id: b.id, decision: "REJECT" }, { token: operatorTokens.olga });
+    await gqlOk(env.orchestrator.url, DECIDE, { id: a.id, decision: "APPROVE" }, { token: operatorTokens.otto });
+    const stateOf = (list: { path: string; state: string }[], path: string) => list.find((o) => o.path === path)?.state;
+    await live.waitFor((items) => items.some((list) => stateOf(list, "out/a.txt") === "AVAILABLE"), 30_000, "out/a.txt AVAILABLE, live");
+    const states = live.items.map((list) => `${stateOf(list, "out/a.txt")}/${stateOf(list, "out/b.txt")}`);
+    assert.is(states[0], "PENDING_REVIEW/REJECTED", `first change: the rejection (${states.join(", ")})`);
+    assert.ok(states.includes("APPROVED/REJECTED"), `the approval is seen before the transfer: ${states.join(", ")}`);
+    assert.is(states.at(-1), "AVAILABLE/REJECTED", states.join(", "));
+    const stored = live.items.at(-1)!.find((o) => o.path === "out/a.txt")!;
+    assert.is(stored.downloadUrl, `/artifacts/${a.id}`);
+    assert.is(live.errors.length, 0);
+  } finally {
+    await live.dispose();
+    await client.dispose();
+  }
 });
 
 test("local: the API refuses every decision, even an ADMIN's; fem-agent outputs approve on the node releases the file, reported as the node and audited", async () => {

@@ -15,6 +15,7 @@ import * as assert from "uvu/assert";
 import { createOrchestrator } from "../../src/app.js";
 import { expireArtifacts } from "../../src/artifacts/index.js";
 import { createApiToken } from "../../src/auth/index.js";
+import { ChangeSet } from "../../src/kernel/index.js";
 import { createLogger } from "../../src/logger.js";
 import { EXCHANGES, nodeQueueNames, TRANSFER_CHUNK_BYTES } from "../../src/messaging/contracts.js";
 import { AGENT_BIN, type AgentProcess } from "../support/agent.js";
@@ -200,7 +201,7 @@ test("retention: a stored file past FEM_ARTIFACT_RETENTION_MS is deleted and its
   const [runId] = await submit("trainer@1.0.0", [NODES.b]);
   const artifact = await availableOutput(runId, "weights.bin");
   await new Promise((resolve) => setTimeout(resolve, 50));
-  assert.ok((await expireArtifacts(env.orchestrator.orm.em.fork(), env.orchestrator.artifactStore, 10)) >= 1);
+  assert.ok((await expireArtifacts(env.orchestrator.orm.em.fork(), env.orchestrator.artifactStore, 10, new ChangeSet())) >= 1);
   const expired = (await outputsOf(runId))["weights.bin"];
   assert.equal([expired.state, expired.downloadUrl], ["EXPIRED", null]);
   assert.is(await env.orchestrator.artifactStore.open(artifact.id), null, "the file is gone from the store");

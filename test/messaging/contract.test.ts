@@ -126,6 +126,7 @@ test("a live message that breaks the contract is dropped; a valid one from anoth
     tasks: [],
     workflows: [{ id: "0b0e3c4c-0000-4000-8000-000000000001", state: "RUNNING" }],
     logs: [],
+    outputs: [],
   };
   events.receive({ ...valid, workflows: [{ id: "0b0e3c4c-0000-4000-8000-000000000001", state: "EXPLODED" }] });
   events.receive({ ...valid, v: 2 });
@@ -135,6 +136,22 @@ test("a live message that breaks the contract is dropped; a valid one from anoth
   assert.is(delivered.length, 0, "an instance ignores its own messages");
   events.receive(valid);
   assert.is(delivered.length, 1);
+  // An instance that predates `outputs` is still heard.
+  const { outputs: _absent, ...older } = valid;
+  events.receive(older);
+  assert.is(delivered.length, 2);
+  stop();
+});
+
+test("a run's outputs changed on another instance reach this one's runOutputsUpdated topic", () => {
+  const pubsub = createPubSub(100);
+  const events = createLiveEvents("instance-a", pubsub, null);
+  const runId = "0b0e3c4c-0000-4000-8000-000000000002";
+  const delivered: unknown[] = [];
+  const stop = pubsub.listen(topics.runOutputs(runId), (payload) => delivered.push(payload));
+  events.receive({ v: 1, origin: "instance-b", at: new Date().toISOString(), nodes: [], runs: [], tasks: [], workflows: [], logs: [], outputs: [runId] });
+  events.receive({ v: 1, origin: "instance-b", at: new Date().toISOString(), nodes: [], runs: [], tasks: [], workflows: [], logs: [], outputs: ["not-a-uuid"] });
+  assert.equal(delivered, [{ runId }]);
   stop();
 });
 

@@ -216,6 +216,15 @@ export const RunUpdatedSubscription = graphql(`
   }
 `);
 
+/** The run's outputs, whole, each time one changes release state (decided, transferring, stored…). */
+export const RunOutputsUpdatedSubscription = graphql(`
+  subscription RunOutputsUpdated($runId: ID!) {
+    runOutputsUpdated(runId: $runId) {
+      ...ArtifactFields
+    }
+  }
+`);
+
 export const RunLogsSubscription = graphql(`
   subscription RunLogs($runId: ID!, $afterSeq: Int) {
     runLogs(runId: $runId, afterSeq: $afterSeq) {

@@ -2,7 +2,7 @@
 import { useState } from "react";
 import { useMutation, useQuery } from "urql";
 import { CancelTaskMutation } from "../api/actions";
-import { RunQuery, RunTaskQuery, RunUpdatedSubscription } from "../api/operations";
+import { RunOutputsUpdatedSubscription, RunQuery, RunTaskQuery, RunUpdatedSubscription } from "../api/operations";
 import { useStream } from "../api/use-stream";
 import { useViewer } from "../api/viewer";
 import { ActionButton } from "../components/action-button";
@@ -11,7 +11,7 @@ import { RunOutputs } from "../components/run-outputs";
 import { StateBadge } from "../components/state-badge";
 import { Status } from "../components/status";
 import { Time } from "../components/time";
-import type { RunFieldsFragment, RunTaskQuery as RunTaskData } from "../gql/graphql";
+import type { ArtifactFieldsFragment, RunFieldsFragment, RunTaskQuery as RunTaskData } from "../gql/graphql";
 import { formatBytes, formatMs } from "../lib/format";
 import { canChangeWork } from "../lib/permissions";
 import { routeHref } from "../lib/route";
@@ -62,7 +62,7 @@ function CancelRun({ run, task }: { run: RunFieldsFragment; task: RunTask }) {
   );
 }
 
-function RunDetails({ run }: { run: RunFieldsFragment }) {
+function RunDetails({ run, outputs }: { run: RunFieldsFragment; outputs: readonly ArtifactFieldsFragment[] }) {
   const usage = run.usage;
   return (
     <div className="run-details">
@@ -100,7 +100,7 @@ function RunDetails({ run }: { run: RunFieldsFragment }) {
       </section>
       <section className="panel wide" aria-labelledby="outputs-title">
         <h2 id="outputs-title">Outputs</h2>
-        <RunOutputs outputs={run.outputs} nodeId={run.node.id} />
+        <RunOutputs outputs={outputs} nodeId={run.node.id} />
       </section>
     </div>
   );
@@ -110,8 +110,21 @@ export function RunPage({ id }: { id: string }) {
   const [query] = useQuery({ query: RunQuery, variables: { id } });
   const [taskQuery] = useQuery({ query: RunTaskQuery, variables: { id } });
   const [latest, setLatest] = useState<RunFieldsFragment | null>(null);
-  const streamError = useStream(RunUpdatedSubscription, () => ({ runId: id }), (data) => setLatest(data.runUpdated), [id]);
+  // Outputs change without the run changing (a decision, a transfer): whichever stream spoke last is current.
+  const [latestOutputs, setLatestOutputs] = useState<readonly ArtifactFieldsFragment[] | null>(null);
+  const runStreamError = useStream(
+    RunUpdatedSubscription,
+    () => ({ runId: id }),
+    (data) => {
+      setLatest(data.runUpdated);
+      setLatestOutputs(data.runUpdated.outputs);
+    },
+    [id],
+  );
+  const outputsStreamError = useStream(RunOutputsUpdatedSubscription, () => ({ runId: id }), (data) => setLatestOutputs(data.runOutputsUpdated), [id]);
+  const streamError = runStreamError ?? outputsStreamError;
   const run = latest ?? query.data?.run ?? null;
+  const outputs = latestOutputs ?? run?.outputs ?? [];
   const task = taskQuery.data?.run.task ?? null;
   return (
     <section aria-labelledby="run-title">
@@ -135,7 +148,7 @@ export function RunPage({ id }: { id: string }) {
           <CancelRun run={run} task={task} />
         </p>
       )}
-      {run && <RunDetails run={run} />}
+      {run && <RunDetails run={run} outputs={outputs} />}
       <LogView runId={id} />
     </section>
   );
