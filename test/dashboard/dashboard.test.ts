@@ -163,7 +163,8 @@ test("signs in with a token and shows the nodes live: connectivity, heartbeat, r
 test("shows a diamond workflow's graph turn from pending/queued to running to succeeded, then a task's runs", async () => {
   const slow = (key: string, extra: Record<string, unknown> = {}) => ({ key, tool: "slow@1.0.0", nodes: ["site-a"], params: { value: key, count: 1500 }, ...extra });
   const workflow = await submit(
-    [slow("prepare"), slow("left", { dependsOn: ["prepare"], nodes: ["site-b"] }), slow("right", { dependsOn: ["prepare"] }), slow("merge", { dependsOn: ["left", "right"], nodes: ["site-a", "site-b"] })],
+    // prepare lasts long enough for a page opened on a loaded machine to see merge waiting.
+    [slow("prepare", { params: { value: "prepare", count: 8000 } }), slow("left", { dependsOn: ["prepare"], nodes: ["site-b"] }), slow("right", { dependsOn: ["prepare"] }), slow("merge", { dependsOn: ["left", "right"], nodes: ["site-a", "site-b"] })],
     "diamond",
   );
   const page = await browser.newPage();

@@ -1,11 +1,12 @@
 /**
  * A run's log, live: replayed from the first line, then followed as the run writes. Lines are kept
- * in a LogBuffer (each seq once, no gap) and only those in view are in the DOM, so 100,000 lines
- * scroll as smoothly as 100. After a dropped connection the socket resubscribes from the last seq
+ * in a LogBuffer (each seq once, no gap) and only those in view are in the DOM (TanStack Virtual,
+ * fixed line height), so 100,000 lines scroll as smoothly as 100. After a dropped connection the socket resubscribes from the last seq
  * the page holds; a gap (never expected) is filled by a query. The view may be paused (lines keep
  * arriving, the view holds still), filtered by stream and search (LogIndex), and jumped to a seq.
  */
-import { memo, useCallback, useEffect, useMemo, useRef, useState, type ReactElement, type UIEvent } from "react";
+import { useVirtualizer } from "@tanstack/react-virtual";
+import { memo, useCallback, useEffect, useMemo, useRef, useState, type UIEvent } from "react";
 import { useClient } from "urql";
 import { RunLogsQuery, RunLogsSubscription } from "../api/operations";
 import { useStream } from "../api/use-stream";
@@ -50,7 +51,6 @@ export function LogView({ runId }: { runId: string }) {
   const buffer = useRef(new LogBuffer());
   const [count, setCount] = useState(0);
   const [following, setFollowing] = useState(true);
-  const [viewport, setViewport] = useState({ top: 0, height: 480 });
   const scroller = useRef<HTMLDivElement>(null);
   const filling = useRef(false);
   const frame = useRef<number | null>(null);
@@ -110,21 +110,21 @@ export function LogView({ runId }: { runId: string }) {
   const lines = buffer.current.lines;
   const limit = paused ?? count;
   // The buffer is a ref on purpose (100,000 lines must not be copied per batch); `count` makes React render.
-  // eslint-disable-next-line react-hooks/refs -- see above
   index.update(lines, limit);
   const rows = index.length;
+  // The virtualizer's API is mutable by design; React's compiler is told to leave this component be.
+  // eslint-disable-next-line react-hooks/incompatible-library -- see above
+  const virtualizer = useVirtualizer({ count: rows, getScrollElement: () => scroller.current, estimateSize: () => LINE_HEIGHT, overscan: OVERSCAN });
 
   // Following: keep the newest line in view whenever lines arrive.
   useEffect(() => {
-    const element = scroller.current;
-    if (following && paused === null && element) element.scrollTop = element.scrollHeight;
-  }, [rows, following, paused]);
+    if (following && paused === null && rows > 0) virtualizer.scrollToIndex(rows - 1, { align: "end" });
+  }, [rows, following, paused, virtualizer]);
 
   const showRow = (row: number) => {
-    const element = scroller.current;
     setFollowing(false);
     setTarget(lines[index.lineAt(row)].seq);
-    if (element) element.scrollTop = Math.max(0, row * LINE_HEIGHT - element.clientHeight / 2);
+    virtualizer.scrollToIndex(row, { align: "center" });
   };
   const jump = (seq: number) => {
     const row = index.rowOfSeq(lines, seq);
@@ -133,35 +133,22 @@ export function LogView({ runId }: { runId: string }) {
     showRow(row);
   };
   const step = (backwards: boolean) => {
-    const from = target === null ? Math.floor(viewport.top / LINE_HEIGHT) - (backwards ? 0 : 1) : index.rowOfSeq(lines, target);
+    const from = target === null ? Math.floor((virtualizer.scrollOffset ?? 0) / LINE_HEIGHT) - (backwards ? 0 : 1) : index.rowOfSeq(lines, target);
     const row = index.nextMatch(from, backwards);
     if (row >= 0) showRow(row);
   };
 
-  useEffect(() => {
-    const element = scroller.current;
-    if (!element) return;
-    const observer = new ResizeObserver(() => setViewport((v) => ({ ...v, height: element.clientHeight })));
-    observer.observe(element);
-    return () => observer.disconnect();
-  }, []);
-
   const onScroll = (event: UIEvent<HTMLDivElement>) => {
     const element = event.currentTarget;
-    setViewport({ top: element.scrollTop, height: element.clientHeight });
     // Scrolling up stops following; reaching the bottom again resumes it.
     const atBottom = element.scrollHeight - element.scrollTop - element.clientHeight < LINE_HEIGHT * 2;
     if (atBottom !== following) setFollowing(atBottom);
   };
 
-  const first = Math.max(0, Math.floor(viewport.top / LINE_HEIGHT) - OVERSCAN);
-  const last = Math.min(rows, Math.ceil((viewport.top + viewport.height) / LINE_HEIGHT) + OVERSCAN);
-  const visible: ReactElement[] = [];
-  for (let row = first; row < last; row++) {
-    const line = lines[index.lineAt(row)];
-    // eslint-disable-next-line react-hooks/refs -- the lines come from the buffer ref, see above
-    visible.push(<Line key={line.seq} line={line} top={row * LINE_HEIGHT} search={criteria.search} target={line.seq === target} />);
-  }
+  const visible = virtualizer.getVirtualItems().map((item) => {
+    const line = lines[index.lineAt(item.index)];
+    return <Line key={line.seq} line={line} top={item.start} search={criteria.search} target={line.seq === target} />;
+  });
 
   return (
     <section className="logs" aria-labelledby="logs-title">
@@ -209,7 +196,7 @@ export function LogView({ runId }: { runId: string }) {
         </p>
       )}
       <div ref={scroller} className="log-scroll" onScroll={onScroll} tabIndex={0} role="log" aria-live="off" aria-label="Log lines" data-testid="log">
-        <div className="log-space" style={{ height: rows * LINE_HEIGHT }}>
+        <div className="log-space" style={{ height: virtualizer.getTotalSize() }}>
           {visible}
         </div>
       </div>

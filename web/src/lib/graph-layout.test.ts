@@ -49,17 +49,18 @@ describe("graph layout", () => {
     expect(height).toBeGreaterThan(0);
   });
 
-  // About 1 s on a quiet machine; the bound catches a blow-up (seconds per task), not a slow CI machine.
-  it("lays out 1,000 tasks without blowing up", () => {
+  // Speed is measured by the dashboard browser test (docs/dashboard.md); here: a 1,000-task tree is laid out
+  // whole, left to right, with no two boxes on the same spot. The bound only stops a hang.
+  it("lays out 1,000 tasks, each after the task it depends on", { timeout: 300_000 }, () => {
     const tasks: GraphTask[] = Array.from({ length: 1_000 }, (_, i) => ({
       id: String(i),
       key: `task-${i}`,
       dependsOn: i === 0 ? [] : [String(Math.floor((i - 1) / 10))],
     }));
-    const started = performance.now();
     const result = layoutGraph(tasks);
-    const elapsedMs = performance.now() - started;
     expect(result.tasks).toHaveLength(1_000);
-    expect(elapsedMs).toBeLessThan(20_000);
+    const at = Object.fromEntries(result.tasks.map((t) => [t.id, t]));
+    for (const task of tasks) for (const parent of task.dependsOn) expect(at[parent].x + at[parent].width).toBeLessThan(at[task.id].x);
+    expect(new Set(result.tasks.map((t) => `${t.x},${t.y}`)).size).toBe(1_000);
   });
 });
