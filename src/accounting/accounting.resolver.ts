@@ -1,6 +1,9 @@
-import { Arg, Ctx, Field, Float, ID, InputType, Int, ObjectType, Query, Resolver, registerEnumType } from "type-graphql";
+import { Arg, Ctx, Field, Float, ID, InputType, Int, ObjectType, Query, Resolver, Root, Subscription, registerEnumType } from "type-graphql";
 import type { Context } from "../graphql/context.js";
-import { accounting, AccountingDimension } from "./accounting.service.js";
+import type { FinishedRunsPayload } from "../live/live-events.js";
+import { mapEvents } from "../live/pubsub.js";
+import { topics } from "../live/topics.js";
+import { accounting, AccountingDimension, countVisibleFinishedRuns } from "./accounting.service.js";
 
 registerEnumType(AccountingDimension, { name: "AccountingDimension" });
 
@@ -34,8 +37,30 @@ export class AccountingRow {
   releasedBytes!: number;
 }
 
+@ObjectType({ description: "Runs the caller's accounting counts have ended: read `accounting` again." })
+export class AccountingUpdate {
+  @Field(() => Int, { description: "How many of the caller's runs ended in this change." }) finishedRuns!: number;
+  @Field(() => Date) at!: Date;
+}
+
 @Resolver()
 export class AccountingResolver {
+  @Subscription(() => AccountingUpdate, {
+    description: "Each committed change in which runs the caller's accounting counts ended (of its projects and the nodes it operates; all for ADMIN).",
+    subscribe: ({ context }) => {
+      const ctx = context as Context;
+      const viewer = ctx.viewer();
+      const projectOf = new Map<string, string | null>();
+      return mapEvents(ctx.pubsub.subscribe<FinishedRunsPayload>(topics.finishedRuns), async (change) => {
+        const finishedRuns = await countVisibleFinishedRuns(ctx.orm.em.fork(), viewer, change.runs, projectOf);
+        return finishedRuns > 0 ? { finishedRuns, at: new Date() } : null;
+      });
+    },
+  })
+  accountingUpdated(@Root() update: AccountingUpdate): AccountingUpdate {
+    return update;
+  }
+
   @Query(() => [AccountingRow], { description: "Usage of finished runs grouped by node, tool, user and/or day: runs of your projects and of the nodes you operate (all for ADMIN)." })
   async accounting(
     @Arg("groupBy", () => [AccountingDimension]) groupBy: AccountingDimension[],

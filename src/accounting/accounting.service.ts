@@ -113,3 +113,29 @@ export async function accounting(em: EntityManager, viewer: Viewer, groupBy: Acc
     releasedBytes: Number(row.releasedBytes),
   }));
 }
+
+/** Workflows whose project a live accounting subscription remembers (a workflow never changes project). */
+const MAX_REMEMBERED_WORKFLOWS = 10_000;
+
+/**
+ * Of these runs that just ended, how many the viewer's accounting counts: runs of its projects'
+ * workflows and runs on the nodes it operates (all for ADMIN). `projectOf` remembers each
+ * workflow's project across calls, so a busy workflow costs one statement, not one per change.
+ */
+export async function countVisibleFinishedRuns(
+  em: EntityManager,
+  viewer: Viewer,
+  runs: readonly { nodeId: string; workflowId: string }[],
+  projectOf: Map<string, string | null>,
+): Promise<number> {
+  const readable = readableProjectIds(viewer);
+  if (readable === null) return runs.length;
+  const unknown = [...new Set(runs.filter((r) => !viewer.operatedNodes.has(r.nodeId) && !projectOf.has(r.workflowId)).map((r) => r.workflowId))];
+  if (unknown.length > 0) {
+    if (projectOf.size + unknown.length > MAX_REMEMBERED_WORKFLOWS) projectOf.clear();
+    const rows = await query<{ id: string; project_id: string | null }>(em, `select id, project_id from workflow where id in (select value::uuid from jsonb_array_elements_text(?::jsonb))`, [json(unknown)]);
+    for (const row of rows) projectOf.set(row.id, row.project_id);
+  }
+  const projects = new Set(readable);
+  return runs.filter((r) => viewer.operatedNodes.has(r.nodeId) || projects.has(projectOf.get(r.workflowId) ?? "")).length;
+}

@@ -61,6 +61,7 @@ export const RULES: Readonly<Record<string, Rule>> = {
   // Live: each subscription checks, at subscribe time, that the caller may read what it follows.
   "Subscription.runUpdated": "signedIn",
   "Subscription.runOutputsUpdated": "signedIn",
+  "Subscription.accountingUpdated": "signedIn",
   "Subscription.workflowEvents": "signedIn",
   "Subscription.workflowSubmitted": "signedIn",
   "Subscription.runLogs": "signedIn",

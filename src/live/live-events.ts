@@ -6,7 +6,7 @@
  */
 import { LIVE_VERSION, liveMessageSchema, parseMessage, type LiveMessage } from "../messaging/contracts.js";
 import type { Broker } from "../messaging/broker.js";
-import type { ChangeSet, NodeSnapshot, RunSnapshot, RunState } from "../kernel/index.js";
+import { isTerminalState, type ChangeSet, type NodeSnapshot, type RunSnapshot, type RunState } from "../kernel/index.js";
 import type { Logger } from "../logger.js";
 import type { PubSub } from "./pubsub.js";
 import { topics } from "./topics.js";
@@ -26,6 +26,10 @@ export interface WorkflowEventPayload {
 export interface SubmittedWorkflowPayload {
   id: string;
   projectId: string | null;
+}
+
+export interface FinishedRunsPayload {
+  runs: { id: string; nodeId: string; workflowId: string }[];
 }
 
 export interface RunOutputsPayload {
@@ -59,11 +63,14 @@ export function createLiveEvents(instanceId: string, pubsub: PubSub, broker: Pic
       pubsub.publish(topics.node(node.id), node);
       pubsub.publish(topics.allNodes, node);
     }
+    const finished: FinishedRunsPayload["runs"] = [];
     for (const raw of message.runs) {
       const run = revive(raw, runDateFields) as unknown as RunSnapshot;
       pubsub.publish(topics.run(run.id), run);
       pubsub.publish(topics.workflow(run.workflowId), event(run.workflowId, "RUN", run.state, run.taskId, run.id, run, at));
+      if (isTerminalState(run.state)) finished.push({ id: run.id, nodeId: run.nodeId, workflowId: run.workflowId });
     }
+    if (finished.length > 0) pubsub.publish(topics.finishedRuns, { runs: finished } satisfies FinishedRunsPayload);
     for (const task of message.tasks) {
       pubsub.publish(topics.workflow(task.workflowId), event(task.workflowId, "TASK", task.state as RunState, task.id, null, null, at));
     }

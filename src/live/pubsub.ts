@@ -178,3 +178,28 @@ export function filterEvents<T>(source: AsyncIterableIterator<T>, keep: (event: 
   };
   return iterator;
 }
+
+/**
+ * Maps each event of `source` with `map`, skipping those it maps to null; one event at a time, in
+ * order (an async map: say a visibility check against the database).
+ */
+export function mapEvents<T, U>(source: AsyncIterableIterator<T>, map: (event: T) => Promise<U | null>): AsyncIterableIterator<U> {
+  const iterator: AsyncIterableIterator<U> = {
+    async next() {
+      for (;;) {
+        const result = await source.next();
+        if (result.done) return { done: true, value: undefined };
+        const mapped = await map(result.value);
+        if (mapped !== null) return { done: false, value: mapped };
+      }
+    },
+    async return() {
+      await source.return?.();
+      return { done: true, value: undefined };
+    },
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return iterator;
+}

@@ -8,6 +8,8 @@ export const topics = {
   runOutputs: (runId: string) => `outputs:${runId}`,
   node: (nodeId: string) => `node:${nodeId}`,
   allNodes: "node:*",
+  /** Runs that reached an end state, one FinishedRunsPayload per committed change. */
+  finishedRuns: "runs:finished",
   /** Every newly submitted workflow, as a SubmittedWorkflowPayload. */
   submittedWorkflows: "workflows:submitted",
 } as const;

@@ -180,6 +180,30 @@ test("workflowSubmitted: no token closes the socket with 4403; each caller recei
   }
 });
 
+test("accountingUpdated counts only the ended runs each caller's accounting counts; a change with none of them delivers nothing", async () => {
+  assert.is(await outcome(subscribe("anonymous", `subscription { accountingUpdated { finishedRuns } }`, {}, "accountingUpdated"), () => undefined, "accountingUpdated as anonymous"), "close 4403");
+  const ended = (project: "alpha" | "beta", node: string) => ({ id: world[project].runs[node], nodeId: node, workflowId: world[project].workflowId });
+  // First a change with beta's run only, then one with alpha's runs on a-1 and a-2 and beta's.
+  const expected: Record<Exclude<Persona, "anonymous">, number[]> = {
+    viewerOfAlpha: [2],
+    researcherOfBeta: [1, 1],
+    researcherOfAlpha: [2],
+    ownerOfAlpha: [2],
+    operatorOfA1: [1],
+    admin: [1, 3],
+  };
+  const collectors = Object.fromEntries(Object.keys(expected).map((p) => [p, subscribe(p as Persona, `subscription { accountingUpdated { finishedRuns at } }`, {}, "accountingUpdated")]));
+  await env.orchestrator.pubsub.waitForSubscribers(topics.finishedRuns, Object.keys(expected).length, 10_000);
+  env.orchestrator.pubsub.publish(topics.finishedRuns, { runs: [ended("beta", "b-1")] });
+  env.orchestrator.pubsub.publish(topics.finishedRuns, { runs: [ended("alpha", "a-1"), ended("alpha", "a-2"), ended("beta", "b-1")] });
+  for (const [persona, counts] of Object.entries(expected)) {
+    const collector = collectors[persona];
+    await collector.waitFor((items) => items.length >= counts.length, 10_000, `${counts.length} updates for ${persona}`);
+    // Events of one topic arrive in order: with the last expected one here, an unexpected earlier one would be too.
+    assert.equal((collector.items as { finishedRuns: number }[]).map((u) => u.finishedRuns), counts, persona);
+  }
+});
+
 test("env values of runs and tools are shown to ADMIN only; the others see ***", async () => {
   for (const persona of PERSONAS.filter((p) => p !== "anonymous")) {
     const tool = await post(world.url, { query: `query($id: ID!) { tool(id: $id) { env } }`, variables: { id: world.toolId } }, world.tokens[persona]);

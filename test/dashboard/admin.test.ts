@@ -2,7 +2,8 @@
  * The dashboard's accounting and administration pages in a real browser against a real
  * orchestrator and agents: an admin registers a node (its credential shown once starts a real
  * agent), registers a tool from pasted YAML, creates and revokes an API token and finds those
- * actions in the audit log; accounting shows a finished workflow's figures and exports them as
+ * actions in the audit log; accounting shows a finished workflow's figures (and, live, those of runs
+ * that end while it is open) and exports them as
  * CSV; a RESEARCHER sees no admin links. Screenshots go to test-artifacts/dashboard/.
  */
 import { readFile } from "node:fs/promises";
@@ -182,6 +183,11 @@ test("accounting shows the figures of a workflow that ran, in totals, charts and
     const csvEcho = lines.find((l) => l[1] === "site-a" && l[2] === "echo@1.0.0");
     assert.ok(csvEcho, csv);
     assert.equal([csvEcho[0], csvEcho[3], Number(csvEcho[4]), Number(csvEcho[8])], [echo.day, echo.user, echo.runs, echo.wallMs]);
+    // Live: runs that end while the page is open are counted without a reload (accountingUpdated).
+    const more = await gqlOk(env.orchestrator.url, SUBMIT, { input: { name: "accounted later", tasks: [4, 5].map((i) => ({ key: `t${i}`, tool: "echo@1.0.0", nodes: ["site-a"], params: { value: `v${i}` } })) } });
+    await finishedWorkflow(env.orchestrator.url, more.submitWorkflow.id, 60_000);
+    await page.locator("[data-total=Runs]", { hasText: new RegExp(`^${totalRuns + 2}$`) }).waitFor({ timeout: 15_000 });
+    await row.locator("[data-col=runs]", { hasText: new RegExp(`^${echo.runs + 2}$`) }).waitFor({ timeout: 5_000 });
     // A period with nothing in it says so.
     await page.getByLabel("First day").fill("2020-01-01");
     await page.getByLabel("Last day").fill("2020-01-31");

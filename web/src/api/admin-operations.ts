@@ -4,6 +4,16 @@
  */
 import { graphql } from "../gql-admin";
 
+/** Runs the caller's accounting counts ended: the page reads `accounting` again. */
+export const AccountingUpdatedSubscription = graphql(`
+  subscription AccountingUpdated {
+    accountingUpdated {
+      finishedRuns
+      at
+    }
+  }
+`);
+
 export const AccountingQuery = graphql(`
   query Accounting($filter: AccountingFilter) {
     accounting(groupBy: [DAY, NODE, TOOL, USER], filter: $filter) {

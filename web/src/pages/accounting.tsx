@@ -1,7 +1,11 @@
-/** Usage of finished runs over a period of UTC days: totals, two charts, the table by day, node, tool and user, and its CSV. */
-import { useMemo, useState } from "react";
+/**
+ * Usage of finished runs over a period of UTC days: totals, two charts, the table by day, node, tool
+ * and user, and its CSV; read again whenever runs the caller's accounting counts end.
+ */
+import { useEffect, useMemo, useRef, useState } from "react";
 import { useQuery } from "urql";
-import { AccountingQuery } from "../api/admin-operations";
+import { AccountingQuery, AccountingUpdatedSubscription } from "../api/admin-operations";
+import { useStream } from "../api/use-stream";
 import { Status, TableHead } from "../components/status";
 import { RunsPerDayChart, TimeByChart } from "../components/usage-charts";
 import { accountingCsv, dailySeries, DIMENSION_LABELS, sortRows, totalOf, totalsBy, type Dimension, type UsageFigures, type UsageRow } from "../lib/accounting";
@@ -10,6 +14,8 @@ import { formatBytes, formatMs } from "../lib/format";
 import { PERIOD_LABELS, PERIOD_PRESETS, periodBounds, periodDays, periodProblem, presetPeriod, type Period, type PeriodPreset } from "../lib/period";
 
 const CHART_DIMENSIONS: Dimension[] = ["node", "tool", "user"];
+/** After runs end, the figures are read again once this has passed (one read for a burst of endings). */
+const REREAD_AFTER_MS = 1_000;
 
 function PeriodPicker({ preset, period, onChange }: { preset: PeriodPreset; period: Period; onChange(preset: PeriodPreset, period: Period): void }) {
   return (
@@ -65,6 +71,26 @@ export function AccountingPage() {
   const problem = periodProblem(period);
   const filter = useMemo(() => (problem ? null : periodBounds(period)), [problem, period]);
   const [query, refetch] = useQuery({ query: AccountingQuery, variables: { filter }, pause: filter === null });
+  // Live: when runs this caller's accounting counts end, read the figures again (at most once a second).
+  const reread = useRef<number | null>(null);
+  const liveError = useStream(
+    AccountingUpdatedSubscription,
+    () => ({}),
+    () => {
+      if (reread.current !== null) return;
+      reread.current = window.setTimeout(() => {
+        reread.current = null;
+        refetch({ requestPolicy: "network-only" });
+      }, REREAD_AFTER_MS);
+    },
+    [],
+  );
+  useEffect(
+    () => () => {
+      if (reread.current !== null) window.clearTimeout(reread.current);
+    },
+    [],
+  );
   const rows = useMemo(() => sortRows(query.data?.accounting ?? []), [query.data]);
   const total = useMemo(() => totalOf(rows), [rows]);
   const series = useMemo(() => dailySeries(rows, periodDays(period)), [rows, period]);
@@ -85,9 +111,6 @@ export function AccountingPage() {
             setPeriod(next);
           }}
         />
-        <button type="button" onClick={() => refetch({ requestPolicy: "network-only" })} disabled={filter === null || query.fetching}>
-          Refresh
-        </button>
         <button type="button" onClick={exportCsv} disabled={!query.data} data-testid="export-csv">
           Export CSV
         </button>
@@ -97,7 +120,7 @@ export function AccountingPage() {
           {problem}
         </p>
       )}
-      <Status fetching={query.fetching} error={query.error} what="accounting" />
+      <Status fetching={query.fetching} error={query.error} liveError={liveError} what="accounting" />
       {query.data && (
         <>
           <Totals total={total} />
