@@ -37,7 +37,7 @@ export interface AgentConfig {
   heartbeatIntervalMs: number;
   /** Longest a log line waits before its batch is sent. @default 100 */
   logBatchMs: number;
-  /** Size at which a log batch is sent at once. @default 65_536 */
+  /** Size (JSON bytes) at which a log batch is sent at once. @default 262_144 */
   logBatchBytes: number;
   /** Wait without any chunk of an input file before asking again for what is missing. @default 15_000 // 15 seconds */
   inputStallMs: number;
@@ -109,7 +109,7 @@ const SETTINGS = {
   capacity: { env: "FEM_CAPACITY", flag: "--capacity", describe: "most concurrent runs (default 2)" },
   heartbeatIntervalMs: { env: "FEM_HEARTBEAT_INTERVAL_MS", flag: "--heartbeat-interval-ms", describe: "default 5000" },
   logBatchMs: { env: "FEM_LOG_BATCH_MS", flag: "--log-batch-ms", describe: "default 100" },
-  logBatchBytes: { env: "FEM_LOG_BATCH_BYTES", flag: "--log-batch-bytes", describe: "default 65536" },
+  logBatchBytes: { env: "FEM_LOG_BATCH_BYTES", flag: "--log-batch-bytes", describe: "default 262144" },
   inputStallMs: { env: "FEM_INPUT_STALL_MS", flag: "--input-stall-ms", describe: "wait for a chunk of an input file before asking again (default 15000)" },
   killGraceMs: { env: "FEM_KILL_GRACE_MS", flag: "--kill-grace-ms", describe: "SIGTERM to SIGKILL delay (default 5000)" },
   shutdownGraceMs: { env: "FEM_SHUTDOWN_GRACE_MS", flag: "--shutdown-grace-ms", describe: "wait for runs on shutdown (default 30000)" },
@@ -230,7 +230,7 @@ const settingsSchema = z.object({
   capacity: integer("capacity", 1, 1_000).prefault("2"),
   heartbeatIntervalMs: integer("heartbeatIntervalMs", 100, 3_600_000).prefault("5000"),
   logBatchMs: integer("logBatchMs", 1, 60_000).prefault("100"),
-  logBatchBytes: integer("logBatchBytes", 1_024, 16 * 1024 * 1024).prefault("65536"),
+  logBatchBytes: integer("logBatchBytes", 1_024, 16 * 1024 * 1024).prefault("262144"),
   inputStallMs: integer("inputStallMs", 100, 3_600_000).prefault("15000"),
   killGraceMs: integer("killGraceMs", 0, 600_000).prefault("5000"),
   sandboxRetentionMs: integer("sandboxRetentionMs", 0, 31_536_000_000).prefault("604800000"),

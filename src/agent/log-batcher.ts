@@ -12,7 +12,7 @@ export interface LogBatcherSettings {
   nodeId: string;
   runId: string;
   attempt: number;
-  /** A batch is sent once its lines reach this many bytes (approximate JSON size). */
+  /** A batch is sent once its lines reach this many bytes of JSON (the text, escaped, and 80 bytes per line). */
   maxBatchBytes: number;
   /** A line waits at most this long before its batch is sent (when earlier batches are unconfirmed). */
   maxBatchMs: number;
@@ -33,8 +33,16 @@ export interface LogBatcher {
   stop(): void;
 }
 
-/** Rough JSON overhead of one line (seq, stream, at, quotes and braces). */
+/** JSON bytes of one line besides its text (seq, stream, at, the text's quotes, braces, comma). */
 const LINE_OVERHEAD_BYTES = 80;
+
+/** Characters JSON escapes (to two or six bytes): a line with none of them is its UTF-8 bytes in JSON. */
+const ESCAPED = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** Bytes of `text` as a JSON string without its quotes, so that a batch's size on the wire is known, not guessed. */
+export function jsonTextBytes(text: string): number {
+  return ESCAPED.test(text) ? Buffer.byteLength(JSON.stringify(text)) - 2 : Buffer.byteLength(text);
+}
 
 /** Creates a batcher that hands each batch to `send` in order. */
 export function createLogBatcher(
@@ -85,7 +93,7 @@ export function createLogBatcher(
     for (const piece of splitLongLine(text)) {
       pending.push({ seq: nextSeq, stream, at: now().toISOString(), text: piece });
       nextSeq += 1;
-      pendingBytes += Buffer.byteLength(piece) + LINE_OVERHEAD_BYTES;
+      pendingBytes += jsonTextBytes(piece) + LINE_OVERHEAD_BYTES;
       if (pendingBytes >= settings.maxBatchBytes || pending.length >= MAX_LINES_PER_BATCH) flush();
     }
     if (pending.length > 0 && !timer) arm();

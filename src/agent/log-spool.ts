@@ -212,6 +212,16 @@ export function createLogSink(spool: RunSpool, outbox: Outbox): LogSink {
   let roomWaiters: (() => void)[] = [];
   let chain: Promise<void> = Promise.resolve();
   let unconfirmed = 0;
+  /** Batches handed to the outbox, in seq order, until they and every one before them are confirmed. */
+  const awaiting: { lastSeq: number; confirmed: boolean }[] = [];
+  // Several batches of a run may be in flight and confirmed in any order: the spool learns only
+  // of a seq below which every batch is confirmed, so no file goes while a line of it may be lost.
+  const confirm = (batch: { confirmed: boolean }) => {
+    batch.confirmed = true;
+    let upTo = 0;
+    while (awaiting[0]?.confirmed) upTo = awaiting.shift()!.lastSeq;
+    if (upTo > 0) spool.confirmed(upTo);
+  };
   const idleListeners = new Set<() => void>();
   const settled = () => {
     unconfirmed -= 1;
@@ -230,8 +240,11 @@ export function createLogSink(spool: RunSpool, outbox: Outbox): LogSink {
         .then(() => {
           backlogBytes -= bytes;
           if (backlogBytes <= SYNC_BACKLOG_LIMIT_BYTES) roomWaiters = wakeAll(roomWaiters);
+          const batch = { lastSeq, confirmed: false };
+          awaiting.push(batch);
           void outbox.send(event).then((sent) => {
-            if (sent) spool.confirmed(lastSeq);
+            // One the outbox gave up on stays unconfirmed, and so does the spool from it on (replayed at the next start).
+            if (sent) confirm(batch);
             settled();
           });
         });

@@ -1,7 +1,9 @@
 /**
  * The one way out for node events: an in-memory FIFO published with confirms, retried with backoff
  * while the broker is away, so nothing is dropped (except surplus heartbeats) and each run's events
- * keep their order. Events of different runs may be in flight together (a small window).
+ * keep their order, but for consecutive log batches of a run, which may be in flight together (and
+ * arrive in any order: their lines carry their seq). Events of different runs may be in flight
+ * together (a small window).
  */
 import { routingKeyOfNodeEvent, type AgentEvent } from "../messaging/contracts.js";
 import { toError, withTimeout } from "../shared/index.js";
@@ -24,8 +26,10 @@ export interface Outbox {
 
 export interface OutboxSettings {
   nodeId: string;
-  /** Publishes awaiting a confirm at once (never two of the same run). @default 16 */
+  /** Publishes awaiting a confirm at once (never two of the same run, but for log batches). @default 16 */
   windowSize?: number;
+  /** Log batches of one run awaiting a confirm at once (a batch's round trip is mostly the broker's fsync). @default 4 */
+  logWindow?: number;
   /** Above this many queued events, heartbeats are dropped. @default 50_000 */
   maxEvents?: number;
   /** Estimated wire bytes of unconfirmed events above which producers should wait. @default 16 MiB */
@@ -82,6 +86,7 @@ function sizeOf(event: AgentEvent): number {
 
 export function createOutbox(settings: OutboxSettings, deps: { publish: PublishFn; log: AgentLogger }): Outbox {
   const windowSize = settings.windowSize ?? 16;
+  const logWindow = settings.logWindow ?? 4;
   const maxEvents = settings.maxEvents ?? 50_000;
   const softLimitBytes = settings.softLimitBytes ?? 16 * 1024 * 1024;
   const minRetryDelayMs = settings.minRetryDelayMs ?? 200;
@@ -91,7 +96,6 @@ export function createOutbox(settings: OutboxSettings, deps: { publish: PublishF
   let live = 0;
   let liveBytes = 0;
   let inflight = 0;
-  const inflightKeys = new Set<string>();
   let retryDelayMs = minRetryDelayMs;
   let retryTimer: NodeJS.Timeout | null = null;
   let failingSince: number | null = null;
@@ -117,20 +121,30 @@ export function createOutbox(settings: OutboxSettings, deps: { publish: PublishF
       queue = queue.slice(head);
       head = 0;
     }
-    const blocked = new Set(inflightKeys);
+    // Per run: its unconfirmed events seen so far in the scan, and whether they are all log batches in flight.
+    const ahead = new Map<string, { count: number; logsInFlight: boolean }>();
     for (let i = head, scanned = 0; i < queue.length && inflight < windowSize && scanned < SCAN_LIMIT; i += 1, scanned += 1) {
       const entry = queue[i];
       if (!entry || entry.state === "done") continue;
-      if (entry.state === "queued" && !blocked.has(entry.key)) start(entry);
-      // Later events of the same run wait until this one is confirmed.
-      blocked.add(entry.key);
+      const before = ahead.get(entry.key) ?? { count: 0, logsInFlight: true };
+      if (entry.state === "queued" && mayStart(entry, before)) start(entry);
+      ahead.set(entry.key, { count: before.count + 1, logsInFlight: before.logsInFlight && entry.event.type === "run.logs" && entry.state === "inflight" });
     }
+  }
+
+  /**
+   * Events of a run wait until the ones before it are confirmed, except log batches: up to
+   * `logWindow` of one run are in flight together (the orchestrator stores lines in any order, once
+   * each). Whatever follows them, the terminal state above all, still waits for every one.
+   */
+  function mayStart(entry: Entry, before: { count: number; logsInFlight: boolean }): boolean {
+    if (before.count === 0) return true;
+    return entry.event.type === "run.logs" && before.logsInFlight && before.count < logWindow;
   }
 
   function start(entry: Entry): void {
     entry.state = "inflight";
     inflight += 1;
-    inflightKeys.add(entry.key);
     const target = { routingKey: routingKeyOfNodeEvent({ ...entry.event, nodeId: settings.nodeId }), messageId: messageIdOf(entry.event) };
     deps.publish(entry.event, target).then(
       () => {
@@ -156,7 +170,6 @@ export function createOutbox(settings: OutboxSettings, deps: { publish: PublishF
 
   function release(entry: Entry): void {
     inflight -= 1;
-    inflightKeys.delete(entry.key);
   }
 
   function scheduleRetry(): void {

@@ -40,6 +40,13 @@ export interface IngestionDeps {
   maxLogBytesPerRun: number;
   /** Most messages handled in one transaction. */
   maxBatch: number;
+  /**
+   * Log lines per transaction, past which a batch takes no further message (it always takes one):
+   * bounded transactions, and live announcements that a follower's buffer holds. @default 10_000
+   */
+  maxBatchLines?: number;
+  /** Bytes of message bodies per transaction, past which a batch takes no further message. @default 4 MiB */
+  maxBatchBytes?: number;
   /** The broker user a node publishes as; an event whose AMQP `user_id` differs is dead-lettered `forged`. */
   brokerUserOf(nodeId: string): string;
   /** Sees each committed batch: its size and each event's lag from its `at` (a log batch's first line) to storage, in ms. */
@@ -73,7 +80,24 @@ function eventTime(event: NodeEvent): string {
 
 const isTransient = (err: unknown) => isTransientDbError(err) || err instanceof UnavailableError;
 
+/** The first messages of `buffer` that one transaction handles: at least one, at most `maxBatch`, log lines up to `maxLines` and bodies up to `maxBytes`. */
+export function takeBatch<T extends { event: NodeEvent; delivery: { body: Buffer } }>(buffer: readonly T[], limits: { maxBatch: number; maxLines: number; maxBytes: number }): T[] {
+  let count = 0;
+  let lines = 0;
+  let bytes = 0;
+  while (count < buffer.length && count < limits.maxBatch) {
+    const { event, delivery } = buffer[count]!;
+    const moreLines = event.type === "run.logs" ? event.lines.length : 0;
+    if (count > 0 && (lines + moreLines > limits.maxLines || bytes + delivery.body.length > limits.maxBytes)) break;
+    lines += moreLines;
+    bytes += delivery.body.length;
+    count += 1;
+  }
+  return buffer.slice(0, count);
+}
+
 export function createIngestion(deps: IngestionDeps): Ingestion {
+  const limits = { maxBatch: deps.maxBatch, maxLines: deps.maxBatchLines ?? 10_000, maxBytes: deps.maxBatchBytes ?? 4 * 1024 * 1024 };
   let buffer: Parsed[] = [];
   let stopped = false;
   let running: Promise<void> | null = null;
@@ -212,7 +236,7 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
   async function flush(): Promise<void> {
     let outageMs = 0;
     while (buffer.length > 0 && !stopped) {
-      const batch = buffer.slice(0, deps.maxBatch);
+      const batch = takeBatch(buffer, limits);
       buffer = buffer.slice(batch.length);
       try {
         await handle(batch);

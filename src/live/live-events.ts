@@ -88,25 +88,31 @@ export function createLiveEvents(instanceId: string, pubsub: PubSub, broker: Pic
   return {
     announce(changes) {
       if (changes.isEmpty) return;
-      // A JSON round trip gives local subscribers exactly what remote instances receive.
-      const message = JSON.parse(
-        JSON.stringify({
-          v: LIVE_VERSION,
-          origin: instanceId,
-          at: new Date().toISOString(),
-          nodes: [...changes.nodes.values()],
-          runs: changes.runs,
-          tasks: [...changes.tasks.values()],
-          workflows: [...changes.workflows.values()],
-          logs: changes.logs,
-          outputs: [...changes.outputs],
-        }),
-      ) as LiveMessage;
+      // A JSON round trip gives local subscribers exactly what remote instances receive. Log
+      // changes skip it: they hold JSON values only (times as ISO strings), so they would come
+      // back equal, and a round trip of every line is the costliest part of a large batch.
+      const message = {
+        ...(JSON.parse(
+          JSON.stringify({
+            v: LIVE_VERSION,
+            origin: instanceId,
+            at: new Date().toISOString(),
+            nodes: [...changes.nodes.values()],
+            runs: changes.runs,
+            tasks: [...changes.tasks.values()],
+            workflows: [...changes.workflows.values()],
+            outputs: [...changes.outputs],
+          }),
+        ) as Omit<LiveMessage, "logs">),
+        logs: changes.logs as LiveMessage["logs"],
+      };
       deliver(message);
       broker?.publishLive(message);
     },
 
     receive(content) {
+      // This instance's own messages come back through the fanout: dropped before validating every line.
+      if ((content as { origin?: unknown } | null)?.origin === instanceId) return;
       const parsed = parseMessage(liveMessageSchema, content);
       if (!parsed.ok) {
         logger?.warn("dropped an invalid live message from another instance", { problem: parsed.error });

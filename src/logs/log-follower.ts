@@ -35,8 +35,32 @@ export interface FollowOptions {
 interface Cursor {
   lastSeq: number;
   buffer: Map<number, LogLine>;
+  /**
+   * Whole live batches in the buffer, by their first seq: handed out as they are, so that every
+   * follower of a run delivers the same object (and the GraphQL execution of it is shared).
+   */
+  whole: Map<number, LogBatchPayload>;
   /** The database may hold lines this follower has not delivered. */
   needsRead: boolean;
+}
+
+interface SharedBatch {
+  payload: LogBatchPayload;
+  /** Its seqs go up by one. */
+  contiguous: boolean;
+}
+
+/** One batch per announced change, built once for every follower (pubsub hands each the same object). */
+const sharedBatches = new WeakMap<LogChange, SharedBatch>();
+
+function sharedBatchOf(change: LogChange): SharedBatch {
+  let shared = sharedBatches.get(change);
+  if (!shared) {
+    const lines = change.lines.map((line): LogLine => ({ runId: change.runId, seq: line.seq, stream: line.stream as LogStream, at: new Date(line.at), text: line.text }));
+    const contiguous = lines.every((line, i) => i === 0 || line.seq === lines[i - 1]!.seq + 1);
+    sharedBatches.set(change, (shared = { payload: { runId: change.runId, lines }, contiguous }));
+  }
+  return shared;
 }
 
 export function followLogs(options: FollowOptions): AsyncIterableIterator<LogBatchPayload> {
@@ -46,7 +70,7 @@ export function followLogs(options: FollowOptions): AsyncIterableIterator<LogBat
   const bufferChars = options.bufferChars ?? 4_194_304;
   const gapRecheckMs = options.gapRecheckMs ?? 1_000;
   const cursors = new Map<string, Cursor>();
-  for (const [runId, afterSeq] of options.cursors) cursors.set(runId, { lastSeq: afterSeq, buffer: new Map(), needsRead: true });
+  for (const [runId, afterSeq] of options.cursors) cursors.set(runId, { lastSeq: afterSeq, buffer: new Map(), whole: new Map(), needsRead: true });
   // Lines and characters held in every cursor's buffer: both are bounded, whatever the lines' length.
   let buffered = 0;
   let bufferedChars = 0;
@@ -56,34 +80,60 @@ export function followLogs(options: FollowOptions): AsyncIterableIterator<LogBat
   const unlisten = options.pubsub.listen(options.topic, (payload) => {
     const change = payload as LogChange;
     let cursor = cursors.get(change.runId);
-    if (!cursor) cursors.set(change.runId, (cursor = { lastSeq: 0, buffer: new Map(), needsRead: true }));
-    for (const line of change.lines) {
+    if (!cursor) cursors.set(change.runId, (cursor = { lastSeq: 0, buffer: new Map(), whole: new Map(), needsRead: true }));
+    const shared = sharedBatchOf(change);
+    const lines = shared.payload.lines;
+    // Wholly new and gap-free: it may go out as it is once the lines before it went.
+    const whole = shared.contiguous && lines.length > 0 && lines[0]!.seq > cursor.lastSeq && !lines.some((line) => cursor.buffer.has(line.seq));
+    let added = 0;
+    for (const line of lines) {
       if (line.seq <= cursor.lastSeq || cursor.buffer.has(line.seq)) continue;
       if (buffered >= bufferLines || bufferedChars + line.text.length > bufferChars) {
         // Over budget: forget live lines; the database has them.
         for (const c of cursors.values()) c.needsRead = c.needsRead || c.buffer.size > 0;
-        for (const c of cursors.values()) c.buffer.clear();
+        for (const c of cursors.values()) {
+          c.buffer.clear();
+          c.whole.clear();
+        }
         buffered = 0;
         bufferedChars = 0;
         cursor.needsRead = true;
+        added = -1;
         break;
       }
-      cursor.buffer.set(line.seq, { runId: change.runId, seq: line.seq, stream: line.stream as LogStream, at: new Date(line.at), text: line.text });
+      cursor.buffer.set(line.seq, line);
       buffered += 1;
       bufferedChars += line.text.length;
+      added += 1;
     }
+    if (whole && added === lines.length) cursor.whole.set(lines[0]!.seq, shared.payload);
     wake?.();
   });
 
+  function take(cursor: Cursor, line: LogLine): void {
+    cursor.buffer.delete(line.seq);
+    buffered -= 1;
+    bufferedChars -= line.text.length;
+    cursor.lastSeq = line.seq;
+  }
+
   function takeContiguous(runId: string, cursor: Cursor): LogBatchPayload | null {
+    const whole = cursor.whole.get(cursor.lastSeq + 1);
+    if (whole) {
+      cursor.whole.delete(cursor.lastSeq + 1);
+      // Whole while every line of it is still buffered (nothing took part of it since).
+      if (whole.lines.every((line) => cursor.buffer.get(line.seq) === line)) {
+        for (const line of whole.lines) take(cursor, line);
+        return whole;
+      }
+    }
     const lines: LogLine[] = [];
     while (lines.length < pageLines) {
       const line = cursor.buffer.get(cursor.lastSeq + 1);
       if (!line) break;
-      cursor.buffer.delete(line.seq);
-      buffered -= 1;
-      bufferedChars -= line.text.length;
-      cursor.lastSeq = line.seq;
+      // A whole batch starts here: it goes out next, as it is.
+      if (lines.length > 0 && cursor.whole.has(line.seq)) break;
+      take(cursor, line);
       lines.push(line);
     }
     return lines.length > 0 ? { runId, lines } : null;
@@ -103,6 +153,7 @@ export function followLogs(options: FollowOptions): AsyncIterableIterator<LogBat
         bufferedChars -= line.text.length;
       }
     }
+    for (const seq of [...cursor.whole.keys()]) if (seq <= cursor.lastSeq) cursor.whole.delete(seq);
     return lines.length > 0 ? { runId, lines } : null;
   }
 

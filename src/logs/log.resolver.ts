@@ -9,6 +9,12 @@ import { followLogs, type LogBatchPayload } from "./log-follower.js";
 import { LogBatch, LogLineConnection } from "./log.types.js";
 import { LOG_PAGE_CHARS, readLogs } from "./log.service.js";
 
+/**
+ * Live lines a log follower holds before it falls back to the database: room for a few of
+ * ingestion's transactions (up to 10,000 lines each); their text is bounded apart (4 MiB).
+ */
+const logBufferLines = (ctx: Context): number => Math.max(ctx.subscriberBufferSize * 10, 40_000);
+
 /** Log pages: 1,000 lines by default, at most 10,000. */
 const LOG_PAGE: PageLimits = { fallback: 1_000, max: 10_000 };
 
@@ -28,7 +34,7 @@ export class LogResolver {
         pubsub: ctx.pubsub,
         cursors: new Map([[runId, afterSeq]]),
         read: (id, after, limit, maxChars) => readLogs(ctx.orm.em.fork(), id, after, limit, maxChars),
-        bufferLines: ctx.subscriberBufferSize * 10,
+        bufferLines: logBufferLines(ctx),
       });
     },
   })
@@ -53,7 +59,7 @@ export class LogResolver {
         pubsub: ctx.pubsub,
         cursors: new Map(runs.map((r) => [r.id, 0])),
         read: (id, after, limit, maxChars) => readLogs(ctx.orm.em.fork(), id, after, limit, maxChars),
-        bufferLines: ctx.subscriberBufferSize * 10,
+        bufferLines: logBufferLines(ctx),
       });
     },
   })

@@ -1,7 +1,7 @@
 /** Stores log lines in bulk (idempotent on (run, seq)) and reads them back by cursor. */
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { LogLineWire, RunLogsEvent } from "../messaging/contracts.js";
-import { json, query } from "../db/sql.js";
+import { json, query, queryBound } from "../db/sql.js";
 import type { ChangeSet, LogChange, LogStream } from "../kernel/index.js";
 import type { LogLine } from "./log-line.entity.js";
 import { planLogLines, truncationNotice, type LogPlan, type LogRow, type RunLogState } from "./log-cap.js";
@@ -25,7 +25,7 @@ interface Owner {
 }
 
 /**
- * Inserts the lines of many `run.logs` events in a few statements (one per 5,000 lines). Lines
+ * Inserts the lines of many `run.logs` events, and counts them on their runs, in a few statements (one per 5,000 lines). Lines
  * already stored, and lines of a run that is not this node's or not this attempt, are ignored;
  * NULs become U+FFFD; past the per-run cap the log ends with one truncation notice. Returns how
  * many lines were newly stored.
@@ -60,42 +60,51 @@ export async function storeLogBatches(em: EntityManager, events: RunLogsEvent[],
       truncations.push({ id: runId, state: plan.state, noticeText: plan.noticeChanged ? truncationNotice(plan.state, options.maxLogBytesPerRun) : null });
     }
   }
-  const stored = new Map(rows.map((r) => [`${r.run_id}/${r.seq}`, r]));
+  // One statement per chunk inserts the lines and counts the new ones on their runs (octet_length
+  // is the UTF-8 byte length: the database is UTF8, as Buffer.byteLength counts).
   const inserted: { run_id: string; seq: number }[] = [];
   for (let from = 0; from < rows.length; from += INSERT_CHUNK_ROWS) {
     inserted.push(
-      ...(await query<{ run_id: string; seq: number }>(
+      ...(await queryBound<{ run_id: string; seq: number }>(
         em,
-        `insert into log_line (run_id, seq, stream, at, text)
-         select * from jsonb_to_recordset(?::jsonb) as x(run_id uuid, seq int, stream text, at timestamptz, text text)
-         on conflict do nothing
-         returning run_id, seq`,
+        `with ins as (
+           insert into log_line (run_id, seq, stream, at, text)
+           select * from jsonb_to_recordset(?::jsonb) as x(run_id uuid, seq int, stream text, at timestamptz, text text)
+           on conflict do nothing
+           returning run_id, seq, octet_length(text) as bytes
+         ), counted as (
+           update run r set log_line_count = r.log_line_count + c.count, log_bytes = r.log_bytes + c.bytes
+           from (select run_id, count(*)::int as count, sum(bytes)::float8 as bytes from ins group by run_id) c
+           where r.id = c.run_id
+           returning r.id
+         )
+         select run_id, seq from ins`,
         [json(rows.slice(from, from + INSERT_CHUNK_ROWS))],
       )),
     );
   }
   await recordTruncations(em, truncations);
   if (inserted.length === 0) return 0;
-  const perRun = new Map<string, { count: number; bytes: number; lines: LogChange["lines"] }>();
-  for (const { run_id, seq } of inserted) {
-    const line = stored.get(`${run_id}/${seq}`)!;
-    const entry = perRun.get(run_id) ?? { count: 0, bytes: 0, lines: [] };
-    entry.count += 1;
-    entry.bytes += Buffer.byteLength(line.text);
-    entry.lines.push({ seq, stream: line.stream, at: line.at, text: line.text });
-    perRun.set(run_id, entry);
+  const perRun = new Map<string, LogChange["lines"]>();
+  const linesOfRun = (runId: string) => {
+    let lines = perRun.get(runId);
+    if (!lines) perRun.set(runId, (lines = []));
+    return lines;
+  };
+  if (inserted.length === rows.length) {
+    // Every line was new (the usual case): no need to match what came back.
+    for (const r of rows) linesOfRun(r.run_id).push({ seq: r.seq, stream: r.stream, at: r.at, text: r.text });
+  } else {
+    const stored = new Map(rows.map((r) => [`${r.run_id}/${r.seq}`, r]));
+    for (const { run_id, seq } of inserted) {
+      const line = stored.get(`${run_id}/${seq}`)!;
+      linesOfRun(run_id).push({ seq, stream: line.stream, at: line.at, text: line.text });
+    }
   }
-  const counters = [...perRun].map(([id, e]) => ({ id, count: e.count, bytes: e.bytes }));
-  await query(
-    em,
-    `update run r set log_line_count = r.log_line_count + x.count, log_bytes = r.log_bytes + x.bytes
-     from jsonb_to_recordset(?::jsonb) as x(id uuid, count int, bytes float8) where r.id = x.id`,
-    [json(counters)],
-  );
-  for (const [runId, entry] of perRun) {
+  for (const [runId, lines] of perRun) {
     const o = owner.get(runId)!;
-    entry.lines.sort((a, b) => a.seq - b.seq);
-    changes.logs.push({ runId, taskId: o.task_id, workflowId: o.workflow_id, lines: entry.lines });
+    lines.sort((a, b) => a.seq - b.seq);
+    changes.logs.push({ runId, taskId: o.task_id, workflowId: o.workflow_id, lines });
   }
   return inserted.length;
 }

@@ -32,7 +32,7 @@ test("uses the defaults when only the node id is set", () => {
     capacity: 2,
     heartbeatIntervalMs: 5_000,
     logBatchMs: 100,
-    logBatchBytes: 65_536,
+    logBatchBytes: 262_144,
     killGraceMs: 5_000,
     shutdownGraceMs: 30_000,
     shutdownMode: "finish",
