@@ -175,11 +175,13 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     if (held) batcher.system("stdout and stderr stay on the node (logs: system-only), listed with the run's outputs");
     started = child;
     const startedAtMs = performance.now();
+    // First: the subscribers' RUNNING waits for nothing else this agent does.
+    const running = stateEvent(settings.nodeId, ref, "RUNNING");
+    void deps.outbox.send(running);
     const tree = deps.sampler.track(child.tree);
-    deps.journal.append({ event: "started", ...ref, at: new Date().toISOString(), pid: child.pid, startTicks: readStartTicks(child.pid) }).catch((err: unknown) => {
+    deps.journal.append({ event: "started", ...ref, at: running.at, pid: child.pid, startTicks: readStartTicks(child.pid) }).catch((err: unknown) => {
       deps.log.error(`${tag}: ${toError(err).message}`);
     });
-    void deps.outbox.send(stateEvent(settings.nodeId, ref, "RUNNING"));
     if (dispatch.timeoutSeconds !== null) armTimeout(Date.now() + dispatch.timeoutSeconds * 1000);
     if (stopReason) terminate();
     const output = readOutput([child.stdout, child.stderr], held ?? batcher, sink);
@@ -204,13 +206,17 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     const outcome = classify(exit, sigkillFromAgent);
     for (const note of exit.notes) batcher.system(note);
     batcher.system(describeExit(exit));
-    const result = await readResultFile(runDir, dispatch.resultFile);
-    if (result.kind === "problem") batcher.system(result.message);
     const { cpuUserMs, cpuSystemMs, peakRssBytes: sampledPeakBytes } = tree.finish();
-    const peakRssBytes = Math.max(sampledPeakBytes, (await child.usage()).peakRssBytes ?? 0);
-    const outputBytes = await measureOutputBytes(runDir);
+    // Independent reads of the finished run's directory, at once rather than one after another.
     const listed = dispatch.outputs.length > 0 || held !== null;
-    const outputs = listed ? await listOutputs(runDir, dispatch.outputs, settings.outputsPolicy, { alsoList: held?.paths }) : undefined;
+    const [result, launcherUsage, outputBytes, outputs] = await Promise.all([
+      readResultFile(runDir, dispatch.resultFile),
+      child.usage(),
+      measureOutputBytes(runDir),
+      listed ? listOutputs(runDir, dispatch.outputs, settings.outputsPolicy, { alsoList: held?.paths }) : undefined,
+    ]);
+    if (result.kind === "problem") batcher.system(result.message);
+    const peakRssBytes = Math.max(sampledPeakBytes, launcherUsage.peakRssBytes ?? 0);
     for (const note of outputs ? manifestNotes(outputs) : []) batcher.system(note);
     return {
       ...outcome,
@@ -288,15 +294,15 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     // keeps in order.
     batcher.flush();
     batcher.stop();
-    await sink.handedOver();
-    spool.close();
     const { state, usage, ...extra } = outcome;
     const terminal = stateEvent(settings.nodeId, ref, state, { ...extra, usage: { ...usage, logBytes: batcher.logBytes() } });
-    try {
-      await deps.journal.append({ event: "finished", ...ref, at: terminal.at, terminal });
-    } catch (err) {
+    // The spool's fsync of the last lines and the journal's of the end run at once: both are done
+    // before the terminal state is sent.
+    const journaled = deps.journal.append({ event: "finished", ...ref, at: terminal.at, terminal }).catch((err: unknown) => {
       deps.log.error(`${tag}: ${toError(err).message}`);
-    }
+    });
+    await Promise.all([sink.handedOver(), journaled]);
+    spool.close();
     void reportTerminal(terminal, deps).then(() => deps.onReported?.(terminal));
   }
 

@@ -141,11 +141,15 @@ export function createProcessTreeSampler(options: { intervalMs?: number } = {}):
       tracked.add(t);
       selfTicks ??= readSelfChildrenTicks();
       ensureTimer();
-      // Short runs end before the first interval: sample right after the start as well.
-      for (const delayMs of [10, 40]) setTimeout(() => void scan().catch(() => undefined), delayMs).unref();
+      // Short runs end before the first interval: sample right after the start as well, unless the
+      // run has ended by then (a scan reads every /proc/<pid>/stat and would hold up its report).
+      let ended = false;
+      const early = [10, 40].map((delayMs) => setTimeout(() => void (ended ? undefined : scan().catch(() => undefined)), delayMs).unref());
       let reaped = { cpuUserMs: 0, cpuSystemMs: 0 };
       return {
         exited() {
+          ended = true;
+          for (const timer of early) clearTimeout(timer);
           // Another run's child reaped in the same interval would inflate this delta; the sampled
           // sum stays the floor either way.
           const now = readSelfChildrenTicks();
