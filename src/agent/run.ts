@@ -84,8 +84,11 @@ interface Outcome {
   usage: Omit<UsageReport, "logBytes">;
 }
 
-/** Starts executing a run that is already journaled as accepted and reported ACCEPTED. */
-export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: RunDeps): ActiveRun {
+/**
+ * Starts executing a run that is already journaled as accepted and reported ACCEPTED, in
+ * `preparedRunDir` (see `prepareRunDir`) when it was created while the run was being accepted.
+ */
+export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: RunDeps, preparedRunDir?: Promise<string>): ActiveRun {
   const ref: RunRef = { runId: dispatch.runId, attempt: dispatch.attempt };
   const tag = `run ${dispatch.runId}#${dispatch.attempt}`;
   // Every line is spooled as soon as it is numbered and sent once its spool file is fsynced.
@@ -130,7 +133,7 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     if (!launcher) return launchFailed(`node ${settings.nodeId} has no ${dispatch.launcher} launcher`);
     let runDir: string;
     try {
-      runDir = await prepareRunDir(settings.sandboxDir, ref.runId, ref.attempt);
+      runDir = await (preparedRunDir ?? prepareRunDir(settings.sandboxDir, ref.runId, ref.attempt));
     } catch (err) {
       return launchFailed(`cannot create the run's sandbox: ${toError(err).message}`);
     }
