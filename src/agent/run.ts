@@ -209,7 +209,6 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     const outcome = classify(exit, sigkillFromAgent);
     for (const note of exit.notes) batcher.system(note);
     batcher.system(describeExit(exit));
-    const { cpuUserMs, cpuSystemMs, peakRssBytes: sampledPeakBytes } = tree.finish();
     // Independent reads of the finished run's directory, at once rather than one after another.
     const listed = dispatch.outputs.length > 0 || held !== null;
     const [result, launcherUsage, outputBytes, outputs] = await Promise.all([
@@ -217,8 +216,11 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
       child.usage(),
       measureOutputBytes(runDir),
       listed ? listOutputs(runDir, dispatch.outputs, settings.outputsPolicy, { alsoList: held?.paths }) : undefined,
+      // A scan that read the run's processes while they ran must count.
+      tree.scanned(),
     ]);
     if (result.kind === "problem") batcher.system(result.message);
+    const { cpuUserMs, cpuSystemMs, peakRssBytes: sampledPeakBytes } = tree.finish();
     const peakRssBytes = Math.max(sampledPeakBytes, launcherUsage.peakRssBytes ?? 0);
     for (const note of outputs ? manifestNotes(outputs) : []) batcher.system(note);
     return {
