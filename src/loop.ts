@@ -25,15 +25,24 @@ export interface LoopOptions {
 export function createLoop(options: LoopOptions): Loop {
   const maxBackoffMs = options.maxBackoffMs ?? 5_000;
   let stopped = false;
-  let timer: NodeJS.Timeout | null = null;
+  let timer: NodeJS.Timeout | NodeJS.Immediate | null = null;
   let running: Promise<void> | null = null;
   let wakeRequested = false;
   let failures = 0;
 
+  function cancel(): void {
+    if (timer) {
+      clearTimeout(timer as NodeJS.Timeout);
+      clearImmediate(timer as NodeJS.Immediate);
+    }
+    timer = null;
+  }
+
   function schedule(delayMs: number): void {
     if (stopped || running) return;
-    if (timer) clearTimeout(timer);
-    timer = setTimeout(tick, delayMs);
+    cancel();
+    // Woken or more work waiting: the next turn of the event loop, not a timer's minimum of 1 ms.
+    timer = delayMs <= 0 ? setImmediate(tick) : setTimeout(tick, delayMs);
   }
 
   function tick(): void {
@@ -65,8 +74,7 @@ export function createLoop(options: LoopOptions): Loop {
     },
     async stop() {
       stopped = true;
-      if (timer) clearTimeout(timer);
-      timer = null;
+      cancel();
       await running;
     },
   };

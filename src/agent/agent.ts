@@ -25,7 +25,7 @@ import { resendDecisions, watchDecisionRequests } from "./output-decisions.js";
 import { recoverPreviousRuns } from "./recovery.js";
 import { startRun } from "./run.js";
 import { createTransfers, releasedFiles, type Transfers } from "./transfer.js";
-import { pruneRunDirs } from "./sandbox.js";
+import { prepareRunDir, pruneRunDirs } from "./sandbox.js";
 import { createProcessTreeSampler, type ProcessTreeSampler } from "./usage.js";
 
 export interface AgentDeps {
@@ -141,8 +141,9 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
         journal,
         outbox,
         log,
-        startRun: (dispatch) => {
-          const run = startRun(dispatch, runSettings, { launchers, outbox, journal, sampler, log, secrets, onReported: transfers.onReported, inputs });
+        prepareRunDir: (dispatch) => prepareRunDir(config.sandboxDir, dispatch.runId, dispatch.attempt),
+        startRun: (dispatch, runDir) => {
+          const run = startRun(dispatch, runSettings, { launchers, outbox, journal, sampler, log, secrets, onReported: transfers.onReported, inputs }, runDir);
           if (metrics) {
             metrics.runStarted(dispatch);
             void run.done.then(() => metrics.runFinished());

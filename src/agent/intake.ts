@@ -46,7 +46,12 @@ export interface IntakeDeps {
   journal: Journal;
   outbox: Outbox;
   log: AgentLogger;
-  startRun: (dispatch: RunDispatch) => ActiveRun;
+  /**
+   * Creates the run's directory while its acceptance is being journaled (nothing runs before the
+   * journal has it); the run is then started with it. @default the run creates it itself
+   */
+  prepareRunDir?: (dispatch: RunDispatch) => Promise<string>;
+  startRun: (dispatch: RunDispatch, runDir?: Promise<string>) => ActiveRun;
   /** A verified `run.release`; resolves once journaled (then it is acknowledged). */
   onRelease: (release: RunRelease) => Promise<void>;
   /** A verified `run.input.refused`: the run waiting for that input fails with its reason. */
@@ -234,6 +239,9 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
     const key = keyOf(dispatch);
     const slot: Slot = { ref: { runId: dispatch.runId, attempt: dispatch.attempt }, run: null, pendingCancel: null };
     slots.set(key, slot);
+    const runDir = deps.prepareRunDir?.(dispatch);
+    // Its failure is the run's (it fails to launch); unawaited when the journal refuses the run.
+    runDir?.catch(() => undefined);
     try {
       await journal.append({ event: "accepted", ...slot.ref, at: new Date().toISOString() });
     } catch (err) {
@@ -245,7 +253,7 @@ export function createIntake(settings: IntakeSettings, deps: IntakeDeps): Intake
     // Acked only now that it is durably recorded, so a redelivery is recognised as a duplicate.
     await settle(delivery, "ack", tagOf(dispatch));
     void outbox.send(stateEvent(settings.nodeId, dispatch, "ACCEPTED"));
-    slot.run = deps.startRun(dispatch);
+    slot.run = deps.startRun(dispatch, runDir);
     if (slot.pendingCancel !== null) slot.run.cancel(slot.pendingCancel.reason, slot.pendingCancel.handBack);
     void slot.run.done.then(() => release(key));
   }

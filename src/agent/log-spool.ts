@@ -94,10 +94,13 @@ export function createRunSpool(dir: string, deps: { log: AgentLogger; segmentByt
       const pending = segments.filter((s) => s.fd !== null && (s.dirty || s.fresh));
       try {
         for (const s of pending) s.dirty = false;
-        await Promise.all(pending.map((s) => fdatasync(s.fd!)));
-        // A new file's directory entry, and that of the run's directory in spool/ for its first one.
-        if (pending.some((s) => s.fresh)) await syncDir(dir);
-        if (dirFresh) await syncDir(path.dirname(dir));
+        // The files, a new file's directory entry, and that of the run's directory in spool/ for
+        // its first one: all at once (none depends on another), done before any line is sent.
+        await Promise.all([
+          ...pending.map((s) => fdatasync(s.fd!)),
+          ...(pending.some((s) => s.fresh) ? [syncDir(dir)] : []),
+          ...(dirFresh ? [syncDir(path.dirname(dir))] : []),
+        ]);
         dirFresh = false;
         for (const s of pending) s.fresh = false;
       } catch (err) {

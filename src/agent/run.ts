@@ -84,8 +84,11 @@ interface Outcome {
   usage: Omit<UsageReport, "logBytes">;
 }
 
-/** Starts executing a run that is already journaled as accepted and reported ACCEPTED. */
-export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: RunDeps): ActiveRun {
+/**
+ * Starts executing a run that is already journaled as accepted and reported ACCEPTED, in
+ * `preparedRunDir` (see `prepareRunDir`) when it was created while the run was being accepted.
+ */
+export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: RunDeps, preparedRunDir?: Promise<string>): ActiveRun {
   const ref: RunRef = { runId: dispatch.runId, attempt: dispatch.attempt };
   const tag = `run ${dispatch.runId}#${dispatch.attempt}`;
   // Every line is spooled as soon as it is numbered and sent once its spool file is fsynced.
@@ -130,7 +133,7 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     if (!launcher) return launchFailed(`node ${settings.nodeId} has no ${dispatch.launcher} launcher`);
     let runDir: string;
     try {
-      runDir = await prepareRunDir(settings.sandboxDir, ref.runId, ref.attempt);
+      runDir = await (preparedRunDir ?? prepareRunDir(settings.sandboxDir, ref.runId, ref.attempt));
     } catch (err) {
       return launchFailed(`cannot create the run's sandbox: ${toError(err).message}`);
     }
@@ -175,11 +178,13 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     if (held) batcher.system("stdout and stderr stay on the node (logs: system-only), listed with the run's outputs");
     started = child;
     const startedAtMs = performance.now();
+    // First: the subscribers' RUNNING waits for nothing else this agent does.
+    const running = stateEvent(settings.nodeId, ref, "RUNNING");
+    void deps.outbox.send(running);
     const tree = deps.sampler.track(child.tree);
-    deps.journal.append({ event: "started", ...ref, at: new Date().toISOString(), pid: child.pid, startTicks: readStartTicks(child.pid) }).catch((err: unknown) => {
+    deps.journal.append({ event: "started", ...ref, at: running.at, pid: child.pid, startTicks: readStartTicks(child.pid) }).catch((err: unknown) => {
       deps.log.error(`${tag}: ${toError(err).message}`);
     });
-    void deps.outbox.send(stateEvent(settings.nodeId, ref, "RUNNING"));
     if (dispatch.timeoutSeconds !== null) armTimeout(Date.now() + dispatch.timeoutSeconds * 1000);
     if (stopReason) terminate();
     const output = readOutput([child.stdout, child.stderr], held ?? batcher, sink);
@@ -204,13 +209,19 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     const outcome = classify(exit, sigkillFromAgent);
     for (const note of exit.notes) batcher.system(note);
     batcher.system(describeExit(exit));
-    const result = await readResultFile(runDir, dispatch.resultFile);
+    // Independent reads of the finished run's directory, at once rather than one after another.
+    const listed = dispatch.outputs.length > 0 || held !== null;
+    const [result, launcherUsage, outputBytes, outputs] = await Promise.all([
+      readResultFile(runDir, dispatch.resultFile),
+      child.usage(),
+      measureOutputBytes(runDir),
+      listed ? listOutputs(runDir, dispatch.outputs, settings.outputsPolicy, { alsoList: held?.paths }) : undefined,
+      // A scan that read the run's processes while they ran must count.
+      tree.scanned(),
+    ]);
     if (result.kind === "problem") batcher.system(result.message);
     const { cpuUserMs, cpuSystemMs, peakRssBytes: sampledPeakBytes } = tree.finish();
-    const peakRssBytes = Math.max(sampledPeakBytes, (await child.usage()).peakRssBytes ?? 0);
-    const outputBytes = await measureOutputBytes(runDir);
-    const listed = dispatch.outputs.length > 0 || held !== null;
-    const outputs = listed ? await listOutputs(runDir, dispatch.outputs, settings.outputsPolicy, { alsoList: held?.paths }) : undefined;
+    const peakRssBytes = Math.max(sampledPeakBytes, launcherUsage.peakRssBytes ?? 0);
     for (const note of outputs ? manifestNotes(outputs) : []) batcher.system(note);
     return {
       ...outcome,
@@ -288,15 +299,15 @@ export function startRun(dispatch: RunDispatch, settings: RunSettings, deps: Run
     // keeps in order.
     batcher.flush();
     batcher.stop();
-    await sink.handedOver();
-    spool.close();
     const { state, usage, ...extra } = outcome;
     const terminal = stateEvent(settings.nodeId, ref, state, { ...extra, usage: { ...usage, logBytes: batcher.logBytes() } });
-    try {
-      await deps.journal.append({ event: "finished", ...ref, at: terminal.at, terminal });
-    } catch (err) {
+    // The spool's fsync of the last lines and the journal's of the end run at once: both are done
+    // before the terminal state is sent.
+    const journaled = deps.journal.append({ event: "finished", ...ref, at: terminal.at, terminal }).catch((err: unknown) => {
       deps.log.error(`${tag}: ${toError(err).message}`);
-    }
+    });
+    await Promise.all([sink.handedOver(), journaled]);
+    spool.close();
     void reportTerminal(terminal, deps).then(() => deps.onReported?.(terminal));
   }
 

@@ -18,6 +18,8 @@ export interface TrackedTree {
    * delta of the agent's own child CPU, which now holds the reaped child's whole CPU time.
    */
   exited(): void;
+  /** Resolves once the scan in flight when `exited()` was called, if any (it may have read the tree running), has recorded its figures. */
+  scanned(): Promise<void>;
   /** Stops tracking and returns the tree's figures. */
   finish(): TreeUsage;
 }
@@ -106,26 +108,28 @@ export function createProcessTreeSampler(options: { intervalMs?: number } = {}):
   const intervalMs = options.intervalMs ?? 100;
   const tracked = new Set<Tracked>();
   let selfTicks = readSelfChildrenTicks();
-  let scanning = false;
+  let scanning: Promise<void> | null = null;
   let timer: NodeJS.Timeout | null = null;
 
-  async function scan(): Promise<void> {
-    if (scanning || tracked.size === 0) return;
-    scanning = true;
-    try {
-      selfTicks = readSelfChildrenTicks();
-      const stats = await readAllStats();
-      for (const t of tracked) {
-        const sum = sumOf(selectTree(stats, t.tree));
-        if (!sum) continue;
-        // Reaped children move into their parent's cutime, so the live sum only grows; keep its maximum.
-        t.cpuUserMs = Math.max(t.cpuUserMs, ticksToMs(sum.userTicks));
-        t.cpuSystemMs = Math.max(t.cpuSystemMs, ticksToMs(sum.systemTicks));
-        const leader = "pgid" in t.tree ? t.tree.pgid : t.tree.descendantsOf;
-        t.peakRssBytes = Math.max(t.peakRssBytes, sum.rssPages * PAGE_SIZE_BYTES, await leaderPeakBytes(leader));
-      }
-    } finally {
-      scanning = false;
+  function scan(): Promise<void> {
+    if (scanning || tracked.size === 0) return scanning ?? Promise.resolve();
+    scanning = scanOnce().finally(() => {
+      scanning = null;
+    });
+    return scanning;
+  }
+
+  async function scanOnce(): Promise<void> {
+    selfTicks = readSelfChildrenTicks();
+    const stats = await readAllStats();
+    for (const t of tracked) {
+      const sum = sumOf(selectTree(stats, t.tree));
+      if (!sum) continue;
+      // Reaped children move into their parent's cutime, so the live sum only grows; keep its maximum.
+      t.cpuUserMs = Math.max(t.cpuUserMs, ticksToMs(sum.userTicks));
+      t.cpuSystemMs = Math.max(t.cpuSystemMs, ticksToMs(sum.systemTicks));
+      const leader = "pgid" in t.tree ? t.tree.pgid : t.tree.descendantsOf;
+      t.peakRssBytes = Math.max(t.peakRssBytes, sum.rssPages * PAGE_SIZE_BYTES, await leaderPeakBytes(leader));
     }
   }
 
@@ -141,17 +145,25 @@ export function createProcessTreeSampler(options: { intervalMs?: number } = {}):
       tracked.add(t);
       selfTicks ??= readSelfChildrenTicks();
       ensureTimer();
-      // Short runs end before the first interval: sample right after the start as well.
-      for (const delayMs of [10, 40]) setTimeout(() => void scan().catch(() => undefined), delayMs).unref();
+      // Short runs end before the first interval: sample right after the start as well, unless the
+      // run has ended by then (a scan reads every /proc/<pid>/stat and would hold up its report).
+      let ended = false;
+      const early = [10, 40].map((delayMs) => setTimeout(() => void (ended ? undefined : scan().catch(() => undefined)), delayMs).unref());
       let reaped = { cpuUserMs: 0, cpuSystemMs: 0 };
+      /** The scan in flight when the run's main process exited: it may have read the tree while it ran. */
+      let scanAtExit: Promise<void> | null = null;
       return {
         exited() {
+          ended = true;
+          scanAtExit = scanning;
+          for (const timer of early) clearTimeout(timer);
           // Another run's child reaped in the same interval would inflate this delta; the sampled
           // sum stays the floor either way.
           const now = readSelfChildrenTicks();
           if (now && selfTicks) reaped = { cpuUserMs: ticksToMs(now.user - selfTicks.user), cpuSystemMs: ticksToMs(now.system - selfTicks.system) };
           selfTicks = now;
         },
+        scanned: () => (scanAtExit ?? Promise.resolve()).catch(() => undefined),
         finish() {
           tracked.delete(t);
           if (tracked.size === 0 && timer) {

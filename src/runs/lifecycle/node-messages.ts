@@ -28,6 +28,8 @@ interface DispatchRow {
   upstream: { taskKey: string; nodeId: string; runId: string; result: unknown }[];
   resources: ResourceRequest;
   datasets: string[];
+  /** Whether its task takes input files (only then are they looked up). */
+  takes_inputs: boolean;
 }
 
 /**
@@ -41,6 +43,7 @@ export async function enqueueDispatch(em: EntityManager, runIds: string[], chang
     em,
     `select r.id, r.attempt, r.node_id, r.workflow_id, r.task_id, tl.name as tool_name, tl.version as tool_version,
        tl.digest as tool_digest, tl.executable, tl.args, tl.env as tool_env, tl.launcher, tl.image, r.argv, r.env, r.timeout_seconds, tl.result_file, tl.outputs, t.resources, t.datasets,
+       jsonb_array_length(t.inputs) > 0 as takes_inputs,
        coalesce((
          select jsonb_agg(jsonb_build_object('taskKey', ut.key, 'nodeId', ur.node_id, 'runId', ur.id, 'result', ur.result) order by ut.key, ur.node_id)
          from task ut join run ur on ur.task_id = ut.id
@@ -53,7 +56,7 @@ export async function enqueueDispatch(em: EntityManager, runIds: string[], chang
      order by t.priority desc, r.created_at, r.id`,
     [json(runIds)],
   );
-  const inputs = await inputFilesOfRuns(em, rows.map((r) => r.id));
+  const inputs = await inputFilesOfRuns(em, rows.filter((r) => r.takes_inputs).map((r) => r.id));
   const messages = rows.map((r) => {
     const files = (inputs.get(r.id) ?? []).map(({ state: _state, reason: _reason, ...file }) => file);
     return runDispatchMessage({
