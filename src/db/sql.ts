@@ -5,7 +5,7 @@
  * the query builder would otherwise expand an array into a list of placeholders.
  */
 import { DeadlockException } from "@mikro-orm/core";
-import type { EntityManager } from "@mikro-orm/postgresql";
+import type { EntityManager, Knex } from "@mikro-orm/postgresql";
 import { UnavailableError } from "../kernel/index.js";
 
 export type Row = Record<string, unknown>;
@@ -13,6 +13,22 @@ export type Row = Record<string, unknown>;
 export async function query<T = Row>(em: EntityManager, sql: string, params: unknown[] = []): Promise<T[]> {
   try {
     return (await em.execute(sql, params, "all")) as T[];
+  } catch (err) {
+    throw translateDbError(err);
+  }
+}
+
+/**
+ * Like `query`, but the parameters travel apart from the statement (bound), where `query` writes
+ * each one into the SQL text: for a large parameter (a JSON batch of thousands of rows) about three
+ * times cheaper end to end. Joins the EntityManager's transaction.
+ */
+export async function queryBound<T = Row>(em: EntityManager, sql: string, params: unknown[] = []): Promise<T[]> {
+  try {
+    const raw = em.getKnex().raw(sql, params as never[]);
+    const trx = em.getTransactionContext<Knex.Transaction>();
+    const result = (await (trx ? raw.transacting(trx) : raw)) as { rows: T[] };
+    return result.rows;
   } catch (err) {
     throw translateDbError(err);
   }
