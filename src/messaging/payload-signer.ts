@@ -67,6 +67,21 @@ export interface WorkerSignerOptions {
   timeoutMs?: number;
 }
 
+/** Splits each batch evenly (in order) over `workers` worker signers, so its parts are signed at once. */
+export function createWorkerSignerPool(privateKey: KeyObject, workers: number, options: WorkerSignerOptions = {}): PayloadSigner {
+  const signers = Array.from({ length: Math.max(1, workers) }, () => createWorkerSigner(privateKey, options));
+  return {
+    async signAll(payloads) {
+      const size = Math.ceil(payloads.length / signers.length);
+      const parts = signers.map((signer, i) => signer.signAll(payloads.slice(i * size, (i + 1) * size)));
+      return (await Promise.all(parts)).flat();
+    },
+    async stop() {
+      await Promise.all(signers.map((signer) => signer.stop()));
+    },
+  };
+}
+
 interface Pending {
   resolve: (signed: SignedPayload[]) => void;
   reject: (err: Error) => void;
