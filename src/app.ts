@@ -33,7 +33,8 @@ import { createDispatchPublisher } from "./messaging/dispatch-publisher.js";
 import { query } from "./db/sql.js";
 import { orchestratorConnectionName } from "./messaging/topology.js";
 import { createOutboxPruner, createRelay, markUnsent, type Relay } from "./messaging/relay.js";
-import { signNodeMessage, type RunInputChunk } from "./messaging/contracts.js";
+import { createWorkerSignerPool } from "./messaging/payload-signer.js";
+import type { RunInputChunk } from "./messaging/contracts.js";
 import { loadOrCreateSigningKey } from "./messaging/signing-key.js";
 import { createNodeSweeper } from "./nodes/index.js";
 import { createScheduler } from "./runs/index.js";
@@ -165,13 +166,16 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     const live = createLiveEvents(config.instanceId, pubsub, broker, logger);
     const signingKey = loadOrCreateSigningKey(config.signingKeyFile);
     logger.info("dispatches are signed; nodes pin this public key (FEM_ORCHESTRATOR_PUBLIC_KEY_FILE)", { keyFile: `${config.signingKeyFile}.pub`, publicKey: signingKey.publicKeyPem });
+    // Two workers: signing is the relay's costliest step; each batch is split between them.
+    const signer = createWorkerSignerPool(signingKey.privateKey, 2);
+    onStop("payload signer", () => signer.stop());
     relay = createRelay(
       orm,
       publisher,
       {
         pollMs: config.relayPollMs,
         batchSize: config.relayBatchSize,
-        sign: (message) => signNodeMessage(message, signingKey.privateKey),
+        signer,
         onPublished: metrics.observePublished,
       },
       logger,
@@ -180,7 +184,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     // The scheduler is created after the hook that wakes it; the hook reaches it through this variable.
     let scheduler: { wake(): void } | null = null;
     const afterCommit = createAfterCommit({ announce: live.announce, wakeRelay: () => relay.wake(), wakeScheduler: () => scheduler?.wake(), observe: metrics.observeChanges });
-    const schedulerLoop = createScheduler(orm, { pollMs: config.schedulerPollMs, batchSize: config.relayBatchSize }, afterCommit, logger);
+    const schedulerLoop = createScheduler(orm, { pollMs: config.schedulerPollMs, batchSize: config.relayBatchSize, maxBatchSize: config.relayBatchSize * 8 }, afterCommit, logger);
     scheduler = schedulerLoop;
     onStop("scheduler", () => schedulerLoop.stop());
     const pruner = createOutboxPruner(orm, { intervalMs: config.heartbeatIntervalMs, retentionMs: config.outboxRetentionMs }, logger);

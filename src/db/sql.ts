@@ -20,8 +20,9 @@ export async function query<T = Row>(em: EntityManager, sql: string, params: unk
 
 /**
  * Like `query`, but the parameters travel bound (`$1`, …) instead of inlined in the SQL text. For
- * large parameters (a batch of log lines as JSON): MikroORM escapes an inlined one character by
- * character and PostgreSQL parses it as one literal, which made a 4,000-line insert about 4× slower.
+ * large parameters (a JSON batch of log lines, runs or outbox rows): MikroORM escapes an inlined one
+ * character by character and PostgreSQL parses it as one literal, which made a 4,000-line insert
+ * about 4× slower and a 2,000-row outbox insert about 3× slower. Joins the EntityManager's transaction.
  * Placeholders are `?` as in `query`; the statement is not seen by the ORM's query logger.
  */
 export async function queryBound<T = Row>(em: EntityManager, sql: string, params: unknown[] = []): Promise<T[]> {

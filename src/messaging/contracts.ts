@@ -505,6 +505,17 @@ export function signNodeMessage<M extends NodeMessage>(message: M, privateKey: K
   return { ...unsigned, sig: signBytes(null, signedBytes(unsigned), privateKey).toString("base64") };
 }
 
+/**
+ * `message` issued at `issuedAt` and signed, as the JSON text to publish: its signed bytes' canonical
+ * JSON with `sig` added last, so it is serialised once. `known` as for canonicalJson.
+ */
+export function signedNodeMessageJson(message: NodeMessage, privateKey: KeyObject, issuedAt: Date = new Date(), known?: ReadonlyMap<object, string>): string {
+  const { sig: _sig, ...unsigned } = { ...message, issuedAt: issuedAt.toISOString() };
+  const canonical = canonicalJson(unsigned, known);
+  const sig = signBytes(null, Buffer.from(SIGNATURE_CONTEXT + canonical, "utf8"), privateKey).toString("base64");
+  return `${canonical.slice(0, -1)},"sig":${JSON.stringify(sig)}}`;
+}
+
 export interface VerifyOptions {
   /** The orchestrator public keys the node pinned (more than one while a key is rotated). */
   publicKeys: readonly KeyObject[];

@@ -13,8 +13,16 @@ import type { Logger } from "../logger.js";
 export interface OutgoingMessage {
   exchange: string;
   routingKey: string;
+  /** Published as JSON; ignored when `body` is given. */
   payload: unknown;
+  /** The payload already encoded as JSON. */
+  body?: Buffer;
   messageId: string;
+}
+
+export interface Published {
+  /** Whether each message was confirmed within `publishTimeoutMs` (never rejects). */
+  confirmed: Promise<boolean[]>;
 }
 
 export interface DispatchPublisher {
@@ -24,6 +32,11 @@ export interface DispatchPublisher {
    * within `timeoutMs`.
    */
   publishAll(messages: Iterable<OutgoingMessage>): Promise<boolean[]>;
+  /**
+   * Like publishAll, but resolves as soon as every message is written to the channel (so what is
+   * published next goes after them), with the confirms still to come.
+   */
+  publish(messages: Iterable<OutgoingMessage>): Promise<Published>;
   /** Declares a node's queues (runs, control, inputs) and bindings (idempotent; cached per connection). */
   ensureNodeQueues(nodeId: string): Promise<void>;
   /**
@@ -146,6 +159,39 @@ export function createDispatchPublisher(options: DispatchPublisherOptions, logge
     return link;
   }
 
+  async function publish(messages: Iterable<OutgoingMessage>): Promise<Published> {
+    const l = await connect();
+    const settled: Promise<boolean>[] = [];
+    for (const m of messages) {
+      settled.push(
+        new Promise<boolean>((resolve) => {
+          try {
+            const body = m.body ?? Buffer.from(JSON.stringify(m.payload));
+            const props = { persistent: true, mandatory: true, messageId: m.messageId, contentType: "application/json" };
+            l.channel.publish(m.exchange, m.routingKey, body, props, (err) => resolve(!err));
+          } catch {
+            resolve(false);
+          }
+        }),
+      );
+    }
+    return { confirmed: settled.length === 0 ? Promise.resolve([]) : confirmsOf(l, settled) };
+  }
+
+  async function confirmsOf(l: Link, settled: Promise<boolean>[]): Promise<boolean[]> {
+    const confirmed = Promise.all(settled);
+    try {
+      return await withTimeout(confirmed, options.publishTimeoutMs, "no confirms in time");
+    } catch (err) {
+      if (!(err instanceof TimeoutError)) throw err;
+    }
+    // No confirm in time: drop the connection (pending callbacks then fail) so a retry, with the
+    // same message ids, starts clean. A message the broker did take is a harmless duplicate.
+    logger.warn("broker did not confirm a dispatch batch in time; reconnecting", { messages: settled.length, timeoutMs: options.publishTimeoutMs });
+    await abandon(l);
+    return confirmed;
+  }
+
   async function abandon(l: Link): Promise<void> {
     if (link && (await link.catch(() => null)) === l) link = null;
     await l.connection.close().catch(() => undefined);
@@ -153,34 +199,10 @@ export function createDispatchPublisher(options: DispatchPublisherOptions, logge
 
   return {
     async publishAll(messages) {
-      const l = await connect();
-      const settled: Promise<boolean>[] = [];
-      for (const m of messages) {
-        settled.push(
-          new Promise<boolean>((resolve) => {
-            try {
-              const body = Buffer.from(JSON.stringify(m.payload));
-              const props = { persistent: true, mandatory: true, messageId: m.messageId, contentType: "application/json" };
-              l.channel.publish(m.exchange, m.routingKey, body, props, (err) => resolve(!err));
-            } catch {
-              resolve(false);
-            }
-          }),
-        );
-      }
-      if (settled.length === 0) return [];
-      const confirmed = Promise.all(settled);
-      try {
-        return await withTimeout(confirmed, options.publishTimeoutMs, "no confirms in time");
-      } catch (err) {
-        if (!(err instanceof TimeoutError)) throw err;
-      }
-      // No confirm in time: drop the connection (pending callbacks then fail) so a retry, with the
-      // same message ids, starts clean. A message the broker did take is a harmless duplicate.
-      logger.warn("broker did not confirm a dispatch batch in time; reconnecting", { messages: settled.length, timeoutMs: options.publishTimeoutMs });
-      await abandon(l);
-      return confirmed;
+      return (await publish(messages)).confirmed;
     },
+
+    publish,
 
     async ensureNodeQueues(nodeId) {
       const l = await connect();

@@ -51,19 +51,28 @@ export async function dispatchReadyRuns(em: EntityManager, maxRuns: number, chan
 
 export interface SchedulerOptions {
   pollMs: number;
+  /** Most runs of a pass after one that found fewer: small, so the relay gets the first ones soon. */
   batchSize: number;
+  /** Most runs of a pass while each finds more: a full pass doubles the next, up to this. @default batchSize */
+  maxBatchSize?: number;
 }
 
 export function createScheduler(orm: MikroORM, options: SchedulerOptions, afterCommit: AfterCommit, logger: Logger): Loop {
+  const maxBatchSize = Math.max(options.batchSize, options.maxBatchSize ?? options.batchSize);
+  // Each pass ranks every waiting run: for a large backlog, fewer larger passes cost less.
+  let passSize = options.batchSize;
   return createLoop({
     name: "scheduler",
     intervalMs: options.pollMs,
     logger,
     pass: async () => {
       const changes = new ChangeSet();
-      const count = await orm.em.fork().transactional((em) => dispatchReadyRuns(em, options.batchSize, changes));
+      const maxRuns = passSize;
+      const count = await orm.em.fork().transactional((em) => dispatchReadyRuns(em, maxRuns, changes));
       if (count > 0) afterCommit(changes);
-      return count >= options.batchSize;
+      const full = count >= maxRuns;
+      passSize = full ? Math.min(maxRuns * 2, maxBatchSize) : options.batchSize;
+      return full;
     },
   });
 }

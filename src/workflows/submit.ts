@@ -28,7 +28,7 @@ import { createRuns, nodeResources, type NewRun } from "../runs/index.js";
 import { buildArgv, parseToolRef, Tool } from "../tools/index.js";
 import { isToolAllowed } from "../shared/index.js";
 import { DATASET_NAME_PATTERN, MAX_DATASETS } from "../messaging/contracts.js";
-import { json, query } from "../db/sql.js";
+import { json, queryBound } from "../db/sql.js";
 import { validateGraph } from "./graph.js";
 import { validateRetryPolicy, type RetryPolicyInput } from "./retry-policy.js";
 import { validateTaskInputs, type TaskInputFilesData } from "./task-inputs.js";
@@ -357,7 +357,7 @@ async function insertTasks(em: EntityManager, tasks: Task[]): Promise<void> {
     state: t.state,
     created_at: t.createdAt.toISOString(),
   }));
-  await query(
+  await queryBound(
     em,
     `insert into task (id, workflow_id, key, tool_id, params, node_params, node_ids, datasets, inputs, depends_on_ids, priority, timeout_seconds, resources, retry, min_succeeded, state, created_at)
      select x.id, x.workflow_id, x.key, x.tool_id, x.params, x.node_params, x.node_ids, x.datasets, x.inputs, x.depends_on_ids, x.priority, x.timeout_seconds, x.resources, x.retry, x.min_succeeded, x.state, x.created_at

@@ -16,7 +16,8 @@ import { ChangeSet } from "../../src/kernel/index.js";
 import { createLogger } from "../../src/logger.js";
 import { createDispatchPublisher, type DispatchPublisher } from "../../src/messaging/dispatch-publisher.js";
 import { createRelay } from "../../src/messaging/relay.js";
-import { EXCHANGE_TYPES, EXCHANGES, signNodeMessage, WIRE_VERSION } from "../../src/messaging/contracts.js";
+import { EXCHANGE_TYPES, EXCHANGES, WIRE_VERSION } from "../../src/messaging/contracts.js";
+import { createInlineSigner } from "../../src/messaging/payload-signer.js";
 import { recordHeartbeats } from "../../src/nodes/index.js";
 import { storeLogBatches } from "../../src/logs/index.js";
 import { applyReportedStates, dispatchReadyRuns, nodeResources, unfinishedRunsOfNode } from "../../src/runs/index.js";
@@ -163,7 +164,7 @@ test("the scheduler, relay and ingestion statements never scan run, task, outbox
   await captured("node removal check", (em) => unfinishedRunsOfNode(em, "n-7"));
   await captured("node resources", (em) => nodeResources(em, ["n-1", "n-2"]));
   const { privateKey } = generateKeyPairSync("ed25519");
-  const relay = createRelay(orm, publisher, { pollMs: 60_000, batchSize: 500, sign: (m) => signNodeMessage(m, privateKey) }, logger);
+  const relay = createRelay(orm, publisher, { pollMs: 60_000, batchSize: 500, signer: createInlineSigner(privateKey) }, logger);
   path = "relay";
   capturing = true;
   try {

@@ -10,6 +10,7 @@ import {
   verifyNodeMessage,
   type NodeMessage,
 } from "../../src/messaging/contracts.js";
+import { createWorkerSigner, signPayloads, type SignedPayload } from "../../src/messaging/payload-signer.js";
 
 const test = suite("signed node messages");
 
@@ -85,6 +86,46 @@ test("a message older than the allowed age, or issued far in the future, is refu
   const future = received(signNodeMessage(dispatch, orchestrator.privateKey, new Date(Date.now() + DAY_MS)));
   const early = verifyNodeMessage(future, pinned);
   assert.ok(!early.ok && /future/.test(early.reason));
+});
+
+/** Outbox payloads as the relay reads them (jsonb text): dispatches of one tool to two runs, a cancel, and a row that is no node message. */
+function outboxPayloads(): string[] {
+  const withTool = { ...dispatch, tool: { name: "stats", version: "1", definition: { executable: "/bin/sh", launcher: "process", image: null, args: [], envKeys: [], resultFile: null, outputs: [] } } };
+  const second = { ...withTool, runId: "8d2d3f2d-41b0-4854-bd0a-e583cc21ccbd", argv: ["/bin/sh", "-c", "true"] };
+  const cancel = runCancelMessage({ runId: dispatch.runId, attempt: 1, nodeId: "site-a", reason: "stop" }).payload;
+  return [withTool, second, cancel, { type: "not.a.node.message" }].map((m) => JSON.stringify(m, null, 1));
+}
+
+function checkSigned(signed: SignedPayload[]): void {
+  assert.is(signed.length, 4);
+  for (const s of signed.slice(0, 3)) {
+    assert.is(s.problem, null);
+    const message = received(JSON.parse(s.body.toString("utf8")) as NodeMessage);
+    assert.equal(verifyNodeMessage(message, pinned), { ok: true });
+  }
+  const second = JSON.parse(signed[1]!.body.toString("utf8")) as typeof dispatch;
+  assert.equal(second.argv, ["/bin/sh", "-c", "true"], "each dispatch keeps its own fields when the tool is shared");
+  assert.ok(signed[3]!.problem, "a payload that is no node message is flagged");
+  assert.equal(JSON.parse(signed[3]!.body.toString("utf8")), { type: "not.a.node.message" });
+}
+
+test("outbox payloads signed in a batch (a shared tool written once) verify one by one after the trip through the broker", () => {
+  checkSigned(signPayloads(outboxPayloads(), orchestrator.privateKey));
+});
+
+test("the signing worker signs what the relay's thread would, with the orchestrator's key", async () => {
+  const signer = createWorkerSigner(orchestrator.privateKey, { timeoutMs: 30_000 });
+  try {
+    checkSigned(await signer.signAll(outboxPayloads()));
+    assert.equal(await signer.signAll([]), []);
+  } finally {
+    await signer.stop();
+  }
+  await signer.stop();
+  await signer.signAll(outboxPayloads()).then(
+    () => assert.unreachable("a stopped signer signs nothing"),
+    (err: Error) => assert.match(err.message, /stopped/),
+  );
 });
 
 test.run();

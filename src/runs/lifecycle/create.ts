@@ -1,6 +1,6 @@
 /** The first attempt of every run of a submitted workflow, and handing runs to their nodes. */
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { json, query } from "../../db/sql.js";
+import { json, queryBound } from "../../db/sql.js";
 import { RunState, type ChangeSet } from "../../kernel/index.js";
 import { Run } from "../run.entity.js";
 import { enqueueDispatch } from "./node-messages.js";
@@ -34,7 +34,7 @@ export async function createRuns(em: EntityManager, newRuns: NewRun[], changes: 
     rows.push({ id: fields.id, task_id: fields.taskId, workflow_id: fields.workflowId, node_id: fields.nodeId, state, argv: fields.argv, env: fields.env, timeout_seconds: fields.timeoutSeconds, queued: !waitsForUpstream });
     return { ...defaults, ...fields, attempt: 1, state, queuedAt, createdAt: now };
   });
-  await query(
+  await queryBound(
     em,
     `insert into run (id, task_id, workflow_id, node_id, attempt, state, argv, env, timeout_seconds, created_at, queued_at)
      select x.id, x.task_id, x.workflow_id, x.node_id, 1, x.state, x.argv, x.env, x.timeout_seconds, ?::timestamptz, case when x.queued then ?::timestamptz end
@@ -50,7 +50,7 @@ export async function createRuns(em: EntityManager, newRuns: NewRun[], changes: 
  */
 export async function dispatchRuns(em: EntityManager, runIds: string[], changes: ChangeSet): Promise<number> {
   if (runIds.length === 0) return 0;
-  const marked = await query<{ id: string; queued_at: Date | null; dispatched_at: Date }>(
+  const marked = await queryBound<{ id: string; queued_at: Date | null; dispatched_at: Date }>(
     em,
     `update run set dispatched_at = now()
      where id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) and dispatched_at is null and state in (${fromStates("dispatch")})

@@ -1,7 +1,7 @@
 /** Writes outgoing node messages into the outbox, in the caller's transaction; built by the wire contract. */
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { runCancelMessage, runDispatchMessage, runInputRefusedMessage, runReleaseMessage, type OutgoingNodeMessage, type ResourceRequest, type RunRelease } from "../../messaging/contracts.js";
-import { json, query } from "../../db/sql.js";
+import { json, query, queryBound } from "../../db/sql.js";
 import type { ChangeSet } from "../../kernel/index.js";
 import { inputFilesOfRuns } from "./input-files.js";
 import { toolDefinition, toolDigest, type ToolDefinitionSource } from "../../shared/index.js";
@@ -126,7 +126,8 @@ export async function enqueueInputRefusal(em: EntityManager, refusal: { runId: s
 /** Inserts the messages in their order (the relay publishes by outbox id). */
 async function insertOutbox(em: EntityManager, messages: OutgoingNodeMessage[], changes: ChangeSet): Promise<void> {
   if (messages.length === 0) return;
-  await query(
+  // Bound: the batch is large (about 1 KB a message).
+  await queryBound(
     em,
     `insert into outbox (message_id, exchange, routing_key, payload, created_at, attempts)
      select gen_random_uuid(), m.value->>'exchange', m.value->>'routingKey', m.value->'payload', now(), 0
