@@ -3,7 +3,7 @@
  * sees three things only: confirmed publishing, deliveries with ack/dead-letter, and `stop()`.
  */
 import rascal from "rascal";
-import { EXCHANGES, QUEUES, nodeBrokerUser, nodeQueueNames, type AgentEvent } from "../messaging/contracts.js";
+import { EXCHANGES, QUEUES, nodeBrokerUser, nodeQueueNames, runChunkWire, type AgentEvent, type RunChunkEvent } from "../messaging/contracts.js";
 import { amqpSocketOptions, amqpUrlsOf, BROKER_RETRY, errorCode, maskUrl, TimeoutError, toError, vhostOf, withTimeout, type AmqpTls } from "../shared/index.js";
 import type { AgentLogger } from "./log.js";
 
@@ -171,8 +171,17 @@ export async function connectAgentBroker(settings: AgentBrokerSettings, deps: Ag
   let returnedWarnedAt = 0;
   let stopping: Promise<void> | null = null;
 
+  function publishChunk(event: RunChunkEvent, target: { routingKey: string; messageId: string }) {
+    const { body, headers } = runChunkWire(event);
+    return broker.publish(PUBLICATION, body, { routingKey: target.routingKey, options: { messageId: target.messageId, contentType: "application/octet-stream", headers } });
+  }
+
   async function publish(event: AgentEvent, target: { routingKey: string; messageId: string }): Promise<void> {
-    const session = await broker.publish(PUBLICATION, event, { routingKey: target.routingKey, options: { messageId: target.messageId } });
+    // A chunk's bytes go as the body, as they are; its other fields in a header (see runChunkHeaderSchema).
+    const session =
+      event.type === "run.chunk"
+        ? await publishChunk(event, target)
+        : await broker.publish(PUBLICATION, event, { routingKey: target.routingKey, options: { messageId: target.messageId } });
     const confirmed = new Promise<void>((resolve, reject) => {
       session.on("success", () => resolve());
       session.on("error", (err: unknown) => reject(toError(err)));

@@ -250,6 +250,6 @@ async function readChunk(
     index: at.index,
     chunkBytes: at.chunkBytes,
     sha256: createHash("sha256").update(buffer).digest("hex"),
-    data: buffer.toString("base64"),
+    data: buffer,
   };
 }

@@ -2,7 +2,7 @@ import { Arg, Ctx, FieldResolver, Float, ID, Mutation, Resolver, Root, Subscript
 import type { Context } from "../graphql/context.js";
 import type { RunOutputsPayload } from "../live/live-events.js";
 import { topics } from "../live/topics.js";
-import { getRun, Run, Usage } from "../runs/index.js";
+import { getRun, Run, Usage, type RunRecord } from "../runs/index.js";
 import { ChangeSet } from "../kernel/index.js";
 import { Artifact, ArtifactDecision, ArtifactState } from "./artifact.entity.js";
 import { artifactsByRunIds, decideArtifactRelease } from "./artifact.service.js";
@@ -15,7 +15,7 @@ export const artifactDownloadPath = (id: string): string => `${ARTIFACTS_PATH}${
 @Resolver(() => Run)
 export class RunOutputsResolver {
   @FieldResolver(() => [Artifact], { description: "The run's output files as its node listed them when it ended, with their release state." })
-  outputs(@Root() run: Run, @Ctx() ctx: Context): Promise<Artifact[]> {
+  outputs(@Root() run: RunRecord, @Ctx() ctx: Context): Promise<Artifact[]> {
     return ctx.loaders.artifactsOfRun.load(run.id);
   }
 }

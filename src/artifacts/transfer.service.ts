@@ -85,7 +85,7 @@ export async function receiveChunk(em: EntityManager, store: ArtifactStore, chun
   const count = chunkCount(row.size_bytes, chunk.chunkBytes);
   if (chunk.index >= count) return { kind: "refused", problem: `chunk ${chunk.index} of ${chunk.path}: the file has ${count} chunk(s) of ${chunk.chunkBytes} bytes` };
   const expectedBytes = Math.min(chunk.chunkBytes, row.size_bytes - chunk.index * chunk.chunkBytes);
-  const data = Buffer.from(chunk.data, "base64");
+  const data = chunk.data;
   const sha256 = createHash("sha256").update(data).digest("hex");
   if (data.length !== expectedBytes || sha256 !== chunk.sha256) {
     await askAgain(em, row, [chunk.index], changes);

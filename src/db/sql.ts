@@ -4,7 +4,7 @@
  * them in SQL (`jsonb_array_elements_text(?::jsonb)`, `jsonb_to_recordset(?::jsonb)`), because
  * the query builder would otherwise expand an array into a list of placeholders.
  */
-import { DeadlockException } from "@mikro-orm/core";
+import { DeadlockException, type EntityClass, type EntityDictionary } from "@mikro-orm/core";
 import type { EntityManager, Knex } from "@mikro-orm/postgresql";
 import { UnavailableError } from "../kernel/index.js";
 
@@ -33,6 +33,16 @@ export async function queryBound<T = Row>(em: EntityManager, sql: string, params
   } catch (err) {
     throw translateDbError(err);
   }
+}
+
+/**
+ * Rows of an entity's table (`select *`) as plain objects of the entity's shape, mapped as the
+ * ORM maps them (property names, dates parsed) but without building entities (identity map,
+ * property propagation), which costs more than the SQL when a read returns thousands of rows.
+ */
+export function entityData<T extends object>(em: EntityManager, entity: EntityClass<T>, rows: Row[]): T[] {
+  const comparator = em.getComparator();
+  return rows.map((row) => comparator.mapResult<T>(entity.name, row as EntityDictionary<T>) as T);
 }
 
 /** Encodes a value as a JSON string parameter. */

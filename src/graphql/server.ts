@@ -6,6 +6,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { ApolloServer, HeaderMap } from "@apollo/server";
 import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
+import { ApolloServerPluginCacheControlDisabled } from "@apollo/server/plugin/disabled";
 import { randomUUID } from "node:crypto";
 import type { GraphQLSchema, OperationDefinitionNode } from "graphql";
 import { ForbiddenError, UnauthenticatedError, UnavailableError } from "../kernel/index.js";
@@ -124,6 +125,10 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
     validationRules: admission.validationRules,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
+      // Apollo's default cache-control plugin wraps every field's resolver (thousands per graph read)
+      // to compute a policy that is always "uncacheable" here (no cache hints): its header is sent as is.
+      ApolloServerPluginCacheControlDisabled(),
+      { async requestDidStart() { return { async willSendResponse({ response }) { response.http.headers.set("cache-control", "no-store"); } }; } },
       {
         async requestDidStart() {
           return {

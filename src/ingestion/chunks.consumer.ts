@@ -12,7 +12,7 @@ import { isTransientDbError } from "../db/sql.js";
 import { ChangeSet, UnavailableError, type AfterCommit } from "../kernel/index.js";
 import type { Logger } from "../logger.js";
 import type { NodeEventDelivery } from "../messaging/broker.js";
-import { MAX_CHUNK_EVENT_BYTES, parseMessage, routingKeyOfNodeEvent, runChunkEventSchema, type RunChunkEvent } from "../messaging/contracts.js";
+import { MAX_CHUNK_EVENT_BYTES, MAX_CHUNK_HEADER_CHARS, parseMessage, routingKeyOfNodeEvent, RUN_CHUNK_HEADER, runChunkHeaderSchema, type RunChunkEvent } from "../messaging/contracts.js";
 import { forgedRunClaims } from "../runs/index.js";
 import { toError } from "../shared/index.js";
 
@@ -57,14 +57,21 @@ export function createChunkIngestion(deps: ChunkIngestionDeps): ChunkIngestion {
       deadLetter(delivery, `chunk of ${sizeBytes} bytes is over the ${MAX_CHUNK_EVENT_BYTES}-byte limit`, "too_large");
       return null;
     }
-    let content: unknown;
-    try {
-      content = JSON.parse(delivery.body.toString("utf8"));
-    } catch (err) {
-      deadLetter(delivery, `not JSON: ${toError(err).message}`);
+    // The bytes are the body; the chunk's other fields are JSON in one header, checked like any event.
+    const header = delivery.headers[RUN_CHUNK_HEADER];
+    const text = Buffer.isBuffer(header) ? header.toString("utf8") : header;
+    if (typeof text !== "string" || text.length > MAX_CHUNK_HEADER_CHARS) {
+      deadLetter(delivery, `no ${RUN_CHUNK_HEADER} header of at most ${MAX_CHUNK_HEADER_CHARS} characters`);
       return null;
     }
-    const parsed = parseMessage(runChunkEventSchema, content);
+    let content: unknown;
+    try {
+      content = JSON.parse(text);
+    } catch (err) {
+      deadLetter(delivery, `${RUN_CHUNK_HEADER} header not JSON: ${toError(err).message}`);
+      return null;
+    }
+    const parsed = parseMessage(runChunkHeaderSchema, content);
     if (!parsed.ok) {
       deadLetter(delivery, parsed.error);
       return null;
@@ -79,7 +86,7 @@ export function createChunkIngestion(deps: ChunkIngestionDeps): ChunkIngestion {
       deadLetter(delivery, `published by broker user ${JSON.stringify(delivery.userId ?? null)}, not by node ${parsed.value.nodeId}'s own ${user}`, "forged");
       return null;
     }
-    return parsed.value;
+    return { ...parsed.value, data: delivery.body };
   }
 
   async function handle(delivery: NodeEventDelivery, chunk: RunChunkEvent, firstSeenAt: number): Promise<void> {

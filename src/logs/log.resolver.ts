@@ -3,7 +3,7 @@ import type { Context } from "../graphql/context.js";
 import { connection, pageCost, pageSize, type PageLimits } from "../graphql/connection.js";
 import { BadInputError, checkUuid } from "../kernel/index.js";
 import { topics } from "../live/topics.js";
-import { getRun, Run, runsByTaskIds } from "../runs/index.js";
+import { getRun, Run, runsByTaskIds, type RunRecord } from "../runs/index.js";
 import { getTask } from "../workflows/index.js";
 import { followLogs, type LogBatchPayload } from "./log-follower.js";
 import { LogBatch, LogLineConnection } from "./log.types.js";
@@ -73,7 +73,7 @@ export class LogResolver {
 export class RunLogsResolver {
   @FieldResolver(() => LogLineConnection, { description: "Stored log lines after `afterSeq` (default 0), at most `first` (default 1000, at most 10000) and about 1 MiB of text.", complexity: pageCost(LOG_PAGE) })
   async logs(
-    @Root() run: Run,
+    @Root() run: RunRecord,
     @Ctx() ctx: Context,
     @Arg("afterSeq", () => Int, { nullable: true }) afterSeq?: number | null,
     @Arg("first", () => Int, { nullable: true }) first?: number | null,

@@ -17,6 +17,8 @@ export interface NodeEventDelivery {
   routingKey: string;
   /** The AMQP `user_id` property: RabbitMQ refuses a message whose `user_id` is not the publisher's own user. */
   userId: string | undefined;
+  /** The AMQP headers (a chunk's fields travel in one). */
+  headers: Record<string, unknown>;
   ack(): void;
   retry(error: Error): void;
   /**
@@ -120,6 +122,7 @@ export async function createBroker(options: TopologyOptions, logger: Logger): Pr
           messageId: message.properties.messageId as string | undefined,
           routingKey: message.fields.routingKey,
           userId: message.properties.userId as string | undefined,
+          headers: (message.properties.headers as Record<string, unknown> | undefined) ?? {},
           ack: () => ackOrNack(),
           retry: (error) => ackOrNack(error, { strategy: "nack", requeue: true, defer: 1_000 } as never),
           deadLetter: (error, reason) => {

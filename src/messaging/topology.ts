@@ -11,7 +11,7 @@ export interface TopologyOptions {
   instanceId: string;
   /** Node events handled at once. */
   ingestPrefetch: number;
-  /** Chunks of output files handled at once (each up to ~350 KB in memory). @default 16 */
+  /** Chunks of output files handled at once (each up to 256 KiB in memory). @default 16 */
   chunkPrefetch?: number;
   /** AMQP heartbeat timeout asked of the broker; 0 turns it off. @default 10 (rascal's) */
   heartbeatSeconds?: number;

@@ -4,7 +4,7 @@ import { connection, decodeCursor, LIST_PAGE, pageCost, pageSize } from "../grap
 import { ChangeSet, ResourceAmounts } from "../kernel/index.js";
 import { filterEvents } from "../live/pubsub.js";
 import { topics } from "../live/topics.js";
-import { Run } from "../runs/index.js";
+import { Run, type RunRecord } from "../runs/index.js";
 import { Node, NodeAdminState } from "./node.entity.js";
 import { NodeConnection, NodeFilter, NodeRegistration, RegisterNodeInput } from "./node.inputs.js";
 import { getNode, grantNodeOperator, listNodes, registerNode, revokeNodeOperator, rotateNodeCredential, setNodeAdminState, validateNodeId, visibleNodeIds } from "./node.service.js";
@@ -135,8 +135,9 @@ export class NodeResolver {
 @Resolver(() => Run)
 export class RunNodeResolver {
   @FieldResolver(() => Node)
-  async node(@Root() run: Run, @Ctx() ctx: Context): Promise<Node> {
-    return (await ctx.loaders.node.load(run.nodeId))!;
+  node(@Root() run: RunRecord, @Ctx() ctx: Context): Node | Promise<Node> {
+    // Loaded with the runs when they came from the loaders: a value, not a promise per run.
+    return (ctx.loaders.loaded.node.get(run.nodeId) ?? ctx.loaders.node.load(run.nodeId)) as Node | Promise<Node>;
   }
 }
 

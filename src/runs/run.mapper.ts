@@ -2,7 +2,11 @@
 import type { Row } from "../db/sql.js";
 import type { Run } from "./run.entity.js";
 
-/** A run as read by raw SQL: every column of the Run entity, camelCased. */
+/**
+ * A run as read by raw SQL: every column of the Run entity, camelCased. Also the type of the roots
+ * of Run's field resolvers, so that type-graphql hands a plain record over as it is instead of
+ * building an entity from it.
+ */
 export type RunRecord = Omit<Run, never>;
 
 function camel(column: string): string {

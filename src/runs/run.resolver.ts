@@ -4,6 +4,7 @@ import type { Context } from "../graphql/context.js";
 import { maskedEnv } from "../kernel/index.js";
 import { topics } from "../live/topics.js";
 import { Run } from "./run.entity.js";
+import type { RunRecord } from "./run.mapper.js";
 import { getRun } from "./run.service.js";
 import { Usage } from "./run.types.js";
 
@@ -16,12 +17,12 @@ export class RunResolver {
   }
 
   @FieldResolver(() => GraphQLJSONObject, { description: "The environment the process gets; values are shown to ADMIN only, others see the names." })
-  env(@Root() run: Run, @Ctx() ctx: Context): Record<string, string> {
+  env(@Root() run: RunRecord, @Ctx() ctx: Context): Record<string, string> {
     return maskedEnv(run.env, ctx.viewer());
   }
 
   @FieldResolver(() => Usage)
-  usage(@Root() run: Run): Usage {
+  usage(@Root() run: RunRecord): Usage {
     return {
       wallMs: run.wallMs,
       cpuUserMs: run.cpuUserMs,

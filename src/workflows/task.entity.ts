@@ -7,6 +7,13 @@ import { Tool } from "../tools/index.js";
 import { TaskInputFiles } from "./task-inputs.js";
 import { Workflow } from "./workflow.entity.js";
 
+/**
+ * A task as plain data, from SQL rows or an entity: the type of the roots of Task's field
+ * resolvers, so that type-graphql hands the root over as it is (for a root typed by the entity
+ * class it builds an entity from every plain record, which costs more than reading the row).
+ */
+export type TaskRecord = Omit<Task, never>;
+
 /** One vertex of a workflow: a tool fanned out over nodes. */
 @Entity({ tableName: "task" })
 @Unique({ properties: ["workflowId", "key"] })

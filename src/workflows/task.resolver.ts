@@ -2,9 +2,9 @@ import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } fro
 import type { Context } from "../graphql/context.js";
 import { listCost, pageSize, type PageLimits } from "../graphql/connection.js";
 import { Node } from "../nodes/index.js";
-import { Run } from "../runs/index.js";
+import { Run, type RunRecord } from "../runs/index.js";
 import { Tool } from "../tools/index.js";
-import { Task } from "./task.entity.js";
+import { Task, type TaskRecord } from "./task.entity.js";
 import { Workflow } from "./workflow.entity.js";
 import { retryTask } from "./retry-task.js";
 import { NotFoundError } from "../kernel/index.js";
@@ -38,23 +38,26 @@ export class TaskResolver {
   }
 
   @FieldResolver(() => Workflow)
-  async workflow(@Root() task: Task, @Ctx() ctx: Context): Promise<Workflow> {
+  async workflow(@Root() task: TaskRecord, @Ctx() ctx: Context): Promise<Workflow> {
     return (await ctx.loaders.workflow.load(task.workflowId))!;
   }
 
   @FieldResolver(() => Tool)
-  async tool(@Root() task: Task, @Ctx() ctx: Context): Promise<Tool> {
+  async tool(@Root() task: TaskRecord, @Ctx() ctx: Context): Promise<Tool> {
     return (await ctx.loaders.tool.load(task.toolId))!;
   }
 
   @FieldResolver(() => [Task], { complexity: listCost(FAN_ESTIMATE) })
-  async dependsOn(@Root() task: Task, @Ctx() ctx: Context): Promise<Task[]> {
-    const tasks = await ctx.loaders.task.loadMany(task.dependsOnIds);
-    return tasks.filter((t): t is Task => t instanceof Task);
+  dependsOn(@Root() task: TaskRecord, @Ctx() ctx: Context): Task[] | Promise<Task[]> {
+    const isTask = (t: Task | null | Error | undefined): t is Task => t !== undefined && t !== null && !(t instanceof Error);
+    // Read with the workflow's tasks: values, not a promise per task.
+    const known = task.dependsOnIds.map((id) => ctx.loaders.loaded.task.get(id));
+    if (known.every((t) => t !== undefined)) return known.filter(isTask);
+    return ctx.loaders.task.loadMany(task.dependsOnIds).then((tasks) => tasks.filter(isTask));
   }
 
   @FieldResolver(() => [Node], { description: "The nodes the task runs on.", complexity: listCost(FAN_ESTIMATE) })
-  async nodes(@Root() task: Task, @Ctx() ctx: Context): Promise<Node[]> {
+  async nodes(@Root() task: TaskRecord, @Ctx() ctx: Context): Promise<Node[]> {
     const nodes = await ctx.loaders.node.loadMany(task.nodeIds);
     return nodes.filter((n): n is Node => n instanceof Node);
   }
@@ -63,9 +66,9 @@ export class TaskResolver {
     description: "Every attempt on every node, by node then attempt: the first `first` of them (default 1000, at most 10000).",
     complexity: listCost(FAN_ESTIMATE, RUNS_PAGE),
   })
-  async runs(@Root() task: Task, @Ctx() ctx: Context, @Arg("first", () => Int, { nullable: true }) first?: number | null): Promise<Run[]> {
+  runs(@Root() task: TaskRecord, @Ctx() ctx: Context, @Arg("first", () => Int, { nullable: true }) first?: number | null): Promise<Run[]> {
     const size = pageSize(first, RUNS_PAGE);
-    return (await ctx.loaders.runsOfTask.load(task.id)).slice(0, size);
+    return ctx.loaders.runsOfTask.load(task.id).then((runs) => runs.slice(0, size));
   }
 }
 
@@ -77,7 +80,7 @@ export class RunTaskResolver {
    * runs, the graph): for a caller who cannot read the workflow, the task is NOT_FOUND.
    */
   @FieldResolver(() => Task)
-  async task(@Root() run: Run, @Ctx() ctx: Context): Promise<Task> {
+  async task(@Root() run: RunRecord, @Ctx() ctx: Context): Promise<Task> {
     const workflow = await ctx.loaders.workflow.load(run.workflowId);
     if (!workflow || !canReadWorkflow(ctx.viewer(), workflow.projectId)) throw NotFoundError.entity("Task", run.taskId);
     return (await ctx.loaders.task.load(run.taskId))!;

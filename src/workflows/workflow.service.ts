@@ -1,7 +1,7 @@
 /** Reading workflows, tasks and runs; cancelling them. Framework-free: throws AppErrors only. */
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { ChangeSet, checkText, checkUuid, ForbiddenError, hasProjectRole, isAdmin, MAX_NAME_CHARS, NotFoundError, ProjectRole, readableProjectIds, type RunState, type Viewer } from "../kernel/index.js";
-import { query, retryOnDeadlock } from "../db/sql.js";
+import { entityData, json, query, retryOnDeadlock } from "../db/sql.js";
 import { cancelRuns } from "../runs/index.js";
 import { Task } from "./task.entity.js";
 import { Workflow } from "./workflow.entity.js";
@@ -108,12 +108,16 @@ export async function getTaskToChange(em: EntityManager, id: string, viewer: Vie
   return task;
 }
 
-/** Batch loaders' queries: one statement for any number of keys. */
+/**
+ * Batch loaders' queries: one statement for any number of keys, as plain records with the
+ * entity's shape (a workflow's graph reads thousands; hydrating entities costs more than the SQL).
+ */
 export async function tasksByIds(em: EntityManager, ids: readonly string[]): Promise<Task[]> {
-  return em.find(Task, { id: { $in: [...ids] } });
+  const rows = await query(em, `select * from task where id in (select value::uuid from jsonb_array_elements_text(?::jsonb))`, [json(ids)]);
+  return entityData(em, Task, rows);
 }
 
 export async function tasksByWorkflowIds(em: EntityManager, ids: readonly string[]): Promise<Task[]> {
-  return em.find(Task, { workflowId: { $in: [...ids] } }, { orderBy: { createdAt: "asc", key: "asc" } });
+  const rows = await query(em, `select * from task where workflow_id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) order by created_at, key`, [json(ids)]);
+  return entityData(em, Task, rows);
 }
-

@@ -17,7 +17,7 @@ import { expireArtifacts } from "../../src/artifacts/index.js";
 import { createApiToken } from "../../src/auth/index.js";
 import { ChangeSet } from "../../src/kernel/index.js";
 import { createLogger } from "../../src/logger.js";
-import { EXCHANGES, nodeQueueNames, TRANSFER_CHUNK_BYTES } from "../../src/messaging/contracts.js";
+import { EXCHANGES, nodeQueueNames, RUN_CHUNK_HEADER, TRANSFER_CHUNK_BYTES, type RunChunkEvent } from "../../src/messaging/contracts.js";
 import { AGENT_BIN, type AgentProcess } from "../support/agent.js";
 import { createEventPublisher } from "../support/amqp.js";
 import { rabbitmqctl } from "../support/broker.js";
@@ -118,7 +118,7 @@ async function tapNodeEvents(): Promise<{ chunks: { path: string; runId: string 
     queue,
     (message) => {
       if (!message || !message.fields.routingKey.endsWith(".run.chunk.bytes")) return;
-      const event = JSON.parse(message.content.toString("utf8")) as { path: string; runId: string };
+      const event = JSON.parse(String(message.properties.headers?.[RUN_CHUNK_HEADER])) as { path: string; runId: string };
       chunks.push({ path: event.path, runId: event.runId });
     },
     { noAck: true },
@@ -326,7 +326,7 @@ test("a corrupted chunk is detected and asked for again; a forged one that passe
   await gqlOk(env.orchestrator.url, `mutation($id: ID!) { decideArtifactRelease(id: $id, decision: APPROVE) { state } }`, { id: keep.id }, { token: operatorToken });
   const events = await createEventPublisher(await env.nodeAmqpUrl(NODES.review));
   const altered = Buffer.alloc(TRANSFER_CHUNK_BYTES, 7);
-  const chunk = (index: number, data: Buffer, digest: string) => ({
+  const chunk = (index: number, data: Buffer, digest: string): RunChunkEvent => ({
     type: "run.chunk",
     v: 1,
     nodeId: NODES.review,
@@ -337,12 +337,11 @@ test("a corrupted chunk is detected and asked for again; a forged one that passe
     index,
     chunkBytes: TRANSFER_CHUNK_BYTES,
     sha256: digest,
-    data: data.toString("base64"),
+    data,
   });
   try {
-    const routingKey = `node.${NODES.review}.run.chunk.bytes`;
-    await events.publish(chunk(0, altered, sha256(altered)), routingKey);
-    await events.publish(chunk(1, altered, "0".repeat(64)), routingKey);
+    await events.publishChunk(chunk(0, altered, sha256(altered)));
+    await events.publishChunk(chunk(1, altered, "0".repeat(64)));
   } finally {
     await events.close();
   }

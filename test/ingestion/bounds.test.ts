@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createEventPublisher, type EventPublisher } from "../support/amqp.js";
@@ -75,6 +76,21 @@ test("an event over the size limit is dead-lettered too_large, unparsed, and sto
   assert.is(letter.queue, "fem.orchestrator.node-events");
   assert.ok(letter.body.length <= 65_536, "only the start of the body is kept");
   assert.is((await run(runId)).log_line_count, 0);
+});
+
+test("a chunk is dead-lettered, and nothing staged, without its fem-chunk header or with one its schema refuses", async () => {
+  const runId = await runningRun();
+  const data = Buffer.from("chunk bytes");
+  const sha256 = createHash("sha256").update(data).digest("hex");
+  const chunk = { type: "run.chunk", v: 1, nodeId, runId, attempt: 1, path: "out.bin", fileSha256: sha256, index: 0, chunkBytes: 262_144, sha256, data } as const;
+  const ofChunks = async () => (await deadLetters()).filter((l) => l.queue === "fem.orchestrator.chunks");
+  const before = (await ofChunks()).length;
+  // The bytes alone, as an old agent's JSON would also arrive: no header with the chunk's fields.
+  await events.publishRaw(data, `node.${nodeId}.run.chunk.bytes`, "application/octet-stream");
+  await events.publishChunk({ ...chunk, index: -1 });
+  const letters = await waitUntil(async () => ((await ofChunks()).length >= before + 2 ? ofChunks() : undefined), 15_000, "two chunk dead letters");
+  assert.ok(letters.slice(before).every((l) => l.body === "chunk bytes"), "the body is kept as it came");
+  assert.equal(await env.sql(`select id from artifact where run_id = ?`, [runId]), []);
 });
 
 test("a result and a message holding NUL characters end the run with them replaced and noted", async () => {
