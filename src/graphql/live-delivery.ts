@@ -31,7 +31,7 @@ export interface LiveDeliveryOptions {
   bufferSize: number;
   /** @default 5_000 */
   lagGraceMs?: number;
-  /** Unsent bytes on a socket above which it is not written to until it drains. @default 256 KiB */
+  /** Unsent bytes on a socket above which it is not written to until it drains (with 1,000 sockets, 64 MiB at most). @default 64 KiB */
   highWaterBytes?: number;
   /** Longest stretch of writing before the event loop gets a turn. @default 4 */
   sliceMs?: number;
@@ -94,7 +94,7 @@ type Corkable = { cork?(): void; uncork?(): void };
 export function createLiveDelivery(options: LiveDeliveryOptions): LiveDelivery {
   const { bufferSize, format } = options;
   const lagGraceMs = options.lagGraceMs ?? 5_000;
-  const highWaterBytes = options.highWaterBytes ?? 256 * 1024;
+  const highWaterBytes = options.highWaterBytes ?? 64 * 1024;
   const sliceMs = options.sliceMs ?? 4;
   const batchMs = options.batchMs ?? 10;
   const hardLimit = bufferSize * HARD_LIMIT_FACTOR;
