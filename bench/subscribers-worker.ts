@@ -37,7 +37,7 @@ const timer = setTimeout(() => {
   finish();
 }, job.timeoutMs);
 
-clients.forEach((client, i) => {
+function subscribe(client: (typeof clients)[number], i: number): void {
   client.subscribe<Record<string, { lines?: { seq: number }[]; kind?: string; state?: string; runId?: string | null; taskId?: string | null }>>(
     { query: job.query, variables: job.variables },
     {
@@ -83,5 +83,24 @@ clients.forEach((client, i) => {
       complete: () => undefined,
     },
   );
-});
+}
+
+/**
+ * Connects in groups of CONNECT_GROUP, each once the previous one is connected: 1,000 sign-ins at
+ * once exhaust the orchestrator's database pool on a loaded machine (its acquire times out).
+ */
+const CONNECT_GROUP = 50;
+for (let start = 0; start < job.count; start += CONNECT_GROUP) {
+  const group = clients.slice(start, start + CONNECT_GROUP);
+  await Promise.all(
+    group.map(
+      (client, k) =>
+        new Promise<void>((resolve) => {
+          const offConnected = client.on("connected", () => (offConnected(), offClosed(), resolve()));
+          const offClosed = client.on("closed", () => (offConnected(), offClosed(), resolve()));
+          subscribe(client, start + k);
+        }),
+    ),
+  );
+}
 parentPort!.postMessage({ ready: true });
