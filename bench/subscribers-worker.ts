@@ -18,6 +18,9 @@ const job = workerData as Job;
 const started = performance.now();
 const received = new Array<number>(job.count).fill(0);
 const lastSeq = new Array<number>(job.count).fill(0);
+/** Per subscriber: events by kind, and a hash of the whole sequence (kind, state, run or task), to compare subscribers. */
+const kinds = Array.from({ length: job.count }, () => ({}) as Record<string, number>);
+const fingerprints = new Array<number>(job.count).fill(0);
 const problems: string[] = [];
 let finished = 0;
 const clients = Array.from({ length: job.count }, () =>
@@ -25,7 +28,7 @@ const clients = Array.from({ length: job.count }, () =>
 );
 
 function finish(): void {
-  parentPort!.postMessage({ done: true, received, problems: problems.slice(0, 10), ms: performance.now() - started });
+  parentPort!.postMessage({ done: true, received, kinds, fingerprints, problems: problems.slice(0, 10), ms: performance.now() - started });
   void Promise.all(clients.map((c) => c.dispose())).then(() => process.exit(0));
 }
 
@@ -34,8 +37,8 @@ const timer = setTimeout(() => {
   finish();
 }, job.timeoutMs);
 
-clients.forEach((client, i) => {
-  client.subscribe<Record<string, { lines?: { seq: number }[]; kind?: string; state?: string }>>(
+function subscribe(client: (typeof clients)[number], i: number): void {
+  client.subscribe<Record<string, { lines?: { seq: number }[]; kind?: string; state?: string; runId?: string | null; taskId?: string | null }>>(
     { query: job.query, variables: job.variables },
     {
       next: (result) => {
@@ -52,6 +55,13 @@ clients.forEach((client, i) => {
           }
           received[i] += lines.length;
         } else received[i] += 1;
+        if (item?.kind) {
+          kinds[i][item.kind] = (kinds[i][item.kind] ?? 0) + 1;
+          const text = `${item.kind}:${item.state}:${item.runId ?? item.taskId ?? ""};`;
+          let hash = fingerprints[i];
+          for (let c = 0; c < text.length; c++) hash = (Math.imul(hash, 31) + text.charCodeAt(c)) | 0;
+          fingerprints[i] = hash;
+        }
         const ended = job.untilWorkflowEnds === true && item?.kind === "WORKFLOW" && TERMINAL.has(item.state ?? "");
         // A batch may carry the agent's SYSTEM lines past the expected count.
         if ((received[i] >= job.expected && received[i] - lines!.length < job.expected) || (lines === undefined && received[i] === job.expected) || ended) {
@@ -73,5 +83,24 @@ clients.forEach((client, i) => {
       complete: () => undefined,
     },
   );
-});
+}
+
+/**
+ * Connects in groups of CONNECT_GROUP, each once the previous one is connected: 1,000 sign-ins at
+ * once exhaust the orchestrator's database pool on a loaded machine (its acquire times out).
+ */
+const CONNECT_GROUP = 50;
+for (let start = 0; start < job.count; start += CONNECT_GROUP) {
+  const group = clients.slice(start, start + CONNECT_GROUP);
+  await Promise.all(
+    group.map(
+      (client, k) =>
+        new Promise<void>((resolve) => {
+          const offConnected = client.on("connected", () => (offConnected(), offClosed(), resolve()));
+          const offClosed = client.on("closed", () => (offConnected(), offClosed(), resolve()));
+          subscribe(client, start + k);
+        }),
+    ),
+  );
+}
 parentPort!.postMessage({ ready: true });

@@ -16,6 +16,10 @@ export interface SubscriberJob {
 
 export interface SubscribersDone {
   received: number[];
+  /** Per subscriber: workflow events by kind (RUN, TASK, WORKFLOW). */
+  kinds: Record<string, number>[];
+  /** Per subscriber: a hash of its sequence of events; equal for subscribers that got the same events in the same order. */
+  fingerprints: number[];
   problems: string[];
   /** From the worker's start to the last subscriber having everything. */
   ms: number;

@@ -328,6 +328,8 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     );
     onStop("graphql server", () => server.stop());
     metrics.sources.webSocketConnections = () => server.webSocketConnections();
+    // Subscribers of one document as one viewer share one pubsub subscriber: count each.
+    metrics.sources.liveSubscribers = () => pubsub.totalSubscribers() + server.sharedSubscriptions();
     logger.info("orchestrator ready", { url: server.url, instanceId: config.instanceId, auth: config.auth === "off" ? "OFF: every caller is a local ADMIN" : config.oidc ? "OIDC and API tokens" : "API tokens" });
     return { url: server.url, wsUrl: server.wsUrl, orm, pubsub, relay, ingestion, deadLetters, metrics, publicKeyPem: signingKey.publicKeyPem, artifactStore, inputServer, stop };
   } catch (err) {

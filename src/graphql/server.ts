@@ -59,6 +59,8 @@ export interface GraphQLServer {
   wsUrl: string;
   /** GraphQL WebSockets open now. */
   webSocketConnections(): number;
+  /** Subscriptions served by another one's live source (not counted among the pubsub's subscribers). */
+  sharedSubscriptions(): number;
   stop(): Promise<void>;
 }
 
@@ -226,6 +228,7 @@ export async function startGraphQLServer(schema: GraphQLSchema, services: AppSer
     url: `http://${host}:${address.port}${GRAPHQL_PATH}`,
     wsUrl: `ws://${host}:${address.port}${GRAPHQL_PATH}`,
     webSocketConnections: () => webSocket.connectionCount(),
+    sharedSubscriptions: () => webSocket.sharedSubscriptionCount(),
     async stop() {
       if (stopped) return;
       stopped = true;

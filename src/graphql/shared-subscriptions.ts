@@ -9,6 +9,8 @@
  */
 import { createSourceEventStream, execute, print, type ExecutionArgs, type ExecutionResult } from "graphql";
 import type { Viewer } from "../kernel/index.js";
+import { isLiveSubscriber } from "../live/pubsub.js";
+import type { DeliveryTarget, LiveDelivery } from "./live-delivery.js";
 
 type Result = ExecutionResult | Promise<ExecutionResult>;
 
@@ -46,16 +48,28 @@ function mapIterator<T, U>(source: AsyncIterator<T>, map: (value: T) => U | Prom
   return iterator;
 }
 
+/** Where results may go straight to the socket, bypassing graphql-ws's one-by-one sending. */
+export interface DirectDelivery {
+  delivery: LiveDelivery;
+  /** The socket and operation of a subscription (null where unknown: then graphql-ws sends). */
+  targetOf(args: ExecutionArgs): DeliveryTarget | null;
+}
+
 /**
  * A `subscribe` for graphql-ws: like graphql-js's, with each event's execution shared by every
- * subscription whose `keyOf(args)` is equal.
+ * subscription whose `keyOf(args)` is equal. With `direct`, a subscription whose source is a plain
+ * live subscriber joins the channel of its key (see live-delivery.ts): executed and serialised once
+ * per event for all, written to the sockets off the publishing path.
  */
-export function createSharedSubscribe(keyOf: (args: ExecutionArgs) => string) {
+export function createSharedSubscribe(keyOf: (args: ExecutionArgs) => string, direct?: DirectDelivery) {
   const executed = new WeakMap<object, Map<string, Result>>();
   return async (args: ExecutionArgs): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> => {
+    // The subscribe resolver (the access check) runs for every subscriber.
     const stream = await createSourceEventStream(args);
     if (!isAsyncIterable(stream)) return stream as ExecutionResult;
     const key = keyOf(args);
+    const target = direct && isLiveSubscriber(stream) ? direct.targetOf(args) : null;
+    if (direct && target) return direct.delivery.join(key, args, stream[Symbol.asyncIterator](), target);
     return mapIterator(stream[Symbol.asyncIterator](), (payload: unknown) => {
       if (typeof payload !== "object" || payload === null) return execute({ ...args, rootValue: payload });
       let results = executed.get(payload);

@@ -11,6 +11,7 @@ import {
   NoSchemaIntrospectionCustomRule,
   validate,
   type ExecutionArgs,
+  type ExecutionResult,
   type GraphQLFormattedError,
   type GraphQLSchema,
   type OperationDefinitionNode,
@@ -24,6 +25,7 @@ import { authorizeOperation, toHttpError } from "./authorization.js";
 import { recordAuthEvent, type createWsAuditor } from "./audit-plugin.js";
 import { createContext, type AppServices, type Context, type Identity } from "./context.js";
 import type { OriginPolicy } from "./origins.js";
+import { createLiveDelivery, type DeliveryTarget } from "./live-delivery.js";
 import { createSharedSubscribe, shareKey } from "./shared-subscriptions.js";
 import { armExpiry, CLOSE_UNAUTHORIZED, credentialRefusal, TOKEN_EXPIRED } from "./socket-credentials.js";
 import { CLOSE_TOO_MANY_SOCKETS, createSocketCounter, subscriptionLimitError, tooManySocketsReason } from "./socket-limits.js";
@@ -55,6 +57,8 @@ export interface WebSocketDeps {
 export interface GraphQLWebSocket {
   /** WebSockets open on this server now. */
   connectionCount(): number;
+  /** Subscriptions served by another one's live source (not counted among the pubsub's subscribers). */
+  sharedSubscriptionCount(): number;
   /** Closes every socket (1001) and the server; safe to call twice. */
   dispose(): Promise<void>;
 }
@@ -87,6 +91,11 @@ export function attachGraphQLWebSocket(httpServer: http.Server, options: WebSock
   const sockets = createSocketCounter(options.maxSocketsPerUser);
   /** The identity each socket authenticated with in `connection_init` (null when auth is off). */
   const identities = new WeakMap<Extra, Identity | null>();
+  /** The socket and operation id of each admitted subscription's execution arguments. */
+  const targets = new WeakMap<ExecutionArgs, DeliveryTarget>();
+  const formatResult = (result: ExecutionResult): ExecutionResult =>
+    result.errors ? { ...result, errors: result.errors.map((e) => deps.formatError(e.toJSON(), e) as GraphQLError) } : result;
+  const delivery = createLiveDelivery({ bufferSize: services.subscriberBufferSize, format: formatResult });
 
   /** The identity in `connection_init`, or false (recorded in the audit log as a failed sign-in). */
   const authenticate = async (extra: Extra, params: Record<string, unknown> | undefined): Promise<Identity | false> => {
@@ -123,7 +132,10 @@ export function attachGraphQLWebSocket(httpServer: http.Server, options: WebSock
     {
       schema: deps.schema,
       // One execution per event for all the subscribers of one document as one viewer.
-      subscribe: createSharedSubscribe((args) => shareKey(args, (args.contextValue as Context).viewerOrNull)),
+      // Live subscriptions of one key are executed and serialised once per event and written to
+      // every socket off the publishing path (live-delivery.ts); mutations' results are not among
+      // them, so nothing they skip (onNext's audit) applies.
+      subscribe: createSharedSubscribe((args) => shareKey(args, (args.contextValue as Context).viewerOrNull), { delivery, targetOf: (args) => targets.get(args) ?? null }),
       // The token travels in connection_init; a connection without a valid one is closed (4403).
       onConnect: async (ctx) => {
         if (services.auth === "off") {
@@ -137,7 +149,7 @@ export function attachGraphQLWebSocket(httpServer: http.Server, options: WebSock
         return true;
       },
       // Parsed, validated, held to the limits and authorised here, as on HTTP: a refused operation never starts.
-      onSubscribe: async (ctx, _id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
         // graphql-ws lists this operation among ctx.subscriptions before calling us.
         const overLimit = subscriptionLimitError(Object.keys(ctx.subscriptions).length, options.maxSubscriptionsPerSocket);
         if (overLimit) return [asGraphQLError(overLimit)];
@@ -162,7 +174,9 @@ export function attachGraphQLWebSocket(httpServer: http.Server, options: WebSock
         const denied = authorizeOperation(args.document, operation, contextValue.viewerOrNull);
         logger.debug("graphql operation over WebSocket", { requestId: contextValue.requestId, operation: operation.operation, operationName: operation.name?.value ?? null, denied: denied !== null });
         if (denied) deps.auditDenial(denied, operation, contextValue);
-        return denied ? [toHttpError(denied)] : args;
+        if (denied) return [toHttpError(denied)];
+        targets.set(args, { socket: ctx.extra.socket, id });
+        return args;
       },
       onError: (_ctx, _id, _payload, errors) => errors.map((e) => deps.formatError(e.toJSON(), e)),
       onNext: async (_ctx, _id, _payload, args, result) => {
@@ -176,6 +190,7 @@ export function attachGraphQLWebSocket(httpServer: http.Server, options: WebSock
   let disposed: Promise<void> | null = null;
   return {
     connectionCount: () => wsServer.clients.size,
+    sharedSubscriptionCount: () => delivery.sharedCount(),
     dispose(): Promise<void> {
       disposed ??= Promise.resolve(wsCleanup.dispose());
       return disposed;

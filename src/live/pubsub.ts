@@ -27,6 +27,17 @@ export interface PubSub {
   waitForSubscribers(topic: string, count: number, timeoutMs: number): Promise<void>;
 }
 
+const LIVE = Symbol("live subscriber");
+
+/**
+ * Whether `value` is a subscriber straight from `PubSub.subscribe`: live events only, from the
+ * moment it subscribed, nothing replayed or filtered per subscriber. Subscribers of one document as
+ * one viewer may then share one such source.
+ */
+export function isLiveSubscriber(value: unknown): value is Subscriber<unknown> {
+  return typeof value === "object" && value !== null && (value as { [LIVE]?: boolean })[LIVE] === true;
+}
+
 export class SlowSubscriberError extends AppError {
   constructor(bufferSize: number) {
     super("UNAVAILABLE", `subscription cancelled: more than ${bufferSize} events stayed unread; resubscribe (log subscriptions resume with afterSeq)`);
@@ -103,7 +114,7 @@ export function createPubSub(defaultBufferSize: number, lagGraceMs = 5_000): Pub
         waiting = null;
         return { value: undefined, done: true };
       };
-      return {
+      const subscriber: Subscriber<T> = {
         next() {
           if (queue.length > 0) {
             const value = queue.shift()!;
@@ -126,6 +137,8 @@ export function createPubSub(defaultBufferSize: number, lagGraceMs = 5_000): Pub
           return this;
         },
       };
+      Object.defineProperty(subscriber, LIVE, { value: true });
+      return subscriber;
     },
 
     subscriberCount(topic) {
