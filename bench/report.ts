@@ -12,7 +12,10 @@ export interface Report {
 }
 
 const ORDER = ["dispatch", "latency", "logs", "fanout", "graph", "transfer"];
-const fmt = (n: number) => n.toLocaleString("en", { maximumFractionDigits: 1 });
+/** A hop's part of a bar: nothing when it was not measured. */
+const share = (ms: number | null) => (ms === null || !Number.isFinite(ms) ? 0 : Math.max(0, ms));
+/** A figure as text; a hop without a measurement (NaN, null once through JSON) shows as "—". */
+const fmt = (n: number | null) => (n === null || !Number.isFinite(n) ? "—" : n.toLocaleString("en", { maximumFractionDigits: 1 }));
 
 export async function mergeReport(path: string, update: Report): Promise<Report> {
   const previous = await readFile(path, "utf8").then((text) => JSON.parse(text) as Report, () => null);
@@ -77,12 +80,12 @@ export function svg(report: Report): string {
   for (const name of ORDER) {
     const r = report.results[name];
     if (!r?.breakdown?.length) continue;
-    const total = r.breakdown.reduce((sum, b) => sum + Math.max(0, b.ms), 0) || 1;
+    const total = r.breakdown.reduce((sum, b) => sum + share(b.ms), 0) || 1;
     y += 10;
     parts.push(`<text x="10" y="${y + 14}" font-size="12">${escape(name)} (${fmt(total)} ms)</text>`);
     let x = labelWidth;
     r.breakdown.forEach((b, i) => {
-      const w = (Math.max(0, b.ms) / total) * barWidth;
+      const w = (share(b.ms) / total) * barWidth;
       parts.push(`<rect x="${x.toFixed(1)}" y="${y}" width="${w.toFixed(1)}" height="20" fill="${COLOURS[i % COLOURS.length]}"><title>${escape(b.label)}: ${fmt(b.ms)} ms</title></rect>`);
       x += w;
     });

@@ -33,7 +33,7 @@ import { createDispatchPublisher } from "./messaging/dispatch-publisher.js";
 import { query } from "./db/sql.js";
 import { orchestratorConnectionName } from "./messaging/topology.js";
 import { createOutboxPruner, createRelay, markUnsent, type Relay } from "./messaging/relay.js";
-import { createWorkerSignerPool } from "./messaging/payload-signer.js";
+import { createInlineSigner, createWorkerSignerPool } from "./messaging/payload-signer.js";
 import type { RunInputChunk } from "./messaging/contracts.js";
 import { loadOrCreateSigningKey } from "./messaging/signing-key.js";
 import { createNodeSweeper } from "./nodes/index.js";
@@ -167,7 +167,7 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     const signingKey = loadOrCreateSigningKey(config.signingKeyFile);
     logger.info("dispatches are signed; nodes pin this public key (FEM_ORCHESTRATOR_PUBLIC_KEY_FILE)", { keyFile: `${config.signingKeyFile}.pub`, publicKey: signingKey.publicKeyPem });
     // Two workers: signing is the relay's costliest step; each batch is split between them.
-    const signer = createWorkerSignerPool(signingKey.privateKey, 2);
+    const signer = config.signingWorkers > 0 ? createWorkerSignerPool(signingKey.privateKey, config.signingWorkers) : createInlineSigner(signingKey.privateKey);
     onStop("payload signer", () => signer.stop());
     relay = createRelay(
       orm,

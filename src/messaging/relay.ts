@@ -8,7 +8,7 @@
  * ids is kept.
  */
 import type { EntityManager, MikroORM } from "@mikro-orm/postgresql";
-import { json, query, queryBound } from "../db/sql.js";
+import { json, query } from "../db/sql.js";
 import { createLoop, type Loop } from "../loop.js";
 import type { Logger } from "../logger.js";
 import { nodeOfDispatchRoutingKey } from "./contracts.js";
@@ -79,7 +79,8 @@ export function createRelay(orm: MikroORM, publisher: Pick<DispatchPublisher, "p
     let waitedMs: number[] = [];
     const failed = rows.filter((_, i) => !confirmed[i]);
     if (ok.length > 0) {
-      const marked = await queryBound<{ waited_ms: number }>(
+      // Through `query` (the ids are a small parameter): the ORM's query log sees it, and so does the latency bench.
+      const marked = await query<{ waited_ms: number }>(
         em,
         `update outbox set sent_at = now(), attempts = attempts + 1 where id in (select value::bigint from jsonb_array_elements_text(?::jsonb))
          returning (extract(epoch from clock_timestamp() - created_at) * 1000)::float8 as waited_ms`,
