@@ -7,7 +7,7 @@
  * operator rejected, makes the dependent fail with the reason.
  */
 import { createHash } from "node:crypto";
-import { readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
@@ -244,8 +244,12 @@ test("with the process launcher too; a chunk altered on its way is detected, ask
 });
 
 test("an input whose stored copy fails its checksum: the dependent fails REJECTED_BY_NODE, saying which file and why", async () => {
+  // The aggregator's node takes nothing until the stored copy is altered: otherwise a fast fetch wins the race.
+  const adminState = `mutation($id: ID!, $state: NodeAdminState!) { setNodeAdminState(id: $id, state: $state) { id } }`;
   const data = await gqlOk(env.orchestrator.url, SUBMIT, { input: round([NODES.a], "process", 7) });
   const workflowId: string = data.submitWorkflow.id;
+  // (Submitting to a DRAINING node is refused; the aggregate waits for train anyway.)
+  await gqlOk(env.orchestrator.url, adminState, { id: NODES.agg, state: "DRAINING" });
   // Flip a byte of the stored weights before the aggregator fetches them: the node must refuse them.
   const trainRun = await waitUntil(async () => {
     const [row] = await env.sql<{ id: string; state: string }>(`select a.id, a.state from artifact a join run r on r.id = a.run_id join task t on t.id = r.task_id where t.workflow_id = ? and t.key = 'train'`, [workflowId]);
@@ -254,12 +258,16 @@ test("an input whose stored copy fails its checksum: the dependent fails REJECTE
   const stored = join(env.config.artifactDir, "files", trainRun.id);
   const bytes = await readFile(stored);
   bytes[10] ^= 0xff;
-  await writeFile(stored, bytes);
+  // Replaced in one step: a writeFile in place is seen empty for a moment by a delivery already
+  // under way, which then (rightly) says the file is no longer in the store.
+  await writeFile(`${stored}.flipped`, bytes);
+  await rename(`${stored}.flipped`, stored);
+  await gqlOk(env.orchestrator.url, adminState, { id: NODES.agg, state: "ACTIVE" });
   const workflow = await finishedWorkflow(env.orchestrator.url, workflowId, 120_000);
   const run = workflow.tasks.find((t) => t.key === "aggregate")!.runs[0]!;
   assert.is(run.state, "FAILED");
   assert.is(run.failureReason, "REJECTED_BY_NODE");
-  assert.match(run.message ?? "", new RegExp(`input train/${NODES.a}/weights.bin failed its checksum 3 times`));
+  assert.match(run.message ?? "", new RegExp(`input train/${NODES.a}/weights.bin failed its checksum 3 times`), `the run's message: ${run.message}`);
 });
 
 test("an input the node's operator rejected: the dependent fails with the reason and never reaches its node", async () => {
