@@ -16,7 +16,7 @@ import { removeCgroupTrees, type Cgroups, type RunCgroup } from "./cgroups.js";
 import { containerEnv, containerName, envFileText, imageProblem, ociRunArgv, type OciRuntime } from "./container-argv.js";
 import { LaunchError, type Launcher, type RunExit, type RunSpec, type StartedRun } from "./launcher.js";
 import type { AgentLogger } from "./log.js";
-import { spawnDetached } from "./process-launcher.js";
+import { spawnDetached, type ProcessExit } from "./process-launcher.js";
 import { fromWrapperStatus, limitHitOf, watchDisk } from "./run-limits.js";
 import { chownTree } from "./sandbox.js";
 
@@ -179,9 +179,10 @@ async function startContainer(
     }
   }
 
-  const exit = child.exited.then(async (raw): Promise<RunExit> => {
+  const exit = child.exited.then(async (runtimeExit): Promise<RunExit> => {
     exited = true;
     disk.stop();
+    const raw = await settledExit(runtimeExit, name, context);
     const translated = fromWrapperStatus(raw);
     const oomKilled =
       (await cgroup?.oomKilled()) ||
@@ -215,6 +216,20 @@ async function startContainer(
 async function reachedMemoryLimit(cgroup: RunCgroup | null, spec: RunSpec): Promise<boolean> {
   const peak = await cgroup?.peakMemoryBytes();
   return peak != null && spec.limits.memoryMiB !== null && peak >= spec.limits.memoryMiB * MIB - MIB;
+}
+
+/**
+ * The container's own exit status when the runtime gave up on it early. podman 4.3 may exit 127
+ * while its container is still being killed (an OOM kill: "getting exit code of container … from
+ * DB: no such exit code (container in state running)"); `wait` then gives the real status, and by
+ * then conmon has written its `oom` file. A command that really was not found exits 127 already,
+ * and `wait` says so at once.
+ */
+async function settledExit(raw: ProcessExit, name: string, context: ContainerContext): Promise<ProcessExit> {
+  if (raw.code !== 127 || context.runtime !== "podman") return raw;
+  const waited = await runtimeCommand(context, ["wait", name]);
+  const code = Number(waited.stdout.trim());
+  return waited.code === 0 && Number.isInteger(code) && code !== 127 ? { code, signal: null } : raw;
 }
 
 /** docker's own word on an OOM kill (podman answers false even then). */
