@@ -98,7 +98,9 @@ export function ociRunArgv(input: OciArgvInput): string[] {
   const { memoryMiB, pidsMax, diskMiB, cpuSeconds, cpus } = spec.limits;
   const limits: string[] = [];
   if (input.cgroupParent !== null) limits.push("--cgroup-parent", input.cgroupParent);
-  else if (memoryMiB !== null) limits.push("--memory", `${memoryMiB}m`, "--memory-swap", `${memoryMiB}m`);
+  // On the container's own cgroup even below a parent: a limit on the parent alone also bounds
+  // podman's monitor (conmon, in `<parent>/conmon`), which the OOM killer then sometimes picks.
+  if (memoryMiB !== null) limits.push("--memory", `${memoryMiB}m`, "--memory-swap", `${memoryMiB}m`);
   if (pidsMax !== null) limits.push("--pids-limit", String(pidsMax));
   if (cpus !== null) limits.push("--cpus", String(cpus));
   if (cpuSeconds !== null) limits.push("--ulimit", `cpu=${cpuSeconds}:${cpuSeconds}`);

@@ -16,13 +16,15 @@ import { removeCgroupTrees, type Cgroups, type RunCgroup } from "./cgroups.js";
 import { containerEnv, containerName, envFileText, imageProblem, ociRunArgv, type OciRuntime } from "./container-argv.js";
 import { LaunchError, type Launcher, type RunExit, type RunSpec, type StartedRun } from "./launcher.js";
 import type { AgentLogger } from "./log.js";
-import { spawnDetached, type ProcessExit } from "./process-launcher.js";
+import { spawnDetached } from "./process-launcher.js";
 import { fromWrapperStatus, limitHitOf, watchDisk } from "./run-limits.js";
 import { chownTree } from "./sandbox.js";
 
 const MIB = 1024 * 1024;
 /** Bound on one runtime command besides `run` (inspect, kill, rm). */
 const RUNTIME_COMMAND_TIMEOUT_MS = 30_000;
+/** What the run's cgroup allows beyond the run's memory limit, for podman's monitor below it. */
+const MONITOR_HEADROOM_MIB = 64;
 /** How long a signal is retried while the container is still being created. */
 const SIGNAL_RETRY_MS = 5_000;
 /** Exit statuses by which podman and docker say they could not run the tool. */
@@ -131,14 +133,17 @@ async function prepareContainerRun(spec: RunSpec, context: ContainerContext) {
 }
 
 /**
- * podman on a writable memory cgroup: the run's own cgroup, holding the memory limit, becomes the
- * container's parent. podman does not report OOM kills and the container's cgroup is gone when it
- * exits: the parent outlives it (see `reachedMemoryLimit`).
+ * podman on a writable memory cgroup: the run's own cgroup becomes the container's parent. podman
+ * does not report OOM kills and the container's cgroup is gone when it exits: the parent outlives it
+ * (see `reachedMemoryLimit`). The run's limit is the container's own (`--memory`); the parent's is
+ * higher by `MONITOR_HEADROOM_MIB`, since podman's monitor lives below it too (`<parent>/conmon`):
+ * with the limit on the parent alone, the OOM killer sometimes picked conmon, and podman then
+ * lost the container's exit (exit 127, "no such exit code", the container left "running").
  */
 async function memoryCgroup(spec: RunSpec, context: ContainerContext, name: string): Promise<RunCgroup | null> {
   if (context.runtime !== "podman" || spec.limits.memoryMiB === null || !context.cgroups.controllers.includes("memory")) return null;
   try {
-    return await context.cgroups.create(name, { memoryBytes: spec.limits.memoryMiB * MIB, pidsMax: null, cpus: null });
+    return await context.cgroups.create(name, { memoryBytes: (spec.limits.memoryMiB + MONITOR_HEADROOM_MIB) * MIB, pidsMax: null, cpus: null });
   } catch (err) {
     throw new LaunchError(toError(err).message, { cause: err });
   }
@@ -179,10 +184,9 @@ async function startContainer(
     }
   }
 
-  const exit = child.exited.then(async (runtimeExit): Promise<RunExit> => {
+  const exit = child.exited.then(async (raw): Promise<RunExit> => {
     exited = true;
     disk.stop();
-    const raw = await settledExit(runtimeExit, name, context);
     const translated = fromWrapperStatus(raw);
     const oomKilled =
       (await cgroup?.oomKilled()) ||
@@ -210,26 +214,13 @@ async function startContainer(
 
 /**
  * Whether the run's memory reached its limit. On cgroup v1 the kernel counts an OOM kill in the
- * victim's cgroup (the container's, gone by now), not in the parent whose limit it hit; a peak at
- * the limit (within one charge batch) and a SIGKILL the agent did not send tell it instead.
+ * victim's cgroup (the container's, gone by now), not in the parent; the parent's peak (the
+ * container's and the monitor's) at the limit, within one charge batch, and a SIGKILL the agent did
+ * not send tell it instead.
  */
 async function reachedMemoryLimit(cgroup: RunCgroup | null, spec: RunSpec): Promise<boolean> {
   const peak = await cgroup?.peakMemoryBytes();
   return peak != null && spec.limits.memoryMiB !== null && peak >= spec.limits.memoryMiB * MIB - MIB;
-}
-
-/**
- * The container's own exit status when the runtime gave up on it early. podman 4.3 may exit 127
- * while its container is still being killed (an OOM kill: "getting exit code of container … from
- * DB: no such exit code (container in state running)"); `wait` then gives the real status, and by
- * then conmon has written its `oom` file. A command that really was not found exits 127 already,
- * and `wait` says so at once.
- */
-async function settledExit(raw: ProcessExit, name: string, context: ContainerContext): Promise<ProcessExit> {
-  if (raw.code !== 127 || context.runtime !== "podman") return raw;
-  const waited = await runtimeCommand(context, ["wait", name]);
-  const code = Number(waited.stdout.trim());
-  return waited.code === 0 && Number.isInteger(code) && code !== 127 ? { code, signal: null } : raw;
 }
 
 /** docker's own word on an OOM kill (podman answers false even then). */

@@ -103,11 +103,12 @@ for (const runtime of ["podman", "docker"] as const) {
   });
 }
 
-test("podman with the run's memory cgroup as parent: the limit is the parent's, not --memory", () => {
+test("podman with the run's memory cgroup as parent: the limit is still the container's own (--memory), so conmon is not under it", () => {
   const args = oci({ spec: spec({ limits: LIMITS }), cgroupParent: "/agent/fem-r-2", globalArgs: ["--runtime", "runc", "--cgroup-manager", "cgroupfs"] });
   assert.equal(args.slice(0, 5), ["--runtime", "runc", "--cgroup-manager", "cgroupfs", "run"]);
   assert.equal(valuesOf(args, "--cgroup-parent"), ["/agent/fem-r-2"]);
-  assert.not.ok(args.includes("--memory"));
+  assert.equal(valuesOf(args, "--memory"), ["256m"]);
+  assert.equal(valuesOf(args, "--memory-swap"), ["256m"]);
   assert.equal(valuesOf(args, "--pids-limit"), ["64"]);
 });
 
