@@ -1,9 +1,10 @@
 /**
  * The one way out for node events: an in-memory FIFO published with confirms, retried with backoff
  * while the broker is away, so nothing is dropped (except surplus heartbeats) and each run's events
- * keep their order, but for consecutive log batches of a run, which may be in flight together (and
- * arrive in any order: their lines carry their seq). Events of different runs may be in flight
- * together (a small window).
+ * keep their order, but for a run's log batches and its ACCEPTED and RUNNING reports, which may be in
+ * flight together (and then arrive in any order if one is retried: lines carry their seq, and the
+ * orchestrator's compare-and-set ignores an ACCEPTED after a RUNNING). Events of different runs may
+ * be in flight together (a small window).
  */
 import { routingKeyOfNodeEvent, type AgentEvent } from "../messaging/contracts.js";
 import { toError, withTimeout } from "../shared/index.js";
@@ -78,6 +79,11 @@ function orderKey(event: AgentEvent): string {
   return `${event.runId}:${event.attempt}`;
 }
 
+/** A run's events that may be in flight with its earlier ones (see `mayStart`). */
+function mayOverlap(event: AgentEvent): boolean {
+  return event.type === "run.logs" || (event.type === "run.state" && (event.state === "ACCEPTED" || event.state === "RUNNING"));
+}
+
 function sizeOf(event: AgentEvent): number {
   if (event.type === "run.chunk") return event.data.length + 500;
   if (event.type !== "run.logs") return 1_000;
@@ -121,25 +127,26 @@ export function createOutbox(settings: OutboxSettings, deps: { publish: PublishF
       queue = queue.slice(head);
       head = 0;
     }
-    // Per run: its unconfirmed events seen so far in the scan, and whether they are all log batches in flight.
-    const ahead = new Map<string, { count: number; logsInFlight: boolean }>();
+    // Per run: its unconfirmed events seen so far in the scan, and whether they are all in flight and may overlap.
+    const ahead = new Map<string, { count: number; overlappingInFlight: boolean }>();
     for (let i = head, scanned = 0; i < queue.length && inflight < windowSize && scanned < SCAN_LIMIT; i += 1, scanned += 1) {
       const entry = queue[i];
       if (!entry || entry.state === "done") continue;
-      const before = ahead.get(entry.key) ?? { count: 0, logsInFlight: true };
+      const before = ahead.get(entry.key) ?? { count: 0, overlappingInFlight: true };
       if (entry.state === "queued" && mayStart(entry, before)) start(entry);
-      ahead.set(entry.key, { count: before.count + 1, logsInFlight: before.logsInFlight && entry.event.type === "run.logs" && entry.state === "inflight" });
+      ahead.set(entry.key, { count: before.count + 1, overlappingInFlight: before.overlappingInFlight && mayOverlap(entry.event) && entry.state === "inflight" });
     }
   }
 
   /**
-   * Events of a run wait until the ones before it are confirmed, except log batches: up to
-   * `logWindow` of one run are in flight together (the orchestrator stores lines in any order, once
-   * each). Whatever follows them, the terminal state above all, still waits for every one.
+   * Events of a run wait until the ones before it are confirmed, except log batches and the
+   * ACCEPTED and RUNNING reports: up to `logWindow` of one run are in flight together (the
+   * orchestrator stores lines in any order, once each, and takes RUNNING from QUEUED or ACCEPTED).
+   * Whatever follows them, the terminal state above all, still waits for every one.
    */
-  function mayStart(entry: Entry, before: { count: number; logsInFlight: boolean }): boolean {
+  function mayStart(entry: Entry, before: { count: number; overlappingInFlight: boolean }): boolean {
     if (before.count === 0) return true;
-    return entry.event.type === "run.logs" && before.logsInFlight && before.count < logWindow;
+    return mayOverlap(entry.event) && before.overlappingInFlight && before.count < logWindow;
   }
 
   function start(entry: Entry): void {

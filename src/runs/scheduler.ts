@@ -4,7 +4,8 @@
  * totals minus the requests of the runs it holds). Highest task priority first and oldest first
  * among equals (across workflows), and only to ACTIVE nodes. A node takes runs strictly in that
  * order: a run that does not fit yet holds back the smaller ones behind it, so large requests are
- * never starved. One pass at a time across all orchestrators (a transaction-scoped advisory lock).
+ * never starved. One pass at a time across all orchestrators (a transaction-scoped advisory lock);
+ * a submit makes one pass itself when the lock is free (src/workflows/submit.ts).
  */
 import type { EntityManager, MikroORM } from "@mikro-orm/postgresql";
 import { query } from "../db/sql.js";
@@ -22,10 +23,23 @@ const cumulativeRequests = RESOURCE_KINDS.map((k) => `sum(${requestSql(k, "t")})
 /** A prefix of a node's queue fits where, for every kind, it requests nothing or the node has room for all of it. */
 const fits = RESOURCE_KINDS.map((k) => `(w."${k}" = 0 or ${nodeTotalSql(k, "n")} is null or w."${k}" <= ${nodeTotalSql(k, "n")} - coalesce(h."${k}", 0))`).join("\n       and ");
 
-/** One pass: returns how many runs were dispatched. One statement chooses them all, whatever their number. */
-export async function dispatchReadyRuns(em: EntityManager, maxRuns: number, changes: ChangeSet): Promise<number> {
-  const [lock] = await query<{ ok: boolean }>(em, `select pg_try_advisory_xact_lock(?) as ok`, [SCHEDULER_LOCK]);
-  if (!lock.ok) return 0;
+/** Longest a scheduler pass waits for another pass (of another instance, or a submit's) to commit. */
+const LOCK_WAIT_MS = 10_000;
+
+/**
+ * One pass: how many runs were dispatched, and whether it held the scheduler's lock. With `wait`,
+ * it waits for a pass under way (at most LOCK_WAIT_MS), so the changes that woke it are seen; else
+ * it gives up at once and does nothing. One statement chooses the runs, whatever their number.
+ */
+export async function dispatchReadyRuns(em: EntityManager, maxRuns: number, changes: ChangeSet, options: { wait: boolean }): Promise<{ count: number; locked: boolean }> {
+  if (options.wait) {
+    // Also bounds the pass's own row locks.
+    await query(em, `select set_config('lock_timeout', ?, true)`, [`${LOCK_WAIT_MS}ms`]);
+    await query(em, `select pg_advisory_xact_lock(?)`, [SCHEDULER_LOCK]);
+  } else {
+    const [lock] = await query<{ ok: boolean }>(em, `select pg_try_advisory_xact_lock(?) as ok`, [SCHEDULER_LOCK]);
+    if (!lock.ok) return { count: 0, locked: false };
+  }
   const chosen = await query<{ id: string }>(
     em,
     `with held as (${heldByNodeSql()}),
@@ -46,7 +60,7 @@ export async function dispatchReadyRuns(em: EntityManager, maxRuns: number, chan
      limit ?`,
     [maxRuns],
   );
-  return dispatchRuns(em, chosen.map((c) => c.id), changes);
+  return { count: await dispatchRuns(em, chosen.map((c) => c.id), changes), locked: true };
 }
 
 export interface SchedulerOptions {
@@ -68,7 +82,7 @@ export function createScheduler(orm: MikroORM, options: SchedulerOptions, afterC
     pass: async () => {
       const changes = new ChangeSet();
       const maxRuns = passSize;
-      const count = await orm.em.fork().transactional((em) => dispatchReadyRuns(em, maxRuns, changes));
+      const { count } = await orm.em.fork().transactional((em) => dispatchReadyRuns(em, maxRuns, changes, { wait: true }));
       if (count > 0) afterCommit(changes);
       const full = count >= maxRuns;
       passSize = full ? Math.min(maxRuns * 2, maxBatchSize) : options.batchSize;

@@ -24,7 +24,7 @@ import {
 } from "../kernel/index.js";
 import { Node, NodeAdminState, validateLabels, validateNodeId } from "../nodes/index.js";
 import { projectForSubmit, projectNodeIds } from "../projects/index.js";
-import { createRuns, nodeResources, type NewRun } from "../runs/index.js";
+import { createRuns, dispatchReadyRuns, nodeResources, type NewRun } from "../runs/index.js";
 import { buildArgv, parseToolRef, Tool } from "../tools/index.js";
 import { isToolAllowed } from "../shared/index.js";
 import { DATASET_NAME_PATTERN, MAX_DATASETS } from "../messaging/contracts.js";
@@ -62,6 +62,12 @@ export interface SubmitWorkflowData {
 }
 
 export const MAX_TASKS = 10_000;
+
+/**
+ * Most runs the submit transaction hands to nodes itself (a scheduler pass, in the scheduler's
+ * order, under its lock): the first runs skip a hop to the scheduler; a larger backlog is its.
+ */
+const DISPATCH_AT_SUBMIT_MAX = 500;
 
 export interface SubmitLimits {
   /** Most runs (tasks × target nodes) one workflow may create. @default 20_000 (FEM_MAX_RUNS_PER_WORKFLOW) */
@@ -323,6 +329,7 @@ export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData
       await tem.insert(Workflow, workflow);
       await insertTasks(tem, tasks);
       await createRuns(tem, runs, changes);
+      if (workflow.state === RunState.QUEUED) await dispatchAtSubmit(tem, changes);
     });
   } catch (err) {
     // Two submissions with one key raced; the loser returns the winner's workflow.
@@ -334,6 +341,16 @@ export async function submitWorkflow(em: EntityManager, data: SubmitWorkflowData
   }
   changes.workflows.set(workflow.id, { id: workflow.id, state: workflow.state, submitted: { projectId: workflow.projectId } });
   return { workflow, created: true, changes };
+}
+
+/**
+ * One scheduler pass inside the submit transaction, so a run that has room reaches its node's queue
+ * when the workflow commits. When the pass found the scheduler's lock taken, or filled up, the
+ * scheduler is woken after commit as for any new run; otherwise it has nothing left to do.
+ */
+async function dispatchAtSubmit(em: EntityManager, changes: ChangeSet): Promise<void> {
+  const dispatched = await dispatchReadyRuns(em, DISPATCH_AT_SUBMIT_MAX, changes, { wait: false });
+  if (dispatched.locked && dispatched.count < DISPATCH_AT_SUBMIT_MAX) changes.schedule = false;
 }
 
 /** Inserts the tasks in one statement whatever their number: the rows travel as one JSON parameter. */

@@ -150,7 +150,7 @@ const nodeOf = (g: number) => `n-${((g - 1) % NODES) + 1}`;
 test("the scheduler, relay and ingestion statements never scan run, task, outbox or log_line sequentially", async () => {
   const at = new Date().toISOString();
   const running = RUNS - 600;
-  await captured("scheduler", (em) => dispatchReadyRuns(em, 500, new ChangeSet()));
+  await captured("scheduler", (em) => dispatchReadyRuns(em, 500, new ChangeSet(), { wait: true }));
   await captured("ingestion: state reports", (em) =>
     applyReportedStates(em, [{ type: "run.state", v: WIRE_VERSION, nodeId: nodeOf(running), runId: runId(running), attempt: 1, state: "SUCCEEDED", at, exitCode: 0 }], new ChangeSet(), { maxResultBytes: 65_536 }),
   );

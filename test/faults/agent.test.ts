@@ -94,8 +94,10 @@ test("a node cut off longer than the grace period, whose run survived, gets that
   await env.startAgent("site-cut");
   const marker = `fem-adopt-${randomBytes(3).toString("hex")}`;
   const file = join(env.sandboxRoot, marker);
-  // A long backoff: the retry is still waiting when the node comes back.
-  const data = await submitWorker(file, 7_000, "site-cut", 60);
+  // A long backoff: the retry is still waiting when the node comes back. The run outlives the cut,
+  // the grace and the agent's reconnect backoff (up to 5 s) even on a loaded machine: one that ended
+  // while cut off would be reported finished, not adopted (CI once saw 7 s run out).
+  const data = await submitWorker(file, 20_000, "site-cut", 60);
   const id = data.submitWorkflow.id;
   await until(id, (w) => w.tasks[0].runs[0].state === "RUNNING", "the run to start");
   await rabbitmqctl("set_permissions", "-p", env.vhost.name, user, "^$", "^$", "^$");

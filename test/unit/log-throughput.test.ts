@@ -58,10 +58,28 @@ test("log batches of one run are in flight together up to the window; the termin
   await outbox.stop({ flushTimeoutMs: 100 });
 });
 
-test("nothing follows a state of a run until it is confirmed, log batches included", async () => {
+test("ACCEPTED, RUNNING and log batches of a run are in flight together; the terminal state waits for them all", async () => {
   const { outbox, pending } = heldOutbox(4);
-  const running: AgentEvent = { type: "run.state", v: WIRE_VERSION, nodeId: "n", runId: RUN, attempt: 1, state: "RUNNING", at: new Date(0).toISOString() };
-  void outbox.send(running);
+  const state = (name: "ACCEPTED" | "RUNNING" | "SUCCEEDED"): AgentEvent => ({ type: "run.state", v: WIRE_VERSION, nodeId: "n", runId: RUN, attempt: 1, state: name, at: new Date(0).toISOString() });
+  const sent = [outbox.send(state("ACCEPTED")), outbox.send(state("RUNNING")), outbox.send(logs(1, 1)), outbox.send(state("SUCCEEDED"))];
+  await turn();
+  assert.equal(pending.map((p) => (p.event.type === "run.state" ? p.event.state : p.event.type)), ["ACCEPTED", "RUNNING", "run.logs"], "RUNNING does not wait for ACCEPTED's confirm");
+  pending[1]!.confirm();
+  pending[2]!.confirm();
+  await turn();
+  assert.is(pending.length, 3, "the terminal state waits while ACCEPTED is unconfirmed");
+  pending[0]!.confirm();
+  await turn();
+  assert.is(pending.length, 4);
+  pending[3]!.confirm();
+  assert.equal(await Promise.all(sent), [true, true, true, true]);
+  await outbox.stop({ flushTimeoutMs: 100 });
+});
+
+test("nothing follows a terminal state of a run until it is confirmed", async () => {
+  const { outbox, pending } = heldOutbox(4);
+  const failed: AgentEvent = { type: "run.state", v: WIRE_VERSION, nodeId: "n", runId: RUN, attempt: 1, state: "FAILED", at: new Date(0).toISOString() };
+  void outbox.send(failed);
   void outbox.send(logs(1, 1));
   await turn();
   assert.is(pending.length, 1);
