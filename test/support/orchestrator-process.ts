@@ -16,12 +16,15 @@ export interface OrchestratorProcess {
   kill9(): Promise<void>;
 }
 
+/** What `npm start` and the image give node (package.json, Dockerfile). */
+const ORCHESTRATOR_NODE_ARGS = ["--max-semi-space-size=32"];
+
 /**
  * `startTimeoutMs`: how long it may take to listen (migrations, broker topology). @default 30_000
  * `nodeArgs`: options for node itself (e.g. `--cpu-prof`, which NODE_OPTIONS refuses).
  */
 export async function spawnOrchestrator(env: Record<string, string>, startTimeoutMs = 30_000, nodeArgs: string[] = []): Promise<OrchestratorProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, MAIN], {
+  const child = spawn(process.execPath, [...ORCHESTRATOR_NODE_ARGS, ...nodeArgs, MAIN], {
     env: { PATH: process.env.PATH ?? "", PORT: "0", LOG_LEVEL: process.env.TEST_ORCHESTRATOR_LOG_LEVEL ?? "warn", FEM_RELAY_POLL_MS: "100", FEM_HEARTBEAT_INTERVAL_MS: "500", FEM_BOOTSTRAP_ADMIN_TOKEN: TEST_ADMIN_TOKEN, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
