@@ -3,6 +3,8 @@
  * with uvu, then prints one closing line `N passed, N failed` and exits non-zero on any failure or
  * when no test ran. A watchdog ends a run that hangs.
  */
+// Entities and enums decorate at import: a suite run alone needs the polyfill as the whole run has it.
+import "reflect-metadata";
 import { readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";

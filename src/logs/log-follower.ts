@@ -34,20 +34,31 @@ export interface FollowOptions {
 
 interface Cursor {
   lastSeq: number;
+  /** Live lines that came in batches not handed out whole (overlapping, or with gaps), by seq. */
   buffer: Map<number, LogLine>;
   /**
-   * Whole live batches in the buffer, by their first seq: handed out as they are, so that every
-   * follower of a run delivers the same object (and the GraphQL execution of it is shared).
+   * Whole live batches by their first seq: handed out as they are, so that every follower of a run
+   * delivers the same object (and the GraphQL execution of it is shared). Their lines are not in
+   * `buffer`; segments and `buffer` never hold the same seq, and every seq they hold is > `lastSeq`.
    */
-  whole: Map<number, LogBatchPayload>;
+  whole: Map<number, Segment>;
   /** The database may hold lines this follower has not delivered. */
   needsRead: boolean;
+}
+
+interface Segment {
+  first: number;
+  last: number;
+  payload: LogBatchPayload;
+  chars: number;
 }
 
 interface SharedBatch {
   payload: LogBatchPayload;
   /** Its seqs go up by one. */
   contiguous: boolean;
+  /** Characters of its text. */
+  chars: number;
 }
 
 /** One batch per announced change, built once for every follower (pubsub hands each the same object). */
@@ -58,9 +69,28 @@ function sharedBatchOf(change: LogChange): SharedBatch {
   if (!shared) {
     const lines = change.lines.map((line): LogLine => ({ runId: change.runId, seq: line.seq, stream: line.stream as LogStream, at: new Date(line.at), text: line.text }));
     const contiguous = lines.every((line, i) => i === 0 || line.seq === lines[i - 1]!.seq + 1);
-    sharedBatches.set(change, (shared = { payload: { runId: change.runId, lines }, contiguous }));
+    const chars = lines.reduce((sum, line) => sum + line.text.length, 0);
+    sharedBatches.set(change, (shared = { payload: { runId: change.runId, lines }, contiguous, chars }));
   }
   return shared;
+}
+
+/** Whether a segment holds any seq in `first..last`. */
+function segmentsHold(cursor: Cursor, first: number, last: number): boolean {
+  for (const segment of cursor.whole.values()) if (segment.first <= last && segment.last >= first) return true;
+  return false;
+}
+
+/** Whether any seq in `first..last` is buffered, line by line or in a segment. */
+function holdsAnyOf(cursor: Cursor, first: number, last: number): boolean {
+  if (segmentsHold(cursor, first, last)) return true;
+  if (cursor.buffer.size === 0) return false;
+  if (cursor.buffer.size < last - first + 1) {
+    for (const seq of cursor.buffer.keys()) if (seq >= first && seq <= last) return true;
+    return false;
+  }
+  for (let seq = first; seq <= last; seq++) if (cursor.buffer.has(seq)) return true;
+  return false;
 }
 
 export function followLogs(options: FollowOptions): AsyncIterableIterator<LogBatchPayload> {
@@ -77,36 +107,48 @@ export function followLogs(options: FollowOptions): AsyncIterableIterator<LogBat
   let done = false;
   let wake: (() => void) | null = null;
 
+  /** Over budget: every follower's live lines are forgotten (the database has them). */
+  function overflow(cursor: Cursor): void {
+    for (const c of cursors.values()) {
+      c.needsRead = c.needsRead || c.buffer.size > 0 || c.whole.size > 0;
+      c.buffer.clear();
+      c.whole.clear();
+    }
+    buffered = 0;
+    bufferedChars = 0;
+    cursor.needsRead = true;
+  }
+
   const unlisten = options.pubsub.listen(options.topic, (payload) => {
     const change = payload as LogChange;
     let cursor = cursors.get(change.runId);
     if (!cursor) cursors.set(change.runId, (cursor = { lastSeq: 0, buffer: new Map(), whole: new Map(), needsRead: true }));
     const shared = sharedBatchOf(change);
     const lines = shared.payload.lines;
-    // Wholly new and gap-free: it may go out as it is once the lines before it went.
-    const whole = shared.contiguous && lines.length > 0 && lines[0]!.seq > cursor.lastSeq && !lines.some((line) => cursor.buffer.has(line.seq));
-    let added = 0;
+    if (lines.length === 0) return;
+    const first = lines[0]!.seq;
+    const last = lines[lines.length - 1]!.seq;
+    if (shared.contiguous && first > cursor.lastSeq && !holdsAnyOf(cursor, first, last)) {
+      // Wholly new and gap-free (the usual case): held as one segment, no work per line.
+      if (buffered + lines.length > bufferLines || bufferedChars + shared.chars > bufferChars) overflow(cursor);
+      else {
+        cursor.whole.set(first, { first, last, payload: shared.payload, chars: shared.chars });
+        buffered += lines.length;
+        bufferedChars += shared.chars;
+      }
+      wake?.();
+      return;
+    }
     for (const line of lines) {
-      if (line.seq <= cursor.lastSeq || cursor.buffer.has(line.seq)) continue;
+      if (line.seq <= cursor.lastSeq || cursor.buffer.has(line.seq) || segmentsHold(cursor, line.seq, line.seq)) continue;
       if (buffered >= bufferLines || bufferedChars + line.text.length > bufferChars) {
-        // Over budget: forget live lines; the database has them.
-        for (const c of cursors.values()) c.needsRead = c.needsRead || c.buffer.size > 0;
-        for (const c of cursors.values()) {
-          c.buffer.clear();
-          c.whole.clear();
-        }
-        buffered = 0;
-        bufferedChars = 0;
-        cursor.needsRead = true;
-        added = -1;
+        overflow(cursor);
         break;
       }
       cursor.buffer.set(line.seq, line);
       buffered += 1;
       bufferedChars += line.text.length;
-      added += 1;
     }
-    if (whole && added === lines.length) cursor.whole.set(lines[0]!.seq, shared.payload);
     wake?.();
   });
 
@@ -118,21 +160,19 @@ export function followLogs(options: FollowOptions): AsyncIterableIterator<LogBat
   }
 
   function takeContiguous(runId: string, cursor: Cursor): LogBatchPayload | null {
-    const whole = cursor.whole.get(cursor.lastSeq + 1);
-    if (whole) {
-      cursor.whole.delete(cursor.lastSeq + 1);
-      // Whole while every line of it is still buffered (nothing took part of it since).
-      if (whole.lines.every((line) => cursor.buffer.get(line.seq) === line)) {
-        for (const line of whole.lines) take(cursor, line);
-        return whole;
-      }
+    const segment = cursor.whole.get(cursor.lastSeq + 1);
+    if (segment) {
+      cursor.whole.delete(segment.first);
+      buffered -= segment.payload.lines.length;
+      bufferedChars -= segment.chars;
+      cursor.lastSeq = segment.last;
+      return segment.payload;
     }
+    // Stray lines up to the next gap or segment (segments never share a seq with the buffer).
     const lines: LogLine[] = [];
     while (lines.length < pageLines) {
       const line = cursor.buffer.get(cursor.lastSeq + 1);
       if (!line) break;
-      // A whole batch starts here: it goes out next, as it is.
-      if (lines.length > 0 && cursor.whole.has(line.seq)) break;
       take(cursor, line);
       lines.push(line);
     }
@@ -153,7 +193,19 @@ export function followLogs(options: FollowOptions): AsyncIterableIterator<LogBat
         bufferedChars -= line.text.length;
       }
     }
-    for (const seq of [...cursor.whole.keys()]) if (seq <= cursor.lastSeq) cursor.whole.delete(seq);
+    for (const segment of [...cursor.whole.values()]) {
+      if (segment.first > cursor.lastSeq) continue;
+      cursor.whole.delete(segment.first);
+      buffered -= segment.payload.lines.length;
+      bufferedChars -= segment.chars;
+      // Read in part from the database: its later lines stay buffered one by one.
+      for (const line of segment.payload.lines) {
+        if (line.seq <= cursor.lastSeq) continue;
+        cursor.buffer.set(line.seq, line);
+        buffered += 1;
+        bufferedChars += line.text.length;
+      }
+    }
     return lines.length > 0 ? { runId, lines } : null;
   }
 
@@ -162,7 +214,7 @@ export function followLogs(options: FollowOptions): AsyncIterableIterator<LogBat
       for (const [runId, cursor] of cursors) {
         const live = takeContiguous(runId, cursor);
         if (live) return { value: live, done: false };
-        if (!cursor.needsRead && cursor.buffer.size === 0) continue;
+        if (!cursor.needsRead && cursor.buffer.size === 0 && cursor.whole.size === 0) continue;
         cursor.needsRead = false;
         const stored = await options.read(runId, cursor.lastSeq, pageLines, pageChars);
         if (done) break;
@@ -174,7 +226,7 @@ export function followLogs(options: FollowOptions): AsyncIterableIterator<LogBat
         }
       }
       if (done) break;
-      const gapOpen = [...cursors.values()].some((c) => c.buffer.size > 0);
+      const gapOpen = [...cursors.values()].some((c) => c.buffer.size > 0 || c.whole.size > 0);
       await new Promise<void>((resolve) => {
         const timer = gapOpen ? setTimeout(resolve, gapRecheckMs) : null;
         wake = () => {
@@ -183,7 +235,7 @@ export function followLogs(options: FollowOptions): AsyncIterableIterator<LogBat
         };
       });
       wake = null;
-      if (gapOpen) for (const c of cursors.values()) if (c.buffer.size > 0) c.needsRead = true;
+      if (gapOpen) for (const c of cursors.values()) if (c.buffer.size > 0 || c.whole.size > 0) c.needsRead = true;
     }
     return { value: undefined, done: true };
   }

@@ -157,4 +157,23 @@ test("followers of a run that are caught up deliver the same batch object, in or
   await b.return!();
 });
 
+test("whole batches announced out of order still go out as they are, in order, without reading the database", async () => {
+  const pubsub = createPubSub(100);
+  let reads = 0;
+  const follower = followLogs({ topic: "logs", pubsub, cursors: new Map([[RUN, 0]]), read: () => ((reads += 1), Promise.resolve([])) });
+  const first = follower.next();
+  await turn();
+  const change = (from: number, count: number): LogChange => ({ runId: RUN, taskId: RUN, workflowId: RUN, lines: logs(from, count).lines });
+  const later = change(4, 2);
+  const earlier = change(1, 3);
+  pubsub.publish("logs", later);
+  pubsub.publish("logs", earlier);
+  const one = await first;
+  const two = await follower.next();
+  assert.equal(one.value!.lines.map((l: { seq: number }) => l.seq), [1, 2, 3]);
+  assert.equal(two.value!.lines.map((l: { seq: number }) => l.seq), [4, 5]);
+  assert.is(reads, 1, "only the replay's first (empty) read");
+  await follower.return!();
+});
+
 test.run();

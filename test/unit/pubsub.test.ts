@@ -120,4 +120,60 @@ test("a log replay reads pages bounded by text as well as by lines, and holds no
   assert.ok(pages.length >= 20, "twenty pages of 10 lines");
 });
 
+test("a log follower delivers every line once and in order whatever the announcements: reordered, overlapping, repeated, lost, or past its buffer", async () => {
+  // A seeded generator: the same cases every run, many shapes of trouble.
+  let seed = 42;
+  const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+  const line = (seq: number): LogLine => ({ runId: "r", seq, stream: LogStream.STDOUT, at: new Date(0), text: `l${seq}` });
+  const wire = (from: number, to: number) =>
+    Array.from({ length: to - from + 1 }, (_, i) => ({ seq: from + i, stream: "STDOUT", at: new Date(0).toISOString(), text: `l${from + i}` }));
+  for (let round = 0; round < 40; round++) {
+    const pubsub = createPubSub(1_000);
+    const total = 300 + Math.floor(random() * 300);
+    const stored: LogLine[] = [];
+    const follower = followLogs({
+      topic: "logs:r",
+      pubsub,
+      cursors: new Map([["r", 0]]),
+      read: async (_run, after, limit) => stored.filter((l) => l.seq > after).slice(0, limit),
+      pageLines: 1 + Math.floor(random() * 60),
+      bufferLines: 20 + Math.floor(random() * 200),
+      gapRecheckMs: 5,
+    });
+    const seqs: number[] = [];
+    const reader = (async () => {
+      while (seqs.length < total) {
+        const { value } = await withTimeout(follower.next(), 5_000, `round ${round}: line ${seqs.length + 1} of ${total}`);
+        seqs.push(...value!.lines.map((l: LogLine) => l.seq));
+      }
+    })();
+    // Batches are stored in order; each is announced late, twice, merged with its neighbour, or not at all.
+    const batches: [number, number][] = [];
+    for (let from = 1; from <= total; ) {
+      const to = Math.min(total, from + Math.floor(random() * 40));
+      batches.push([from, to]);
+      from = to + 1;
+    }
+    const held: [number, number][] = [];
+    for (const [from, to] of batches) {
+      for (let seq = from; seq <= to; seq++) stored.push(line(seq));
+      const roll = random();
+      // Lost: only the database has it (not the last: with nothing announced after it, no follower could know).
+      if (roll < 0.1 && to < total) continue;
+      if (roll < 0.25) held.push([from, to]); // announced after later ones
+      else pubsub.publish("logs:r", { runId: "r", taskId: "t", workflowId: "w", lines: wire(from, to) });
+      if (roll > 0.85) pubsub.publish("logs:r", { runId: "r", taskId: "t", workflowId: "w", lines: wire(Math.max(1, from - 5), to) }); // overlapping repeat
+      if (random() < 0.3) await new Promise((resolve) => setImmediate(resolve));
+      if (held.length > 0 && random() < 0.3) {
+        const [a, b] = held.shift()!;
+        pubsub.publish("logs:r", { runId: "r", taskId: "t", workflowId: "w", lines: wire(a, b) });
+      }
+    }
+    for (const [a, b] of held) pubsub.publish("logs:r", { runId: "r", taskId: "t", workflowId: "w", lines: wire(a, b) });
+    await reader;
+    await follower.return!();
+    assert.equal(seqs, Array.from({ length: total }, (_, i) => i + 1), `round ${round}`);
+  }
+});
+
 test.run();
