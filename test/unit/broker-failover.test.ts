@@ -1,5 +1,7 @@
 import "reflect-metadata";
+import { createServer, type IncomingMessage } from "node:http";
 import { createRequire } from "node:module";
+import amqp from "amqplib";
 import rascal from "rascal";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
@@ -7,7 +9,7 @@ import { buildBrokerConfig } from "../../src/agent/broker.js";
 import { BrokerManagementError, createBrokerUsers, managementEndpoints } from "../../src/messaging/broker-users.js";
 import { orchestratorTopology } from "../../src/messaging/topology.js";
 import { splitUrlList } from "../../src/shared/index.js";
-import { MANAGEMENT_URL } from "../support/broker.js";
+import { createTestVhost, MANAGEMENT_URL } from "../support/broker.js";
 import { freePort } from "../support/rabbitmq-node.js";
 
 const test = suite("broker failover settings");
@@ -72,6 +74,80 @@ test("broker users are managed through the next management API when one does not
   const err = await none.check().then(() => null, (e: unknown) => e as Error);
   assert.ok(err instanceof BrokerManagementError);
   assert.is(err.message, `None of RabbitMQ's management APIs is reachable (${closed1}/api: ECONNREFUSED; ${closed2}/api: ECONNREFUSED). Enable it: rabbitmq-plugins enable rabbitmq_management; or set FEM_RABBITMQ_MANAGEMENT_URL.`);
+});
+
+/** Reads a request's body. */
+async function bodyOf(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+test("closing a node's connections gets past RabbitMQ's 500 when they closed anyway, and still fails while one stays open", async () => {
+  const vhost = await createTestVhost("fem_close");
+  // In front of the real management API: DELETEs of a user's connections are answered 500, after
+  // being carried out ("forward") as RabbitMQ does when one closes by itself meanwhile, or instead ("refuse").
+  let mode: "forward" | "refuse" = "forward";
+  let injected = 0;
+  const upstream = new URL(MANAGEMENT_URL);
+  const proxy = createServer((req, res) => {
+    void (async () => {
+      const body = await bodyOf(req);
+      const closing = req.method === "DELETE" && req.url!.includes("/connections/username/");
+      if (closing && mode === "refuse") {
+        injected += 1;
+        res.writeHead(500).end();
+        return;
+      }
+      const answer = await fetch(`${upstream.origin}${req.url}`, { method: req.method, headers: { authorization: req.headers.authorization!, "content-type": "application/json" }, body: body.length > 0 ? body : undefined });
+      const text = await answer.text();
+      if (closing) {
+        injected += 1;
+        res.writeHead(500).end();
+        return;
+      }
+      res.writeHead(answer.status, { "content-type": "application/json" }).end(text);
+    })().catch(() => res.writeHead(502).end());
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  const port = (proxy.address() as { port: number }).port;
+  const connections: amqp.ChannelModel[] = [];
+  try {
+    const users = createBrokerUsers({ amqpUrl: vhost.url, managementUrl: `http://guest:guest@127.0.0.1:${port}`, timeoutMs: 5_000 });
+    await users.provision("n1", "secret-1", true);
+    const connect = async () => {
+      const url = new URL(vhost.url);
+      url.username = encodeURIComponent(users.userOf("n1"));
+      url.password = "secret-1";
+      const connection = await amqp.connect(url.toString());
+      connection.on("error", () => undefined);
+      connections.push(connection);
+      return { closed: new Promise<void>((resolve) => connection.on("close", () => resolve())) };
+    };
+    const first = await connect();
+    // Closed, though the API said 500: revoking succeeds.
+    await users.revoke("n1");
+    await first.closed;
+    assert.ok(injected >= 1, "the 500 was answered");
+
+    // Still open after every try: revoking fails, and says why.
+    await users.restore("n1");
+    const second = await connect();
+    mode = "refuse";
+    injected = 0;
+    const err = await users.revoke("n1").then(() => null, (e: unknown) => e as Error);
+    assert.ok(err instanceof BrokerManagementError, `refused: ${err?.message}`);
+    assert.match(err!.message, /answered 500 to DELETE connections/);
+    assert.is(injected, 3, "three tries while a connection stayed open");
+    mode = "forward";
+    await users.revoke("n1");
+    await second.closed;
+    await users.remove("n1");
+  } finally {
+    for (const c of connections) await c.close().catch(() => undefined);
+    await new Promise((resolve) => proxy.close(resolve));
+    await vhost.drop();
+  }
 });
 
 test.run();
