@@ -51,6 +51,16 @@ async function brokerFigures(vhost: string): Promise<{ rssBytes: number; queues:
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
+// Each simulated agent holds one AMQP connection: a broker started with the usual 1,024 open files
+// accepts ~830 sockets, and the connections past that hang without an error.
+const [brokerNode] = (await management("GET", "/nodes?columns=sockets_total")) as { sockets_total: number }[];
+if (brokerNode && brokerNode.sockets_total < NODES + 50) {
+  console.error(
+    `RabbitMQ accepts ${brokerNode.sockets_total} sockets, fewer than ${NODES} agents' connections and the orchestrator's: start it with a higher open-file limit (docs/scaling.md, "Many nodes")`,
+  );
+  process.exit(1);
+}
+
 const services = await createSharedServices();
 
 const agents: SimAgent[] = [];
