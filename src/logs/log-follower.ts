@@ -93,6 +93,32 @@ function holdsAnyOf(cursor: Cursor, first: number, last: number): boolean {
   return false;
 }
 
+/**
+ * Followers with new lines, woken one per turn of the event loop: waking one runs its delivery
+ * (GraphQL execution, serialisation, the socket write) before anything else, so waking ten at once
+ * would hold ingestion's database round trips behind all ten.
+ */
+const wakeQueue = new Set<() => void>();
+let wakeScheduled = false;
+
+function wakeSoon(wakeFollower: () => void): void {
+  wakeQueue.add(wakeFollower);
+  if (!wakeScheduled) {
+    wakeScheduled = true;
+    setImmediate(wakeNext);
+  }
+}
+
+function wakeNext(): void {
+  const [first] = wakeQueue;
+  if (first) {
+    wakeQueue.delete(first);
+    first();
+  }
+  if (wakeQueue.size > 0) setImmediate(wakeNext);
+  else wakeScheduled = false;
+}
+
 export function followLogs(options: FollowOptions): AsyncIterableIterator<LogBatchPayload> {
   const pageLines = options.pageLines ?? 1_000;
   const pageChars = options.pageChars ?? 1_048_576;
@@ -106,6 +132,7 @@ export function followLogs(options: FollowOptions): AsyncIterableIterator<LogBat
   let bufferedChars = 0;
   let done = false;
   let wake: (() => void) | null = null;
+  const wakeThis = () => wake?.();
 
   /** Over budget: every follower's live lines are forgotten (the database has them). */
   function overflow(cursor: Cursor): void {
@@ -136,7 +163,7 @@ export function followLogs(options: FollowOptions): AsyncIterableIterator<LogBat
         buffered += lines.length;
         bufferedChars += shared.chars;
       }
-      wake?.();
+      wakeSoon(wakeThis);
       return;
     }
     for (const line of lines) {
@@ -149,7 +176,7 @@ export function followLogs(options: FollowOptions): AsyncIterableIterator<LogBat
       buffered += 1;
       bufferedChars += line.text.length;
     }
-    wake?.();
+    wakeSoon(wakeThis);
   });
 
   function take(cursor: Cursor, line: LogLine): void {
@@ -243,6 +270,7 @@ export function followLogs(options: FollowOptions): AsyncIterableIterator<LogBat
   const stop = async (): Promise<IteratorResult<LogBatchPayload>> => {
     done = true;
     unlisten();
+    wakeQueue.delete(wakeThis);
     wake?.();
     return { value: undefined, done: true };
   };
