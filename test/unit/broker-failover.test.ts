@@ -11,6 +11,7 @@ import { orchestratorTopology } from "../../src/messaging/topology.js";
 import { splitUrlList } from "../../src/shared/index.js";
 import { createTestVhost, MANAGEMENT_URL } from "../support/broker.js";
 import { freePort } from "../support/rabbitmq-node.js";
+import { withTimeout } from "../support/wait.js";
 
 const test = suite("broker failover settings");
 
@@ -99,7 +100,7 @@ test("closing a node's connections gets past RabbitMQ's 500 when they closed any
         res.writeHead(500).end();
         return;
       }
-      const answer = await fetch(`${upstream.origin}${req.url}`, { method: req.method, headers: { authorization: req.headers.authorization!, "content-type": "application/json" }, body: body.length > 0 ? body : undefined });
+      const answer = await fetch(`${upstream.origin}${req.url}`, { method: req.method, headers: { authorization: req.headers.authorization!, "content-type": "application/json" }, body: body.length > 0 ? body : undefined, signal: AbortSignal.timeout(10_000) });
       const text = await answer.text();
       if (closing) {
         injected += 1;
@@ -127,7 +128,7 @@ test("closing a node's connections gets past RabbitMQ's 500 when they closed any
     const first = await connect();
     // Closed, though the API said 500: revoking succeeds.
     await users.revoke("n1");
-    await first.closed;
+    await withTimeout(first.closed, 10_000, "the first connection to close");
     assert.ok(injected >= 1, "the 500 was answered");
 
     // Still open after every try: revoking fails, and says why.
@@ -141,7 +142,7 @@ test("closing a node's connections gets past RabbitMQ's 500 when they closed any
     assert.is(injected, 3, "three tries while a connection stayed open");
     mode = "forward";
     await users.revoke("n1");
-    await second.closed;
+    await withTimeout(second.closed, 10_000, "the second connection to close");
     await users.remove("n1");
   } finally {
     for (const c of connections) await c.close().catch(() => undefined);
