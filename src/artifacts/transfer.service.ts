@@ -18,11 +18,14 @@ import type { ArtifactStore } from "./artifact-store.js";
 /** Times a whole file may fail its checksum before the artifact FAILS. @default 5 */
 export const MAX_CHECKSUM_FAILURES = 5;
 
-/** What became of one chunk; `wait`: its artifact is not (yet) known or released here, try again shortly. */
+/**
+ * What became of one chunk; `wait`: its artifact is not (yet) known or released here, try again
+ * shortly (`known` false: no artifact of that path on that run, attempt and node).
+ */
 export type ChunkOutcome =
   | { kind: "stored"; complete: boolean }
   | { kind: "ignored"; why: string }
-  | { kind: "wait"; why: string }
+  | { kind: "wait"; why: string; known: boolean }
   | { kind: "refused"; problem: string }
   | { kind: "corrupt"; problem: string };
 
@@ -60,16 +63,17 @@ async function askAgain(em: EntityManager, row: ArtifactRow, chunks: number[] | 
 }
 
 /**
- * Handles one chunk already checked as its node's own (the consumer checks the broker user and the
- * run's node). Safe to call again with the same chunk, and for chunks in any order.
+ * Handles one chunk already checked as its node's own broker user's; the run's node and attempt
+ * are the chunk's when its artifact is found (a `wait` with `known` false: check them before
+ * waiting). Safe to call again with the same chunk, and for chunks in any order.
  */
 export async function receiveChunk(em: EntityManager, store: ArtifactStore, chunk: RunChunkEvent, changes: ChangeSet): Promise<ChunkOutcome> {
   const row = await artifactOfChunk(em, chunk);
-  if (!row) return { kind: "wait", why: `no artifact ${chunk.path} of run ${chunk.runId}#${chunk.attempt} on node ${chunk.nodeId}` };
+  if (!row) return { kind: "wait", why: `no artifact ${chunk.path} of run ${chunk.runId}#${chunk.attempt} on node ${chunk.nodeId}`, known: false };
   switch (row.state) {
     case ArtifactState.PENDING_REVIEW:
       // A decision taken on the node may be on its way (it travels with other node events).
-      return { kind: "wait", why: `artifact ${row.id} is ${row.state}, not released` };
+      return { kind: "wait", why: `artifact ${row.id} is ${row.state}, not released`, known: true };
     case ArtifactState.ON_NODE:
       return { kind: "refused", problem: `artifact ${row.id} is ON_NODE: not released` };
     case ArtifactState.REJECTED:
@@ -92,7 +96,14 @@ export async function receiveChunk(em: EntityManager, store: ArtifactStore, chun
     return { kind: "corrupt", problem: `chunk ${chunk.index} of ${chunk.path}: ${data.length} bytes with sha256 ${sha256}, expected ${expectedBytes} bytes with sha256 ${chunk.sha256}` };
   }
   await store.putChunk(row.id, chunk.chunkBytes, chunk.index, data);
-  await query(em, `update artifact set state = case when state = 'APPROVED' then 'TRANSFERRING' else state end, last_chunk_at = now(), transfer_asks = 0 where id = ?`, [row.id]);
+  // Written at most once a second per file (what finds stalled transfers counts in seconds): with
+  // chunks handled at once, one write each queued them all behind the row's lock and a commit each.
+  await query(
+    em,
+    `update artifact set state = case when state = 'APPROVED' then 'TRANSFERRING' else state end, last_chunk_at = now(), transfer_asks = 0
+     where id = ? and (state = 'APPROVED' or transfer_asks > 0 or last_chunk_at is null or last_chunk_at < now() - interval '1 second')`,
+    [row.id],
+  );
   if (row.state === ArtifactState.APPROVED) changes.outputsChanged([row.run_id]);
   const staged = await store.stagedChunks(row.id, chunk.chunkBytes);
   if (staged.size < count) return { kind: "stored", complete: false };

@@ -91,12 +91,16 @@ export function createChunkIngestion(deps: ChunkIngestionDeps): ChunkIngestion {
 
   async function handle(delivery: NodeEventDelivery, chunk: RunChunkEvent, firstSeenAt: number): Promise<void> {
     const em = deps.orm.em.fork();
-    const forged = await forgedRunClaims(em, [{ runId: chunk.runId, attempt: chunk.attempt, nodeId: chunk.nodeId }]);
-    const problem = [...forged.values()][0];
-    if (problem !== undefined) return deadLetter(delivery, problem, "forged");
     const changes = new ChangeSet();
+    // An artifact found is one of the chunk's run on the chunk's node and attempt; only a chunk of
+    // none needs the run's own check (the run of another node: forged).
     const outcome = await receiveChunk(em, deps.store, chunk, changes);
     deps.afterCommit(changes);
+    if (outcome.kind === "wait" && !outcome.known) {
+      const forged = await forgedRunClaims(em, [{ runId: chunk.runId, attempt: chunk.attempt, nodeId: chunk.nodeId }]);
+      const problem = [...forged.values()][0];
+      if (problem !== undefined) return deadLetter(delivery, problem, "forged");
+    }
     switch (outcome.kind) {
       case "stored":
         counts.stored += 1;

@@ -12,12 +12,14 @@ let env: TestEnv;
 let events: EventPublisher;
 let tool: string;
 const nodeId = "site-b";
+/** Another node, whose broker user claims site-b's runs. */
+const otherNodeId = "site-c";
 const MAX_EVENT_BYTES = 65_536;
 const MAX_LOG_BYTES = 1_000;
 
 test.before(async () => {
   env = await createTestEnv({ maxEventBytes: MAX_EVENT_BYTES, maxLogBytesPerRun: MAX_LOG_BYTES });
-  await env.registerNodes([nodeId], 50);
+  await env.registerNodes([nodeId, otherNodeId], 50);
   tool = await registerNodeScriptTool(env.orchestrator.url, "echo", "console.log('hi')");
   events = await createEventPublisher(await env.nodeAmqpUrl(nodeId));
 });
@@ -91,6 +93,23 @@ test("a chunk is dead-lettered, and nothing staged, without its fem-chunk header
   const letters = await waitUntil(async () => ((await ofChunks()).length >= before + 2 ? ofChunks() : undefined), 15_000, "two chunk dead letters");
   assert.ok(letters.slice(before).every((l) => l.body === "chunk bytes"), "the body is kept as it came");
   assert.equal(await env.sql(`select id from artifact where run_id = ?`, [runId]), []);
+});
+
+test("a chunk another node publishes for this node's run is dead-lettered forged, and nothing is staged", async () => {
+  const runId = await runningRun();
+  const data = Buffer.from("not yours");
+  const sha256 = createHash("sha256").update(data).digest("hex");
+  const other = await createEventPublisher(await env.nodeAmqpUrl(otherNodeId));
+  try {
+    const ofChunks = async () => (await deadLetters()).filter((l) => l.queue === "fem.orchestrator.chunks" && l.body === "not yours");
+    // Its own node id (the broker checks the user), another node's run.
+    await other.publishChunk({ type: "run.chunk", v: 1, nodeId: otherNodeId, runId, attempt: 1, path: "out.bin", fileSha256: sha256, index: 0, chunkBytes: 262_144, sha256, data });
+    const [letter] = await waitUntil(async () => ((await ofChunks()).length > 0 ? ofChunks() : undefined), 15_000, "the forged chunk's dead letter");
+    assert.is(letter!.reason, "forged");
+    assert.equal(await env.sql(`select id from artifact where run_id = ?`, [runId]), []);
+  } finally {
+    await other.close();
+  }
 });
 
 test("a result and a message holding NUL characters end the run with them replaced and noted", async () => {

@@ -1,6 +1,6 @@
 /** The directory artifact store, Range parsing of downloads, and what the agent may send. */
 import { createHash } from "node:crypto";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { suite } from "uvu";
@@ -52,6 +52,20 @@ test("a join that fails its checksum stores nothing", async () => {
   assert.ok(!result.ok && /not the 4 bytes/.test(result.problem));
   assert.is(await store.open(ID), null);
   assert.equal((await readdir(join(root, "files"))).filter((n) => !n.startsWith(".")), []);
+  await store.discardStaged(ID);
+});
+
+test("bytes a crash lost from the staging file (marked staged, never written) fail the join's checksum; a chunk never staged is named", async () => {
+  const store = createDirectoryStore(root);
+  const content = Buffer.from("abcdefgh");
+  await store.putChunk(ID, 4, 1, content.subarray(4));
+  const missing = await store.commit(ID, 4, 2, { sizeBytes: 8, sha256: sha256(content) });
+  assert.ok(!missing.ok && /chunk\(s\) 0 of 2 are not staged/.test(missing.problem), JSON.stringify(missing));
+  // What an operating system crash can leave: the marker of chunk 0 on disk, its bytes not (a hole of zeros).
+  await writeFile(join(root, "staging", ID, "4", "0"), "");
+  const lost = await store.commit(ID, 4, 2, { sizeBytes: 8, sha256: sha256(content) });
+  assert.ok(!lost.ok && /not the 8 bytes/.test(lost.problem), JSON.stringify(lost));
+  assert.is(await store.open(ID), null);
   await store.discardStaged(ID);
 });
 
