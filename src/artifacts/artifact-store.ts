@@ -28,6 +28,8 @@ export interface StoredFile {
 export interface ArtifactStore {
   /** Stages chunk `index` of `artifactId` at `chunkBytes` per chunk; false when it was staged already (kept as it was). */
   putChunk(artifactId: string, chunkBytes: number, index: number, data: Buffer): Promise<boolean>;
+  /** Stages several chunks of `artifactId` at once; returns the indices that were not staged before. */
+  putChunks(artifactId: string, chunkBytes: number, chunks: readonly { index: number; data: Buffer }[]): Promise<number[]>;
   /** Indices staged for `artifactId` at `chunkBytes`. */
   stagedChunks(artifactId: string, chunkBytes: number): Promise<Set<number>>;
   /**
@@ -48,13 +50,11 @@ const DATA_FILE = "data";
 /** Read size when a staged file is checked. */
 const READ_BYTES = 1024 * 1024;
 
-async function exists(file: string): Promise<boolean> {
-  try {
-    await fs.access(file);
-    return true;
-  } catch (err) {
-    if (errorCode(err) === "ENOENT") return false;
-    throw err;
+/** Writes all of `data` at `position` of the open file. */
+async function writeAt(handle: fs.FileHandle, data: Buffer, position: number): Promise<void> {
+  for (let written = 0; written < data.length; ) {
+    const { bytesWritten } = await handle.write(data, written, data.length - written, position + written);
+    written += bytesWritten;
   }
 }
 
@@ -98,24 +98,29 @@ export function createDirectoryStore(root: string): ArtifactStore {
     return fs.open(path.join(dir, DATA_FILE), constants.O_RDWR | constants.O_CREAT, 0o600);
   }
 
+  async function putChunks(artifactId: string, chunkBytes: number, chunks: readonly { index: number; data: Buffer }[]): Promise<number[]> {
+    const staged = await stagedChunks(artifactId, chunkBytes);
+    const fresh = new Map<number, Buffer>();
+    for (const { index, data } of chunks) if (!staged.has(index)) fresh.set(index, data);
+    if (fresh.size === 0) return [];
+    const handle = await openStaging(artifactId, chunkBytes);
+    try {
+      await Promise.all([...fresh].map(([index, data]) => writeAt(handle, data, index * chunkBytes)));
+    } finally {
+      await handle.close();
+    }
+    // The markers only once the bytes are written: a chunk marked staged is in the data file.
+    const dir = chunkDir(artifactId, chunkBytes);
+    await Promise.all([...fresh.keys()].map((index) => fs.writeFile(path.join(dir, String(index)), "", { mode: 0o600 })));
+    return [...fresh.keys()];
+  }
+
   return {
     async putChunk(artifactId, chunkBytes, index, data) {
-      const marker = path.join(chunkDir(artifactId, chunkBytes), String(index));
-      if (await exists(marker)) return false;
-      const handle = await openStaging(artifactId, chunkBytes);
-      try {
-        let written = 0;
-        while (written < data.length) {
-          const { bytesWritten } = await handle.write(data, written, data.length - written, index * chunkBytes + written);
-          written += bytesWritten;
-        }
-      } finally {
-        await handle.close();
-      }
-      // The marker only once the bytes are written: a chunk marked staged is in the data file.
-      await fs.writeFile(marker, "", { mode: 0o600 });
-      return true;
+      return (await putChunks(artifactId, chunkBytes, [{ index, data }])).length > 0;
     },
+
+    putChunks,
 
     stagedChunks,
 

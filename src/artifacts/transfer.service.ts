@@ -57,18 +57,30 @@ async function artifactOfChunk(em: EntityManager, chunk: RunChunkEvent, lock = f
   return row;
 }
 
+/** The artifact of each distinct (run, attempt, node, path) of `chunks`, by chunkKey; one statement. */
+async function artifactsOfChunks(em: EntityManager, chunks: readonly RunChunkEvent[]): Promise<Map<string, ArtifactRow>> {
+  const keys = new Map<string, RunChunkEvent>();
+  for (const chunk of chunks) keys.set(chunkKey(chunk), chunk);
+  const rows = await query<ArtifactRow & { key: string }>(
+    em,
+    `select x.key, a.id, a.run_id, r.attempt, a.node_id, a.path, a.size_bytes, a.sha256, a.state, a.checksum_failures
+     from jsonb_to_recordset(?::jsonb) as x(key text, run_id uuid, path text, node_id text, attempt int)
+     join run r on r.id = x.run_id and r.node_id = x.node_id and r.attempt = x.attempt
+     join artifact a on a.run_id = x.run_id and a.path = x.path`,
+    [json([...keys].map(([key, c]) => ({ key, run_id: c.runId, path: c.path, node_id: c.nodeId, attempt: c.attempt })))],
+  );
+  return new Map(rows.map(({ key, ...row }) => [key, row]));
+}
+
+const chunkKey = (chunk: RunChunkEvent) => JSON.stringify([chunk.runId, chunk.attempt, chunk.nodeId, chunk.path]);
+
 /** Asks the node for chunks of one file again (null: all of them). */
 async function askAgain(em: EntityManager, row: ArtifactRow, chunks: number[] | null, changes: ChangeSet): Promise<void> {
   await enqueueRelease(em, [{ runId: row.run_id, attempt: row.attempt, nodeId: row.node_id, files: [{ path: row.path, sha256: row.sha256!, chunks }] }], changes);
 }
 
-/**
- * Handles one chunk already checked as its node's own broker user's; the run's node and attempt
- * are the chunk's when its artifact is found (a `wait` with `known` false: check them before
- * waiting). Safe to call again with the same chunk, and for chunks in any order.
- */
-export async function receiveChunk(em: EntityManager, store: ArtifactStore, chunk: RunChunkEvent, changes: ChangeSet): Promise<ChunkOutcome> {
-  const row = await artifactOfChunk(em, chunk);
+/** What a chunk's artifact says of it before anything is written: null when it is to be staged. */
+function judgeChunk(row: ArtifactRow | undefined, chunk: RunChunkEvent): ChunkOutcome | null {
   if (!row) return { kind: "wait", why: `no artifact ${chunk.path} of run ${chunk.runId}#${chunk.attempt} on node ${chunk.nodeId}`, known: false };
   switch (row.state) {
     case ArtifactState.PENDING_REVIEW:
@@ -89,25 +101,60 @@ export async function receiveChunk(em: EntityManager, store: ArtifactStore, chun
   const count = chunkCount(row.size_bytes, chunk.chunkBytes);
   if (chunk.index >= count) return { kind: "refused", problem: `chunk ${chunk.index} of ${chunk.path}: the file has ${count} chunk(s) of ${chunk.chunkBytes} bytes` };
   const expectedBytes = Math.min(chunk.chunkBytes, row.size_bytes - chunk.index * chunk.chunkBytes);
-  const data = chunk.data;
-  const sha256 = createHash("sha256").update(data).digest("hex");
-  if (data.length !== expectedBytes || sha256 !== chunk.sha256) {
-    await askAgain(em, row, [chunk.index], changes);
-    return { kind: "corrupt", problem: `chunk ${chunk.index} of ${chunk.path}: ${data.length} bytes with sha256 ${sha256}, expected ${expectedBytes} bytes with sha256 ${chunk.sha256}` };
+  const sha256 = createHash("sha256").update(chunk.data).digest("hex");
+  if (chunk.data.length !== expectedBytes || sha256 !== chunk.sha256) {
+    return { kind: "corrupt", problem: `chunk ${chunk.index} of ${chunk.path}: ${chunk.data.length} bytes with sha256 ${sha256}, expected ${expectedBytes} bytes with sha256 ${chunk.sha256}` };
   }
-  await store.putChunk(row.id, chunk.chunkBytes, chunk.index, data);
-  // Written at most once a second per file (what finds stalled transfers counts in seconds): with
-  // chunks handled at once, one write each queued them all behind the row's lock and a commit each.
-  await query(
-    em,
-    `update artifact set state = case when state = 'APPROVED' then 'TRANSFERRING' else state end, last_chunk_at = now(), transfer_asks = 0
-     where id = ? and (state = 'APPROVED' or transfer_asks > 0 or last_chunk_at is null or last_chunk_at < now() - interval '1 second')`,
-    [row.id],
-  );
-  if (row.state === ArtifactState.APPROVED) changes.outputsChanged([row.run_id]);
-  const staged = await store.stagedChunks(row.id, chunk.chunkBytes);
-  if (staged.size < count) return { kind: "stored", complete: false };
-  return { kind: "stored", complete: await completeArtifact(em, store, chunk, count, changes) };
+  return null;
+}
+
+/**
+ * Handles chunks already checked as their nodes' own broker users'; a chunk's run, node and attempt
+ * are its own when its artifact is found (a `wait` with `known` false: check them before waiting).
+ * Chunks of one file are handled together: one statement finds every chunk's artifact, and each
+ * file's chunks are staged in one go, its row written at most once and its staged chunks counted
+ * once. Safe to call again with the same chunks, and for chunks in any order. One outcome per chunk.
+ */
+export async function receiveChunks(em: EntityManager, store: ArtifactStore, chunks: readonly RunChunkEvent[], changes: ChangeSet): Promise<ChunkOutcome[]> {
+  const outcomes: ChunkOutcome[] = [];
+  if (chunks.length === 0) return outcomes;
+  const rows = await artifactsOfChunks(em, chunks);
+  const files = new Map<string, { row: ArtifactRow; chunkBytes: number; first: number; chunks: { at: number; index: number; data: Buffer }[] }>();
+  const corrupt = new Map<string, { row: ArtifactRow; indices: number[] }>();
+  chunks.forEach((chunk, at) => {
+    const row = rows.get(chunkKey(chunk));
+    const verdict = judgeChunk(row, chunk);
+    outcomes[at] = verdict ?? { kind: "stored", complete: false };
+    if (verdict?.kind === "corrupt") {
+      const asked = corrupt.get(row!.id) ?? { row: row!, indices: [] };
+      asked.indices.push(chunk.index);
+      corrupt.set(row!.id, asked);
+    }
+    if (verdict !== null) return;
+    const key = `${row!.id}/${chunk.chunkBytes}`;
+    const file = files.get(key) ?? { row: row!, chunkBytes: chunk.chunkBytes, first: at, chunks: [] };
+    file.chunks.push({ at, index: chunk.index, data: chunk.data });
+    files.set(key, file);
+  });
+  for (const { row, indices } of corrupt.values()) await askAgain(em, row, [...new Set(indices)], changes);
+  for (const { row, chunkBytes, first, chunks: staging } of files.values()) {
+    await store.putChunks(row.id, chunkBytes, staging);
+    // Written at most once a second per file (what finds stalled transfers counts in seconds): with
+    // chunks handled at once, one write each queued them all behind the row's lock and a commit each.
+    await query(
+      em,
+      `update artifact set state = case when state = 'APPROVED' then 'TRANSFERRING' else state end, last_chunk_at = now(), transfer_asks = 0
+       where id = ? and (state = 'APPROVED' or transfer_asks > 0 or last_chunk_at is null or last_chunk_at < now() - interval '1 second')`,
+      [row.id],
+    );
+    if (row.state === ArtifactState.APPROVED) changes.outputsChanged([row.run_id]);
+    const count = chunkCount(row.size_bytes!, chunkBytes);
+    const staged = await store.stagedChunks(row.id, chunkBytes);
+    if (staged.size < count) continue;
+    // Counted for the file's first chunk of the batch: it is stored once, whatever the chunks.
+    outcomes[first] = { kind: "stored", complete: await completeArtifact(em, store, chunks[first]!, count, changes) };
+  }
+  return outcomes;
 }
 
 /**

@@ -1,19 +1,21 @@
 /**
- * Consumes chunks of released output files from their own queue, one at a time per delivery (they
- * are large and go to disk, not into the batched transactions of other node events). Each is
+ * Consumes chunks of released output files from their own queue (they are large and go to disk,
+ * not into the transactions of other node events). The chunks delivered together are handled as
+ * one batch (one statement finds their artifacts, a file's chunks are staged in one go), two
+ * batches at a time. Each is
  * checked like every node event (size before parsing, schema, routing key, the node's own broker
  * user, the run's node) and handed to the artifacts domain. A chunk whose artifact is not known or
  * released yet (its manifest or the node's decision travels on the other queue) waits a little,
  * unacknowledged, then is dead-lettered `not_released`.
  */
 import type { MikroORM } from "@mikro-orm/postgresql";
-import { receiveChunk, type ArtifactStore } from "../artifacts/index.js";
+import { receiveChunks, type ArtifactStore, type ChunkOutcome } from "../artifacts/index.js";
 import { isTransientDbError } from "../db/sql.js";
 import { ChangeSet, UnavailableError, type AfterCommit } from "../kernel/index.js";
 import type { Logger } from "../logger.js";
 import type { NodeEventDelivery } from "../messaging/broker.js";
 import { MAX_CHUNK_EVENT_BYTES, MAX_CHUNK_HEADER_CHARS, parseMessage, routingKeyOfNodeEvent, RUN_CHUNK_HEADER, runChunkHeaderSchema, type RunChunkEvent } from "../messaging/contracts.js";
-import { forgedRunClaims } from "../runs/index.js";
+import { forgedRunClaims, type RunClaim } from "../runs/index.js";
 import { toError } from "../shared/index.js";
 
 export interface ChunkIngestionDeps {
@@ -35,6 +37,16 @@ export interface ChunkIngestion {
 }
 
 const RETRY_DELAY_MS = 500;
+/** Most chunks handled together (the subscription's prefetch is 16). */
+const MAX_BATCH = 16;
+/** Batches handled at once: while one waits for the disk or the database, the next is under way. */
+const MAX_BATCHES_IN_FLIGHT = 2;
+
+interface Pending {
+  delivery: NodeEventDelivery;
+  chunk: RunChunkEvent;
+  firstSeenAt: number;
+}
 
 const isTransient = (err: unknown) => isTransientDbError(err) || err instanceof UnavailableError;
 
@@ -43,6 +55,10 @@ export function createChunkIngestion(deps: ChunkIngestionDeps): ChunkIngestion {
   const timers = new Set<NodeJS.Timeout>();
   const running = new Set<Promise<void>>();
   const counts = { stored: 0, corrupt: 0, deadLettered: 0 };
+  /** Chunks validated and not yet handled, in the order they came. */
+  const queue: Pending[] = [];
+  let pumpScheduled = false;
+  let inFlight = 0;
   let stopped = false;
 
   function deadLetter(delivery: NodeEventDelivery, problem: string, reason?: string): void {
@@ -89,18 +105,28 @@ export function createChunkIngestion(deps: ChunkIngestionDeps): ChunkIngestion {
     return { ...parsed.value, data: delivery.body };
   }
 
-  async function handle(delivery: NodeEventDelivery, chunk: RunChunkEvent, firstSeenAt: number): Promise<void> {
+  /** Handles a batch: its chunks' outcomes in one go, then each delivery settled by its own. */
+  async function handleBatch(batch: readonly Pending[]): Promise<void> {
     const em = deps.orm.em.fork();
     const changes = new ChangeSet();
+    const outcomes = await receiveChunks(em, deps.store, batch.map((p) => p.chunk), changes);
+    deps.afterCommit(changes);
     // An artifact found is one of the chunk's run on the chunk's node and attempt; only a chunk of
     // none needs the run's own check (the run of another node: forged).
-    const outcome = await receiveChunk(em, deps.store, chunk, changes);
-    deps.afterCommit(changes);
-    if (outcome.kind === "wait" && !outcome.known) {
-      const forged = await forgedRunClaims(em, [{ runId: chunk.runId, attempt: chunk.attempt, nodeId: chunk.nodeId }]);
-      const problem = [...forged.values()][0];
-      if (problem !== undefined) return deadLetter(delivery, problem, "forged");
-    }
+    const claims = new Map<number, RunClaim>();
+    outcomes.forEach((outcome, i) => {
+      if (outcome.kind === "wait" && !outcome.known) claims.set(i, { runId: batch[i]!.chunk.runId, attempt: batch[i]!.chunk.attempt, nodeId: batch[i]!.chunk.nodeId });
+    });
+    const forged = claims.size > 0 ? await forgedRunClaims(em, [...claims.values()]) : new Map<RunClaim, string>();
+    batch.forEach((pending, i) => {
+      const claim = claims.get(i);
+      const problem = claim ? forged.get(claim) : undefined;
+      if (problem !== undefined) deadLetter(pending.delivery, problem, "forged");
+      else settle(pending, outcomes[i]!);
+    });
+  }
+
+  function settle({ delivery, chunk, firstSeenAt }: Pending, outcome: ChunkOutcome): void {
     switch (outcome.kind) {
       case "stored":
         counts.stored += 1;
@@ -116,37 +142,57 @@ export function createChunkIngestion(deps: ChunkIngestionDeps): ChunkIngestion {
         return deadLetter(delivery, outcome.problem, "not_released");
       case "wait":
         if (Date.now() - firstSeenAt > waitMs) return deadLetter(delivery, `${outcome.why} after ${waitMs} ms`, "not_released");
-        return later(delivery, chunk, firstSeenAt);
+        return later({ delivery, chunk, firstSeenAt });
     }
   }
 
-  function later(delivery: NodeEventDelivery, chunk: RunChunkEvent, firstSeenAt: number): void {
+  function later(pending: Pending): void {
     if (stopped) return;
     const timer = setTimeout(() => {
       timers.delete(timer);
-      run(delivery, chunk, firstSeenAt);
+      enqueue(pending);
     }, RETRY_DELAY_MS);
     timers.add(timer);
   }
 
-  function run(delivery: NodeEventDelivery, chunk: RunChunkEvent, firstSeenAt: number): void {
+  function enqueue(pending: Pending): void {
     if (stopped) return;
-    const task = handle(delivery, chunk, firstSeenAt)
-      .catch((err: unknown) => {
-        // The database is away: hold the chunk (unacknowledged) and try again; anything else goes back to the broker.
-        if (isTransient(err)) return later(delivery, chunk, Date.now());
-        deps.logger.warn("a chunk failed; the broker will deliver it again", { messageId: delivery.messageId, error: toError(err).message });
-        delivery.retry(toError(err));
-      })
-      .finally(() => running.delete(task));
-    running.add(task);
+    queue.push(pending);
+    if (pumpScheduled) return;
+    // After this turn: the chunks the broker delivered together go in one batch.
+    pumpScheduled = true;
+    setImmediate(pump);
+  }
+
+  function pump(): void {
+    pumpScheduled = false;
+    while (!stopped && inFlight < MAX_BATCHES_IN_FLIGHT && queue.length > 0) {
+      const batch = queue.splice(0, MAX_BATCH);
+      inFlight += 1;
+      const task = handleBatch(batch)
+        .catch((err: unknown) => {
+          // The database is away: hold the chunks (unacknowledged) and try again; anything else goes back to the broker.
+          if (isTransient(err)) {
+            for (const pending of batch) later({ ...pending, firstSeenAt: Date.now() });
+            return;
+          }
+          deps.logger.warn("a batch of chunks failed; the broker will deliver them again", { chunks: batch.length, error: toError(err).message });
+          for (const { delivery } of batch) delivery.retry(toError(err));
+        })
+        .finally(() => {
+          inFlight -= 1;
+          running.delete(task);
+          pump();
+        });
+      running.add(task);
+    }
   }
 
   return {
     accept(delivery) {
       if (stopped) return;
       const chunk = validate(delivery);
-      if (chunk) run(delivery, chunk, Date.now());
+      if (chunk) enqueue({ delivery, chunk, firstSeenAt: Date.now() });
     },
     async stop(timeoutMs) {
       stopped = true;
