@@ -20,6 +20,8 @@ const received = new Array<number>(job.count).fill(0);
 const lastSeq = new Array<number>(job.count).fill(0);
 /** Per subscriber: events by kind, and a hash of the whole sequence (kind, state, run or task), to compare subscribers. */
 const kinds = Array.from({ length: job.count }, () => ({}) as Record<string, number>);
+/** Per subscriber: events by kind and state ("RUN:SUCCEEDED"). */
+const states = Array.from({ length: job.count }, () => ({}) as Record<string, number>);
 const fingerprints = new Array<number>(job.count).fill(0);
 const problems: string[] = [];
 let finished = 0;
@@ -28,7 +30,7 @@ const clients = Array.from({ length: job.count }, () =>
 );
 
 function finish(): void {
-  parentPort!.postMessage({ done: true, received, kinds, fingerprints, problems: problems.slice(0, 10), ms: performance.now() - started });
+  parentPort!.postMessage({ done: true, received, kinds, states, fingerprints, problems: problems.slice(0, 10), ms: performance.now() - started });
   void Promise.all(clients.map((c) => c.dispose())).then(() => process.exit(0));
 }
 
@@ -57,6 +59,8 @@ function subscribe(client: (typeof clients)[number], i: number): void {
         } else received[i] += 1;
         if (item?.kind) {
           kinds[i][item.kind] = (kinds[i][item.kind] ?? 0) + 1;
+          const kindState = `${item.kind}:${item.state}`;
+          states[i][kindState] = (states[i][kindState] ?? 0) + 1;
           const text = `${item.kind}:${item.state}:${item.runId ?? item.taskId ?? ""};`;
           let hash = fingerprints[i];
           for (let c = 0; c < text.length; c++) hash = (Math.imul(hash, 31) + text.charCodeAt(c)) | 0;

@@ -18,6 +18,8 @@ export interface SubscribersDone {
   received: number[];
   /** Per subscriber: workflow events by kind (RUN, TASK, WORKFLOW). */
   kinds: Record<string, number>[];
+  /** Per subscriber: workflow events by kind and state ("RUN:SUCCEEDED"). */
+  states: Record<string, number>[];
   /** Per subscriber: a hash of its sequence of events; equal for subscribers that got the same events in the same order. */
   fingerprints: number[];
   problems: string[];
