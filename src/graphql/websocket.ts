@@ -25,6 +25,7 @@ import { authorizeOperation, toHttpError } from "./authorization.js";
 import { recordAuthEvent, type createWsAuditor } from "./audit-plugin.js";
 import { createContext, type AppServices, type Context, type Identity } from "./context.js";
 import type { OriginPolicy } from "./origins.js";
+import { createSharedPayloads } from "./shared-payloads.js";
 import { createLiveDelivery, type DeliveryTarget } from "./live-delivery.js";
 import { createSharedSubscribe, shareKey } from "./shared-subscriptions.js";
 import { armExpiry, CLOSE_UNAUTHORIZED, credentialRefusal, TOKEN_EXPIRED } from "./socket-credentials.js";
@@ -96,6 +97,8 @@ export function attachGraphQLWebSocket(httpServer: http.Server, options: WebSock
   const formatResult = (result: ExecutionResult): ExecutionResult =>
     result.errors ? { ...result, errors: result.errors.map((e) => deps.formatError(e.toJSON(), e) as GraphQLError) } : result;
   const delivery = createLiveDelivery({ bufferSize: services.subscriberBufferSize, format: formatResult });
+  const payloads = createSharedPayloads();
+  wsServer.on("connection", (socket) => payloads.attach(socket));
 
   /** The identity in `connection_init`, or false (recorded in the audit log as a failed sign-in). */
   const authenticate = async (extra: Extra, params: Record<string, unknown> | undefined): Promise<Identity | false> => {
@@ -182,8 +185,10 @@ export function attachGraphQLWebSocket(httpServer: http.Server, options: WebSock
       onNext: async (_ctx, _id, _payload, args, result) => {
         const formatted = "errors" in result && result.errors ? { ...result, errors: result.errors.map((e) => deps.formatError(e instanceof GraphQLError ? e.toJSON() : e, e)) } : undefined;
         await deps.auditResult(args, formatted ?? result);
-        return formatted as never;
+        // The result itself, not a copy: one shared by several subscriptions is serialised once (shared-payloads.ts).
+        return (formatted ?? result) as never;
       },
+      jsonMessageReplacer: payloads.replacer,
     },
     wsServer,
   );
