@@ -7,9 +7,10 @@
  *
  * graphql-ws serialises `{ id, type, payload }` with our replacer and hands the text straight to
  * the socket's `send`, in the same synchronous step: the replacer puts a marker in place of a
- * payload and remembers the payload's JSON (cached per object, so the next socket reuses it), and
- * the socket's `send` puts that JSON in place of the marker. A message without the marker is sent
- * as it is.
+ * payload and remembers the payload's JSON as UTF-8 bytes (cached per object, so the next socket
+ * reuses them), and the socket's `send` writes the message in three fragments of one WebSocket text
+ * message: the text before the marker, those bytes, and the closing brace. The bytes are written as
+ * they are, not encoded again for every socket. A message without the marker is sent as it is.
  */
 import type { WebSocket } from "ws";
 
@@ -27,9 +28,9 @@ export interface SharedPayloads {
 }
 
 export function createSharedPayloads(): SharedPayloads {
-  const serialised = new WeakMap<object, string>();
+  const serialised = new WeakMap<object, Buffer>();
   /** The JSON of the payload the replacer last marked, until the socket's `send` takes it. */
-  let pending: string | null = null;
+  let pending: Buffer | null = null;
   /** The message being serialised (JSON.stringify hands it to the replacer first, under the key ""). */
   let message: unknown = null;
   let count = 0;
@@ -44,7 +45,7 @@ export function createSharedPayloads(): SharedPayloads {
       if (key !== "payload" || this !== message || (message as { type?: unknown }).type !== "next" || typeof value !== "object" || value === null) return value;
       let json = serialised.get(value);
       if (json === undefined) {
-        json = JSON.stringify(value);
+        json = Buffer.from(JSON.stringify(value));
         serialised.set(value, json);
         count += 1;
       }
@@ -53,14 +54,18 @@ export function createSharedPayloads(): SharedPayloads {
     },
 
     attach(socket) {
-      const send = socket.send.bind(socket) as (data: unknown, ...rest: unknown[]) => void;
-      (socket as { send: (data: unknown, ...rest: unknown[]) => void }).send = (data, ...rest) => {
+      type Callback = (err?: Error) => void;
+      const send = socket.send.bind(socket) as (data: string | Buffer, options: { binary?: boolean; fin?: boolean }, cb?: Callback) => void;
+      (socket as { send: unknown }).send = (data: unknown, ...rest: unknown[]) => {
+        const cb = rest.find((r): r is Callback => typeof r === "function");
         if (pending !== null && typeof data === "string" && data.endsWith(MARKED_TAIL)) {
           const json = pending;
           pending = null;
-          return send(`${data.slice(0, data.length - MARKED_TAIL.length)}"payload":${json}}`, ...rest);
+          send(`${data.slice(0, data.length - MARKED_TAIL.length)}"payload":`, { binary: false, fin: false });
+          send(json, { binary: false, fin: false });
+          return send("}", { binary: false, fin: true }, cb);
         }
-        return send(data, ...rest);
+        return (send as (...args: unknown[]) => void)(data, ...rest);
       };
     },
 
