@@ -46,6 +46,8 @@ interface Pending {
   delivery: NodeEventDelivery;
   chunk: RunChunkEvent;
   firstSeenAt: number;
+  /** Handled in a batch of its own: its batch failed, and one chunk must not fail the others. */
+  alone?: boolean;
 }
 
 const isTransient = (err: unknown) => isTransientDbError(err) || err instanceof UnavailableError;
@@ -167,7 +169,8 @@ export function createChunkIngestion(deps: ChunkIngestionDeps): ChunkIngestion {
   function pump(): void {
     pumpScheduled = false;
     while (!stopped && inFlight < MAX_BATCHES_IN_FLIGHT && queue.length > 0) {
-      const batch = queue.splice(0, MAX_BATCH);
+      const firstAlone = queue.findIndex((p) => p.alone);
+      const batch = queue.splice(0, firstAlone === 0 ? 1 : Math.min(MAX_BATCH, firstAlone === -1 ? queue.length : firstAlone));
       inFlight += 1;
       const task = handleBatch(batch)
         .catch((err: unknown) => {
@@ -176,8 +179,13 @@ export function createChunkIngestion(deps: ChunkIngestionDeps): ChunkIngestion {
             for (const pending of batch) later({ ...pending, firstSeenAt: Date.now() });
             return;
           }
-          deps.logger.warn("a batch of chunks failed; the broker will deliver them again", { chunks: batch.length, error: toError(err).message });
-          for (const { delivery } of batch) delivery.retry(toError(err));
+          if (batch.length > 1) {
+            // Each on its own, so that the chunk at fault goes back to the broker alone.
+            for (const pending of batch) enqueue({ ...pending, alone: true });
+            return;
+          }
+          deps.logger.warn("a chunk failed; the broker will deliver it again", { messageId: batch[0]!.delivery.messageId, error: toError(err).message });
+          batch[0]!.delivery.retry(toError(err));
         })
         .finally(() => {
           inFlight -= 1;

@@ -1,4 +1,12 @@
 import { createHash } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createDirectoryStore, type ArtifactStore } from "../../src/artifacts/index.js";
+import { createChunkIngestion } from "../../src/ingestion/index.js";
+import { createLogger } from "../../src/logger.js";
+import type { NodeEventDelivery } from "../../src/messaging/broker.js";
+import { nodeBrokerUser, runChunkWire } from "../../src/messaging/contracts.js";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createEventPublisher, type EventPublisher } from "../support/amqp.js";
@@ -109,6 +117,57 @@ test("a chunk another node publishes for this node's run is dead-lettered forged
     assert.equal(await env.sql(`select id from artifact where run_id = ?`, [runId]), []);
   } finally {
     await other.close();
+  }
+});
+
+test("a chunk the store fails on goes back to the broker alone: the other file's chunk in its batch is stored", async () => {
+  const runId = await runningRun();
+  const good = Buffer.from("good bytes");
+  const bad = Buffer.from("bad bytes");
+  const sha = (data: Buffer) => createHash("sha256").update(data).digest("hex");
+  const files = [
+    { path: "good.bin", sizeBytes: good.length, sha256: sha(good), refused: null },
+    { path: "bad.bin", sizeBytes: bad.length, sha256: sha(bad), refused: null },
+  ];
+  await events.publish(state(runId, "SUCCEEDED", { exitCode: 0, outputs: { policy: "auto", files, omitted: 0 } }));
+  const artifacts = await waitUntil(async () => {
+    const rows = await env.sql<{ id: string; path: string; state: string }>(`select id, path, state from artifact where run_id = ?`, [runId]);
+    return rows.length === 2 && rows.every((r) => r.state === "APPROVED") ? rows : undefined;
+  }, 15_000, "both files APPROVED");
+  const badId = artifacts.find((a) => a.path === "bad.bin")!.id;
+  const root = await mkdtemp(join(tmpdir(), "fem-chunks-"));
+  const real = createDirectoryStore(root);
+  // A disk that fails for one file only (a full or broken volume under it, say).
+  const store: ArtifactStore = {
+    ...real,
+    putChunks: (artifactId, chunkBytes, chunks) => (artifactId === badId ? Promise.reject(new Error("EIO: no space for this one")) : real.putChunks(artifactId, chunkBytes, chunks)),
+  };
+  const ingestion = createChunkIngestion({ orm: env.orchestrator.orm, store, afterCommit: () => undefined, logger: createLogger("error"), brokerUserOf: (id) => nodeBrokerUser(env.vhost.name, id) });
+  const settled = new Map<string, string>();
+  const delivery = (path: string, data: Buffer): NodeEventDelivery => {
+    const { body, headers } = runChunkWire({ type: "run.chunk", v: 1, nodeId, runId, attempt: 1, path, fileSha256: sha(data), index: 0, chunkBytes: 262_144, sha256: sha(data), data });
+    return {
+      body,
+      headers,
+      messageId: path,
+      routingKey: `node.${nodeId}.run.chunk.bytes`,
+      userId: nodeBrokerUser(env.vhost.name, nodeId),
+      ack: () => settled.set(path, "ack"),
+      retry: () => settled.set(path, "retry"),
+      deadLetter: (_err, reason) => settled.set(path, `dead-letter ${reason}`),
+    };
+  };
+  try {
+    // Delivered together: one batch.
+    ingestion.accept(delivery("bad.bin", bad));
+    ingestion.accept(delivery("good.bin", good));
+    await waitUntil(async () => (settled.size === 2 ? true : undefined), 15_000, "both chunks settled");
+    assert.equal(Object.fromEntries(settled), { "bad.bin": "retry", "good.bin": "ack" });
+    const [stored] = await env.sql<{ state: string }>(`select state from artifact where run_id = ? and path = 'good.bin'`, [runId]);
+    assert.is(stored!.state, "AVAILABLE");
+  } finally {
+    await ingestion.stop(5_000);
+    await rm(root, { recursive: true, force: true });
   }
 });
 
