@@ -26,9 +26,10 @@ export interface StoredFile {
 }
 
 export interface ArtifactStore {
-  /** Stages chunk `index` of `artifactId` at `chunkBytes` per chunk; false when it was staged already (kept as it was). */
-  putChunk(artifactId: string, chunkBytes: number, index: number, data: Buffer): Promise<boolean>;
-  /** Stages several chunks of `artifactId` at once; returns the indices that were not staged before. */
+  /**
+   * Stages chunks of `artifactId` at `chunkBytes` per chunk; returns the indices that were not staged
+   * before (one staged already is kept as it was).
+   */
   putChunks(artifactId: string, chunkBytes: number, chunks: readonly { index: number; data: Buffer }[]): Promise<number[]>;
   /** Indices staged for `artifactId` at `chunkBytes`. */
   stagedChunks(artifactId: string, chunkBytes: number): Promise<Set<number>>;
@@ -116,10 +117,6 @@ export function createDirectoryStore(root: string): ArtifactStore {
   }
 
   return {
-    async putChunk(artifactId, chunkBytes, index, data) {
-      return (await putChunks(artifactId, chunkBytes, [{ index, data }])).length > 0;
-    },
-
     putChunks,
 
     stagedChunks,
@@ -128,6 +125,9 @@ export function createDirectoryStore(root: string): ArtifactStore {
       const dir = chunkDir(artifactId, chunkBytes);
       const hash = createHash("sha256");
       let sizeBytes = 0;
+      const markers = await stagedChunks(artifactId, chunkBytes);
+      const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !markers.has(i));
+      if (missing.length > 0) return { ok: false, problem: `chunk(s) ${missing.slice(0, 10).join(", ")} of ${count} are not staged` };
       const handle = await fs.open(path.join(dir, DATA_FILE), constants.O_RDWR);
       try {
         const { size } = await handle.stat();
@@ -140,9 +140,6 @@ export function createDirectoryStore(root: string): ArtifactStore {
           position += bytesRead;
         }
         const sha256 = hash.digest("hex");
-        const markers = await stagedChunks(artifactId, chunkBytes);
-        const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !markers.has(i));
-        if (missing.length > 0) return { ok: false, problem: `chunk(s) ${missing.slice(0, 10).join(", ")} of ${count} are not staged` };
         if (sizeBytes !== expected.sizeBytes || sha256 !== expected.sha256) {
           return { ok: false, problem: `joined chunks give ${sizeBytes} bytes with sha256 ${sha256}, not the ${expected.sizeBytes} bytes with sha256 ${expected.sha256} of the manifest` };
         }

@@ -41,6 +41,9 @@ interface ArtifactRow {
   checksum_failures: number;
 }
 
+/** The columns of an ArtifactRow, from `artifact a join run r`. */
+const ARTIFACT_COLUMNS = "a.id, a.run_id, r.attempt, a.node_id, a.path, a.size_bytes, a.sha256, a.state, a.checksum_failures";
+
 /** Chunks a file of `sizeBytes` has at `chunkBytes` each (an empty file has one, empty). */
 export function chunkCount(sizeBytes: number, chunkBytes: number): number {
   return Math.max(1, Math.ceil(sizeBytes / chunkBytes));
@@ -49,7 +52,7 @@ export function chunkCount(sizeBytes: number, chunkBytes: number): number {
 async function artifactOfChunk(em: EntityManager, chunk: RunChunkEvent, lock = false): Promise<ArtifactRow | undefined> {
   const [row] = await query<ArtifactRow>(
     em,
-    `select a.id, a.run_id, r.attempt, a.node_id, a.path, a.size_bytes, a.sha256, a.state, a.checksum_failures
+    `select ${ARTIFACT_COLUMNS}
      from artifact a join run r on r.id = a.run_id
      where a.run_id = ? and a.path = ? and r.node_id = ? and r.attempt = ?${lock ? " for update of a" : ""}`,
     [chunk.runId, chunk.path, chunk.nodeId, chunk.attempt],
@@ -63,7 +66,7 @@ async function artifactsOfChunks(em: EntityManager, chunks: readonly RunChunkEve
   for (const chunk of chunks) keys.set(chunkKey(chunk), chunk);
   const rows = await query<ArtifactRow & { key: string }>(
     em,
-    `select x.key, a.id, a.run_id, r.attempt, a.node_id, a.path, a.size_bytes, a.sha256, a.state, a.checksum_failures
+    `select x.key, ${ARTIFACT_COLUMNS}
      from jsonb_to_recordset(?::jsonb) as x(key text, run_id uuid, path text, node_id text, attempt int)
      join run r on r.id = x.run_id and r.node_id = x.node_id and r.attempt = x.attempt
      join artifact a on a.run_id = x.run_id and a.path = x.path`,
@@ -231,7 +234,7 @@ const MAX_ASK_DOUBLINGS = 6;
 export async function askForStalledTransfers(em: EntityManager, store: ArtifactStore, stallMs: number, changes: ChangeSet, limit = 100): Promise<number> {
   const rows = await query<ArtifactRow>(
     em,
-    `select a.id, a.run_id, r.attempt, a.node_id, a.path, a.size_bytes, a.sha256, a.state, a.checksum_failures
+    `select ${ARTIFACT_COLUMNS}
      from artifact a join run r on r.id = a.run_id join node n on n.id = a.node_id
      where a.state in ('APPROVED', 'TRANSFERRING') and a.sha256 is not null and a.size_bytes is not null
        and coalesce(a.last_chunk_at, a.decided_at, a.created_at) < now() - (? * power(2, least(a.transfer_asks, ?)) * interval '1 millisecond')

@@ -30,11 +30,11 @@ test("chunks staged out of order and twice join into the file once it checks; a 
   const store = createDirectoryStore(root);
   const content = Buffer.from("abcdefghij");
   assert.is(chunkCount(content.length, 4), 3);
-  assert.is(await store.putChunk(ID, 4, 2, content.subarray(8)), true);
-  assert.is(await store.putChunk(ID, 4, 0, content.subarray(0, 4)), true);
-  assert.is(await store.putChunk(ID, 4, 0, Buffer.from("XXXX")), false, "a chunk is stored once");
+  assert.equal(await store.putChunks(ID, 4, [{ index: 2, data: content.subarray(8) }]), [2]);
+  assert.equal(await store.putChunks(ID, 4, [{ index: 0, data: content.subarray(0, 4) }]), [0]);
+  assert.equal(await store.putChunks(ID, 4, [{ index: 0, data: Buffer.from("XXXX") }]), [], "a chunk is stored once");
   assert.equal([...(await store.stagedChunks(ID, 4))].sort(), [0, 2]);
-  await store.putChunk(ID, 4, 1, content.subarray(4, 8));
+  await store.putChunks(ID, 4, [{ index: 1, data: content.subarray(4, 8) }]);
   assert.equal(await store.commit(ID, 4, 3, { sizeBytes: 10, sha256: sha256(content) }), { ok: true });
   const file = (await store.open(ID))!;
   assert.is(file.sizeBytes, 10);
@@ -47,7 +47,7 @@ test("chunks staged out of order and twice join into the file once it checks; a 
 
 test("a join that fails its checksum stores nothing", async () => {
   const store = createDirectoryStore(root);
-  await store.putChunk(ID, 4, 0, Buffer.from("abcd"));
+  await store.putChunks(ID, 4, [{ index: 0, data: Buffer.from("abcd") }]);
   const result = await store.commit(ID, 4, 1, { sizeBytes: 4, sha256: "0".repeat(64) });
   assert.ok(!result.ok && /not the 4 bytes/.test(result.problem));
   assert.is(await store.open(ID), null);
@@ -58,7 +58,7 @@ test("a join that fails its checksum stores nothing", async () => {
 test("bytes a crash lost from the staging file (marked staged, never written) fail the join's checksum; a chunk never staged is named", async () => {
   const store = createDirectoryStore(root);
   const content = Buffer.from("abcdefgh");
-  await store.putChunk(ID, 4, 1, content.subarray(4));
+  await store.putChunks(ID, 4, [{ index: 1, data: content.subarray(4) }]);
   const missing = await store.commit(ID, 4, 2, { sizeBytes: 8, sha256: sha256(content) });
   assert.ok(!missing.ok && /chunk\(s\) 0 of 2 are not staged/.test(missing.problem), JSON.stringify(missing));
   // What an operating system crash can leave: the marker of chunk 0 on disk, its bytes not (a hole of zeros).

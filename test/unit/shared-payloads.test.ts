@@ -86,7 +86,7 @@ test("three subscribers of one event get it whole, serialised once; data that lo
     );
     const before = payloads.serialisedCount();
     // The marker itself, quotes, a newline and non-ASCII text as data: all must arrive as they were.
-    const first = { text: 'a "quoted" line\nwith é and \u2028', payload: { type: "next", payload: "#fem-serialised-payload#" } };
+    const first = { text: 'a "quoted" line\nwith é and \u2028', payload: { type: "next", payload: "#fem-serialised-payload:1#" } };
     const second = { text: "second", payload: null };
     pubsub.publish("events", first);
     pubsub.publish("events", second);
@@ -114,6 +114,44 @@ test("a query over the socket, and an error, are sent as graphql-ws would", asyn
     assert.ok(Array.isArray(error) && /Cannot query field "nope"/.test(String((error as { message: string }[])[0]?.message)), JSON.stringify(error));
   } finally {
     await stop();
+  }
+});
+
+test("two messages serialised before either is sent each reach their own socket with their own payload", async () => {
+  const payloads = createSharedPayloads();
+  const server = http.createServer();
+  const wss = new WebSocketServer({ server });
+  const serverSockets: WebSocket[] = [];
+  wss.on("connection", (socket) => {
+    payloads.attach(socket);
+    serverSockets.push(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const clients = [new WebSocket(url), new WebSocket(url)];
+  try {
+    const received = clients.map((c) => new Promise<string>((resolve) => c.once("message", (data) => resolve(String(data)))));
+    await withTimeout(
+      (async () => {
+        while (serverSockets.length < 2) await new Promise((r) => setTimeout(r, 10));
+      })(),
+      5_000,
+      "two sockets",
+    );
+    const alice = { id: "1", type: "next", payload: { data: { secret: "alice's" } } };
+    const bob = { id: "1", type: "next", payload: { data: { secret: "bob's" } } };
+    const forAlice = JSON.stringify(alice, payloads.replacer);
+    const forBob = JSON.stringify(bob, payloads.replacer);
+    // Sent in the other order than they were serialised.
+    serverSockets[1]!.send(forBob);
+    serverSockets[0]!.send(forAlice);
+    const [gotAlice, gotBob] = await withTimeout(Promise.all(received), 5_000, "both messages");
+    assert.equal(JSON.parse(gotAlice!), alice);
+    assert.equal(JSON.parse(gotBob!), bob);
+  } finally {
+    for (const c of clients) c.close();
+    await new Promise((resolve) => wss.close(resolve));
+    await new Promise((resolve) => server.close(resolve));
   }
 });
 
