@@ -25,7 +25,13 @@ export function ormOptions(options: OrmOptions): Options {
     // Fail fast while PostgreSQL is away (clients get UNAVAILABLE) instead of waiting a minute.
     driverOptions: {
       acquireConnectionTimeout: 5_000,
-      connection: { connectionTimeoutMillis: 5_000, idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs ?? 0 },
+      connection: {
+        connectionTimeoutMillis: 5_000,
+        idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs ?? 0,
+        // No JIT compilation: it suits long analytic queries, not ours. A dispatch select whose
+        // estimate crossed jit_above_cost spent ~75 ms compiling for a few rows (docs/performance.md).
+        options: "-c jit=off",
+      },
     },
     discovery: { disableDynamicFileAccess: true },
     allowGlobalContext: false,

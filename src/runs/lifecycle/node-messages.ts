@@ -39,20 +39,28 @@ interface DispatchRow {
  */
 export async function enqueueDispatch(em: EntityManager, runIds: string[], changes: ChangeSet): Promise<void> {
   if (runIds.length === 0) return;
+  // The ids as an array (an index condition whatever the statistics say): as a semi-join of a
+  // function scan, a table grown since its last ANALYZE was scanned whole (docs/performance.md).
+  // Upstream results start from the task's dependencies (latest attempt per task and node), never
+  // from every SUCCEEDED run.
   const rows = await query<DispatchRow>(
     em,
     `select r.id, r.attempt, r.node_id, r.workflow_id, r.task_id, tl.name as tool_name, tl.version as tool_version,
        tl.digest as tool_digest, tl.executable, tl.args, tl.env as tool_env, tl.launcher, tl.image, r.argv, r.env, r.timeout_seconds, tl.result_file, tl.outputs, t.resources, t.datasets,
        jsonb_array_length(t.inputs) > 0 as takes_inputs,
        coalesce((
-         select jsonb_agg(jsonb_build_object('taskKey', ut.key, 'nodeId', ur.node_id, 'runId', ur.id, 'result', ur.result) order by ut.key, ur.node_id)
-         from task ut join run ur on ur.task_id = ut.id
-         where ut.id in (select value::uuid from jsonb_array_elements_text(t.depends_on_ids))
-           and ur.state = 'SUCCEEDED'
-           and ur.attempt = (select max(x.attempt) from run x where x.task_id = ur.task_id and x.node_id = ur.node_id)
+         select jsonb_agg(jsonb_build_object('taskKey', u.key, 'nodeId', u.node_id, 'runId', u.id, 'result', u.result) order by u.key, u.node_id)
+         from (
+           select distinct on (ur.task_id, ur.node_id) ut.key, ur.node_id, ur.id, ur.result, ur.state
+           from jsonb_array_elements_text(t.depends_on_ids) as d(value)
+           join task ut on ut.id = d.value::uuid
+           join run ur on ur.task_id = ut.id
+           order by ur.task_id, ur.node_id, ur.attempt desc
+         ) u
+         where u.state = 'SUCCEEDED'
        ), '[]'::jsonb) as upstream
      from run r join task t on t.id = r.task_id join tool tl on tl.id = t.tool_id
-     where r.id in (select value::uuid from jsonb_array_elements_text(?::jsonb))
+     where r.id = any(array(select value::uuid from jsonb_array_elements_text(?::jsonb)))
      order by t.priority desc, r.created_at, r.id`,
     [json(runIds)],
   );
