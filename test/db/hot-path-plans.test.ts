@@ -23,6 +23,7 @@ import { storeLogBatches } from "../../src/logs/index.js";
 import { applyReportedStates, dispatchReadyRuns, nodeResources, unfinishedRunsOfNode } from "../../src/runs/index.js";
 import { createTestVhost, type TestVhost } from "../support/broker.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { inlineBindings } from "../support/explain.js";
 
 const test = suite("hot-path query plans at 1M runs");
 const RUNS = Number(process.env.TEST_PLAN_RUNS ?? 1_000_000);
@@ -58,7 +59,7 @@ test.before(async () => {
   // knex reports every statement with its bindings; they are inlined as literals to EXPLAIN it.
   orm.em.getConnection().getKnex().client.on("query", (q: { sql: string; bindings?: unknown[] }) => {
     if (!capturing || !/^\s*(select|update|delete|with|insert)/i.test(q.sql)) return;
-    statements.push({ path, sql: inline(q.sql, q.bindings ?? []) });
+    statements.push({ path, sql: inlineBindings(q.sql, q.bindings ?? []) });
   });
   await migrate(orm);
   await seed();
@@ -117,16 +118,6 @@ async function seed(): Promise<void> {
 }
 
 /** `sql` with each `$n` or `?` replaced by its binding as a literal (PostgreSQL coerces an untyped literal where it is used). */
-function inline(sql: string, bindings: unknown[]): string {
-  const literal = (v: unknown) => {
-    if (v === null || v === undefined) return "null";
-    const text = v instanceof Date ? v.toISOString() : typeof v === "object" ? JSON.stringify(v) : String(v);
-    return `'${text.replace(/'/g, "''")}'`;
-  };
-  let next = 0;
-  return sql.replace(/\$(\d+)|\?(?!\|)/g, (match, n: string | undefined) => (n ? literal(bindings[Number(n) - 1]) : literal(bindings[next++])));
-}
-
 /** Runs `work` in a transaction that is rolled back, capturing its statements under `name`. */
 async function captured(name: string, work: (em: ReturnType<Orm["em"]["fork"]>) => Promise<unknown>): Promise<void> {
   path = name;

@@ -4,17 +4,23 @@
  * 30 runs while 100,000 are stored. Before, the pass's dispatch select (runs by id, with their
  * upstream results) turned into a parallel sequential scan of every run, and its inflated cost
  * estimate made PostgreSQL JIT-compile it: ~75 ms of compiling per pass of 8 runs, which slowed a
- * watched workflow 2–3× in the fan-out bench. Every select of the pass is run with EXPLAIN ANALYZE:
- * none may read 10,000 rows of run, none may be JIT-compiled, and the dispatches carry the right
- * upstream results.
+ * watched workflow 2–3× in the fan-out bench. The dispatched runs' reports, lines and heartbeat
+ * are then ingested. Every statement of the pass and of the ingestion is run again with EXPLAIN
+ * ANALYZE (in a transaction rolled back): none may read 10,000 rows of run, none may be
+ * JIT-compiled; and the dispatches carry the right upstream results.
  */
 import "reflect-metadata";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createOrm, migrate, type Orm } from "../../src/db/orm.js";
 import { ChangeSet } from "../../src/kernel/index.js";
-import { dispatchReadyRuns } from "../../src/runs/index.js";
+import { createLogger } from "../../src/logger.js";
+import { WIRE_VERSION, type RunStateEvent } from "../../src/messaging/contracts.js";
+import { storeLogBatches } from "../../src/logs/index.js";
+import { recordHeartbeats } from "../../src/nodes/index.js";
+import { applyReportedStates, dispatchReadyRuns } from "../../src/runs/index.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { inlineBindings, planNodes, type PlanNode } from "../support/explain.js";
 
 const test = suite("scheduler pass on stale statistics");
 const STORED = 100_000;
@@ -24,7 +30,8 @@ const MAX_RUN_ROWS = 10_000;
 
 let db: TestDatabase;
 let orm: Orm;
-const statements: { sql: string; bindings: unknown[] }[] = [];
+const statements: { path: string; sql: string }[] = [];
+let path = "";
 let capturing = false;
 
 const uuid = (group: number, n: number) => `00000000-0000-0000-${group.toString(16).padStart(4, "0")}-${n.toString(16).padStart(12, "0")}`;
@@ -39,7 +46,7 @@ test.before(async () => {
   db = await createTestDatabase();
   orm = await createOrm({ databaseUrl: db.url, poolSize: 2 });
   orm.em.getConnection().getKnex().client.on("query", (q: { sql: string; bindings?: unknown[] }) => {
-    if (capturing && /^\s*(select|with)/i.test(q.sql)) statements.push({ sql: q.sql, bindings: q.bindings ?? [] });
+    if (capturing && /^\s*(select|with|update|insert|delete)/i.test(q.sql)) statements.push({ path, sql: inlineBindings(q.sql, q.bindings ?? []) });
   });
   await migrate(orm);
   const conn = orm.em.getConnection();
@@ -87,13 +94,7 @@ test("a pass dispatches with index lookups and without JIT, and carries the upst
   const [{ jit }] = await orm.em.getConnection().execute<{ jit: string }[]>(`show jit`);
   assert.is(jit, "off", "the orchestrator's connections do not JIT-compile");
 
-  capturing = true;
-  let count = 0;
-  try {
-    count = (await orm.em.fork().transactional((em) => dispatchReadyRuns(em, 500, new ChangeSet(), { wait: true }))).count;
-  } finally {
-    capturing = false;
-  }
+  const count = await capture("scheduler pass", (em) => dispatchReadyRuns(em, 500, new ChangeSet(), { wait: true }).then((d) => d.count));
   assert.is(count, NODES, "every waiting run was dispatched");
 
   const outbox = await orm.em.getConnection().execute<{ payload: { nodeId: string; upstream: { taskKey: string; nodeId: string; runId: string; result: unknown }[] } }[]>(
@@ -106,30 +107,64 @@ test("a pass dispatches with index lookups and without JIT, and carries the upst
     assert.equal(payload.upstream.map((u) => u.result), Array.from({ length: NODES }, (_, i) => ({ node: `n-${i + 1}` })));
   }
 
+  // The dispatched runs report back: n-1's run is taken, started, prints and ends; n-1 beats.
+  const at = new Date().toISOString();
+  const runId = uuid(6, 1);
+  const report = (state: "ACCEPTED" | "RUNNING" | "SUCCEEDED"): RunStateEvent => ({ type: "run.state", v: WIRE_VERSION, nodeId: "n-1", runId, attempt: 1, state, at, ...(state === "SUCCEEDED" ? { exitCode: 0 } : {}) });
+  const changes = new ChangeSet();
+  await capture("ingestion: states", (em) => applyReportedStates(em, [report("ACCEPTED"), report("RUNNING")], changes, { maxResultBytes: 65_536 }));
+  await capture("ingestion: lines", (em) =>
+    storeLogBatches(em, [{ type: "run.logs", v: WIRE_VERSION, nodeId: "n-1", runId, attempt: 1, lines: [{ seq: 1, stream: "STDOUT", at, text: "hello" }] }], changes, { maxLogBytesPerRun: 1_000_000 }),
+  );
+  await capture("ingestion: end", (em) => applyReportedStates(em, [report("SUCCEEDED")], changes, { maxResultBytes: 65_536 }));
+  const health = { cpus: 2, loadAvg1: 0, memoryTotalBytes: 1, memoryFreeBytes: 1, diskFreeBytes: null, gpus: 0, agentVersion: "x" };
+  await capture("ingestion: heartbeat", (em) =>
+    recordHeartbeats(em, [{ type: "node.heartbeat", v: WIRE_VERSION, nodeId: "n-2", at, capacity: 4, launchers: ["process"], health, activeRuns: [{ runId: uuid(6, 2), attempt: 1 }] }], changes, createLogger("silent")),
+  );
+  assert.ok(changes.runs.some((r) => r.id === runId && r.state === "SUCCEEDED"), "the run ended");
+
   const problems: string[] = [];
-  assert.ok(statements.length >= 2, "captured the pass's selects");
-  const knex = orm.em.getConnection().getKnex();
-  for (const { sql, bindings } of statements) {
-    const [row] = (await knex.raw(`explain (analyze, format json) ${sql}`, bindings as never[])).rows as { "QUERY PLAN": { Plan: PlanNode; JIT?: unknown }[] }[];
-    const plan = row["QUERY PLAN"][0];
-    if (plan.JIT) problems.push(`JIT-compiled: ${sql.slice(0, 120)}`);
-    let runRows = 0;
-    const walk = (node: PlanNode) => {
-      if (node["Relation Name"] === "run") runRows += (node["Actual Rows"] ?? 0) * (node["Actual Loops"] ?? 1) + (node["Rows Removed by Filter"] ?? 0) * (node["Actual Loops"] ?? 1);
-      for (const child of node.Plans ?? []) walk(child);
-    };
-    walk(plan.Plan);
-    if (runRows >= MAX_RUN_ROWS) problems.push(`read ${runRows} rows of run: ${sql.slice(0, 160)}`);
+  for (const where of ["scheduler pass", "ingestion: states", "ingestion: lines", "ingestion: end", "ingestion: heartbeat"]) {
+    assert.ok(statements.some((st) => st.path === where), `captured the statements of ${where}`);
   }
+  for (const { path: where, sql } of statements) {
+    const plan = await explainAnalyze(sql);
+    if (plan.JIT) problems.push(`${where}: JIT-compiled: ${sql.slice(0, 120)}`);
+    const runRows = planNodes(plan.Plan)
+      .filter((n) => n["Relation Name"] === "run")
+      .reduce((sum, n) => sum + ((n["Actual Rows"] ?? 0) + (n["Rows Removed by Filter"] ?? 0)) * (n["Actual Loops"] ?? 1), 0);
+    if (runRows >= MAX_RUN_ROWS) problems.push(`${where}: read ${runRows} rows of run: ${sql.slice(0, 160)}`);
+  }
+  console.log(`    (${statements.length} statements explained)`);
   assert.equal(problems, []);
 });
 
-interface PlanNode {
-  "Relation Name"?: string;
-  "Actual Rows"?: number;
-  "Actual Loops"?: number;
-  "Rows Removed by Filter"?: number;
-  Plans?: PlanNode[];
+/** Runs `work` in a transaction (committed), capturing its statements under `name`. */
+async function capture<T>(name: string, work: (em: ReturnType<Orm["em"]["fork"]>) => Promise<T>): Promise<T> {
+  path = name;
+  capturing = true;
+  try {
+    return await orm.em.fork().transactional(work);
+  } finally {
+    capturing = false;
+  }
+}
+
+/** The statement's plan as it runs now, in a transaction rolled back (writes included). */
+async function explainAnalyze(sql: string): Promise<{ Plan: PlanNode; JIT?: unknown }> {
+  const knex = orm.em.getConnection().getKnex();
+  const rollback = new Error("rollback");
+  let plan: { Plan: PlanNode; JIT?: unknown } | undefined;
+  await knex
+    .transaction(async (trx) => {
+      const result = (await trx.raw(`explain (analyze, format json) ${sql.replace(/\?/g, "\\?")}`)) as { rows: { "QUERY PLAN": { Plan: PlanNode; JIT?: unknown }[] }[] };
+      plan = result.rows[0]!["QUERY PLAN"][0];
+      throw rollback;
+    })
+    .catch((err: unknown) => {
+      if (err !== rollback) throw err;
+    });
+  return plan!;
 }
 
 test.run();
