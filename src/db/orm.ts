@@ -6,6 +6,11 @@ import { migrationsList } from "../../migrations/index.js";
 
 export type Orm = MikroORM;
 
+/** The driver's connection, as the pool hands it to `afterCreate`. */
+interface PgConnection {
+  query(sql: string, callback: (err: Error | null) => void): void;
+}
+
 export interface OrmOptions {
   databaseUrl: string;
   /** Connection pool size. @default 10 */
@@ -21,17 +26,20 @@ export function ormOptions(options: OrmOptions): Options {
     clientUrl: options.databaseUrl,
     entities,
     extensions: [Migrator],
-    pool: { min: 0, max: options.poolSize ?? 10 },
+    pool: {
+      min: 0,
+      max: options.poolSize ?? 10,
+      // No JIT compilation: it suits long analytic queries, not ours. A dispatch select whose
+      // estimate crossed jit_above_cost spent ~75 ms compiling for a few rows (docs/performance.md).
+      // A statement after connecting, not a startup parameter, which poolers such as PgBouncer refuse.
+      afterCreate: (connection: PgConnection, done: (err: Error | null, connection: PgConnection) => void) => {
+        connection.query("set jit = off", (err) => done(err, connection));
+      },
+    },
     // Fail fast while PostgreSQL is away (clients get UNAVAILABLE) instead of waiting a minute.
     driverOptions: {
       acquireConnectionTimeout: 5_000,
-      connection: {
-        connectionTimeoutMillis: 5_000,
-        idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs ?? 0,
-        // No JIT compilation: it suits long analytic queries, not ours. A dispatch select whose
-        // estimate crossed jit_above_cost spent ~75 ms compiling for a few rows (docs/performance.md).
-        options: "-c jit=off",
-      },
+      connection: { connectionTimeoutMillis: 5_000, idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs ?? 0 },
     },
     discovery: { disableDynamicFileAccess: true },
     allowGlobalContext: false,
