@@ -10,12 +10,15 @@ export interface AfterCommitDeps {
   wakeScheduler(): void;
   /** Sees every committed change set (metrics); must not throw. @default none */
   observe?(changes: ChangeSet): void;
+  /** Told how many runs a submission created (the tables' statistics); must not throw. @default none */
+  runsCreated?(count: number): void;
 }
 
 /** Announces what committed and wakes the loops that have new work, so nothing waits for a poll. */
 export function createAfterCommit(deps: AfterCommitDeps): AfterCommit {
   return (changes) => {
     deps.observe?.(changes);
+    if (changes.runsCreated > 0) deps.runsCreated?.(changes.runsCreated);
     deps.announce(changes);
     if (changes.outboxWritten) deps.wakeRelay();
     if (changes.schedule) deps.wakeScheduler();

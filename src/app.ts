@@ -9,6 +9,7 @@ import { connectDatabase } from "./db/connect.js";
 import { rabbitmqUnreachable, ServiceUnreachableError } from "./unreachable.js";
 import type { OrchestratorConfig } from "./config.js";
 import { createAfterCommit } from "./after-commit.js";
+import { createRunStatistics } from "./db/statistics.js";
 import { amqpUrlsOf, readAmqpTls, toError, withTimeout, type AmqpTls } from "./shared/index.js";
 import { createAuthenticator, ensureBootstrapAdminToken, hasUsableApiToken } from "./auth/index.js";
 import { AuditOutcome, recordAuditEvent } from "./audit/index.js";
@@ -183,7 +184,15 @@ export async function createOrchestrator(config: OrchestratorConfig, logger: Log
     onStop("relay", () => relay.stop());
     // The scheduler is created after the hook that wakes it; the hook reaches it through this variable.
     let scheduler: { wake(): void } | null = null;
-    const afterCommit = createAfterCommit({ announce: live.announce, wakeRelay: () => relay.wake(), wakeScheduler: () => scheduler?.wake(), observe: metrics.observeChanges });
+    const statistics = createRunStatistics(orm, logger);
+    onStop("table statistics", () => statistics.stop());
+    const afterCommit = createAfterCommit({
+      announce: live.announce,
+      wakeRelay: () => relay.wake(),
+      wakeScheduler: () => scheduler?.wake(),
+      observe: metrics.observeChanges,
+      runsCreated: statistics.runsCreated,
+    });
     const schedulerLoop = createScheduler(orm, { pollMs: config.schedulerPollMs, batchSize: config.relayBatchSize, maxBatchSize: config.relayBatchSize * 8 }, afterCommit, logger);
     scheduler = schedulerLoop;
     onStop("scheduler", () => schedulerLoop.stop());

@@ -49,6 +49,8 @@ export class ChangeSet {
   readonly outputs = new Set<string>();
   /** Runs handed to their node's queue (QUEUED stays QUEUED, so they are not among `runs`); for the dispatch-latency metric. */
   readonly dispatched: { runId: string; queuedAt: Date | null; dispatchedAt: Date }[] = [];
+  /** Runs a submission inserted (first attempts), for keeping the tables' statistics current. */
+  runsCreated = 0;
   /** Set when new outbox rows were written, so the relay should wake up. */
   outboxWritten = false;
   /** Set when runs became ready or slots freed, so the scheduler should look again. */

@@ -42,6 +42,7 @@ export async function createRuns(em: EntityManager, newRuns: NewRun[], changes: 
     [now.toISOString(), now.toISOString(), json(rows)],
   );
   changes.addRuns(snapshots);
+  changes.runsCreated += rows.length;
 }
 
 /**
