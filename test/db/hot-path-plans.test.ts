@@ -23,7 +23,7 @@ import { storeLogBatches } from "../../src/logs/index.js";
 import { applyReportedStates, dispatchReadyRuns, nodeResources, unfinishedRunsOfNode } from "../../src/runs/index.js";
 import { createTestVhost, type TestVhost } from "../support/broker.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { inlineBindings } from "../support/explain.js";
+import { inlineBindings, planNodes, type PlanNode } from "../support/explain.js";
 
 const test = suite("hot-path query plans at 1M runs");
 const RUNS = Number(process.env.TEST_PLAN_RUNS ?? 1_000_000);
@@ -117,7 +117,6 @@ async function seed(): Promise<void> {
   console.log(`    (seeded ${RUNS} runs in ${Math.round((Date.now() - started) / 1000)} s)`);
 }
 
-/** `sql` with each `$n` or `?` replaced by its binding as a literal (PostgreSQL coerces an untyped literal where it is used). */
 /** Runs `work` in a transaction that is rolled back, capturing its statements under `name`. */
 async function captured(name: string, work: (em: ReturnType<Orm["em"]["fork"]>) => Promise<unknown>): Promise<void> {
   path = name;
@@ -168,12 +167,11 @@ test("the scheduler, relay and ingestion statements never scan run, task, outbox
   const scans: string[] = [];
   for (const { path: where, sql } of statements) {
     const [row] = await orm.em.getConnection().execute<{ "QUERY PLAN": unknown }[]>(`explain (format json) ${sql}`);
-    const seqScans = new Set<string>();
-    const walk = (node: Record<string, unknown>) => {
-      if (node["Node Type"] === "Seq Scan" && BIG_TABLES.includes(String(node["Relation Name"]))) seqScans.add(String(node["Relation Name"]));
-      for (const child of (node.Plans as Record<string, unknown>[] | undefined) ?? []) walk(child);
-    };
-    walk((row["QUERY PLAN"] as { Plan: Record<string, unknown> }[])[0].Plan);
+    const seqScans = new Set(
+      planNodes((row["QUERY PLAN"] as { Plan: PlanNode }[])[0].Plan)
+        .filter((node) => node["Node Type"] === "Seq Scan" && BIG_TABLES.includes(String(node["Relation Name"])))
+        .map((node) => String(node["Relation Name"])),
+    );
     for (const table of seqScans) {
       if (KNOWN_SEQ_SCANS.has(`${where}: ${table}`)) console.log(`    (known: ${where} scans ${table} sequentially)`);
       else scans.push(`${where}: seq scan of ${table} in ${sql.slice(0, 300)}`);

@@ -1,6 +1,6 @@
 /** Statements as knex reports them, made runnable under EXPLAIN: bindings inlined as literals. */
 
-/** `sql` with its bindings (`?` or `$n`) written in as SQL literals. */
+/** `sql` with its bindings (`?` or `$n`) written in as SQL literals (PostgreSQL coerces an untyped literal where it is used). */
 export function inlineBindings(sql: string, bindings: unknown[]): string {
   const literal = (v: unknown) => {
     if (v === null || v === undefined) return "null";
