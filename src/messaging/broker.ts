@@ -29,6 +29,9 @@ export interface NodeEventDelivery {
   deadLetter(error: Error, reason?: string): void;
 }
 
+/** The header naming the instance that published a live message. */
+const LIVE_ORIGIN_HEADER = "fem-origin";
+
 /** Bytes of a body kept when the orchestrator republishes a dead letter itself. @default 65_536 */
 export const MAX_DEAD_LETTER_BODY_BYTES = 65_536;
 /** Longest wait for the broker to confirm a republished dead letter. @default 10_000 */
@@ -45,7 +48,7 @@ export interface DeadLetterDelivery {
 }
 
 export interface Broker {
-  /** Best-effort, unconfirmed publish to the live-events fanout. */
+  /** Best-effort, unconfirmed publish to the live-events fanout (other instances receive it; this one does not). */
   publishLive(payload: unknown): void;
   consumeNodeEvents(handler: (delivery: NodeEventDelivery) => void): Promise<void>;
   /** Consumes chunks of released output files (their own queue), with the same delivery shape. */
@@ -142,8 +145,10 @@ export async function createBroker(options: TopologyOptions, logger: Logger): Pr
   return {
     publishLive(payload) {
       if (stopped) return;
+      // Serialised here, with the origin in a header: the fanout hands every message back to its
+      // own instance too, which drops it unparsed (a batch of log lines is ~1 MB of JSON).
       broker
-        .publish(PUBLICATIONS.live, payload)
+        .publish(PUBLICATIONS.live, Buffer.from(JSON.stringify(payload)), { options: { headers: { [LIVE_ORIGIN_HEADER]: options.instanceId } } })
         .then((session) => session.on("error", () => undefined))
         .catch((err: unknown) => logger.warn("live event not published", { error: toError(err).message }));
     },
@@ -173,7 +178,17 @@ export async function createBroker(options: TopologyOptions, logger: Logger): Pr
     },
 
     async consumeLive(handler) {
-      await subscribe(SUBSCRIPTIONS.live, (_message, content) => handler(content));
+      await subscribe(SUBSCRIPTIONS.live, (message, content) => {
+        if (message.properties.headers?.[LIVE_ORIGIN_HEADER] === options.instanceId) return;
+        let payload: unknown;
+        try {
+          payload = JSON.parse((content as Buffer).toString("utf8"));
+        } catch (err) {
+          logger.warn("dropped a live message that is not JSON", { error: toError(err).message });
+          return;
+        }
+        handler(payload);
+      });
     },
 
     async stop() {

@@ -106,7 +106,8 @@ export function orchestratorTopology(options: TopologyOptions): Record<string, u
             queue: liveQueue,
             prefetch: 1_000,
             closeTimeout: 2_000,
-            contentType: "application/json",
+            // Raw bytes: this instance's own messages are dropped by their header, unparsed.
+            contentType: "application/octet-stream",
             options: { noAck: true },
             retry: BROKER_RETRY,
           },

@@ -2,7 +2,8 @@
  * Everything the orchestrator sends across a process boundary is what the wire contract says:
  * every outbox row a real workflow produces (dispatches with upstream results, cancels, the stops
  * of a disabled node) parses with the node-message schema and carries the contract's routing, and
- * every live message between instances parses with the live-message schema.
+ * every live message between instances parses with the live-message schema and names its origin in
+ * a header, by which an instance drops its own (unparsed) and takes the others'.
  */
 import "reflect-metadata";
 import amqp from "amqplib";
@@ -17,6 +18,8 @@ import {
   parseMessage,
   type LiveMessage,
 } from "../../src/messaging/contracts.js";
+import { createBroker } from "../../src/messaging/broker.js";
+import { createLogger } from "../../src/logger.js";
 import { createLiveEvents } from "../../src/live/live-events.js";
 import { createPubSub } from "../../src/live/pubsub.js";
 import { topics } from "../../src/live/topics.js";
@@ -29,6 +32,7 @@ const test = suite("the wire contract");
 let env: TestEnv;
 let connection: amqp.ChannelModel;
 const live: unknown[] = [];
+const liveOrigins: unknown[] = [];
 
 test.before(async () => {
   env = await createTestEnv();
@@ -38,7 +42,15 @@ test.before(async () => {
   const channel = await connection.createChannel();
   const { queue } = await channel.assertQueue("", { exclusive: true });
   await channel.bindQueue(queue, EXCHANGES.live, "");
-  await channel.consume(queue, (message) => message && live.push(JSON.parse(message.content.toString("utf8"))), { noAck: true });
+  await channel.consume(
+    queue,
+    (message) => {
+      if (!message) return;
+      live.push(JSON.parse(message.content.toString("utf8")));
+      liveOrigins.push(message.properties.headers?.["fem-origin"]);
+    },
+    { noAck: true },
+  );
 });
 
 test.after(async () => {
@@ -110,6 +122,39 @@ test("every live message between instances parses with the contract", async () =
   }
   assert.equal(problems, [], problems.join("\n"));
   for (const [key, count] of Object.entries(seen)) assert.ok(count > 0, `no live message carried ${key}`);
+  assert.equal(
+    liveOrigins,
+    live.map((content) => (content as { origin: string }).origin),
+    "each live message names its instance in its fem-origin header",
+  );
+});
+
+test("an instance takes other instances' live messages, parsed, and not its own", async () => {
+  const logger = createLogger("error");
+  const options = { amqpUrl: env.vhost.url, tls: {}, ingestPrefetch: 10 };
+  const a = await createBroker({ ...options, instanceId: "contract-a" }, logger);
+  const b = await createBroker({ ...options, instanceId: "contract-b" }, logger);
+  const channel = await connection.createChannel();
+  try {
+    const got = { a: [] as unknown[], b: [] as unknown[] };
+    // The test environment's own orchestrator publishes too: only this test's messages count.
+    const mine = (payload: unknown) => typeof (payload as { n?: unknown }).n === "number";
+    await a.consumeLive((payload) => mine(payload) && got.a.push(payload));
+    await b.consumeLive((payload) => mine(payload) && got.b.push(payload));
+    a.publishLive({ origin: "contract-a", n: 1 });
+    b.publishLive({ origin: "contract-b", n: 2 });
+    // An instance of a version without the header: its messages are still taken.
+    channel.publish(EXCHANGES.live, "", Buffer.from(JSON.stringify({ origin: "contract-old", n: 3 })), { contentType: "application/json" });
+    await waitUntil(() => (got.a.length >= 2 && got.b.length >= 2) || undefined, 5_000, "live messages on both instances");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const sorted = (list: unknown[]) => [...list].sort((x, y) => (x as { n: number }).n - (y as { n: number }).n);
+    assert.equal(sorted(got.a), [{ origin: "contract-b", n: 2 }, { origin: "contract-old", n: 3 }]);
+    assert.equal(sorted(got.b), [{ origin: "contract-a", n: 1 }, { origin: "contract-old", n: 3 }]);
+  } finally {
+    await channel.close().catch(() => undefined);
+    await a.stop();
+    await b.stop();
+  }
 });
 
 test("a live message that breaks the contract is dropped; a valid one from another instance is delivered", async () => {
