@@ -24,7 +24,7 @@ import { toError } from "../shared/index.js";
 import { dbErrorSummary, isRetryableDbError, isTransientDbError, retryOnDeadlock } from "../db/sql.js";
 import type { Logger } from "../logger.js";
 import { applyNodeDecisions, failLostOutputs, recordManifests, type ArtifactStore } from "../artifacts/index.js";
-import { storeLogBatches } from "../logs/index.js";
+import { LogCapContention, storeLogBatches } from "../logs/index.js";
 import { recordHeartbeats } from "../nodes/index.js";
 import { adoptReportedRuns, applyReportedStates, bareTerminalReport, countUnreportedRuns, forgedRunClaims, settleInputWaiters, type RunClaim } from "../runs/index.js";
 
@@ -64,8 +64,11 @@ export interface Ingestion {
   drain(timeoutMs: number): Promise<void>;
   /** Finishes what is buffered within `timeoutMs`, then stops; unhandled messages stay unacked for redelivery. */
   stop(timeoutMs: number): Promise<void>;
-  /** Messages handled so far, by outcome. */
-  stats(): { stored: number; deadLettered: number; retried: number };
+  /**
+   * Messages handled so far, by outcome; and transactions of log lines only stored beside the next
+   * one (`overlapped`) or stored again locked after a run reached its cap meanwhile (`relocked`).
+   */
+  stats(): { stored: number; deadLettered: number; retried: number; overlapped: number; relocked: number };
 }
 
 interface Parsed {
@@ -101,7 +104,7 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
   let buffer: Parsed[] = [];
   let stopped = false;
   let running: Promise<void> | null = null;
-  const counts = { stored: 0, deadLettered: 0, retried: 0 };
+  const counts = { stored: 0, deadLettered: 0, retried: 0, overlapped: 0, relocked: 0 };
 
   function deadLetter(delivery: NodeEventDelivery, problem: string, reason?: string): null {
     counts.deadLettered += 1;
@@ -150,56 +153,22 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
     let changes = new ChangeSet();
     const forged = new Map<Parsed, string>();
     const fetches: RunFetchEvent[] = [];
+    // Lines are stored without locking their runs unless one is near its cap; when another
+    // transaction brought it there meanwhile, the batch rolls back and is stored again locked.
+    let lockRuns = false;
     // Two instances ingesting at once can deadlock on the same runs: the victim runs again here
     // rather than going back to the broker, where every return counts against the delivery limit.
-    await retryOnDeadlock(() => deps.orm.em.fork().transactional(async (em) => {
-      changes = new ChangeSet();
-      forged.clear();
-      fetches.length = 0;
-      const claims = new Map(batch.map((item) => [item, claimsOf(item.event)]));
-      const forgedClaims = await forgedRunClaims(em, [...claims.values()].flat());
-      for (const [item, itemClaims] of claims) {
-        const problem = itemClaims.map((c) => forgedClaims.get(c)).find((p) => p !== undefined);
-        if (problem !== undefined) forged.set(item, problem);
+    await retryOnDeadlock(async () => {
+      try {
+        await store(lockRuns);
+      } catch (err) {
+        if (!(err instanceof LogCapContention) || lockRuns) throw err;
+        deps.logger.debug("a run reached its log cap while its lines were stored unlocked; storing them again locked", { error: err.message });
+        lockRuns = true;
+        counts.relocked += 1;
+        await store(true);
       }
-      const states: RunStateEvent[] = [];
-      const logs: RunLogsEvent[] = [];
-      const heartbeats: HeartbeatEvent[] = [];
-      const decisions: RunOutputsEvent[] = [];
-      const lost: RunOutputLostEvent[] = [];
-      for (const item of batch) {
-        if (forged.has(item)) continue;
-        const { event } = item;
-        if (event.type === "run.state") states.push(event);
-        else if (event.type === "run.logs") logs.push(event);
-        else if (event.type === "run.outputs") decisions.push(event);
-        else if (event.type === "run.fetch") fetches.push(event);
-        else if (event.type === "run.output-lost") lost.push(event);
-        else heartbeats.push(event);
-      }
-      // Lines first: a run's last lines are stored no later than its terminal state.
-      await storeLogBatches(em, logs, changes, { maxLogBytesPerRun: deps.maxLogBytesPerRun });
-      await applyReportedStates(em, states, changes, {
-        maxResultBytes: deps.maxResultBytes,
-        onIgnored: (event, current) =>
-          deps.logger.debug("stale or duplicate run state ignored", { runId: event.runId, attempt: event.attempt, reported: event.state, current }),
-      });
-      // After the states: a manifest is stored once its run has ended.
-      await recordManifests(em, states, changes);
-      // Once stored, the manifests may release (or refuse) dependents that take these runs' files.
-      await settleInputWaiters(em, states.filter((s) => s.state === "SUCCEEDED").map((s) => s.runId), changes);
-      await recordHeartbeats(em, heartbeats, changes, deps.logger);
-      const active = heartbeats.flatMap((hb) => hb.activeRuns.map((r) => ({ runId: r.runId, attempt: r.attempt, nodeId: hb.nodeId })));
-      await adoptReportedRuns(em, active, changes);
-      // After the states above: a run this batch ended is no longer counted as left out.
-      await countUnreportedRuns(em, heartbeats);
-      // Last but the dependents it settles: it appends to the audit log, whose lock is held until the commit.
-      await applyNodeDecisions(em, decisions, changes);
-      const failedRuns = deps.store ? await failLostOutputs(em, deps.store, lost) : [];
-      changes.outputsChanged(failedRuns);
-      // A file rejected on the node, or lost before it was sent, fails the dependents that take it.
-      await settleInputWaiters(em, [...decisions.map((d) => d.runId), ...failedRuns], changes);
-    }));
+    });
     for (const item of batch) {
       const problem = forged.get(item);
       if (problem === undefined) item.delivery.ack();
@@ -213,6 +182,57 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
     }
     deps.afterCommit(changes);
     if (fetches.length > 0) deps.onFetches?.(fetches);
+
+    function store(locked: boolean): Promise<void> {
+      return deps.orm.em.fork().transactional(async (em) => {
+        changes = new ChangeSet();
+        forged.clear();
+        fetches.length = 0;
+        const claims = new Map(batch.map((item) => [item, claimsOf(item.event)]));
+        const forgedClaims = await forgedRunClaims(em, [...claims.values()].flat());
+        for (const [item, itemClaims] of claims) {
+          const problem = itemClaims.map((c) => forgedClaims.get(c)).find((p) => p !== undefined);
+          if (problem !== undefined) forged.set(item, problem);
+        }
+        const states: RunStateEvent[] = [];
+        const logs: RunLogsEvent[] = [];
+        const heartbeats: HeartbeatEvent[] = [];
+        const decisions: RunOutputsEvent[] = [];
+        const lost: RunOutputLostEvent[] = [];
+        for (const item of batch) {
+          if (forged.has(item)) continue;
+          const { event } = item;
+          if (event.type === "run.state") states.push(event);
+          else if (event.type === "run.logs") logs.push(event);
+          else if (event.type === "run.outputs") decisions.push(event);
+          else if (event.type === "run.fetch") fetches.push(event);
+          else if (event.type === "run.output-lost") lost.push(event);
+          else heartbeats.push(event);
+        }
+        // Lines first: a run's last lines are stored no later than its terminal state.
+        await storeLogBatches(em, logs, changes, { maxLogBytesPerRun: deps.maxLogBytesPerRun, lockRuns: locked });
+        await applyReportedStates(em, states, changes, {
+          maxResultBytes: deps.maxResultBytes,
+          onIgnored: (event, current) =>
+            deps.logger.debug("stale or duplicate run state ignored", { runId: event.runId, attempt: event.attempt, reported: event.state, current }),
+        });
+        // After the states: a manifest is stored once its run has ended.
+        await recordManifests(em, states, changes);
+        // Once stored, the manifests may release (or refuse) dependents that take these runs' files.
+        await settleInputWaiters(em, states.filter((s) => s.state === "SUCCEEDED").map((s) => s.runId), changes);
+        await recordHeartbeats(em, heartbeats, changes, deps.logger);
+        const active = heartbeats.flatMap((hb) => hb.activeRuns.map((r) => ({ runId: r.runId, attempt: r.attempt, nodeId: hb.nodeId })));
+        await adoptReportedRuns(em, active, changes);
+        // After the states above: a run this batch ended is no longer counted as left out.
+        await countUnreportedRuns(em, heartbeats);
+        // Last but the dependents it settles: it appends to the audit log, whose lock is held until the commit.
+        await applyNodeDecisions(em, decisions, changes);
+        const failedRuns = deps.store ? await failLostOutputs(em, deps.store, lost) : [];
+        changes.outputsChanged(failedRuns);
+        // A file rejected on the node, or lost before it was sent, fails the dependents that take it.
+        await settleInputWaiters(em, [...decisions.map((d) => d.runId), ...failedRuns], changes);
+      });
+    }
   }
 
   function retry(item: Parsed, err: unknown): void {
@@ -233,48 +253,74 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
     await handle([{ delivery: item.delivery, event: bareTerminalReport(event, dbErrorSummary(err)) }]);
   }
 
+  let outageMs = 0;
+  /** A batch of log lines only, stored beside the loop of `flush` (null when none is). */
+  let side: Promise<void> | null = null;
+
+  /**
+   * Stores the batches of the buffer one after another, with one exception: a batch of log lines
+   * only may be stored while the next one is (two transactions, so that PostgreSQL inserts one
+   * batch while this process prepares and announces the other). A batch with anything else (a
+   * run's state above all) waits for it first, so a run's lines are stored before its end.
+   */
   async function flush(): Promise<void> {
-    let outageMs = 0;
     while (buffer.length > 0 && !stopped) {
-      const batch = takeBatch(buffer, limits);
-      buffer = buffer.slice(batch.length);
-      try {
-        await handle(batch);
-        outageMs = 0;
-      } catch (err) {
-        if (isTransient(err)) {
-          // PostgreSQL is away: keep the batch (unacked, so nothing is redelivered or counted
-          // against the delivery limit) and try again; the prefetch stops further deliveries.
-          buffer = [...batch, ...buffer];
-          outageMs = Math.min(5_000, outageMs * 2 || 250);
-          if (outageMs >= 1_000) deps.logger.warn("the database is unavailable; node events wait", { waitMs: outageMs, pending: buffer.length });
-          await new Promise((resolve) => setTimeout(resolve, outageMs));
-          continue;
+      const next = takeBatch(buffer, limits);
+      const linesOnly = next.every((item) => item.event.type === "run.logs");
+      if (side && !linesOnly) {
+        // Taken again afterwards: a side batch the database refused went back to the front.
+        await side;
+        continue;
+      }
+      buffer = buffer.slice(next.length);
+      if (linesOnly && side === null && buffer.length > 0) {
+        counts.overlapped += 1;
+        side = settle(next).finally(() => (side = null));
+        continue;
+      }
+      await settle(next);
+    }
+    if (side) await side;
+  }
+
+  /** Handles one batch; when the database is away, puts it back at the front of the buffer. */
+  async function settle(batch: Parsed[]): Promise<void> {
+    try {
+      await handle(batch);
+      outageMs = 0;
+    } catch (err) {
+      if (isTransient(err)) {
+        // PostgreSQL is away: keep the batch (unacked, so nothing is redelivered or counted
+        // against the delivery limit) and try again; the prefetch stops further deliveries.
+        buffer = [...batch, ...buffer];
+        outageMs = Math.min(5_000, outageMs * 2 || 250);
+        if (outageMs >= 1_000) deps.logger.warn("the database is unavailable; node events wait", { waitMs: outageMs, pending: buffer.length });
+        await new Promise((resolve) => setTimeout(resolve, outageMs));
+        return;
+      }
+      if (batch.length === 1) {
+        try {
+          await handleBare(batch[0], err);
+        } catch (bareErr) {
+          if (isTransient(bareErr)) buffer = [...batch, ...buffer];
+          else retry(batch[0], err);
         }
-        if (batch.length === 1) {
+        return;
+      }
+      for (const [i, item] of batch.entries()) {
+        try {
+          await handle([item]);
+        } catch (firstErr) {
           try {
-            await handleBare(batch[0], err);
-          } catch (bareErr) {
-            if (isTransient(bareErr)) buffer = [...batch, ...buffer];
-            else retry(batch[0], err);
-          }
-          continue;
-        }
-        for (const [i, item] of batch.entries()) {
-          try {
-            await handle([item]);
-          } catch (firstErr) {
-            try {
-              await handleBare(item, firstErr);
-              continue;
-            } catch (itemErr) {
-              if (isTransient(itemErr)) {
-                // The database went away mid-way: the rest waits with the outage handling above.
-                buffer = [...batch.slice(i), ...buffer];
-                break;
-              }
-              retry(item, itemErr);
+            await handleBare(item, firstErr);
+            continue;
+          } catch (itemErr) {
+            if (isTransient(itemErr)) {
+              // The database went away mid-way: the rest waits with the outage handling above.
+              buffer = [...batch.slice(i), ...buffer];
+              break;
             }
+            retry(item, itemErr);
           }
         }
       }

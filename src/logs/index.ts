@@ -2,5 +2,5 @@
 export { followLogs, type FollowOptions, type LogBatchPayload } from "./log-follower.js";
 export { LogLine } from "./log-line.entity.js";
 export { LogResolver, RunLogsResolver } from "./log.resolver.js";
-export { readLogs, storeLogBatches } from "./log.service.js";
+export { LogCapContention, readLogs, storeLogBatches } from "./log.service.js";
 export { LogBatch, LogLineConnection } from "./log.types.js";

@@ -24,7 +24,7 @@ export interface MetricsSources {
   brokerConnected(): boolean;
   liveSubscribers(): number;
   webSocketConnections(): number;
-  ingestion(): { stored: number; deadLettered: number; retried: number };
+  ingestion(): { stored: number; deadLettered: number; retried: number; overlapped: number; relocked: number };
   deadLetters(): { stored: number; dropped: number };
 }
 
@@ -66,7 +66,7 @@ export function createOrchestratorMetrics(orm: MikroORM, options: { poolMax: num
     brokerConnected: () => false,
     liveSubscribers: () => 0,
     webSocketConnections: () => 0,
-    ingestion: () => ({ stored: 0, deadLettered: 0, retried: 0 }),
+    ingestion: () => ({ stored: 0, deadLettered: 0, retried: 0, overlapped: 0, relocked: 0 }),
     deadLetters: () => ({ stored: 0, dropped: 0 }),
   };
 
@@ -108,6 +108,15 @@ export function createOrchestratorMetrics(orm: MikroORM, options: { poolMax: num
     const stats = sources.ingestion();
     return { stored: stats.stored, dead_lettered: stats.deadLettered, retried: stats.retried };
   });
+  kit.totals(
+    "fem_ingestion_log_transactions_total",
+    "Ingestion transactions of log lines only that ran beside the next one (overlapped), and those stored again with their runs locked because a run reached its cap meanwhile (relocked)",
+    "kind",
+    () => {
+      const stats = sources.ingestion();
+      return { overlapped: stats.overlapped, relocked: stats.relocked };
+    },
+  );
   kit.totals("fem_dead_letters_total", "Dead letters this instance took off the dead-letter queue, by outcome (stored for inspection, or dropped)", "outcome", () => sources.deadLetters());
   kit.gauge("fem_live_subscribers", "Live-event subscribers on this instance (GraphQL subscriptions and internal listeners)", () => sources.liveSubscribers());
   kit.gauge("fem_websocket_connections", "Open GraphQL WebSockets on this instance", () => sources.webSocketConnections());

@@ -67,6 +67,7 @@ test("serves valid Prometheus text with every documented family and the process 
     "fem_ingestion_lag_seconds",
     "fem_ingestion_batch_size",
     "fem_ingestion_events_total",
+    "fem_ingestion_log_transactions_total",
     "fem_log_lines_total",
     "fem_dead_letters_total",
     "fem_live_subscribers",

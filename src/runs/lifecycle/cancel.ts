@@ -27,7 +27,7 @@ export async function cancelRuns(
              select id, state as previous from run
              where id in (select value::uuid from jsonb_array_elements_text(?::jsonb))
                and state in (${fromStates("cancel")})
-             for update
+             for no key update
            )
            update run r set state = 'CANCELLED', finished_at = now(), message = ?
            from target where r.id = target.id and r.state in (${fromStates("cancel")})
