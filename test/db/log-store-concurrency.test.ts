@@ -11,12 +11,13 @@ import "reflect-metadata";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { createOrm, migrate, type Orm } from "../../src/db/orm.js";
+import type { Orm } from "../../src/db/orm.js";
 import { ChangeSet } from "../../src/kernel/index.js";
 import { WIRE_VERSION, type RunLogsEvent } from "../../src/messaging/contracts.js";
 import { LogCapContention, storeLogBatches } from "../../src/logs/index.js";
 import { cancelRuns } from "../../src/runs/index.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import type { TestDatabase } from "../support/database.js";
+import { createSeededDatabase, TOOL_ID, uuid } from "../support/seeded-database.js";
 import { waitUntil, withTimeout } from "../support/wait.js";
 
 const test = suite("log lines stored by concurrent transactions");
@@ -29,21 +30,11 @@ let nextRun = 1;
 /** Releases of the transactions a test holds open: a failing test must not leave one open. */
 const held: (() => void)[] = [];
 
-const uuid = (group: number, n: number) => `00000000-0000-0000-${group.toString(16).padStart(4, "0")}-${n.toString(16).padStart(12, "0")}`;
-const TOOL = uuid(0, 1);
 const WORKFLOW = uuid(1, 1);
 
 test.before(async () => {
-  db = await createTestDatabase();
-  orm = await createOrm({ databaseUrl: db.url, poolSize: 6 });
-  await migrate(orm);
-  const conn = orm.em.getConnection();
-  await conn.execute(`insert into tool (id, name, version, executable, args, env, outputs, created_at, resources) values ('${TOOL}', 'noop', '1', '/bin/true', '[]', '{}', '[]', now(), '{}')`);
-  await conn.execute(
-    `insert into node (id, labels, capacity, launchers, allowed_tools, credential_hash, created_at, updated_at, datasets, registered_resources, connectivity)
-     values ('${NODE}', '{}', 4, '["process"]', '[]', 'x', now(), now(), '[]', '{}', 'ONLINE')`,
-  );
-  await conn.execute(`insert into workflow (id, content_hash, submitted_at, state) values ('${WORKFLOW}', 'x', now(), 'RUNNING')`);
+  ({ db, orm } = await createSeededDatabase({ nodes: 1, poolSize: 6 }));
+  await orm.em.getConnection().execute(`insert into workflow (id, content_hash, submitted_at, state) values ('${WORKFLOW}', 'x', now(), 'RUNNING')`);
 });
 
 test.after.each(() => {
@@ -63,7 +54,7 @@ async function newRun(): Promise<string> {
   const conn = orm.em.getConnection();
   await conn.execute(
     `insert into task (id, workflow_id, key, tool_id, params, node_params, node_ids, depends_on_ids, created_at, retry, datasets, resources, inputs, state)
-     values ('${task}', '${WORKFLOW}', 't${n}', '${TOOL}', '{}', '{}', '["${NODE}"]', '[]', now(), '{"maxAttempts":1,"backoffSeconds":1,"retryOn":[]}', '[]', '{}', '[]', 'RUNNING')`,
+     values ('${task}', '${WORKFLOW}', 't${n}', '${TOOL_ID}', '{}', '{}', '["${NODE}"]', '[]', now(), '{"maxAttempts":1,"backoffSeconds":1,"retryOn":[]}', '[]', '{}', '[]', 'RUNNING')`,
   );
   await conn.execute(
     `insert into run (id, task_id, workflow_id, node_id, attempt, argv, env, created_at, state, queued_at, dispatched_at, started_at)

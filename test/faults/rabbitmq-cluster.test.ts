@@ -146,10 +146,12 @@ test("a broker node leading quorum queues stops mid-run and comes back: every ru
       }, 150_000, "the workflows to finish", 500),
     ),
   ).catch(async (err: unknown) => {
-    // Seen once in CI (2026-12-02), not reproduced alone: say where the runs stand and what each process warned of.
+    // Seen twice in CI (2026-12-02), not reproduced alone: say where the runs, tasks and workflows stand and what each process warned of.
+    // Every run had SUCCEEDED: a task or workflow refreshed by two instances at once was left RUNNING (fixed; test/db/progress-race.test.ts).
     const states = await services!.sql(`select node_id, state, dispatched_at is not null as dispatched, count(*) n from run group by 1, 2, 3 order by 1, 2`);
     const outbox = await services!.sql(`select count(*) filter (where sent_at is null) unsent, count(*) total from outbox`);
-    console.log(`    runs by node and state: ${JSON.stringify(states)}; outbox: ${JSON.stringify(outbox)}`);
+    const progress = await services!.sql(`select w.id, w.state, (select json_object_agg(s.state, s.n) from (select state, count(*) n from task t where t.workflow_id = w.id group by 1) s) as tasks from workflow w`);
+    console.log(`    runs by node and state: ${JSON.stringify(states)}; outbox: ${JSON.stringify(outbox)}; workflows and their tasks by state: ${JSON.stringify(progress)}`);
     for (const [i, o] of [...orchestrators, ...agents].entries()) console.log(`    --- process ${i}\n${warningsOf(o)}`);
     throw err;
   });

@@ -59,14 +59,25 @@ export async function refreshTasks(em: EntityManager, taskIds: Iterable<string>,
   const workflowIds = new Set<string>();
   // Each round settles one layer of the graph; a skip can cascade through many layers.
   while (pending.length > 0) {
+    // The tasks and their workflows are locked (in task id order) before their runs' and tasks'
+    // states are read, by a later statement: a transaction that ended another run of these tasks,
+    // or another task of these workflows, held the locks and has committed by then. Read in the
+    // locking statement, its changes would be missed (that statement's snapshot predates them), and
+    // two instances ending a task's last two runs at once each left it RUNNING.
+    await query(
+      em,
+      `select t.id from task t join workflow w on w.id = t.workflow_id
+       where t.id in (select value::uuid from jsonb_array_elements_text(?::jsonb))
+       order by t.id for no key update of t, w`,
+      [json(pending)],
+    );
     const rows = await query<TaskRow>(
       em,
       `select t.id, t.workflow_id, t.state, t.min_succeeded, t.depends_on_ids,
          (select array_agg(lr.state) from (
             select distinct on (r.node_id) r.state from run r where r.task_id = t.id order by r.node_id, r.attempt desc
           ) lr) as states
-       from task t where t.id in (select value::uuid from jsonb_array_elements_text(?::jsonb))
-       for update of t`,
+       from task t where t.id in (select value::uuid from jsonb_array_elements_text(?::jsonb))`,
       [json(pending)],
     );
     const updates: { id: string; state: RunState }[] = [];
@@ -151,6 +162,7 @@ export async function releaseOrRefuse(em: EntityManager, taskIds: string[], mani
   return [...ready, ...refused.map((r) => r.id)];
 }
 
+/** Recomputes workflows that `refreshTasks` locked (so their tasks' states are read after any concurrent change committed). */
 async function refreshWorkflows(em: EntityManager, workflowIds: Set<string>, changes: ChangeSet): Promise<void> {
   if (workflowIds.size === 0) return;
   const rows = await query<{ id: string; state: RunState; states: RunState[] }>(
