@@ -149,7 +149,8 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
     return [{ runId: event.runId, attempt: event.attempt, nodeId: event.nodeId }];
   }
 
-  async function handle(batch: Parsed[]): Promise<void> {
+  /** Stores a batch in one transaction; `earlier` is the transaction of a batch taken before it, still in flight. */
+  async function handle(batch: Parsed[], earlier: Promise<void> | null = null): Promise<void> {
     let changes = new ChangeSet();
     const forged = new Map<Parsed, string>();
     const fetches: RunFetchEvent[] = [];
@@ -210,7 +211,13 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
           else heartbeats.push(event);
         }
         // Lines first: a run's last lines are stored no later than its terminal state.
-        await storeLogBatches(em, logs, changes, { maxLogBytesPerRun: deps.maxLogBytesPerRun, lockRuns: locked });
+        await storeLogBatches(em, logs, changes, {
+          maxLogBytesPerRun: deps.maxLogBytesPerRun,
+          lockRuns: locked,
+          // The other batch in flight holds at most this many bytes of text.
+          unlockedMarginBytes: limits.maxBytes,
+          beforeLocking: earlier ? () => earlier : undefined,
+        });
         await applyReportedStates(em, states, changes, {
           maxResultBytes: deps.maxResultBytes,
           onIgnored: (event, current) =>
@@ -278,15 +285,15 @@ export function createIngestion(deps: IngestionDeps): Ingestion {
         side = settle(next).finally(() => (side = null));
         continue;
       }
-      await settle(next);
+      await settle(next, side);
     }
     if (side) await side;
   }
 
-  /** Handles one batch; when the database is away, puts it back at the front of the buffer. */
-  async function settle(batch: Parsed[]): Promise<void> {
+  /** Handles one batch (after `earlier`'s locks, near a cap); when the database is away, puts it back at the front of the buffer. */
+  async function settle(batch: Parsed[], earlier: Promise<void> | null = null): Promise<void> {
     try {
-      await handle(batch);
+      await handle(batch, earlier);
       outageMs = 0;
     } catch (err) {
       if (isTransient(err)) {

@@ -18,6 +18,18 @@ export interface LogStoreOptions {
    * the cap then throws `LogCapContention`, and the caller stores the batch again locked.
    */
   lockRuns?: boolean;
+  /**
+   * Bytes that other transactions of this instance may add to a run meanwhile (the other batch in
+   * flight): a run is stored unlocked only when its lines fit under the cap with that much to spare,
+   * so two batches of one run never refuse each other's count. @default 0
+   */
+  unlockedMarginBytes?: number;
+  /**
+   * Awaited before the runs are locked: the transaction of an earlier batch in flight, so that near
+   * the cap a run's batches are planned in the order they came (a later one planned first would
+   * leave the earlier one's lines past the truncation notice). Nothing is locked while it waits.
+   */
+  beforeLocking?: () => Promise<void>;
 }
 
 /**
@@ -40,10 +52,10 @@ interface Owner {
   log_dropped_bytes: number;
 }
 
-/** Whether lines can be stored without the run's lock: none truncated yet, and all of them fit. */
-function farFromCap(o: Owner, lines: Iterable<LogLineWire>, maxBytes: number): boolean {
+/** Whether lines can be stored without the run's lock: none truncated yet, and all of them fit with `marginBytes` to spare. */
+function farFromCap(o: Owner, lines: Iterable<LogLineWire>, maxBytes: number, marginBytes: number): boolean {
   if (o.log_truncated_seq !== null) return false;
-  let bytes = Number(o.log_bytes);
+  let bytes = Number(o.log_bytes) + marginBytes;
   for (const line of lines) bytes += Buffer.byteLength(line.text);
   return bytes <= maxBytes;
 }
@@ -74,6 +86,7 @@ export async function storeLogBatches(em: EntityManager, events: RunLogsEvent[],
   // Which (run, node, attempt) the lines claim to belong to, checked once per run, not per line.
   const claims = [...new Map(events.map((e) => [`${e.runId}/${e.nodeId}/${e.attempt}`, { id: e.runId, node_id: e.nodeId, attempt: e.attempt }])).values()];
   let locked = options.lockRuns ?? false;
+  if (locked) await options.beforeLocking?.();
   let owners = await selectOwners(em, claims, locked);
   const owner = new Map(owners.map((o) => [o.id, o]));
   const linesOf = new Map<string, Map<number, LogLineWire>>();
@@ -83,8 +96,10 @@ export async function storeLogBatches(em: EntityManager, events: RunLogsEvent[],
     for (const line of event.lines) lines.set(line.seq, line);
     linesOf.set(event.runId, lines);
   }
-  if (!locked && [...linesOf].some(([runId, lines]) => !farFromCap(owner.get(runId)!, lines.values(), options.maxLogBytesPerRun))) {
+  const marginBytes = options.unlockedMarginBytes ?? 0;
+  if (!locked && [...linesOf].some(([runId, lines]) => !farFromCap(owner.get(runId)!, lines.values(), options.maxLogBytesPerRun, marginBytes))) {
     locked = true;
+    await options.beforeLocking?.();
     owners = await selectOwners(em, claims, true);
     for (const o of owners) owner.set(o.id, o);
   }

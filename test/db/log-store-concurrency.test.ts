@@ -5,7 +5,7 @@
  * the first transaction brought to its cap meanwhile refuses the second's count, which rolls back
  * and is stored again with the run locked, truncated as the cap says. Counting locks runs in id
  * order (no deadlock whatever order batches name them in), and a cancel does not wait for lines
- * being inserted.
+ * being inserted. Within the margin that the other batch in flight may add, a run is locked first.
  */
 import "reflect-metadata";
 import { suite } from "uvu";
@@ -129,6 +129,21 @@ test("a second transaction inserts a run's lines while the first holds them, and
   assert.is(row.lines, 6);
   assert.is(Number(row.log_bytes), 600);
   assert.is(row.bytes, 600);
+});
+
+test("within the margin another batch in flight may add, a run is locked before its lines are planned", async () => {
+  const runId = await newRun();
+  const first = heldTransaction((em) => store(em, [lines(runId, 1, 3)]));
+  await withTimeout(first.hasStored, 10_000, "the first transaction to store its lines");
+  // The second sees none of the first's 300 bytes (uncommitted): its own 300 fit under the
+  // 1,000-byte cap, but not with 800 to spare for another batch in flight.
+  const second = orm.em.fork().transactional((em) => storeLogBatches(em, [lines(runId, 4, 6)], new ChangeSet(), { maxLogBytesPerRun: MAX_LOG_BYTES, unlockedMarginBytes: 800 }));
+  const waiting = await waitUntil(waitingStatement, 10_000, "the second transaction to wait for a lock");
+  assert.ok(waiting.startsWith("select r.id, r.task_id"), `the second transaction waits to lock the run before planning, not in: ${waiting.slice(0, 120)}`);
+  first.release();
+  await first.done;
+  assert.is(await withTimeout(second, 10_000, "the second transaction"), 3);
+  assert.equal(await counters(runId), { log_line_count: 6, log_bytes: 600, log_truncated_seq: null, lines: 6, bytes: 600 });
 });
 
 test("a run brought to its cap meanwhile refuses the unlocked count; stored again locked, the log is truncated", async () => {
