@@ -116,7 +116,7 @@ export async function storeLogBatches(em: EntityManager, events: RunLogsEvent[],
   // the UTF-8 byte length: the database is UTF8, as Buffer.byteLength counts). The rows travel as
   // `json`, not `jsonb`: read once, the text needs no binary tree built first (10,000 lines:
   // ~150 ms against ~200 ms).
-  const inserted = locked ? await insertCounted(em, rows) : await insertThenCount(em, rows, options.maxLogBytesPerRun);
+  const inserted = await insertAndCount(em, rows, locked ? null : options.maxLogBytesPerRun);
   await recordTruncations(em, truncations);
   if (inserted.length === 0) return 0;
   const perRun = new Map<string, LogChange["lines"]>();
@@ -145,39 +145,14 @@ export async function storeLogBatches(em: EntityManager, events: RunLogsEvent[],
 
 type RowOfRun = LogRow & { run_id: string };
 
-/** Inserts the rows of runs this transaction locked, counting the new ones in the same statements. */
-async function insertCounted(em: EntityManager, rows: RowOfRun[]): Promise<{ run_id: string; seq: number }[]> {
-  const inserted: { run_id: string; seq: number }[] = [];
-  for (let from = 0; from < rows.length; from += INSERT_CHUNK_ROWS) {
-    inserted.push(
-      ...(await queryBound<{ run_id: string; seq: number }>(
-        em,
-        `with ins as (
-           insert into log_line (run_id, seq, stream, at, text)
-           select * from json_to_recordset(?::json) as x(run_id uuid, seq int, stream text, at timestamptz, text text)
-           on conflict do nothing
-           returning run_id, seq, octet_length(text) as bytes
-         ), counted as (
-           update run r set log_line_count = r.log_line_count + c.count, log_bytes = r.log_bytes + c.bytes
-           from (select run_id, count(*)::int as count, sum(bytes)::float8 as bytes from ins group by run_id) c
-           where r.id = c.run_id
-           returning r.id
-         )
-         select run_id, seq from ins`,
-        [json(rows.slice(from, from + INSERT_CHUNK_ROWS))],
-      )),
-    );
-  }
-  return inserted;
-}
-
 /**
- * Inserts the rows of runs read unlocked (another transaction may be inserting lines of the same
- * runs meanwhile), then counts the new ones: the runs are locked in id order (so two such
- * transactions never deadlock) and each count checks the cap again on the run's latest row.
- * Throws `LogCapContention` when a run would cross its cap: the caller rolls back and stores locked.
+ * Inserts the rows, then counts the new ones on their runs in one statement, which locks the runs in
+ * id order (two transactions storing lines of the same runs never deadlock). Unlocked (`capBytes`
+ * given, the runs read without their lock while another transaction may be storing lines of them),
+ * each count checks the cap again on the run's latest row, and a run that would cross it throws
+ * `LogCapContention`: the caller rolls back and stores locked.
  */
-async function insertThenCount(em: EntityManager, rows: RowOfRun[], maxBytes: number): Promise<{ run_id: string; seq: number }[]> {
+async function insertAndCount(em: EntityManager, rows: RowOfRun[], capBytes: number | null): Promise<{ run_id: string; seq: number }[]> {
   const inserted: { run_id: string; seq: number }[] = [];
   const counts = new Map<string, { run_id: string; count: number; bytes: number }>();
   for (let from = 0; from < rows.length; from += INSERT_CHUNK_ROWS) {
@@ -207,9 +182,9 @@ async function insertThenCount(em: EntityManager, rows: RowOfRun[], maxBytes: nu
      )
      update run r set log_line_count = r.log_line_count + c.count, log_bytes = r.log_bytes + c.bytes
      from c
-     where r.id = c.run_id and r.id in (select id from locked) and r.log_truncated_seq is null and r.log_bytes + c.bytes <= ?
+     where r.id = c.run_id and r.id in (select id from locked)${capBytes === null ? "" : " and r.log_truncated_seq is null and r.log_bytes + c.bytes <= ?"}
      returning r.id`,
-    [json([...counts.values()]), maxBytes],
+    capBytes === null ? [json([...counts.values()])] : [json([...counts.values()]), capBytes],
   );
   if (counted.length < counts.size) {
     const done = new Set(counted.map((c) => c.id));
